@@ -1,0 +1,89 @@
+//! The `mailslot` command: listen, send, status, serve, decode and demo.
+//!
+//! Exit codes: 0 success, 1 error (one line on stderr naming the mailslot and the cause),
+//! 2 usage, 3 timeout.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod decode;
+
+/// Options shared by every subcommand (DESIGN.md §4); each also reads an environment variable.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Global {
+    /// Runtime directory holding this host's mailslots.
+    #[arg(long, env = "MAILSLOT_DIR", global = true)]
+    pub dir: Option<std::path::PathBuf>,
+    /// Use the global (multi-user) scope instead of the user's own directory.
+    #[arg(long, global = true)]
+    pub global: bool,
+    /// UDP port of the NetBIOS datagram service.
+    #[arg(long, env = "MAILSLOT_PORT", default_value_t = 138, global = true)]
+    pub port: u16,
+    /// Local address to bind the network role's socket to.
+    #[arg(long, global = true)]
+    pub bind: Option<std::net::Ipv4Addr>,
+    /// Broadcast address for group targets (repeatable; default: every interface's).
+    #[arg(long = "broadcast", global = true)]
+    pub broadcast: Vec<std::net::Ipv4Addr>,
+    /// Our NetBIOS name (default: the host name, upper case, at most 15 characters).
+    #[arg(long, env = "MAILSLOT_NETBIOS_NAME", global = true)]
+    pub netbios_name: Option<String>,
+    /// Our workgroup.
+    #[arg(long, env = "MAILSLOT_WORKGROUP", default_value = "WORKGROUP", global = true)]
+    pub workgroup: String,
+    /// Local mailslots only: never take the network role.
+    #[arg(long, env = "MAILSLOT_NO_NETWORK", global = true)]
+    pub no_network: bool,
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "mailslot", version, about = "Shared mailslots for Linux, Windows-compatible on the LAN")]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Decode one NetBIOS datagram (hex, raw file, stdin) or every datagram of a pcap file.
+    Decode(decode::Args),
+}
+
+/// What a subcommand asks `main` to exit with, beyond plain success.
+#[derive(Debug)]
+pub enum Outcome {
+    Success,
+    Timeout,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Decode(args) => decode::run(&cli.global, args),
+    };
+    match result {
+        Ok(Outcome::Success) => ExitCode::SUCCESS,
+        Ok(Outcome::Timeout) => ExitCode::from(3),
+        Err(err) => {
+            if is_broken_pipe(&err) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("mailslot: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// A closed stdout (`mailslot listen | head`) is a normal way to stop, not an error.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

@@ -1,0 +1,1 @@
+//! Local, shared and LAN mailslots for Linux (placeholder).
