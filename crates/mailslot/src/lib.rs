@@ -1,1 +1,61 @@
-//! Local, shared and LAN mailslots for Linux (placeholder).
+//! Shared mailslots for Linux, compatible with Windows and Samba on the LAN.
+//!
+//! A mailslot is a named, one-way, message-oriented mailbox on a host: any process writes
+//! whole messages to it, and its server reads them whole, in order. This crate gives Linux
+//! the Windows semantics (names, sizes, timeouts, info, errors) and lifts Windows' limit of
+//! one reader per name: with sharing on, several processes open one name and every instance
+//! receives every message in the same order (or exactly one instance does, in `one` mode).
+//!
+//! ```
+//! # let dir = std::env::temp_dir().join(format!("mailslot-doc-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir).unwrap();
+//! # std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+//! use mailslot::{Scope, Server, Timeout, Writer};
+//!
+//! let scope = Scope::Dir(dir.clone());
+//! let mut a = Server::builder("chat").shared(true).scope(scope.clone()).open()?;
+//! let mut b = Server::builder("chat").shared(true).scope(scope.clone()).open()?;
+//! let mut writer = Writer::open_in(&scope, "chat")?;
+//! writer.write(b"hello")?;
+//! writer.write(b"")?; // zero-length messages are messages
+//! assert_eq!(a.recv()?.data, b"hello");
+//! assert_eq!(b.recv()?.data, b"hello");
+//! assert_eq!(a.recv()?.data, b"");
+//! a.set_read_timeout(Timeout::Immediate);
+//! assert_eq!(a.recv().unwrap_err().kind(), mailslot::ErrorKind::TimedOut);
+//! # drop((a, b)); std::fs::remove_dir_all(&dir).unwrap();
+//! # Ok::<(), mailslot::Error>(())
+//! ```
+//!
+//! How it works: each name has one shared-memory log that writers append to (under a robust
+//! mutex) and every instance reads with its own cursor; writers wake only sleeping readers;
+//! liveness is a lock the kernel releases when a process dies, so a `kill -9` leaves nothing
+//! behind. What it does not do: persist messages, or deliver across hosts by itself (the
+//! `net` module's network role does that, over the Windows wire format).
+
+mod callback;
+mod error;
+mod name;
+pub mod net;
+mod registry;
+mod scope;
+mod segment;
+mod server;
+mod sys;
+mod writer;
+
+#[cfg(feature = "tokio")]
+mod async_server;
+
+#[cfg(feature = "tokio")]
+pub use async_server::AsyncServer;
+pub use callback::Callback;
+pub use error::{Error, ErrorKind, Result};
+pub use name::{MailslotName, Target, MAX_NAME_LEN};
+pub use registry::{list, status_of, InstanceStatus, MailslotStatus};
+pub use scope::Scope;
+pub use server::{
+    Delivery, Info, Message, Overflow, Received, Server, ServerBuilder, Source, Timeout,
+    DEFAULT_CAPACITY, MAX_MESSAGE_SIZE,
+};
+pub use writer::{write, Writer};

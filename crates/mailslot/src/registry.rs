@@ -1,0 +1,478 @@
+//! The registry of names and instances: opening and closing servers, finding a name for a
+//! writer, listing for `mailslot status`, and cleaning up after dead processes.
+//!
+//! The registry is the runtime directory itself: one segment file per live name, and inside
+//! it a slot per instance whose liveness is a kernel-released lock. Cleanup is idempotent and
+//! happens whenever someone opens, writes to or lists a name whose holders are gone.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::fd::AsFd;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, ErrorKind};
+use crate::name::MailslotName;
+use crate::segment::{Segment, SegmentOptions, MAX_INSTANCES, SLOT_ACTIVE, SLOT_FREE};
+use crate::sys;
+
+/// How long opening or closing waits for another process's open or close of the same name.
+/// Those hold the name lock for microseconds; only a stopped or hung process holds it longer.
+const NAME_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A server's place in a name: its segment (whose descriptor holds the slot's lock) and slot.
+#[derive(Debug)]
+pub(crate) struct Membership {
+    pub segment: Segment,
+    pub slot: usize,
+    pub id: u64,
+}
+
+/// Who creates a name, with which permissions.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Creation {
+    pub options: SegmentOptions,
+    pub mode: u32,
+    pub group: Option<u32>,
+}
+
+fn open_file(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
+fn describe(name: &MailslotName) -> String {
+    format!("mailslot \"{name}\"")
+}
+
+fn io_err(name: &MailslotName, what: &str, err: io::Error) -> Error {
+    let mut error = Error::io(format!("{}: {what}", describe(name)), err);
+    if error.kind() == ErrorKind::PermissionDenied {
+        error = Error::new(
+            ErrorKind::PermissionDenied,
+            format!(
+                "{}: {what}: permission denied (another user's name, or a scope you may not use)",
+                describe(name)
+            ),
+        );
+    }
+    error
+}
+
+/// Opens the name's file and takes its name lock (byte 0), making sure the locked file is
+/// still the one the path names (a closing process may have just unlinked it).
+fn lock_name(path: &Path, name: &MailslotName) -> Result<Option<File>, Error> {
+    let deadline = Instant::now() + NAME_LOCK_TIMEOUT;
+    let mut pause = Duration::from_micros(20);
+    loop {
+        let file = match open_file(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(name, "cannot open", e)),
+        };
+        let locked = sys::ofd_try_lock(file.as_fd(), 0, 1)
+            .map_err(|e| io_err(name, "cannot lock", e))?;
+        if locked {
+            let same = match (file.metadata(), fs::symlink_metadata(path)) {
+                (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+                _ => false,
+            };
+            if same {
+                return Ok(Some(file));
+            }
+            continue;
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::new(
+                ErrorKind::TimedOut,
+                format!(
+                    "{}: another process has been opening or closing it for 5 s (stopped?)",
+                    describe(name)
+                ),
+            ));
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(5));
+    }
+}
+
+/// Opens a server instance of `name`, creating the name or joining it as a shared instance.
+pub(crate) fn open_server(
+    dir: &Path,
+    name: &MailslotName,
+    creation: Creation,
+) -> Result<Membership, Error> {
+    let path = dir.join(name.file_name());
+    loop {
+        let Some(lock) = lock_name(&path, name)? else {
+            match create_name(dir, &path, name, creation, None)? {
+                Some(membership) => return Ok(membership),
+                None => continue, // someone else created it meanwhile: join theirs
+            }
+        };
+        let existing = match Segment::map_existing(lock.try_clone().map_err(|e| {
+            io_err(name, "cannot duplicate a descriptor", e)
+        })?) {
+            Ok(Some(segment)) => Some(segment),
+            Ok(None) | Err(_) => None,
+        };
+        let live = match &existing {
+            Some(segment) => live_slots(segment, &lock)?,
+            None => Vec::new(),
+        };
+        let Some(segment) = existing.filter(|_| !live.is_empty()) else {
+            // Unpublished, damaged, or every instance dead: replace it with a fresh name.
+            match create_name(dir, &path, name, creation, Some(&lock))? {
+                Some(membership) => return Ok(membership),
+                None => continue,
+            }
+        };
+        return join(segment, lock, name, creation, &live);
+    }
+}
+
+/// Slots whose owners are alive; frees the dead ones (the caller holds the name lock).
+fn live_slots(segment: &Segment, probe: &File) -> Result<Vec<usize>, Error> {
+    let mut live = Vec::new();
+    for slot in 0..segment.high_water() {
+        if segment.slot_state(slot) != SLOT_ACTIVE {
+            continue;
+        }
+        if segment.slot_alive(probe, slot)? {
+            live.push(slot);
+        } else {
+            segment.free_slot(slot);
+        }
+    }
+    Ok(live)
+}
+
+fn join(
+    segment: Segment,
+    lock: File,
+    name: &MailslotName,
+    creation: Creation,
+    live: &[usize],
+) -> Result<Membership, Error> {
+    let existing = segment.options();
+    let (pid, _) = segment.slot_pid_uid(live[0]);
+    if !creation.options.shared || !existing.shared {
+        return Err(Error::new(
+            ErrorKind::AlreadyExists,
+            format!(
+                "{}: already open by pid {pid}{}",
+                describe(name),
+                if existing.shared {
+                    " as a shared name (open it shared to join)"
+                } else {
+                    " (not shared)"
+                }
+            ),
+        ));
+    }
+    if existing.deliver_one != creation.options.deliver_one {
+        let mode = |one| if one { "one" } else { "all" };
+        return Err(Error::new(
+            ErrorKind::AlreadyExists,
+            format!(
+                "{}: already open shared with delivery '{}', not '{}'",
+                describe(name),
+                mode(existing.deliver_one),
+                mode(creation.options.deliver_one)
+            ),
+        ));
+    }
+    for slot in 0..MAX_INSTANCES {
+        if segment.slot_state(slot) != SLOT_FREE {
+            continue;
+        }
+        // Our descriptor (which holds the name lock) takes the slot's lock; it stays open
+        // for the instance's lifetime.
+        if !sys::ofd_try_lock(lock.as_fd(), 1 + slot as u64, 1)
+            .map_err(|e| io_err(name, "cannot lock an instance slot", e))?
+        {
+            continue; // an owner we freed above is somehow still around: leave it alone
+        }
+        let id = sys::random_u64();
+        segment.activate_slot(slot, id, std::process::id(), sys::current_uid());
+        let _ = sys::ofd_unlock(lock.as_fd(), 0, 1);
+        drop(lock); // the segment holds its own duplicate of the descriptor
+        return Ok(Membership { segment, slot, id });
+    }
+    Err(Error::new(
+        ErrorKind::QueueFull,
+        format!(
+            "{}: already has {MAX_INSTANCES} instances, the maximum",
+            describe(name)
+        ),
+    ))
+}
+
+/// Creates and publishes a new segment for `name`. With `replacing` (the locked old file),
+/// atomically replaces a dead name; otherwise links only if the name is still absent
+/// (`None` means someone else won the race).
+fn create_name(
+    dir: &Path,
+    path: &Path,
+    name: &MailslotName,
+    creation: Creation,
+    replacing: Option<&File>,
+) -> Result<Option<Membership>, Error> {
+    let tmp = dir.join(format!(".{}.{:016x}.tmp", name.file_name(), sys::random_u64()));
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(creation.mode)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)
+        .map_err(|e| io_err(name, "cannot create", e))?;
+    let cleanup = |e: Error| {
+        let _ = fs::remove_file(&tmp);
+        e
+    };
+    if let Some(gid) = creation.group {
+        std::os::unix::fs::fchown(&file, None, Some(gid))
+            .map_err(|e| cleanup(io_err(name, "cannot set the group", e)))?;
+    }
+    // Exact mode regardless of the umask.
+    file.set_permissions(fs::Permissions::from_mode(creation.mode))
+        .map_err(|e| cleanup(io_err(name, "cannot set the mode", e)))?;
+    for range in [(0, 1), (1, 1)] {
+        sys::ofd_try_lock(file.as_fd(), range.0, range.1)
+            .map_err(|e| cleanup(io_err(name, "cannot lock", e)))?;
+    }
+    let segment =
+        Segment::create(file, creation.options, name.as_str()).map_err(cleanup)?;
+    let id = sys::random_u64();
+    segment.activate_slot(0, id, std::process::id(), sys::current_uid());
+    let published = match replacing {
+        Some(old) => {
+            let result = fs::rename(&tmp, path);
+            if result.is_ok() {
+                if let Ok(Some(old)) = old.try_clone().map(Segment::map_existing).map(|r| r.ok().flatten()) {
+                    old.mark_closed();
+                }
+            }
+            result
+        }
+        None => {
+            let result = fs::hard_link(&tmp, path);
+            let _ = fs::remove_file(&tmp);
+            match result {
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(None),
+                other => other,
+            }
+        }
+    };
+    published.map_err(|e| cleanup(io_err(name, "cannot publish", e)))?;
+    let _ = sys::ofd_unlock(segment.file.as_fd(), 0, 1);
+    Ok(Some(Membership {
+        segment,
+        slot: 0,
+        id,
+    }))
+}
+
+/// Closes a server instance: frees its slot and, if it was the last, deletes the name.
+pub(crate) fn close_server(dir: &Path, name: &MailslotName, membership: &Membership) {
+    let segment = &membership.segment;
+    let fd = segment.file.as_fd();
+    let deadline = Instant::now() + NAME_LOCK_TIMEOUT;
+    let mut locked = false;
+    while !locked && Instant::now() < deadline {
+        locked = sys::ofd_try_lock(fd, 0, 1).unwrap_or(false);
+        if !locked {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+    segment.free_slot(membership.slot);
+    let _ = sys::ofd_unlock(fd, 1 + membership.slot as u64, 1);
+    if locked {
+        let others = live_slots(segment, &segment.file).unwrap_or_default();
+        if others.is_empty() {
+            segment.mark_closed();
+            let path = dir.join(name.file_name());
+            let ours = match (segment.file.metadata(), fs::symlink_metadata(&path)) {
+                (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+                _ => false,
+            };
+            if ours {
+                let _ = fs::remove_file(&path);
+            }
+        }
+        let _ = sys::ofd_unlock(fd, 0, 1);
+    }
+}
+
+/// Finds a live name for a writer.
+///
+/// # Errors
+/// `NotFound` when no live server has the name open (a dead name is cleaned up on the way).
+pub(crate) fn open_for_write(dir: &Path, name: &MailslotName) -> Result<Segment, Error> {
+    let path = dir.join(name.file_name());
+    let not_found = || {
+        Error::new(
+            ErrorKind::NotFound,
+            format!("{}: no server has it open on this host", describe(name)),
+        )
+    };
+    let file = match open_file(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(not_found()),
+        Err(e) => return Err(io_err(name, "cannot open", e)),
+    };
+    let segment = match Segment::map_existing(file)? {
+        Some(segment) => segment,
+        None => return Err(not_found()),
+    };
+    if segment.closed() || !segment.any_alive()? {
+        reap(dir, name);
+        return Err(not_found());
+    }
+    Ok(segment)
+}
+
+/// Deletes `name` if none of its instances is alive (idempotent; errors are ignored: the
+/// next open retries).
+pub(crate) fn reap(dir: &Path, name: &MailslotName) {
+    let path = dir.join(name.file_name());
+    let Ok(Some(lock)) = lock_name(&path, name) else {
+        return;
+    };
+    let segment = lock
+        .try_clone()
+        .ok()
+        .and_then(|f| Segment::map_existing(f).ok().flatten());
+    if let Some(segment) = &segment {
+        if !live_slots(segment, &lock).unwrap_or_default().is_empty() {
+            return;
+        }
+        segment.mark_closed();
+    }
+    let _ = fs::remove_file(&path);
+}
+
+/// One instance of a name, as `mailslot status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceStatus {
+    /// Unique for the life of the instance (never a pid).
+    pub id: u64,
+    pub pid: u32,
+    pub uid: u32,
+    /// Messages this instance has read.
+    pub delivered: u64,
+    /// Messages this instance lost because it lagged past the queue capacity.
+    pub lost: u64,
+    /// Messages waiting for this instance.
+    pub backlog: u64,
+}
+
+/// One live name, as `mailslot status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailslotStatus {
+    /// The name as its creator spelled it.
+    pub name: String,
+    pub shared: bool,
+    /// `true` for `one` delivery.
+    pub deliver_one: bool,
+    /// Messages refused with `QueueFull`.
+    pub refused: u64,
+    pub instances: Vec<InstanceStatus>,
+}
+
+/// Lists the live names of a directory with their live instances, cleaning up dead ones.
+///
+/// # Errors
+/// `PermissionDenied` when the directory cannot be read.
+pub fn list(dir: &Path) -> Result<Vec<MailslotStatus>, Error> {
+    let entries = fs::read_dir(dir)
+        .map_err(|e| Error::io(format!("cannot list {}", dir.display()), e))?;
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(file_name) = file_name.to_str() else {
+            continue;
+        };
+        if file_name.starts_with('.') {
+            continue;
+        }
+        let Some(key) = MailslotName::key_from_file_name(file_name) else {
+            continue;
+        };
+        let Ok(name) = MailslotName::parse(&key) else {
+            continue;
+        };
+        if let Some(status) = status_of(dir, &name)? {
+            out.push(status);
+        }
+    }
+    out.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()));
+    Ok(out)
+}
+
+/// The status of one name, `None` if it has no live instance (it is then cleaned up).
+pub fn status_of(dir: &Path, name: &MailslotName) -> Result<Option<MailslotStatus>, Error> {
+    let path = dir.join(name.file_name());
+    let file = match open_file(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err(name, "cannot open", e)),
+    };
+    let Ok(Some(segment)) = Segment::map_existing(file) else {
+        return Ok(None);
+    };
+    let mut instances = Vec::new();
+    let mut dead = false;
+    for slot in 0..segment.high_water() {
+        if segment.slot_state(slot) != SLOT_ACTIVE {
+            continue;
+        }
+        if !segment.slot_alive(&segment.file, slot)? {
+            dead = true;
+            continue;
+        }
+        let (pid, uid) = segment.slot_pid_uid(slot);
+        let options = segment.options();
+        let backlog = if options.deliver_one {
+            segment.backlog_from(segment.group_pos().load(std::sync::atomic::Ordering::Acquire)).0 as u64
+        } else {
+            segment.backlog_from(segment.slot_cursor(slot).load(std::sync::atomic::Ordering::Acquire)).0 as u64
+        };
+        instances.push(InstanceStatus {
+            id: segment.slot_id(slot),
+            pid,
+            uid,
+            delivered: segment.slot_delivered(slot).load(std::sync::atomic::Ordering::Relaxed),
+            lost: segment.slot_lost(slot).load(std::sync::atomic::Ordering::Relaxed),
+            backlog,
+        });
+    }
+    if dead {
+        // Free the dead slots (and the name, if nobody is left) under the name lock.
+        if let Ok(Some(lock)) = lock_name(&path, name) {
+            if let Ok(Some(locked)) = lock.try_clone().map(|f| Segment::map_existing(f).ok().flatten()) {
+                let live = live_slots(&locked, &lock)?;
+                if live.is_empty() {
+                    locked.mark_closed();
+                    let _ = fs::remove_file(&path);
+                }
+            }
+        }
+    }
+    if instances.is_empty() {
+        return Ok(None);
+    }
+    let options = segment.options();
+    Ok(Some(MailslotStatus {
+        name: segment.display_name(),
+        shared: options.shared,
+        deliver_one: options.deliver_one,
+        refused: segment.refused(),
+        instances,
+    }))
+}

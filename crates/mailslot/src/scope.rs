@@ -1,0 +1,138 @@
+//! Runtime directories: where a host's mailslots live, and who may use them.
+//!
+//! - User scope (default): `$MAILSLOT_DIR`, else `$XDG_RUNTIME_DIR/mailslot`, else
+//!   `/dev/shm/mailslot-<uid>`; mode 0700 and owned by the user, so other users can neither
+//!   open, read, write nor list its names. An existing directory that others can enter is
+//!   refused rather than trusted.
+//! - Global scope: `$MAILSLOT_GLOBAL_DIR`, else `/dev/shm/mailslot-global`; mode 1777 like
+//!   `/tmp` (anyone may create a name, only its owner may remove it); each name's file carries
+//!   the mode and group its creator chose.
+
+use std::fs;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, ErrorKind};
+use crate::sys;
+
+/// Which runtime directory a mailslot lives in.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Scope {
+    /// The user's own directory (see the module docs).
+    #[default]
+    User,
+    /// The shared multi-user directory.
+    Global,
+    /// An explicit directory (tests, containers); treated like the user scope.
+    Dir(PathBuf),
+}
+
+impl Scope {
+    /// The directory this scope stands for, created if missing and checked.
+    ///
+    /// # Errors
+    /// `PermissionDenied` if the directory belongs to someone else or is open to others (user
+    /// scope), or cannot be created.
+    pub fn dir(&self) -> Result<PathBuf, Error> {
+        match self {
+            Scope::User => ensure_private_dir(&user_dir()),
+            Scope::Dir(dir) => ensure_private_dir(dir),
+            Scope::Global => ensure_global_dir(&global_dir()),
+        }
+    }
+
+    /// The default permission bits of a new name's file in this scope.
+    pub fn default_mode(&self) -> u32 {
+        match self {
+            Scope::Global => 0o660,
+            _ => 0o600,
+        }
+    }
+}
+
+/// The user scope's directory, before any check.
+pub fn user_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("MAILSLOT_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    if let Some(run) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        return Path::new(&run).join("mailslot");
+    }
+    PathBuf::from(format!("/dev/shm/mailslot-{}", sys::current_uid()))
+}
+
+/// The global scope's directory, before any check.
+pub fn global_dir() -> PathBuf {
+    std::env::var_os("MAILSLOT_GLOBAL_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/dev/shm/mailslot-global"))
+}
+
+fn ensure_private_dir(dir: &Path) -> Result<PathBuf, Error> {
+    match fs::DirBuilder::new().recursive(true).mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) => {
+            return Err(Error::io(
+                format!("cannot create the runtime directory {}", dir.display()),
+                e,
+            ))
+        }
+    }
+    let meta = fs::symlink_metadata(dir)
+        .map_err(|e| Error::io(format!("cannot inspect {}", dir.display()), e))?;
+    let uid = sys::current_uid();
+    if !meta.is_dir() {
+        return Err(Error::new(
+            ErrorKind::PermissionDenied,
+            format!("{} is not a directory", dir.display()),
+        ));
+    }
+    if meta.uid() != uid {
+        return Err(Error::new(
+            ErrorKind::PermissionDenied,
+            format!(
+                "the runtime directory {} belongs to uid {}, not to you (uid {uid}); \
+                 set MAILSLOT_DIR to a directory of your own",
+                dir.display(),
+                meta.uid()
+            ),
+        ));
+    }
+    if meta.mode() & 0o077 != 0 {
+        return Err(Error::new(
+            ErrorKind::PermissionDenied,
+            format!(
+                "the runtime directory {} is open to other users (mode {:o}); \
+                 run `chmod 700 {}` or use --global for multi-user names",
+                dir.display(),
+                meta.mode() & 0o7777,
+                dir.display()
+            ),
+        ));
+    }
+    Ok(dir.to_path_buf())
+}
+
+fn ensure_global_dir(dir: &Path) -> Result<PathBuf, Error> {
+    if let Err(e) = fs::DirBuilder::new().recursive(true).mode(0o1777).create(dir) {
+        return Err(Error::io(
+            format!("cannot create the global directory {}", dir.display()),
+            e,
+        ));
+    }
+    let meta = fs::symlink_metadata(dir)
+        .map_err(|e| Error::io(format!("cannot inspect {}", dir.display()), e))?;
+    if !meta.is_dir() {
+        return Err(Error::new(
+            ErrorKind::PermissionDenied,
+            format!("{} is not a directory", dir.display()),
+        ));
+    }
+    // The creator's umask may have cleared bits: whoever owns it makes it 1777 once.
+    if meta.mode() & 0o7777 != 0o1777 && meta.uid() == sys::current_uid() {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o1777))
+            .map_err(|e| Error::io(format!("cannot set the mode of {}", dir.display()), e))?;
+    }
+    Ok(dir.to_path_buf())
+}

@@ -1,0 +1,593 @@
+//! The server (reader) side of a mailslot: open, read whole messages, info, close on drop.
+
+use std::net::Ipv4Addr;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixDatagram};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, ErrorKind};
+use crate::name::MailslotName;
+use crate::registry::{self, Creation, Membership};
+use crate::scope::Scope;
+use crate::segment::{
+    self, ReadStep, RecordHeader, RecordSource, SegmentOptions, BELL_FUTEX, BELL_IDLE,
+    BELL_SOCKET,
+};
+use crate::sys;
+
+/// The largest message a mailslot accepts when no smaller maximum is set (1 MiB).
+pub const MAX_MESSAGE_SIZE: usize = 1 << 20;
+
+/// The default queue capacity per name, in bytes of messages (each message also takes a
+/// 48-byte record header). The ring is never smaller than two maximum-size messages.
+pub const DEFAULT_CAPACITY: usize = 1 << 20;
+
+/// How long a read waits for a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Timeout {
+    /// Return at once (`TimedOut` when the queue is empty), like a Windows timeout of 0.
+    Immediate,
+    /// Wait at most this long.
+    After(Duration),
+    /// Wait until a message arrives (`MAILSLOT_WAIT_FOREVER`).
+    #[default]
+    Forever,
+}
+
+impl Timeout {
+    /// `0` = immediate, `u32::MAX` = forever, otherwise milliseconds (the Win32 convention).
+    pub fn from_millis(ms: u32) -> Timeout {
+        match ms {
+            0 => Timeout::Immediate,
+            u32::MAX => Timeout::Forever,
+            ms => Timeout::After(Duration::from_millis(u64::from(ms))),
+        }
+    }
+
+    fn deadline(self) -> Option<Instant> {
+        match self {
+            Timeout::Immediate => Some(Instant::now()),
+            Timeout::After(d) => Some(Instant::now() + d),
+            Timeout::Forever => None,
+        }
+    }
+}
+
+/// How a shared name delivers its messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Delivery {
+    /// Every instance receives every message, all in the same order.
+    #[default]
+    All,
+    /// Each message goes to exactly one live instance.
+    One,
+}
+
+/// What a writer meets when a reader lags past the queue capacity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Overflow {
+    /// Drop the oldest messages; each lagging reader is told how many it lost.
+    #[default]
+    DropOldest,
+    /// Refuse the write with `QueueFull`.
+    Refuse,
+}
+
+/// Where a message came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A process on this host.
+    Local {
+        /// The writer's process id, as the kernel reported it to the writer.
+        pid: u32,
+        /// The writer's real user id.
+        uid: u32,
+    },
+    /// A datagram received by this host's network role.
+    Network {
+        ip: Ipv4Addr,
+        port: u16,
+        /// The NetBIOS source name, without padding.
+        netbios_name: String,
+        /// Its suffix byte.
+        suffix: u8,
+    },
+}
+
+impl Source {
+    pub(crate) fn from_record(source: &RecordSource) -> Source {
+        match source {
+            RecordSource::Local { pid, uid } => Source::Local {
+                pid: *pid,
+                uid: *uid,
+            },
+            RecordSource::Network {
+                ip,
+                port,
+                name,
+                suffix,
+            } => {
+                let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+                Source::Network {
+                    ip: Ipv4Addr::from(*ip),
+                    port: *port,
+                    netbios_name: String::from_utf8_lossy(&name[..end]).trim_end().to_owned(),
+                    suffix: *suffix,
+                }
+            }
+        }
+    }
+}
+
+/// One message, read whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub data: Vec<u8>,
+    pub source: Source,
+    /// Messages this reader lost (it lagged past the queue capacity) just before this one.
+    pub lost: u64,
+}
+
+/// What [`Server::recv_into`] stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub len: usize,
+    pub source: Source,
+    pub lost: u64,
+}
+
+/// `GetMailslotInfo`: nothing is consumed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Info {
+    /// The maximum message size the name was created with (0 = no limit but
+    /// [`MAX_MESSAGE_SIZE`]).
+    pub max_message_size: usize,
+    /// Size of the next message, `None` when the queue is empty.
+    pub next_size: Option<usize>,
+    /// Number of queued messages (zero-length ones included).
+    pub count: usize,
+    pub read_timeout: Timeout,
+}
+
+/// Options for [`Server`]s; see [`Server::builder`].
+#[derive(Debug, Clone)]
+pub struct ServerBuilder {
+    name: String,
+    max_message_size: usize,
+    read_timeout: Timeout,
+    shared: bool,
+    delivery: Delivery,
+    capacity: usize,
+    overflow: Overflow,
+    scope: Scope,
+    mode: Option<u32>,
+    group: Option<u32>,
+}
+
+impl ServerBuilder {
+    /// Largest message accepted (0 = [`MAX_MESSAGE_SIZE`]); larger writes fail with
+    /// `MessageTooLarge` and queue nothing.
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = bytes;
+        self
+    }
+
+    /// How long reads wait (default: forever).
+    pub fn read_timeout(mut self, timeout: Timeout) -> Self {
+        self.read_timeout = timeout;
+        self
+    }
+
+    /// Let several processes open the name; each gets every message (or one, see
+    /// [`ServerBuilder::delivery`]).
+    pub fn shared(mut self, shared: bool) -> Self {
+        self.shared = shared;
+        self
+    }
+
+    /// How a shared name delivers (fixed by the name's first instance).
+    pub fn delivery(mut self, delivery: Delivery) -> Self {
+        self.delivery = delivery;
+        self
+    }
+
+    /// Bytes of messages a reader may lag behind before the overflow policy applies (fixed by
+    /// the name's first instance).
+    pub fn capacity(mut self, bytes: usize) -> Self {
+        self.capacity = bytes;
+        self
+    }
+
+    /// What happens when a reader lags past the capacity (fixed by the first instance).
+    pub fn overflow(mut self, overflow: Overflow) -> Self {
+        self.overflow = overflow;
+        self
+    }
+
+    /// Which runtime directory (default: the user's own).
+    pub fn scope(mut self, scope: Scope) -> Self {
+        self.scope = scope;
+        self
+    }
+
+    /// Permission bits of a name this open creates (default 0600 in the user scope, 0660 in
+    /// the global scope). Readers and writers both need read and write permission.
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = Some(mode & 0o777);
+        self
+    }
+
+    /// Group of a name this open creates (global scope).
+    pub fn group(mut self, gid: u32) -> Self {
+        self.group = Some(gid);
+        self
+    }
+
+    /// Creates the name, or joins it when it is open shared with the same delivery.
+    ///
+    /// # Errors
+    /// `InvalidName`; `AlreadyExists` when the name is open and not joinable;
+    /// `PermissionDenied` for another user's name or directory; `Io`.
+    pub fn open(self) -> Result<Server, Error> {
+        let name = MailslotName::parse(&self.name)?;
+        if self.max_message_size > MAX_MESSAGE_SIZE {
+            return Err(Error::new(
+                ErrorKind::MessageTooLarge,
+                format!("mailslot \"{name}\": a maximum message size above {MAX_MESSAGE_SIZE} bytes is not supported"),
+            ));
+        }
+        let dir = self.scope.dir()?;
+        let max = if self.max_message_size == 0 {
+            MAX_MESSAGE_SIZE
+        } else {
+            self.max_message_size
+        };
+        let creation = Creation {
+            options: SegmentOptions {
+                shared: self.shared,
+                deliver_one: self.delivery == Delivery::One,
+                refuse_when_full: self.overflow == Overflow::Refuse,
+                max_message: self.max_message_size as u32,
+                ring_size: segment::ring_size_for(self.capacity, max),
+            },
+            mode: self.mode.unwrap_or_else(|| self.scope.default_mode()),
+            group: self.group,
+        };
+        let member = registry::open_server(&dir, &name, creation)?;
+        let bell_socket = bind_bell(member.id).map_err(|e| {
+            let err = Error::io(format!("mailslot \"{name}\": cannot create its doorbell"), e);
+            registry::close_server(&dir, &name, &member);
+            err
+        })?;
+        let options = member.segment.options();
+        let cursor = member.segment.slot_cursor(member.slot).load(Ordering::Relaxed);
+        let next_seq = member
+            .segment
+            .slot_next_seq(member.slot)
+            .load(Ordering::Relaxed);
+        let server = Server {
+            dir,
+            name,
+            member,
+            bell_socket,
+            cursor,
+            next_seq,
+            read_timeout: self.read_timeout,
+            deliver_one: options.deliver_one,
+            max_message_size: options.max_message as usize,
+            scratch: Vec::new(),
+        };
+        // Readable-when-waiting from the start (see `AsFd`).
+        server.bell().store(BELL_SOCKET, Ordering::SeqCst);
+        Ok(server)
+    }
+}
+
+/// The abstract socket address of an instance's doorbell (no file, gone with the process).
+pub(crate) fn bell_address(id: u64) -> std::io::Result<SocketAddr> {
+    SocketAddr::from_abstract_name(format!("mailslot-bell-{id:016x}"))
+}
+
+fn bind_bell(id: u64) -> std::io::Result<UnixDatagram> {
+    let socket = UnixDatagram::bind_addr(&bell_address(id)?)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket)
+}
+
+/// A server instance of a mailslot: reads whole messages, oldest first.
+///
+/// Dropping it closes the instance; closing the last instance deletes the name and its
+/// unread messages.
+///
+/// # Readiness
+/// The descriptor from [`AsFd`] becomes readable when a message may be waiting. Like
+/// edge-triggered epoll, after it polls readable, read with [`Timeout::Immediate`] (or
+/// [`Server::try_recv`]) until `TimedOut`; only then is it re-armed.
+#[derive(Debug)]
+pub struct Server {
+    dir: PathBuf,
+    name: MailslotName,
+    member: Membership,
+    bell_socket: UnixDatagram,
+    cursor: u64,
+    next_seq: u64,
+    read_timeout: Timeout,
+    deliver_one: bool,
+    max_message_size: usize,
+    scratch: Vec<u8>,
+}
+
+enum Take {
+    Got(RecordHeader, u64),
+    Empty,
+    TooSmall(usize),
+}
+
+impl Server {
+    /// Starts building a server of `name` (`NAME`, `\\.\mailslot\NAME`).
+    pub fn builder(name: &str) -> ServerBuilder {
+        ServerBuilder {
+            name: name.to_owned(),
+            max_message_size: 0,
+            read_timeout: Timeout::Forever,
+            shared: false,
+            delivery: Delivery::All,
+            capacity: DEFAULT_CAPACITY,
+            overflow: Overflow::DropOldest,
+            scope: Scope::User,
+            mode: None,
+            group: None,
+        }
+    }
+
+    /// Opens a non-shared server with default options.
+    ///
+    /// # Errors
+    /// As [`ServerBuilder::open`].
+    pub fn open(name: &str) -> Result<Server, Error> {
+        Server::builder(name).open()
+    }
+
+    /// The mailslot's name, as given.
+    pub fn name(&self) -> &str {
+        self.name.as_str()
+    }
+
+    /// This instance's unique id (as `mailslot status` shows it).
+    pub fn instance_id(&self) -> u64 {
+        self.member.id
+    }
+
+    /// The runtime directory this server lives in.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    fn bell(&self) -> &std::sync::atomic::AtomicU32 {
+        self.member.segment.bell(self.member.slot)
+    }
+
+    /// Reads the next message, waiting as the read timeout says.
+    ///
+    /// # Errors
+    /// `TimedOut` when none arrived in time (at once with [`Timeout::Immediate`]).
+    pub fn recv(&mut self) -> Result<Message, Error> {
+        let deadline = self.read_timeout.deadline();
+        self.recv_until(deadline, None)
+    }
+
+    /// Reads the next message if one is waiting, without waiting.
+    ///
+    /// # Errors
+    /// `TimedOut` when the queue is empty.
+    pub fn try_recv(&mut self) -> Result<Message, Error> {
+        self.recv_until(Some(Instant::now()), None)
+    }
+
+    /// Reads the next message into `buf`.
+    ///
+    /// # Errors
+    /// `InsufficientBuffer` if `buf` is smaller than the next message, which stays queued
+    /// (the error says its size); `TimedOut` as for [`Server::recv`].
+    pub fn recv_into(&mut self, buf: &mut [u8]) -> Result<Received, Error> {
+        let deadline = self.read_timeout.deadline();
+        let (header, lost) = self.wait_take(deadline, None, buf.len())?;
+        buf[..header.len].copy_from_slice(&self.scratch[..header.len]);
+        Ok(Received {
+            len: header.len,
+            source: Source::from_record(&header.source),
+            lost,
+        })
+    }
+
+    pub(crate) fn recv_until(
+        &mut self,
+        deadline: Option<Instant>,
+        stop: Option<&AtomicBool>,
+    ) -> Result<Message, Error> {
+        let (header, lost) = self.wait_take(deadline, stop, usize::MAX)?;
+        let data = std::mem::take(&mut self.scratch);
+        Ok(Message {
+            data,
+            source: Source::from_record(&header.source),
+            lost,
+        })
+    }
+
+    fn wait_take(
+        &mut self,
+        deadline: Option<Instant>,
+        stop: Option<&AtomicBool>,
+        limit: usize,
+    ) -> Result<(RecordHeader, u64), Error> {
+        loop {
+            match self.take(limit)? {
+                Take::Got(header, lost) => return Ok((header, lost)),
+                Take::TooSmall(len) => {
+                    return Err(Error::new(
+                        ErrorKind::InsufficientBuffer,
+                        format!(
+                            "mailslot \"{}\": the next message is {len} bytes, the buffer {limit}; it stays queued",
+                            self.name
+                        ),
+                    ))
+                }
+                Take::Empty => {}
+            }
+            let remaining = match deadline {
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return self.timed_out(limit);
+                    }
+                    Some(deadline - now)
+                }
+                None => None,
+            };
+            if stop.is_some_and(|s| s.load(Ordering::Acquire)) {
+                return Err(Error::new(ErrorKind::TimedOut, "stopped"));
+            }
+            // SYNC POINT: mark ourselves waiting, then re-check; pairs with `ring_bells`.
+            self.bell().store(BELL_FUTEX, Ordering::SeqCst);
+            if self.is_empty() && !stop.is_some_and(|s| s.load(Ordering::Acquire)) {
+                sys::futex_wait(self.bell(), BELL_FUTEX, remaining);
+            }
+            self.bell().store(BELL_IDLE, Ordering::SeqCst);
+        }
+    }
+
+    /// Empty at the deadline: arm the socket doorbell (so the fd turns readable on the next
+    /// message), look once more, and report `TimedOut`.
+    fn timed_out(&mut self, limit: usize) -> Result<(RecordHeader, u64), Error> {
+        if self.bell().load(Ordering::SeqCst) != BELL_SOCKET {
+            let mut sink = [0u8; 64];
+            while self.bell_socket.recv(&mut sink).is_ok() {}
+            self.bell().store(BELL_SOCKET, Ordering::SeqCst);
+        }
+        match self.take(limit)? {
+            Take::Got(header, lost) => Ok((header, lost)),
+            Take::TooSmall(len) => Err(Error::new(
+                ErrorKind::InsufficientBuffer,
+                format!(
+                    "mailslot \"{}\": the next message is {len} bytes, the buffer {limit}; it stays queued",
+                    self.name
+                ),
+            )),
+            Take::Empty => Err(Error::new(
+                ErrorKind::TimedOut,
+                format!("mailslot \"{}\": no message within the read timeout", self.name),
+            )),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        let at = if self.deliver_one {
+            self.member.segment.group_pos().load(Ordering::SeqCst)
+        } else {
+            self.cursor
+        };
+        at >= self.member.segment.head()
+    }
+
+    /// Takes the next message into `self.scratch` if one is waiting.
+    fn take(&mut self, limit: usize) -> Result<Take, Error> {
+        let segment = &self.member.segment;
+        let slot = self.member.slot;
+        loop {
+            let at = if self.deliver_one {
+                segment.group_pos().load(Ordering::Acquire)
+            } else {
+                self.cursor
+            };
+            match segment.read_at(at, &mut self.scratch, limit) {
+                ReadStep::Empty => return Ok(Take::Empty),
+                ReadStep::Resync(next) => {
+                    if self.deliver_one {
+                        let _ = segment.group_pos().compare_exchange(
+                            at,
+                            next,
+                            Ordering::AcqRel,
+                            Ordering::Acquire,
+                        );
+                    } else {
+                        self.cursor = next;
+                    }
+                }
+                ReadStep::Record {
+                    header,
+                    next,
+                    copied,
+                    ..
+                } => {
+                    if !copied {
+                        return Ok(Take::TooSmall(header.len));
+                    }
+                    let lost = if self.deliver_one {
+                        if segment
+                            .group_pos()
+                            .compare_exchange(at, next, Ordering::AcqRel, Ordering::Acquire)
+                            .is_err()
+                        {
+                            continue; // another instance took it
+                        }
+                        segment.group_lost().swap(0, Ordering::AcqRel)
+                    } else {
+                        let lost = header.seq.saturating_sub(self.next_seq);
+                        self.cursor = next;
+                        self.next_seq = header.seq + 1;
+                        segment.slot_cursor(slot).store(next, Ordering::Release);
+                        segment
+                            .slot_next_seq(slot)
+                            .store(self.next_seq, Ordering::Relaxed);
+                        lost
+                    };
+                    segment.slot_delivered(slot).fetch_add(1, Ordering::Relaxed);
+                    if lost > 0 {
+                        segment.slot_lost(slot).fetch_add(lost, Ordering::Relaxed);
+                    }
+                    return Ok(Take::Got(header, lost));
+                }
+            }
+        }
+    }
+
+    /// The mailslot's state as `GetMailslotInfo` reports it; consumes nothing.
+    pub fn info(&self) -> Info {
+        let from = if self.deliver_one {
+            self.member.segment.group_pos().load(Ordering::Acquire)
+        } else {
+            self.cursor
+        };
+        let (count, next_size) = self.member.segment.backlog_from(from);
+        Info {
+            max_message_size: self.max_message_size,
+            next_size,
+            count,
+            read_timeout: self.read_timeout,
+        }
+    }
+
+    /// Changes the read timeout for later reads (`SetMailslotInfo`).
+    pub fn set_read_timeout(&mut self, timeout: Timeout) {
+        self.read_timeout = timeout;
+    }
+
+    pub fn read_timeout(&self) -> Timeout {
+        self.read_timeout
+    }
+}
+
+impl AsFd for Server {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.bell_socket.as_fd()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        registry::close_server(&self.dir, &self.name, &self.member);
+    }
+}

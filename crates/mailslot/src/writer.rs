@@ -1,0 +1,179 @@
+//! The client (writer) side: one-shot writes and opened writers for repeated writes.
+
+use std::os::unix::net::UnixDatagram;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+
+use crate::error::{Error, ErrorKind};
+use crate::name::{MailslotName, Target};
+use crate::registry;
+use crate::scope::Scope;
+use crate::segment::{RecordSource, Segment, SLOT_ACTIVE};
+use crate::server::{bell_address, MAX_MESSAGE_SIZE};
+use crate::sys;
+
+/// An opened writer of a local mailslot, for repeated writes.
+///
+/// A write never blocks on a slow, stopped or dead reader: it appends to the name's log and
+/// wakes only readers that sleep.
+#[derive(Debug)]
+pub struct Writer {
+    dir: PathBuf,
+    name: MailslotName,
+    segment: Segment,
+    /// Unbound; rings the doorbells of readers that wait on their descriptor.
+    doorbell: Option<UnixDatagram>,
+    source: RecordSource,
+}
+
+impl Writer {
+    /// Opens a writer of the local mailslot `name` in the user scope.
+    ///
+    /// # Errors
+    /// `InvalidName`; `NotFound` when no server has the name open; `PermissionDenied`.
+    pub fn open(name: &str) -> Result<Writer, Error> {
+        Writer::open_in(&Scope::User, name)
+    }
+
+    /// Opens a writer of the local mailslot `name` in `scope`.
+    ///
+    /// # Errors
+    /// As [`Writer::open`].
+    pub fn open_in(scope: &Scope, name: &str) -> Result<Writer, Error> {
+        let name = MailslotName::parse(name)?;
+        let dir = scope.dir()?;
+        let segment = registry::open_for_write(&dir, &name)?;
+        Ok(Writer {
+            dir,
+            name,
+            segment,
+            doorbell: None,
+            source: RecordSource::Local {
+                pid: std::process::id(),
+                uid: sys::current_uid(),
+            },
+        })
+    }
+
+    /// Opens a writer that stamps messages with a network source (the network role).
+    pub(crate) fn open_with_source(
+        dir: PathBuf,
+        name: MailslotName,
+        source: RecordSource,
+    ) -> Result<Writer, Error> {
+        let segment = registry::open_for_write(&dir, &name)?;
+        Ok(Writer {
+            dir,
+            name,
+            segment,
+            doorbell: None,
+            source,
+        })
+    }
+
+    /// The mailslot's name.
+    pub fn name(&self) -> &str {
+        self.name.as_str()
+    }
+
+    /// Writes one message.
+    ///
+    /// # Errors
+    /// `NotFound` when the server has closed (or died) and no new one has the name;
+    /// `MessageTooLarge` (nothing queued); `QueueFull` when the name refuses rather than
+    /// drops; `TimedOut` when another writer holds the append lock for seconds (stopped).
+    pub fn write(&mut self, data: &[u8]) -> Result<(), Error> {
+        self.write_as(data, None)
+    }
+
+    pub(crate) fn write_as(&mut self, data: &[u8], source: Option<&RecordSource>) -> Result<(), Error> {
+        // The server we opened may have closed and a new one taken the name: follow it once.
+        if self.segment.closed() || !self.segment.any_alive()? {
+            self.segment = registry::open_for_write(&self.dir, &self.name)?;
+        }
+        let options = self.segment.options();
+        let max = match options.max_message as usize {
+            0 => MAX_MESSAGE_SIZE,
+            n => n,
+        }
+        .min(self.segment.ring_max_message());
+        if data.len() > max {
+            return Err(Error::new(
+                ErrorKind::MessageTooLarge,
+                format!(
+                    "mailslot \"{}\": the message is {} bytes, the maximum is {max}; nothing was queued",
+                    self.name,
+                    data.len()
+                ),
+            ));
+        }
+        let source = source.unwrap_or(&self.source);
+        let result = self
+            .segment
+            .append(data, source, &mut slowest_live_reader);
+        match result {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err(Error::new(
+                    ErrorKind::NotFound,
+                    format!("mailslot \"{}\": the server closed", self.name),
+                ))
+            }
+            Err(e) => {
+                return Err(Error::new(
+                    e.kind(),
+                    format!("mailslot \"{}\": {e}", self.name),
+                ))
+            }
+        }
+        let doorbell = &mut self.doorbell;
+        self.segment.ring_bells(&mut |id| {
+            if doorbell.is_none() {
+                *doorbell = UnixDatagram::unbound().ok();
+                if let Some(socket) = doorbell {
+                    let _ = socket.set_nonblocking(true);
+                }
+            }
+            if let (Some(socket), Ok(addr)) = (doorbell.as_ref(), bell_address(id)) {
+                // A full doorbell already means "look"; a dead one needs nothing.
+                let _ = socket.send_to_addr(&[1], &addr);
+            }
+        });
+        Ok(())
+    }
+}
+
+/// The position of the slowest live reader (for names that refuse when full).
+fn slowest_live_reader(segment: &Segment) -> Option<u64> {
+    if segment.options().deliver_one {
+        return Some(segment.group_pos().load(Ordering::Acquire));
+    }
+    let mut slowest: Option<u64> = None;
+    for slot in 0..segment.high_water() {
+        if segment.slot_state(slot) != SLOT_ACTIVE {
+            continue;
+        }
+        // A dead reader must not hold the queue back.
+        if !segment.slot_alive(&segment.file, slot).unwrap_or(true) {
+            continue;
+        }
+        let cursor = segment.slot_cursor(slot).load(Ordering::Acquire);
+        slowest = Some(slowest.map_or(cursor, |s: u64| s.min(cursor)));
+    }
+    slowest
+}
+
+/// Writes one message to a local mailslot (`NAME` or `\\.\mailslot\NAME`) in the user scope.
+///
+/// # Errors
+/// As [`Writer::write`], plus `NotFound` when no server has the name open. Remote targets
+/// (`\\HOST\mailslot\NAME`, `\\*\mailslot\NAME`) need the network: use the `net` module.
+pub fn write(path: &str, data: &[u8]) -> Result<(), Error> {
+    match Target::parse(path)? {
+        (Target::Local, _) => Writer::open(path)?.write(data),
+        _ => Err(Error::new(
+            ErrorKind::NetworkUnavailable,
+            format!("{path}: a remote target needs the network sender (mailslot::net)"),
+        )),
+    }
+}
