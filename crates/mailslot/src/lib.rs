@@ -58,4 +58,4 @@ pub use server::{
     Delivery, Info, Message, Overflow, Received, Server, ServerBuilder, Source, Timeout,
     DEFAULT_CAPACITY, MAX_MESSAGE_SIZE,
 };
-pub use writer::{write, Writer};
+pub use writer::{write, Deliverer, Writer};

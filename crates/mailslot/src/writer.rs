@@ -9,7 +9,7 @@ use crate::name::{MailslotName, Target};
 use crate::registry;
 use crate::scope::Scope;
 use crate::segment::{RecordSource, Segment, SLOT_ACTIVE};
-use crate::server::{bell_address, MAX_MESSAGE_SIZE};
+use crate::server::{bell_address, Source, MAX_MESSAGE_SIZE};
 use crate::sys;
 
 /// An opened writer of a local mailslot, for repeated writes.
@@ -55,22 +55,6 @@ impl Writer {
         })
     }
 
-    /// Opens a writer that stamps messages with a network source (the network role).
-    pub(crate) fn open_with_source(
-        dir: PathBuf,
-        name: MailslotName,
-        source: RecordSource,
-    ) -> Result<Writer, Error> {
-        let segment = registry::open_for_write(&dir, &name)?;
-        Ok(Writer {
-            dir,
-            name,
-            segment,
-            doorbell: None,
-            source,
-        })
-    }
-
     /// The mailslot's name.
     pub fn name(&self) -> &str {
         self.name.as_str()
@@ -86,7 +70,7 @@ impl Writer {
         self.write_as(data, None)
     }
 
-    pub(crate) fn write_as(&mut self, data: &[u8], source: Option<&RecordSource>) -> Result<(), Error> {
+    fn write_as(&mut self, data: &[u8], source: Option<&RecordSource>) -> Result<(), Error> {
         // The server we opened may have closed and a new one taken the name: follow it once.
         if self.segment.closed() || !self.segment.any_alive()? {
             self.segment = registry::open_for_write(&self.dir, &self.name)?;
@@ -175,5 +159,82 @@ pub fn write(path: &str, data: &[u8]) -> Result<(), Error> {
             ErrorKind::NetworkUnavailable,
             format!("{path}: a remote target needs the network sender (mailslot::net)"),
         )),
+    }
+}
+
+/// Delivers datagrams received from the network to local mailslots, exactly as local writes
+/// (every instance of a shared name, same order), stamped with their network source.
+///
+/// Keeps a small cache of opened writers so a stream of datagrams to one name costs one
+/// append each.
+#[derive(Debug)]
+pub struct Deliverer {
+    dir: PathBuf,
+    writers: std::collections::HashMap<String, Writer>,
+}
+
+/// Most names a [`Deliverer`] keeps open at once.
+const DELIVERER_CACHE: usize = 64;
+
+impl Deliverer {
+    /// A deliverer into the runtime directory `dir`.
+    pub fn new(dir: PathBuf) -> Deliverer {
+        Deliverer {
+            dir,
+            writers: std::collections::HashMap::new(),
+        }
+    }
+
+    /// Delivers one message to the local mailslot `name` (without `\MAILSLOT\`).
+    ///
+    /// # Errors
+    /// `InvalidName`, `NotFound` (no server has the name: drop and count it),
+    /// `MessageTooLarge`, `QueueFull`, `TimedOut`, as for [`Writer::write`].
+    pub fn deliver(&mut self, name: &str, data: &[u8], source: &Source) -> Result<(), Error> {
+        let parsed = MailslotName::parse(name)?;
+        let key = parsed.file_name();
+        let record = match source {
+            Source::Local { pid, uid } => RecordSource::Local {
+                pid: *pid,
+                uid: *uid,
+            },
+            Source::Network {
+                ip,
+                port,
+                netbios_name,
+                suffix,
+            } => {
+                let mut padded = [0u8; 16];
+                let bytes = netbios_name.as_bytes();
+                let n = bytes.len().min(16);
+                padded[..n].copy_from_slice(&bytes[..n]);
+                RecordSource::Network {
+                    ip: ip.octets(),
+                    port: *port,
+                    name: padded,
+                    suffix: *suffix,
+                }
+            }
+        };
+        if !self.writers.contains_key(&key) {
+            if self.writers.len() >= DELIVERER_CACHE {
+                self.writers.clear();
+            }
+            let segment = registry::open_for_write(&self.dir, &parsed)?;
+            let writer = Writer {
+                dir: self.dir.clone(),
+                name: parsed,
+                segment,
+                doorbell: None,
+                source: record.clone(),
+            };
+            self.writers.insert(key.clone(), writer);
+        }
+        let writer = self.writers.get_mut(&key).expect("inserted above");
+        let result = writer.write_as(data, Some(&record));
+        if result.as_ref().is_err_and(|e| e.kind() == ErrorKind::NotFound) {
+            self.writers.remove(&key);
+        }
+        result
     }
 }
