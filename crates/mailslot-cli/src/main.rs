@@ -8,7 +8,14 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod common;
 mod decode;
+mod pcap;
+mod demo;
+mod listen;
+mod network;
+mod send;
+mod status;
 
 /// Options shared by every subcommand (DESIGN.md §4); each also reads an environment variable.
 #[derive(Debug, Clone, clap::Args)]
@@ -35,7 +42,8 @@ pub struct Global {
     #[arg(long, env = "MAILSLOT_WORKGROUP", default_value = "WORKGROUP", global = true)]
     pub workgroup: String,
     /// Local mailslots only: never take the network role.
-    #[arg(long, env = "MAILSLOT_NO_NETWORK", global = true)]
+    #[arg(long, env = "MAILSLOT_NO_NETWORK", global = true,
+          value_parser = clap::builder::BoolishValueParser::new())]
     pub no_network: bool,
 }
 
@@ -50,8 +58,16 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Open a mailslot as a server and print each message.
+    Listen(listen::Args),
+    /// Send one message to a local mailslot, a host, a workgroup or `*`.
+    Send(send::Args),
+    /// Show the mailslots of this host, their instances, and the network role.
+    Status(status::Args),
     /// Decode one NetBIOS datagram (hex, raw file, stdin) or every datagram of a pcap file.
     Decode(decode::Args),
+    /// A self-contained show of shared mailslots on this host (no privileges needed).
+    Demo(demo::Args),
 }
 
 /// What a subcommand asks `main` to exit with, beyond plain success.
@@ -64,7 +80,11 @@ pub enum Outcome {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Listen(args) => listen::run(&cli.global, args),
+        Command::Send(args) => send::run(&cli.global, args),
+        Command::Status(args) => status::run(&cli.global, args),
         Command::Decode(args) => decode::run(&cli.global, args),
+        Command::Demo(args) => demo::run(&cli.global, args),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
