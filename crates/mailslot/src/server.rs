@@ -580,6 +580,12 @@ impl Server {
     }
 }
 
+impl std::os::fd::AsRawFd for Server {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.bell_socket.as_raw_fd()
+    }
+}
+
 impl AsFd for Server {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.bell_socket.as_fd()

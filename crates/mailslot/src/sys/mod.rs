@@ -357,3 +357,17 @@ pub fn poll_readable(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -> io::R
         .filter(|(_, p)| p.revents != 0)
         .fold(0u64, |mask, (i, _)| mask | (1 << i)))
 }
+
+/// Registers a server's doorbell with tokio's reactor (feature `tokio`).
+#[cfg(feature = "tokio")]
+pub fn register_async(
+    server: crate::server::Server,
+) -> io::Result<tokio::io::unix::AsyncFd<crate::server::Server>> {
+    // SAFETY: the descriptor is the server's doorbell socket, owned by the server and closed
+    // only when the server drops, which the AsyncFd owns until it is dropped or
+    // `into_inner` returns it; `as_raw_fd` always returns that same descriptor.
+    unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(server, tokio::io::Interest::READABLE)
+    }
+    .map_err(io::Error::from)
+}

@@ -1,0 +1,120 @@
+//! `mailslot listen NAME`: open NAME as a server and print each message.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use mailslot::{Delivery, ErrorKind, Server, Source, Timeout};
+use serde_json::json;
+
+use crate::common::{self, emit_line};
+use crate::{Global, Outcome};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The mailslot (`NAME` or `\\.\mailslot\NAME`).
+    pub name: String,
+    /// Share the name with other instances (each gets every message, or one: --deliver).
+    #[arg(long)]
+    pub shared: bool,
+    /// Delivery of a shared name: every instance gets every message, or exactly one does.
+    #[arg(long, value_parser = ["all", "one"], default_value = "all")]
+    pub deliver: String,
+    /// Largest message accepted, in bytes (0: the implementation maximum, 1 MiB).
+    #[arg(long, default_value_t = 0)]
+    pub max_size: usize,
+    /// Queue capacity in bytes before the oldest messages are dropped (and counted).
+    #[arg(long)]
+    pub capacity: Option<usize>,
+    /// Exit 0 after this many messages.
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Exit 3 when no message arrives within this many milliseconds.
+    #[arg(long)]
+    pub timeout: Option<u64>,
+    /// One JSON object per message (DESIGN.md §4).
+    #[arg(long)]
+    pub json: bool,
+    /// Parse each body as a Messenger popup (From\0To\0Text\0).
+    #[arg(long)]
+    pub messenger: bool,
+}
+
+pub fn run(global: &Global, args: Args) -> anyhow::Result<Outcome> {
+    let mut builder = Server::builder(&args.name)
+        .shared(args.shared)
+        .delivery(if args.deliver == "one" {
+            Delivery::One
+        } else {
+            Delivery::All
+        })
+        .max_message_size(args.max_size)
+        .scope(common::scope(global))
+        .read_timeout(match args.timeout {
+            Some(ms) => Timeout::After(Duration::from_millis(ms)),
+            None => Timeout::Forever,
+        });
+    if let Some(capacity) = args.capacity {
+        builder = builder.capacity(capacity);
+    }
+    let mut server = builder.open().context("cannot listen")?;
+    let _role = crate::network::start_role(global, &server)?;
+    if !args.json {
+        eprintln!(
+            "listening on mailslot \"{}\"{} (instance {:016x}); Ctrl-C to stop",
+            server.name(),
+            if args.shared { " (shared)" } else { "" },
+            server.instance_id()
+        );
+    }
+    let mut received = 0u64;
+    while args.count.is_none_or(|count| received < count) {
+        let message = match server.recv() {
+            Ok(message) => message,
+            Err(e) if e.kind() == ErrorKind::TimedOut => {
+                if !args.json {
+                    eprintln!("mailslot \"{}\": no message within {} ms", server.name(), args.timeout.unwrap_or(0));
+                }
+                return Ok(Outcome::Timeout);
+            }
+            Err(e) => return Err(e).context("cannot read"),
+        };
+        received += 1;
+        let messenger = args
+            .messenger
+            .then(|| mailslot_wire::MessengerMessage::parse(&message.data).ok())
+            .flatten();
+        if args.json {
+            let messenger_json = messenger.as_ref().map(|m| {
+                json!({"from": m.from_text(), "to": m.to_text(), "text": m.text_text()})
+            });
+            emit_line(&common::message_json(server.name(), &message, messenger_json).to_string())?;
+        } else {
+            let from = match &message.source {
+                Source::Local { pid, uid } => format!("local pid {pid} uid {uid}"),
+                Source::Network {
+                    ip,
+                    port,
+                    netbios_name,
+                    ..
+                } => format!("{netbios_name} {ip}:{port}"),
+            };
+            if message.lost > 0 {
+                emit_line(&format!("({} messages lost before this one)", message.lost))?;
+            }
+            match &messenger {
+                Some(m) => emit_line(&format!(
+                    "[{from}] popup from {} to {}: {}",
+                    m.from_text(),
+                    m.to_text(),
+                    m.text_text()
+                ))?,
+                None => emit_line(&format!(
+                    "[{from}] {} bytes: {}",
+                    message.data.len(),
+                    common::printable(&message.data)
+                ))?,
+            }
+        }
+    }
+    Ok(Outcome::Success)
+}

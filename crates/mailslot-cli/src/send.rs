@@ -1,0 +1,98 @@
+//! `mailslot send NAME [TEXT]`: write one message to a local mailslot, a host, a workgroup
+//! or `*`.
+
+use std::io::Read;
+
+use anyhow::{bail, Context};
+use mailslot::{MailslotName, Target, Writer};
+
+use crate::common;
+use crate::{Global, Outcome};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The mailslot (`NAME`, `\\.\mailslot\NAME`, or `\\HOST\mailslot\NAME`).
+    pub name: String,
+    /// The message text (or use --file / --stdin).
+    pub text: Option<String>,
+    /// `.` (this host, default), a host (NetBIOS name, DNS name or IP), a workgroup, or `*`.
+    #[arg(long, default_value = ".")]
+    pub to: String,
+    /// Read the message from a file.
+    #[arg(long, conflicts_with_all = ["text", "stdin"])]
+    pub file: Option<std::path::PathBuf>,
+    /// Read the message from standard input.
+    #[arg(long, conflicts_with = "text")]
+    pub stdin: bool,
+    /// Send a Messenger popup (From\0To\0Text\0) to MESSNGR.
+    #[arg(long, requires_all = ["from", "to_user"])]
+    pub messenger: bool,
+    /// Messenger sender name.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Messenger recipient (user or computer name).
+    #[arg(long)]
+    pub to_user: Option<String>,
+    /// Print the datagram that would be sent as lower-case hex; send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// The message body the arguments describe.
+fn body(args: &Args) -> anyhow::Result<Vec<u8>> {
+    let raw = if let Some(path) = &args.file {
+        std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?
+    } else if args.stdin {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .context("cannot read standard input")?;
+        buf
+    } else {
+        args.text.clone().unwrap_or_default().into_bytes()
+    };
+    if !args.messenger {
+        return Ok(raw);
+    }
+    let text = String::from_utf8(raw).context("a Messenger text must be UTF-8 on our side")?;
+    let from = args.from.as_deref().unwrap_or_default();
+    let to = args.to_user.as_deref().unwrap_or_default();
+    mailslot_wire::MessengerMessage::encode(from, to, &text)
+        .map_err(|e| anyhow::anyhow!("cannot build the Messenger body: {e}"))
+}
+
+pub fn run(global: &Global, args: Args) -> anyhow::Result<Outcome> {
+    let data = body(&args)?;
+    let name_arg = if args.messenger && args.name.is_empty() {
+        "MESSNGR".to_owned()
+    } else {
+        args.name.clone()
+    };
+    let (path_target, name) = Target::parse(&name_arg)?;
+    // `--to` wins over a `\\HOST\mailslot\` prefix only when given.
+    let target = match (args.to.as_str(), path_target) {
+        (".", target) => target,
+        ("*", _) => Target::AllInWorkgroup,
+        (host, _) => Target::Host(host.to_owned()),
+    };
+    match target {
+        Target::Local if !args.dry_run => {
+            let mut writer = Writer::open_in(&common::scope(global), name.as_str())
+                .context("cannot send")?;
+            writer.write(&data).context("cannot send")?;
+            Ok(Outcome::Success)
+        }
+        Target::Local => bail!("--dry-run shows a network datagram: give --to HOST, WORKGROUP or *"),
+        remote => crate::network::send_remote(global, &remote, &name, &data, &args),
+    }
+}
+
+/// Names shared with the network sender.
+pub fn is_messenger(args: &Args) -> bool {
+    args.messenger
+}
+
+/// The mailslot name for the wire (`MESSNGR` for Messenger popups).
+pub fn wire_name(name: &MailslotName) -> &str {
+    name.as_str()
+}
