@@ -1,0 +1,13 @@
+//! Reads a mailslot from tokio: `cargo run --example async_listen --features tokio -- NAME`.
+use mailslot::{AsyncServer, Server};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), mailslot::Error> {
+    let name = std::env::args().nth(1).unwrap_or_else(|| "example".to_owned());
+    let mut server = AsyncServer::new(Server::builder(&name).shared(true).open()?)?;
+    eprintln!("listening on {name} (async)");
+    loop {
+        let message = server.recv().await?;
+        println!("{}", String::from_utf8_lossy(&message.data));
+    }
+}
