@@ -5,7 +5,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind};
@@ -376,7 +376,7 @@ impl Server {
     /// `TimedOut` when none arrived in time (at once with [`Timeout::Immediate`]).
     pub fn recv(&mut self) -> Result<Message, Error> {
         let deadline = self.read_timeout.deadline();
-        self.recv_until(deadline, None)
+        self.recv_until(deadline)
     }
 
     /// Reads the next message if one is waiting, without waiting.
@@ -384,7 +384,7 @@ impl Server {
     /// # Errors
     /// `TimedOut` when the queue is empty.
     pub fn try_recv(&mut self) -> Result<Message, Error> {
-        self.recv_until(Some(Instant::now()), None)
+        self.recv_until(Some(Instant::now()))
     }
 
     /// Reads the next message into `buf`.
@@ -394,7 +394,7 @@ impl Server {
     /// (the error says its size); `TimedOut` as for [`Server::recv`].
     pub fn recv_into(&mut self, buf: &mut [u8]) -> Result<Received, Error> {
         let deadline = self.read_timeout.deadline();
-        let (header, lost) = self.wait_take(deadline, None, buf.len())?;
+        let (header, lost) = self.wait_take(deadline, buf.len())?;
         buf[..header.len].copy_from_slice(&self.scratch[..header.len]);
         Ok(Received {
             len: header.len,
@@ -403,12 +403,8 @@ impl Server {
         })
     }
 
-    pub(crate) fn recv_until(
-        &mut self,
-        deadline: Option<Instant>,
-        stop: Option<&AtomicBool>,
-    ) -> Result<Message, Error> {
-        let (header, lost) = self.wait_take(deadline, stop, usize::MAX)?;
+    fn recv_until(&mut self, deadline: Option<Instant>) -> Result<Message, Error> {
+        let (header, lost) = self.wait_take(deadline, usize::MAX)?;
         let data = std::mem::take(&mut self.scratch);
         Ok(Message {
             data,
@@ -420,7 +416,6 @@ impl Server {
     fn wait_take(
         &mut self,
         deadline: Option<Instant>,
-        stop: Option<&AtomicBool>,
         limit: usize,
     ) -> Result<(RecordHeader, u64), Error> {
         loop {
@@ -447,12 +442,9 @@ impl Server {
                 }
                 None => None,
             };
-            if stop.is_some_and(|s| s.load(Ordering::Acquire)) {
-                return Err(Error::new(ErrorKind::TimedOut, "stopped"));
-            }
             // SYNC POINT: mark ourselves waiting, then re-check; pairs with `ring_bells`.
             self.bell().store(BELL_FUTEX, Ordering::SeqCst);
-            if self.is_empty() && !stop.is_some_and(|s| s.load(Ordering::Acquire)) {
+            if self.is_empty() {
                 sys::futex_wait(self.bell(), BELL_FUTEX, remaining);
             }
             self.bell().store(BELL_IDLE, Ordering::SeqCst);
