@@ -556,10 +556,12 @@ impl Segment {
         let at = RING_OFFSET + self.ring_offset(start);
         self.map.write(at, &raw);
         self.map.write(at + RECORD_HEADER, data);
-        seq_word.store(seq + 1, Ordering::Release);
         // SYNC POINT: publishing `head` makes the record visible; SeqCst pairs with readers
         // that mark themselves waiting and then re-check `head` (no lost wake-up).
         head_word.store(end, Ordering::SeqCst);
+        // After `head`: a writer killed in between makes the next record repeat this sequence
+        // number (harmless), never skip one (which readers would count as a loss).
+        seq_word.store(seq + 1, Ordering::Release);
         Ok(())
     }
 
