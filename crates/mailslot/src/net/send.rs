@@ -1,0 +1,624 @@
+//! Remote writes: targets, name resolution, size limits and the choice of source port.
+//!
+//! # Targets (PROTOCOL.md §4)
+//!
+//! - `*`: our workgroup, as a group (0x11 to `WORKGROUP<00>`, broadcast).
+//! - a name equal to our workgroup: the same.
+//! - an IPv4 address: unique (0x10 to `*<00>`, or to [`SendOptions::destination_name`]).
+//! - our own NetBIOS name: unique, to this host.
+//! - any other name: a NetBIOS name query is broadcast (UDP 137, 3 tries); a unique answer
+//!   gives the address, a group answer makes it a workgroup/domain target; without an answer,
+//!   DNS and `/etc/hosts` (std's resolver); else `NameNotFound`.
+//!
+//! Unique targets go as 0x10 to `NAME<00>` (`NAME<03>` for Messenger, see
+//! [`SendOptions::messenger`]); groups as 0x11 to `GROUP<00>` at every broadcast address
+//! (`NetConfig::broadcast`, else every IPv4 interface's).
+//!
+//! # Size limits, checked before anything is sent
+//!
+//! Unique: Windows' limit, 512 bytes of SMB (`432 − roundup4(name length)` bytes of message,
+//! 424 for 5–8-character names). Groups: at most 424 bytes (the Win32 rule) and never more
+//! than the unique limit. The unique limit is checked before name resolution; the group limit,
+//! for a name that resolves to a group, after resolution and before the mailslot datagram.
+//!
+//! # Source port
+//!
+//! 1. This process holds the role: its socket (source port = the role's port, 138).
+//! 2. Another local process holds it: the datagrams are handed to the holder over
+//!    `<dir>/network-<port>.sock` and sent from its socket, so replies that go to the source
+//!    port (nmbd's GetBackupListResponse, ...) reach this host's role and so its mailslots.
+//! 3. Nobody holds it (or the port is unavailable): an ephemeral socket. Replies to it are lost,
+//!    as with any sender from an ephemeral port; [`SendReport::path`] says which path was used.
+
+use std::net::{Ipv4Addr, SocketAddrV4, ToSocketAddrs, UdpSocket};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::OnceLock;
+
+use super::codec::{
+    self, emit_mailslot_datagram, nb_name, Emit, NbName, DIRECT_GROUP, DIRECT_UNIQUE,
+    MAILSLOT_PREFIX,
+};
+use super::config::NetConfig;
+use super::error::NetError;
+use super::iface;
+use super::nameservice::{self, Lookup};
+use super::role;
+
+/// Where a remote write goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A host: IPv4 address, NetBIOS name or DNS name (a NetBIOS name that turns out to be a
+    /// group name is sent as a group).
+    Host(String),
+    /// A workgroup or domain (broadcast).
+    Group(String),
+    /// `*`: our own workgroup (broadcast).
+    OwnGroup,
+}
+
+impl Target {
+    /// `*` is [`Target::OwnGroup`]; anything else a [`Target::Host`], resolved when sending.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidTarget` for an empty target or `.` (that is the local host, not a network
+    /// target).
+    pub fn parse(s: &str) -> Result<Target, NetError> {
+        match s.trim() {
+            "" | "." => Err(NetError::InvalidTarget {
+                target: s.to_string(),
+                reason: "this is a local target, not a network one",
+            }),
+            "*" => Ok(Target::OwnGroup),
+            t => Ok(Target::Host(t.to_string())),
+        }
+    }
+}
+
+/// Per-send options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendOptions {
+    /// Suffix of a unique destination name (0x00; 0x03 for Messenger).
+    pub unique_suffix: u8,
+    /// Suffix of a group destination name (0x00).
+    pub group_suffix: u8,
+    /// Suffix of our SOURCE_NAME (0x00).
+    pub source_suffix: u8,
+    /// Destination NetBIOS name for a target given as an IP address (default `*`).
+    pub destination_name: Option<String>,
+}
+
+impl Default for SendOptions {
+    fn default() -> Self {
+        SendOptions {
+            unique_suffix: 0x00,
+            group_suffix: 0x00,
+            source_suffix: 0x00,
+            destination_name: None,
+        }
+    }
+}
+
+impl SendOptions {
+    /// Messenger (`\MAILSLOT\MESSNGR`) addressing: unique targets as `NAME<03>`.
+    pub fn messenger() -> SendOptions {
+        SendOptions {
+            unique_suffix: 0x03,
+            ..SendOptions::default()
+        }
+    }
+}
+
+/// How the datagrams left this host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendPath {
+    /// From this process's role socket.
+    Role,
+    /// Handed to the local process that holds the role.
+    Handoff,
+    /// From an ephemeral port (nobody holds the role here).
+    Ephemeral,
+}
+
+/// What [`send`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendReport {
+    /// Where the datagrams went (one per broadcast address for a group).
+    pub destinations: Vec<SocketAddrV4>,
+    /// Sent as a group (0x11) datagram.
+    pub group: bool,
+    /// Destination NetBIOS name and suffix.
+    pub destination_name: (String, u8),
+    /// Which socket sent them.
+    pub path: SendPath,
+    /// UDP source port (and SOURCE_PORT in the header).
+    pub source_port: u16,
+    /// DGM_ID of the datagrams.
+    pub dgm_id: u16,
+    /// Size of one datagram.
+    pub datagram_len: usize,
+}
+
+/// Next DGM_ID / name-service transaction id: a per-process counter with a random start.
+pub(crate) fn next_id() -> u16 {
+    static NEXT: OnceLock<AtomicU16> = OnceLock::new();
+    let c = NEXT.get_or_init(|| {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        AtomicU16::new(h.finish() as u16)
+    });
+    c.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The mailslot name without `\MAILSLOT\` (accepted with or without it, any case).
+fn mailslot_name(name: &str) -> Result<&str, NetError> {
+    let rest = if name.len() >= MAILSLOT_PREFIX.len()
+        && name.as_bytes()[..MAILSLOT_PREFIX.len()].eq_ignore_ascii_case(MAILSLOT_PREFIX.as_bytes())
+    {
+        &name[MAILSLOT_PREFIX.len()..]
+    } else {
+        name
+    };
+    let invalid = |reason| NetError::InvalidTarget {
+        target: name.to_string(),
+        reason,
+    };
+    if rest.is_empty() {
+        return Err(invalid("empty mailslot name"));
+    }
+    if !rest.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
+        return Err(invalid("a remote mailslot name must be printable ASCII"));
+    }
+    // The whole SMB must fit in 512 bytes with at least a one-byte message.
+    if codec::unique_limit(rest) == 0 {
+        return Err(invalid("mailslot name too long for a datagram"));
+    }
+    Ok(rest)
+}
+
+fn nb(name: &str, suffix: u8) -> Result<NbName, NetError> {
+    nb_name(name, suffix).ok_or(NetError::InvalidTarget {
+        target: name.to_string(),
+        reason: "not a NetBIOS name (1 to 15 ASCII characters, no dot)",
+    })
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Resolved {
+    Unique { ip: Ipv4Addr, name: NbName },
+    Group { name: NbName },
+}
+
+/// The broadcast addresses for groups and name queries.
+pub(crate) fn broadcasts(config: &NetConfig) -> Result<Vec<Ipv4Addr>, NetError> {
+    let list = if config.broadcast.is_empty() {
+        iface::broadcast_addresses()
+    } else {
+        config.broadcast.clone()
+    };
+    if list.is_empty() {
+        return Err(NetError::unavailable(
+            "no IPv4 interface with a broadcast address is up; give one with --broadcast",
+        ));
+    }
+    Ok(list)
+}
+
+fn our_address(config: &NetConfig) -> Ipv4Addr {
+    if config.bind.is_unspecified() {
+        Ipv4Addr::LOCALHOST
+    } else {
+        config.bind
+    }
+}
+
+/// Classify a target without any network traffic (for `--dry-run`): IP → unique, workgroup or
+/// `*` → group, other names → unique.
+fn classify_offline(
+    config: &NetConfig,
+    target: &Target,
+    opts: &SendOptions,
+) -> Result<Resolved, NetError> {
+    match target {
+        Target::OwnGroup => Ok(Resolved::Group {
+            name: nb(&config.workgroup, opts.group_suffix)?,
+        }),
+        Target::Group(g) => Ok(Resolved::Group {
+            name: nb(g, opts.group_suffix)?,
+        }),
+        Target::Host(h) => {
+            if let Ok(ip) = h.parse::<Ipv4Addr>() {
+                let name = opts.destination_name.as_deref().unwrap_or("*");
+                return Ok(Resolved::Unique {
+                    ip,
+                    name: nb(name, opts.unique_suffix)?,
+                });
+            }
+            if h.eq_ignore_ascii_case(&config.workgroup) {
+                return Ok(Resolved::Group {
+                    name: nb(h, opts.group_suffix)?,
+                });
+            }
+            let short = h.split('.').next().unwrap_or(h);
+            Ok(Resolved::Unique {
+                ip: Ipv4Addr::UNSPECIFIED,
+                name: nb(short, opts.unique_suffix)?,
+            })
+        }
+    }
+}
+
+fn resolve(config: &NetConfig, target: &Target, opts: &SendOptions) -> Result<Resolved, NetError> {
+    let offline = classify_offline(config, target, opts);
+    let Target::Host(h) = target else {
+        return offline;
+    };
+    if let Ok(ip) = h.parse::<Ipv4Addr>() {
+        let _ = ip;
+        return offline;
+    }
+    if h.eq_ignore_ascii_case(&config.workgroup) {
+        return offline;
+    }
+    if h.eq_ignore_ascii_case(&config.netbios_name) {
+        return Ok(Resolved::Unique {
+            ip: our_address(config),
+            name: nb(h, opts.unique_suffix)?,
+        });
+    }
+    // A NetBIOS name: ask the LAN first.
+    if let Some(name) = nb_name(h, opts.unique_suffix) {
+        let bcasts = broadcasts(config)?;
+        match nameservice::query(
+            &name,
+            &bcasts,
+            config.name_service_port,
+            config.name_query_timeout,
+            config.bind,
+        ) {
+            Ok(Lookup::Unique(ip)) => return Ok(Resolved::Unique { ip, name }),
+            Ok(Lookup::Group) => {
+                return Ok(Resolved::Group {
+                    name: nb(h, opts.group_suffix)?,
+                })
+            }
+            Ok(Lookup::NotFound) | Err(_) => {}
+        }
+    }
+    // Then DNS and /etc/hosts.
+    let dns = (h.as_str(), 0u16)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut it| {
+            it.find_map(|a| match a {
+                std::net::SocketAddr::V4(v4) => Some(*v4.ip()),
+                std::net::SocketAddr::V6(_) => None,
+            })
+        });
+    match dns {
+        Some(ip) => {
+            let short = h.split('.').next().unwrap_or(h);
+            let name = match nb_name(short, opts.unique_suffix) {
+                Some(n) => n,
+                None => nb("*", opts.unique_suffix)?,
+            };
+            Ok(Resolved::Unique { ip, name })
+        }
+        None => Err(NetError::NameNotFound { name: h.clone() }),
+    }
+}
+
+fn check_size(resolved: &Resolved, mailslot: &str, len: usize) -> Result<(), NetError> {
+    let limit = match resolved {
+        Resolved::Unique { .. } => codec::unique_limit(mailslot),
+        Resolved::Group { .. } => codec::group_limit(mailslot),
+    };
+    codec::check_len(len, limit).map_err(|limit| NetError::MessageTooLarge { len, limit })
+}
+
+fn emit(e: &Emit<'_>) -> Result<Vec<u8>, NetError> {
+    emit_mailslot_datagram(e).map_err(|err| match err.kind() {
+        mailslot_wire::ErrorKind::TooLarge => NetError::MessageTooLarge {
+            len: e.data.len(),
+            limit: codec::group_limit(e.mailslot),
+        },
+        _ => NetError::InvalidTarget {
+            target: e.mailslot.to_string(),
+            reason: err.context(),
+        },
+    })
+}
+
+/// The largest message `send` accepts for `mailslot` to a unique target and to a group.
+pub fn size_limits(mailslot: &str) -> Result<(usize, usize), NetError> {
+    let m = mailslot_name(mailslot)?;
+    Ok((codec::unique_limit(m), codec::group_limit(m)))
+}
+
+/// The datagram [`send`] would send first, without sending anything or resolving names
+/// (`mailslot send --dry-run`): IP targets are unique to `*<00>`, the workgroup and `*` are
+/// groups, other names unique. SOURCE_IP is the bind address or the first non-loopback
+/// interface's, SOURCE_PORT the role's port.
+///
+/// # Errors
+///
+/// `InvalidTarget` for a bad mailslot or NetBIOS name; `MessageTooLarge` over the limit.
+pub fn encode(
+    config: &NetConfig,
+    target: &Target,
+    mailslot: &str,
+    data: &[u8],
+    opts: &SendOptions,
+) -> Result<Vec<u8>, NetError> {
+    let m = mailslot_name(mailslot)?;
+    let resolved = classify_offline(config, target, opts)?;
+    check_size(&resolved, m, data.len())?;
+    let source_ip = if config.bind.is_unspecified() {
+        iface::interfaces()
+            .into_iter()
+            .find(|i| !i.loopback)
+            .map(|i| i.addr)
+            .unwrap_or(Ipv4Addr::UNSPECIFIED)
+    } else {
+        config.bind
+    };
+    let (msg_type, destination) = match resolved {
+        Resolved::Unique { name, .. } => (DIRECT_UNIQUE, name),
+        Resolved::Group { name } => (DIRECT_GROUP, name),
+    };
+    emit(&Emit {
+        msg_type,
+        dgm_id: next_id(),
+        source_ip,
+        source_port: config.port,
+        source: nb(&config.netbios_name, opts.source_suffix)?,
+        destination,
+        mailslot: m,
+        data,
+    })
+}
+
+/// Write `data` to `\MAILSLOT\<mailslot>` at `target` (see the module docs for targets,
+/// limits and the source port). Success means the datagrams left this host; like Windows, a
+/// remote host without that mailslot drops them silently.
+///
+/// # Errors
+///
+/// `InvalidTarget`, `MessageTooLarge` (nothing sent), `NameNotFound`, `NetworkUnavailable`
+/// (no broadcast address, no route, the holder could not send), `Io`.
+pub fn send(
+    config: &NetConfig,
+    target: &Target,
+    mailslot: &str,
+    data: &[u8],
+    opts: &SendOptions,
+) -> Result<SendReport, NetError> {
+    let m = mailslot_name(mailslot)?;
+    codec::check_len(data.len(), codec::unique_limit(m)).map_err(|limit| {
+        NetError::MessageTooLarge {
+            len: data.len(),
+            limit,
+        }
+    })?;
+    let source = nb(&config.netbios_name, opts.source_suffix)?;
+    let resolved = resolve(config, target, opts)?;
+    check_size(&resolved, m, data.len())?;
+    let (msg_type, destination, dests): (u8, NbName, Vec<Ipv4Addr>) = match resolved {
+        Resolved::Unique { ip, name } => (DIRECT_UNIQUE, name, vec![ip]),
+        Resolved::Group { name } => (DIRECT_GROUP, name, broadcasts(config)?),
+    };
+    let ifaces = iface::interfaces();
+    let dgm_id = next_id();
+    let build = |source_port: u16| -> Result<Vec<(SocketAddrV4, Vec<u8>)>, NetError> {
+        dests
+            .iter()
+            .map(|&ip| {
+                let source_ip = iface::source_ip_for(ip, &ifaces, config.bind);
+                let d = emit(&Emit {
+                    msg_type,
+                    dgm_id,
+                    source_ip,
+                    source_port,
+                    source,
+                    destination,
+                    mailslot: m,
+                    data,
+                })?;
+                Ok((SocketAddrV4::new(ip, config.port), d))
+            })
+            .collect()
+    };
+    let mut report = SendReport {
+        destinations: dests
+            .iter()
+            .map(|&ip| SocketAddrV4::new(ip, config.port))
+            .collect(),
+        group: msg_type == DIRECT_GROUP,
+        destination_name: (destination.name(), destination.suffix()),
+        path: SendPath::Role,
+        source_port: config.port,
+        dgm_id,
+        datagram_len: 0,
+    };
+    // 1. Our own role socket.
+    if let Some(sock) = role::local_socket(&config.dir, config.port) {
+        let items = build(config.port)?;
+        report.datagram_len = items.first().map_or(0, |i| i.1.len());
+        send_all(&sock, &items)?;
+        return Ok(report);
+    }
+    // 2. The local holder.
+    let items = build(config.port)?;
+    report.datagram_len = items.first().map_or(0, |i| i.1.len());
+    if role::handoff(&config.handoff_path(), &items)? {
+        report.path = SendPath::Handoff;
+        return Ok(report);
+    }
+    // 3. An ephemeral port.
+    let sock = UdpSocket::bind(SocketAddrV4::new(config.bind, 0))
+        .map_err(|e| NetError::io(format!("binding a UDP socket on {}", config.bind), e))?;
+    sock.set_broadcast(true)
+        .map_err(|e| NetError::io("setting SO_BROADCAST", e))?;
+    let port = match sock.local_addr() {
+        Ok(std::net::SocketAddr::V4(a)) => a.port(),
+        _ => 0,
+    };
+    let items = build(port)?;
+    send_all(&sock, &items)?;
+    report.path = SendPath::Ephemeral;
+    report.source_port = port;
+    Ok(report)
+}
+
+fn send_all(sock: &UdpSocket, items: &[(SocketAddrV4, Vec<u8>)]) -> Result<(), NetError> {
+    let mut first_err = None;
+    let mut sent = 0;
+    for (dest, d) in items {
+        match role::send_blocking(sock, d, *dest) {
+            Ok(()) => sent += 1,
+            Err(e) => {
+                first_err.get_or_insert((*dest, e));
+            }
+        }
+    }
+    // A group send succeeds if it left on at least one interface.
+    match first_err {
+        Some((dest, e)) if sent == 0 => {
+            Err(NetError::unavailable(format!("cannot send to {dest}: {e}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> NetConfig {
+        let mut c = NetConfig::new(std::env::temp_dir());
+        c.netbios_name = "LINUXBOX".into();
+        c.port = 138;
+        c.bind = Ipv4Addr::new(10, 99, 0, 2);
+        c
+    }
+
+    #[test]
+    fn targets() {
+        assert_eq!(Target::parse("*").unwrap(), Target::OwnGroup);
+        assert!(Target::parse(".").is_err());
+        assert_eq!(Target::parse("host").unwrap(), Target::Host("host".into()));
+    }
+
+    #[test]
+    fn encode_group_and_unique() {
+        let c = cfg();
+        let d = encode(
+            &c,
+            &Target::OwnGroup,
+            "\\mailslot\\TEST",
+            b"Hello",
+            &SendOptions::default(),
+        )
+        .unwrap();
+        let p = mailslot_wire::MailslotDatagram::parse(&d).unwrap();
+        assert_eq!(u8::from(p.msg_type), DIRECT_GROUP);
+        assert_eq!(p.destination_name.name.name(), "WORKGROUP");
+        assert_eq!(p.source_ip, c.bind);
+        assert_eq!(p.source_port, 138);
+        let d = encode(
+            &c,
+            &Target::Host("peer".into()),
+            "MESSNGR",
+            b"x",
+            &SendOptions::messenger(),
+        )
+        .unwrap();
+        let p = codec::parse_mailslot_datagram(&d).unwrap();
+        assert_eq!(
+            (p.msg_type, p.destination.name(), p.destination.suffix()),
+            (DIRECT_UNIQUE, "PEER".into(), 3)
+        );
+        let d = encode(
+            &c,
+            &Target::Host("10.0.0.9".into()),
+            "TEST",
+            b"x",
+            &SendOptions::default(),
+        )
+        .unwrap();
+        assert!(codec::parse_mailslot_datagram(&d)
+            .unwrap()
+            .destination
+            .is_wildcard());
+        let d = encode(
+            &c,
+            &Target::Host("workgroup".into()),
+            "TEST",
+            b"x",
+            &SendOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            codec::parse_mailslot_datagram(&d).unwrap().msg_type,
+            DIRECT_GROUP
+        );
+    }
+
+    #[test]
+    fn size_limits_are_checked() {
+        let c = cfg();
+        let big = vec![0u8; 425];
+        let e = encode(&c, &Target::OwnGroup, "TEST", &big, &SendOptions::default()).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                NetError::MessageTooLarge {
+                    len: 425,
+                    limit: 424
+                }
+            ),
+            "{e}"
+        );
+        // Unique to a 4-character name allows 428.
+        encode(
+            &c,
+            &Target::Host("peer".into()),
+            "TEST",
+            &vec![0u8; 428],
+            &SendOptions::default(),
+        )
+        .unwrap();
+        let e = encode(
+            &c,
+            &Target::Host("peer".into()),
+            "TEST",
+            &vec![0u8; 429],
+            &SendOptions::default(),
+        )
+        .unwrap_err();
+        assert!(matches!(e, NetError::MessageTooLarge { limit: 428, .. }));
+        // send() refuses before any traffic.
+        let e = send(
+            &c,
+            &Target::OwnGroup,
+            "TEST",
+            &vec![0u8; 500],
+            &SendOptions::default(),
+        )
+        .unwrap_err();
+        assert!(matches!(e, NetError::MessageTooLarge { .. }));
+        assert_eq!(size_limits("BROWSE").unwrap(), (424, 424));
+    }
+
+    #[test]
+    fn bad_mailslot_names() {
+        let c = cfg();
+        for bad in ["", "\\MAILSLOT\\", "bad\u{1}name", "é", &"x".repeat(500)] {
+            assert!(matches!(
+                encode(&c, &Target::OwnGroup, bad, b"x", &SendOptions::default()),
+                Err(NetError::InvalidTarget { .. })
+            ));
+        }
+    }
+}
