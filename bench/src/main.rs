@@ -1,1 +1,189 @@
-fn main() {}
+//! `mailslot-bench`: cross-process benchmarks of mailslot against baselines and peers measured
+//! in the same run, printed as markdown tables of ratios (DESIGN.md §5).
+//!
+//! ```text
+//! mailslot-bench fanout  [--messages N] [--sizes 64,1024] [--readers 1,2,4,8] [--rounds R]
+//!                        [--peers mailslot,unix-dgram,zmq,iceoryx2] [--out FILE]
+//! mailslot-bench latency [--iterations N] [--warmup N]
+//!                        [--placements same-core,cross-core,unpinned]
+//!                        [--peers mailslot,futex,eventfd,unix-dgram,zmq,iceoryx2] [--out FILE]
+//! mailslot-bench all     [options of both] [--out FILE]
+//! mailslot-bench takeover | netrecv   (not yet: they need the network role)
+//! ```
+//!
+//! Every process of a scenario is this binary re-executed with the hidden `__child` command,
+//! so readers and writers are real processes. What it does not do: assert anything (it is a
+//! measuring tool, not a test), or run peers that were not compiled in (cargo features
+//! `peers-zmq`, `peers-iceoryx2`).
+
+mod args;
+mod fanout;
+mod latency;
+mod peers;
+mod proc;
+mod report;
+mod sys;
+
+use std::process::ExitCode;
+
+use args::Args;
+use proc::BenchResult;
+use report::{Record, Table};
+
+/// The scenarios; `takeover` and `netrecv` are placeholders for the network role's targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scenario {
+    /// Cost per delivered message, one writer to k blocking readers.
+    Fanout,
+    /// One-way blocking latency, ping-pong between two processes.
+    Latency,
+    /// Network role takeover after `kill -9` of its holder (DESIGN.md §5): needs the role.
+    Takeover,
+    /// Datagrams/s delivered from the network into a shared name with 4 instances: needs the
+    /// role.
+    Netrecv,
+}
+
+impl Scenario {
+    const ALL: [Scenario; 4] = [
+        Scenario::Fanout,
+        Scenario::Latency,
+        Scenario::Takeover,
+        Scenario::Netrecv,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Scenario::Fanout => "fanout",
+            Scenario::Latency => "latency",
+            Scenario::Takeover => "takeover",
+            Scenario::Netrecv => "netrecv",
+        }
+    }
+
+    /// Whether this build can run it.
+    fn implemented(self) -> bool {
+        matches!(self, Scenario::Fanout | Scenario::Latency)
+    }
+
+    fn run(self, args: &Args) -> BenchResult<(Vec<Table>, Vec<Record>)> {
+        match self {
+            Scenario::Fanout => fanout::run(&fanout::Options::from_args(args)?),
+            Scenario::Latency => latency::run(&latency::Options::from_args(args)?),
+            Scenario::Takeover | Scenario::Netrecv => Err(format!(
+                "scenario `{}` is not implemented yet: it measures the network role \
+                 (mailslot::net), which has not landed",
+                self.name()
+            )),
+        }
+    }
+}
+
+const USAGE: &str = "usage: mailslot-bench <fanout|latency|all|takeover|netrecv> [options]
+  fanout  [--messages 50000] [--sizes 64,1024] [--readers 1,2,4,8] [--rounds 3]
+          [--peers mailslot,unix-dgram,zmq,iceoryx2]
+  latency [--iterations 20000] [--warmup N] [--placements same-core,cross-core,unpinned]
+          [--peers mailslot,futex,eventfd,unix-dgram,zmq,iceoryx2]
+  all     options of both (--peers applies to both)
+  every scenario: [--out FILE]  raw numbers as JSON (FILE ends in .json) or CSV";
+
+fn main() -> ExitCode {
+    let words: Vec<String> = std::env::args().skip(1).collect();
+    let result = match words.first().map(String::as_str) {
+        Some("__child") => child(&words[1..]),
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Some(command) => run(command, &words[1..]),
+        None => Err(USAGE.to_owned()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if words.first().map(String::as_str) == Some("__child") {
+                // The parent reads our stdout; an `error` line fails the scenario at once.
+                proc::report(&format!("error {}", e.replace('\n', " ")));
+            }
+            eprintln!("mailslot-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: &str, rest: &[String]) -> BenchResult<()> {
+    let args = Args::parse(rest)?;
+    let scenarios: Vec<Scenario> = match command {
+        "all" => {
+            let mut keys: Vec<&str> = fanout::Options::KEYS.to_vec();
+            keys.extend(latency::Options::KEYS);
+            args.only(&keys)?;
+            Scenario::ALL
+                .into_iter()
+                .filter(|s| s.implemented())
+                .collect()
+        }
+        name => {
+            let scenario = Scenario::ALL
+                .into_iter()
+                .find(|s| s.name() == name)
+                .ok_or_else(|| format!("unknown scenario `{name}`\n{USAGE}"))?;
+            match scenario {
+                Scenario::Fanout => args.only(fanout::Options::KEYS)?,
+                Scenario::Latency => args.only(latency::Options::KEYS)?,
+                _ => {}
+            }
+            vec![scenario]
+        }
+    };
+    let mut records = Vec::new();
+    println!("{}\n", environment());
+    for scenario in scenarios {
+        // With `all`, --peers lists peers of both scenarios: each takes the ones it runs.
+        let (tables, mut raw) = scenario.run(&args)?;
+        for table in tables {
+            println!("{}", table.markdown());
+        }
+        records.append(&mut raw);
+    }
+    if let Some(out) = args.str("out") {
+        let text = report::render_raw(&records, out.ends_with(".json"));
+        std::fs::write(out, text).map_err(|e| format!("cannot write {out}: {e}"))?;
+        eprintln!("raw numbers written to {out}");
+    }
+    Ok(())
+}
+
+/// One line of conditions printed above the tables.
+fn environment() -> String {
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_else(|_| "?".into())
+    };
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let model = read("/proc/cpuinfo")
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map_or("?".to_owned(), |s| s.trim().to_owned());
+    let kernel = read("/proc/sys/kernel/osrelease");
+    format!(
+        "Conditions: {cpus} CPUs ({model}), Linux {kernel}, net.unix.max_dgram_qlen = {}, \
+         mailslot-bench {} ({} build).",
+        read("/proc/sys/net/unix/max_dgram_qlen"),
+        env!("CARGO_PKG_VERSION"),
+        if cfg!(debug_assertions) { "debug" } else { "release" }
+    )
+}
+
+fn child(words: &[String]) -> BenchResult<()> {
+    let (role, rest) = words.split_first().ok_or("__child needs a role")?;
+    let args = Args::parse(rest)?;
+    match role.as_str() {
+        "fanout-reader" => fanout::reader_main(&args),
+        "fanout-writer" => fanout::writer_main(&args),
+        "latency" => latency::child_main(&args),
+        other => Err(format!("unknown child role `{other}`")),
+    }
+}

@@ -1,0 +1,390 @@
+//! `fanout`: one writer process, k blocking reader processes, every reader gets every message.
+//!
+//! Per configuration (peer, size, k) the orchestrator starts k readers, waits until each has
+//! opened its end, starts the writer, then runs rounds: it tells the writer `go`, the writer
+//! stamps the time and sends `messages` messages, each reader stamps the time when it has the
+//! round's last one. A round costs `last reader done - writer start`; divided by the messages
+//! delivered (messages x k) that is the wall time per delivered message. Each process also
+//! reports its CPU time and context switches for the round (getrusage), because on a 2-core
+//! machine with 8 readers the wall time is mostly the scheduler's doing.
+//!
+//! Warm-up rounds come first and are not reported: the dgram baseline's socket buffers and
+//! the mailslot's ring pages (a fresh ring's pages fault in on first touch; a long-lived name
+//! has them resident) reach their steady state. Each message carries its sequence number so
+//! readers check order and completeness.
+
+use crate::args::{child_args, Args};
+use crate::peers::{self, Peer};
+use crate::proc::{self, BenchResult, Child, TempDir};
+use crate::report::{Record, Table};
+use crate::sys::{self, Usage};
+
+/// The mailslot ring: large enough that a round never laps a reader (checked), so nothing can
+/// be dropped; the mailslot runs without back-pressure.
+pub const MAILSLOT_CAPACITY: usize = 64 << 20;
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub messages: usize,
+    pub sizes: Vec<usize>,
+    pub readers: Vec<usize>,
+    pub rounds: usize,
+    pub peers: Vec<Peer>,
+}
+
+impl Options {
+    pub const KEYS: &'static [&'static str] =
+        &["messages", "sizes", "readers", "rounds", "peers", "out"];
+
+    pub fn from_args(args: &Args) -> BenchResult<Options> {
+        let options = Options {
+            messages: args.get("messages", 50_000)?,
+            sizes: args.list("sizes", &[64, 1024])?,
+            readers: args.list("readers", &[1, 2, 4, 8])?,
+            rounds: args.get("rounds", 3)?,
+            peers: args.list(
+                "peers",
+                &[Peer::Mailslot, Peer::UnixDgram, Peer::Zmq, Peer::Iceoryx2],
+            )?,
+        };
+        if options.messages == 0 || options.rounds == 0 {
+            return Err("--messages and --rounds must be at least 1".into());
+        }
+        for &size in &options.sizes {
+            if !(8..=65_536).contains(&size) {
+                return Err(format!("--sizes: {size} is outside 8..=65536"));
+            }
+            let round_bytes = options.messages * mailslot_record(size);
+            if round_bytes > MAILSLOT_CAPACITY {
+                return Err(format!(
+                    "--messages {} of {size} bytes need {round_bytes} bytes of ring per round, \
+                     more than the {MAILSLOT_CAPACITY} the bench gives the mailslot; use fewer",
+                    options.messages
+                ));
+            }
+        }
+        Ok(options)
+    }
+}
+
+/// Bytes a message takes in the mailslot ring (48-byte record header, data padded to 8).
+fn mailslot_record(size: usize) -> usize {
+    48 + size.div_ceil(8) * 8
+}
+
+/// What one configuration measured (the median of its rounds).
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub peer: Peer,
+    pub size: usize,
+    pub readers: usize,
+    pub wall_ns_per_msg: f64,
+    pub cpu_ns_per_msg: f64,
+    pub writer_cpu_ns_per_msg: f64,
+    pub vcsw_per_msg: f64,
+    pub ivcsw_per_msg: f64,
+    pub sent: u64,
+    pub delivered: u64,
+    pub lost: u64,
+    pub bad: u64,
+}
+
+struct Round {
+    wall_ns: u64,
+    usage: Usage,
+    writer: Usage,
+    sent: u64,
+    delivered: u64,
+    lost: u64,
+    bad: u64,
+}
+
+fn usage_of(line: &proc::Line) -> BenchResult<Usage> {
+    Ok(Usage {
+        user_ns: line.u64("user")?,
+        sys_ns: line.u64("sys")?,
+        vcsw: line.u64("vcsw")?,
+        ivcsw: line.u64("ivcsw")?,
+    })
+}
+
+fn usage_fields(u: Usage) -> String {
+    format!(
+        "user={} sys={} vcsw={} ivcsw={}",
+        u.user_ns, u.sys_ns, u.vcsw, u.ivcsw
+    )
+}
+
+/// How many unreported rounds come first.
+fn warmup_rounds(peer: Peer, options: &Options, size: usize) -> usize {
+    if peer == Peer::Mailslot {
+        // Lap the ring once so every page of it is resident, as in a long-lived name.
+        let ring = MAILSLOT_CAPACITY.next_power_of_two();
+        ring.div_ceil(options.messages * mailslot_record(size)).max(1)
+    } else {
+        1
+    }
+}
+
+fn run_one(peer: Peer, size: usize, k: usize, options: &Options) -> BenchResult<Outcome> {
+    let dir = TempDir::new("fanout")?;
+    let warmup = warmup_rounds(peer, options, size);
+    let rounds = warmup + options.rounds;
+    let common = |extra: &[(&'static str, String)]| {
+        let mut pairs = vec![
+            ("peer", peer.name().to_owned()),
+            ("dir", dir.path().display().to_string()),
+            ("size", size.to_string()),
+            ("messages", options.messages.to_string()),
+            ("rounds", rounds.to_string()),
+            ("readers", k.to_string()),
+            ("capacity", MAILSLOT_CAPACITY.to_string()),
+        ];
+        pairs.extend(extra.iter().cloned());
+        pairs
+    };
+    let mut readers = Vec::with_capacity(k);
+    for i in 0..k {
+        let args = child_args("fanout-reader", &common(&[("index", i.to_string())]));
+        readers.push(Child::spawn(&format!("{} reader {i}", peer.name()), &args)?);
+        // One at a time: the first creates the name, the rest join it.
+        readers[i].expect("ready")?;
+    }
+    let mut writer = Child::spawn(
+        &format!("{} writer", peer.name()),
+        &child_args("fanout-writer", &common(&[])),
+    )?;
+    writer.expect("ready")?;
+    let mut measured = Vec::new();
+    for round in 0..rounds {
+        writer.send("go")?;
+        let sent = writer.expect("sent")?;
+        let start = sent.u64("t_start")?;
+        let writer_usage = usage_of(&sent)?;
+        let mut result = Round {
+            wall_ns: 0,
+            usage: writer_usage,
+            writer: writer_usage,
+            sent: sent.u64("sent")?,
+            delivered: 0,
+            lost: 0,
+            bad: 0,
+        };
+        for reader in &mut readers {
+            let done = reader.expect("done")?;
+            result.wall_ns = result.wall_ns.max(done.u64("t_end")?.saturating_sub(start));
+            result.usage = result.usage.add(usage_of(&done)?);
+            result.delivered += done.u64("delivered")?;
+            result.lost += done.u64("lost")?;
+            result.bad += done.u64("bad")?;
+        }
+        if round >= warmup {
+            measured.push(result);
+        }
+    }
+    proc::finish_all(std::iter::once(writer).chain(readers).collect())?;
+
+    let per_msg = |r: &Round, v: u64| v as f64 / r.delivered.max(1) as f64;
+    let median = |f: &dyn Fn(&Round) -> f64| {
+        let mut v: Vec<f64> = measured.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    Ok(Outcome {
+        peer,
+        size,
+        readers: k,
+        wall_ns_per_msg: median(&|r| per_msg(r, r.wall_ns)),
+        cpu_ns_per_msg: median(&|r| per_msg(r, r.usage.cpu_ns())),
+        writer_cpu_ns_per_msg: median(&|r| per_msg(r, r.writer.cpu_ns())),
+        vcsw_per_msg: median(&|r| per_msg(r, r.usage.vcsw)),
+        ivcsw_per_msg: median(&|r| per_msg(r, r.usage.ivcsw)),
+        sent: measured.iter().map(|r| r.sent).sum(),
+        delivered: measured.iter().map(|r| r.delivered).sum(),
+        lost: measured.iter().map(|r| r.lost).sum(),
+        bad: measured.iter().map(|r| r.bad).sum(),
+    })
+}
+
+/// Runs every configuration; peers that are not built in are listed as skipped.
+pub fn run(options: &Options) -> BenchResult<(Vec<Table>, Vec<Record>)> {
+    let qlen = std::fs::read_to_string("/proc/sys/net/unix/max_dgram_qlen")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "?".into());
+    let mut outcomes = Vec::new();
+    let mut skipped = Vec::new();
+    for &peer in options.peers.iter().filter(|p| p.does_fanout()) {
+        if let Some(feature) = peer.missing_feature() {
+            skipped.push(format!("{} (build with --features {feature})", peer.name()));
+            continue;
+        }
+        for &size in &options.sizes {
+            for &k in &options.readers {
+                eprintln!("fanout: {} size={size} k={k} ...", peer.name());
+                outcomes.push(run_one(peer, size, k, options)?);
+            }
+        }
+    }
+    Ok(tables(options, &outcomes, &qlen, &skipped))
+}
+
+fn tables(
+    options: &Options,
+    outcomes: &[Outcome],
+    qlen: &str,
+    skipped: &[String],
+) -> (Vec<Table>, Vec<Record>) {
+    let baseline = |size: usize, k: usize| {
+        outcomes
+            .iter()
+            .find(|o| o.peer == Peer::UnixDgram && o.size == size && o.readers == k)
+    };
+    let mut tables = Vec::new();
+    let mut records = Vec::new();
+    for &size in &options.sizes {
+        let mut table = Table::new(
+            format!("fanout, {size}-byte messages"),
+            &[
+                "k",
+                "peer",
+                "wall ns/msg",
+                "wall vs dgram",
+                "CPU ns/msg",
+                "CPU vs dgram",
+                "writer CPU ns/msg",
+                "vol. ctx sw/msg",
+                "sent",
+                "delivered",
+                "lost",
+            ],
+        );
+        for &k in &options.readers {
+            for o in outcomes.iter().filter(|o| o.size == size && o.readers == k) {
+                let base = baseline(size, k);
+                let ratio = |mine: f64, theirs: Option<f64>| {
+                    theirs.map_or("-".into(), |t| format!("{:.2}", mine / t))
+                };
+                table.row(vec![
+                    k.to_string(),
+                    o.peer.name().to_owned(),
+                    format!("{:.0}", o.wall_ns_per_msg),
+                    ratio(o.wall_ns_per_msg, base.map(|b| b.wall_ns_per_msg)),
+                    format!("{:.0}", o.cpu_ns_per_msg),
+                    ratio(o.cpu_ns_per_msg, base.map(|b| b.cpu_ns_per_msg)),
+                    format!("{:.0}", o.writer_cpu_ns_per_msg),
+                    format!("{:.3}", o.vcsw_per_msg),
+                    o.sent.to_string(),
+                    o.delivered.to_string(),
+                    if o.bad > 0 {
+                        format!("{} ({} out of order)", o.lost, o.bad)
+                    } else {
+                        o.lost.to_string()
+                    },
+                ]);
+                records.push(Record::new("fanout", vec![
+                    ("peer", o.peer.name().into()),
+                    ("size", o.size.into()),
+                    ("readers", o.readers.into()),
+                    ("wall_ns_per_msg", o.wall_ns_per_msg.into()),
+                    ("cpu_ns_per_msg", o.cpu_ns_per_msg.into()),
+                    ("writer_cpu_ns_per_msg", o.writer_cpu_ns_per_msg.into()),
+                    ("vcsw_per_msg", o.vcsw_per_msg.into()),
+                    ("ivcsw_per_msg", o.ivcsw_per_msg.into()),
+                    ("sent", o.sent.into()),
+                    ("delivered", o.delivered.into()),
+                    ("lost", o.lost.into()),
+                    ("out_of_order", o.bad.into()),
+                    ("max_dgram_qlen", qlen.into()),
+                ]));
+            }
+        }
+        table.note(format!(
+            "{} messages per round, median of {} rounds after warm-up; wall = writer start to \
+             last reader done / (messages x k); CPU = user+sys of writer and all readers / \
+             (messages x k); sent = messages written (each reaches all k), delivered = sum over \
+             readers, over all measured rounds.",
+            options.messages, options.rounds
+        ));
+        table.note(format!(
+            "mailslot: capacity {} MiB, drop-oldest, no back-pressure (a round always fits in \
+             the ring, so `lost` must be 0); unix-dgram: blocking sends to each reader in turn, \
+             net.unix.max_dgram_qlen = {qlen}.",
+            MAILSLOT_CAPACITY >> 20
+        ));
+        if !skipped.is_empty() {
+            table.note(format!("skipped: {}", skipped.join(", ")));
+        }
+        tables.push(table);
+    }
+    (tables, records)
+}
+
+// ---- child roles -----------------------------------------------------------------------------
+
+/// `__child fanout-reader`: receives `rounds x messages` messages, reporting each round.
+pub fn reader_main(args: &Args) -> BenchResult<()> {
+    let peer: Peer = args.need("peer")?;
+    let size: usize = args.need("size")?;
+    let messages: u64 = args.need("messages")?;
+    let rounds: u64 = args.need("rounds")?;
+    let mut reader = peers::fanout_reader(peer, args)?;
+    proc::report("ready");
+    let mut buf = vec![0u8; size.max(64) * 2];
+    let mut expected = 0u64; // the next sequence number
+    let mut last = Usage::now();
+    for round in 0..rounds {
+        let end = (round + 1) * messages;
+        let (mut delivered, mut lost, mut bad) = (0u64, 0u64, 0u64);
+        while expected < end {
+            let (len, dropped) = reader.recv(&mut buf)?;
+            lost += dropped;
+            expected += dropped;
+            let seq = buf
+                .get(..8)
+                .filter(|_| len >= 8)
+                .map_or(u64::MAX, |b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+            if seq != expected || len != size {
+                bad += 1;
+            }
+            expected = seq.max(expected) + 1;
+            delivered += 1;
+        }
+        let t_end = sys::monotonic_ns();
+        let now = Usage::now();
+        proc::report(&format!(
+            "done round={round} t_end={t_end} delivered={delivered} lost={lost} bad={bad} {}",
+            usage_fields(now.since(last))
+        ));
+        last = now;
+    }
+    Ok(())
+}
+
+/// `__child fanout-writer`: on each `go`, sends one round of messages.
+pub fn writer_main(args: &Args) -> BenchResult<()> {
+    let peer: Peer = args.need("peer")?;
+    let size: usize = args.need("size")?;
+    let messages: u64 = args.need("messages")?;
+    let mut writer = peers::fanout_writer(peer, args)?;
+    proc::report("ready");
+    let mut message = vec![0x5au8; size];
+    let mut seq = 0u64;
+    while let Some(command) = proc::next_command() {
+        if command != "go" {
+            return Err(format!("unexpected command `{command}`"));
+        }
+        let before = Usage::now();
+        let t_start = sys::monotonic_ns();
+        for _ in 0..messages {
+            message[..8].copy_from_slice(&seq.to_le_bytes());
+            writer.send(&message)?;
+            seq += 1;
+        }
+        let usage = Usage::now().since(before);
+        proc::report(&format!(
+            "sent t_start={t_start} sent={messages} {}",
+            usage_fields(usage)
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,338 @@
+//! `latency`: one-way blocking latency of a 64-byte message between two processes.
+//!
+//! Ping sends to pong's inbox and blocks on its own; pong echoes. Ping times every round trip
+//! with the monotonic clock; one-way = RTT / 2. Both sides block (no spinning) in every peer,
+//! so this is the cost of a send, a wake-up and a receive. Placements: both processes pinned to
+//! the same core, pinned to different cores, and left to the scheduler.
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+
+use crate::args::{child_args, Args};
+use crate::peers::{self, futex, Peer, Side};
+use crate::proc::{self, BenchResult, Child, TempDir};
+use crate::report::{Record, Table};
+use crate::sys;
+
+pub const MESSAGE_SIZE: usize = 64;
+
+/// Where the two processes run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    SameCore,
+    CrossCore,
+    Unpinned,
+}
+
+impl Placement {
+    pub const ALL: [Placement; 3] = [Placement::SameCore, Placement::CrossCore, Placement::Unpinned];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Placement::SameCore => "same-core",
+            Placement::CrossCore => "cross-core",
+            Placement::Unpinned => "unpinned",
+        }
+    }
+
+    /// CPUs of (ping, pong), `None` = not pinned.
+    fn cpus(self) -> (Option<usize>, Option<usize>) {
+        match self {
+            Placement::SameCore => (Some(0), Some(0)),
+            Placement::CrossCore => (Some(0), Some(1)),
+            Placement::Unpinned => (None, None),
+        }
+    }
+}
+
+impl std::str::FromStr for Placement {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Placement, String> {
+        Placement::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| format!("unknown placement `{s}`"))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub iterations: usize,
+    pub warmup: usize,
+    pub placements: Vec<Placement>,
+    pub peers: Vec<Peer>,
+}
+
+impl Options {
+    pub const KEYS: &'static [&'static str] =
+        &["iterations", "warmup", "placements", "peers", "out"];
+
+    pub fn from_args(args: &Args) -> BenchResult<Options> {
+        let iterations: usize = args.get("iterations", 20_000)?;
+        let options = Options {
+            iterations,
+            warmup: args.get("warmup", (iterations / 10).max(100))?,
+            placements: args.list("placements", &Placement::ALL)?,
+            peers: args.list(
+                "peers",
+                &[
+                    Peer::Mailslot,
+                    Peer::Futex,
+                    Peer::Eventfd,
+                    Peer::UnixDgram,
+                    Peer::Zmq,
+                    Peer::Iceoryx2,
+                ],
+            )?,
+        };
+        if options.iterations == 0 {
+            return Err("--iterations must be at least 1".into());
+        }
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if cpus < 2 && options.placements.contains(&Placement::CrossCore) {
+            return Err("cross-core placement needs 2 CPUs".into());
+        }
+        Ok(options)
+    }
+}
+
+/// One-way latency distribution of one configuration, in nanoseconds.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub peer: Peer,
+    pub placement: Placement,
+    pub p50: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub min: f64,
+    pub mean: f64,
+    pub max: f64,
+    pub samples: u64,
+}
+
+fn run_one(peer: Peer, placement: Placement, options: &Options) -> BenchResult<Outcome> {
+    let dir = TempDir::new("latency")?;
+    let mut pairs = vec![
+        ("peer", peer.name().to_owned()),
+        ("dir", dir.path().display().to_string()),
+        ("iterations", options.iterations.to_string()),
+        ("warmup", options.warmup.to_string()),
+    ];
+    // Per-peer setup the two sides share: the futex words file, the eventfds.
+    let mut inherited: Vec<std::os::fd::OwnedFd> = Vec::new();
+    match peer {
+        Peer::Futex => {
+            let path = dir.path().join(futex::FILE_NAME);
+            File::create(&path)
+                .and_then(|f| f.set_len(8))
+                .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        }
+        Peer::Eventfd => {
+            for side in [Side::Ping, Side::Pong] {
+                let fd = sys::eventfd_inheritable().map_err(|e| format!("eventfd: {e}"))?;
+                pairs.push(match side {
+                    Side::Ping => ("fd-ping", fd.as_raw_fd().to_string()),
+                    Side::Pong => ("fd-pong", fd.as_raw_fd().to_string()),
+                });
+                inherited.push(fd);
+            }
+        }
+        _ => {}
+    }
+    let (ping_cpu, pong_cpu) = placement.cpus();
+    let spawn = |side: Side, cpu: Option<usize>| {
+        let mut p = pairs.clone();
+        p.push(("side", side.name().to_owned()));
+        if let Some(cpu) = cpu {
+            p.push(("cpu", cpu.to_string()));
+        }
+        Child::spawn(
+            &format!("{} {} ({})", peer.name(), side.name(), placement.name()),
+            &child_args("latency", &p),
+        )
+    };
+    let mut pong = spawn(Side::Pong, pong_cpu)?;
+    pong.expect("ready")?;
+    let mut ping = spawn(Side::Ping, ping_cpu)?;
+    ping.expect("ready")?;
+    // Both have their descriptors now; ours would only keep the eventfds alive.
+    drop(inherited);
+    pong.send("go")?;
+    pong.expect("connected")?;
+    ping.send("go")?;
+    let result = ping.expect("result")?;
+    proc::finish_all(vec![ping, pong])?;
+    Ok(Outcome {
+        peer,
+        placement,
+        p50: result.f64("p50")?,
+        p99: result.f64("p99")?,
+        p999: result.f64("p999")?,
+        min: result.f64("min")?,
+        mean: result.f64("mean")?,
+        max: result.f64("max")?,
+        samples: result.u64("samples")?,
+    })
+}
+
+pub fn run(options: &Options) -> BenchResult<(Vec<Table>, Vec<Record>)> {
+    let mut outcomes = Vec::new();
+    let mut skipped = Vec::new();
+    for &peer in &options.peers {
+        if let Some(feature) = peer.missing_feature() {
+            skipped.push(format!("{} (build with --features {feature})", peer.name()));
+        }
+    }
+    for &placement in &options.placements {
+        for &peer in options
+            .peers
+            .iter()
+            .filter(|p| p.does_latency() && p.missing_feature().is_none())
+        {
+            eprintln!("latency: {} {} ...", peer.name(), placement.name());
+            outcomes.push(run_one(peer, placement, options)?);
+        }
+    }
+    Ok(tables(options, &outcomes, &skipped))
+}
+
+fn tables(
+    options: &Options,
+    outcomes: &[Outcome],
+    skipped: &[String],
+) -> (Vec<Table>, Vec<Record>) {
+    let mut table = Table::new(
+        format!("latency, one-way, {MESSAGE_SIZE}-byte messages (ns)"),
+        &[
+            "placement",
+            "peer",
+            "p50",
+            "p99",
+            "p99.9",
+            "min",
+            "mean",
+            "p50 vs futex",
+            "p99 vs futex",
+            "p50 vs eventfd",
+            "p99 vs eventfd",
+        ],
+    );
+    let mut records = Vec::new();
+    for &placement in &options.placements {
+        let base = |peer: Peer| {
+            outcomes
+                .iter()
+                .find(|o| o.peer == peer && o.placement == placement)
+        };
+        for o in outcomes.iter().filter(|o| o.placement == placement) {
+            let ratio = |mine: f64, theirs: Option<f64>| {
+                theirs.map_or("-".into(), |t| format!("{:.2}", mine / t))
+            };
+            let futex = base(Peer::Futex);
+            let eventfd = base(Peer::Eventfd);
+            table.row(vec![
+                placement.name().to_owned(),
+                o.peer.name().to_owned(),
+                format!("{:.0}", o.p50),
+                format!("{:.0}", o.p99),
+                format!("{:.0}", o.p999),
+                format!("{:.0}", o.min),
+                format!("{:.0}", o.mean),
+                ratio(o.p50, futex.map(|b| b.p50)),
+                ratio(o.p99, futex.map(|b| b.p99)),
+                ratio(o.p50, eventfd.map(|b| b.p50)),
+                ratio(o.p99, eventfd.map(|b| b.p99)),
+            ]);
+            records.push(Record::new("latency", vec![
+                ("peer", o.peer.name().into()),
+                ("placement", o.placement.name().into()),
+                ("p50_ns", o.p50.into()),
+                ("p99_ns", o.p99.into()),
+                ("p999_ns", o.p999.into()),
+                ("min_ns", o.min.into()),
+                ("mean_ns", o.mean.into()),
+                ("max_ns", o.max.into()),
+                ("samples", o.samples.into()),
+            ]));
+        }
+    }
+    table.note(format!(
+        "{} round trips per configuration after {} warm-up ones; one-way = RTT/2, percentiles \
+         of the exact samples; same-core = both on CPU 0, cross-core = CPU 0 and 1 \
+         (sched_setaffinity), unpinned = scheduler's choice. futex = bare shared-word handoff \
+         (always FUTEX_WAKE, no payload); eventfd = blocking read/write; unix-dgram = connected \
+         SOCK_DGRAM pair.",
+        options.iterations, options.warmup
+    ));
+    if !skipped.is_empty() {
+        table.note(format!("skipped: {}", skipped.join(", ")));
+    }
+    (vec![table], records)
+}
+
+// ---- child role --------------------------------------------------------------------------
+
+/// `__child latency --side ping|pong`.
+pub fn child_main(args: &Args) -> BenchResult<()> {
+    let peer: Peer = args.need("peer")?;
+    let side = match args.required("side")? {
+        "ping" => Side::Ping,
+        "pong" => Side::Pong,
+        other => return Err(format!("unknown side `{other}`")),
+    };
+    if let Some(cpu) = args.str("cpu") {
+        let cpu: usize = cpu.parse().map_err(|_| format!("bad --cpu {cpu}"))?;
+        sys::pin_to_cpu(cpu).map_err(|e| format!("cannot pin to CPU {cpu}: {e}"))?;
+    }
+    let iterations: usize = args.need("iterations")?;
+    let warmup: usize = args.need("warmup")?;
+    let mut endpoint = peers::endpoint(peer, side, args)?;
+    proc::report("ready");
+    if proc::next_command().as_deref() != Some("go") {
+        return Err("expected `go`".into());
+    }
+    endpoint.connect()?;
+    proc::report("connected");
+    let mut message = [0x5au8; MESSAGE_SIZE];
+    let mut buf = [0u8; 4 * MESSAGE_SIZE];
+    match side {
+        Side::Pong => {
+            for _ in 0..warmup + iterations {
+                let n = endpoint.recv(&mut buf)?;
+                endpoint.send(&buf[..n.min(MESSAGE_SIZE)])?;
+            }
+        }
+        Side::Ping => {
+            let mut rtts = Vec::with_capacity(iterations);
+            for i in 0..warmup + iterations {
+                message[..8].copy_from_slice(&(i as u64).to_le_bytes());
+                let start = sys::monotonic_ns();
+                endpoint.send(&message)?;
+                endpoint.recv(&mut buf)?;
+                let rtt = sys::monotonic_ns() - start;
+                if i >= warmup {
+                    rtts.push(rtt);
+                }
+            }
+            rtts.sort_unstable();
+            let at = |q: f64| {
+                let i = ((rtts.len() as f64 * q).ceil() as usize).clamp(1, rtts.len()) - 1;
+                rtts[i] as f64 / 2.0
+            };
+            let mean = rtts.iter().sum::<u64>() as f64 / rtts.len() as f64 / 2.0;
+            proc::report(&format!(
+                "result samples={} p50={} p99={} p999={} min={} mean={mean} max={}",
+                rtts.len(),
+                at(0.50),
+                at(0.99),
+                at(0.999),
+                rtts[0] as f64 / 2.0,
+                *rtts.last().expect("at least one iteration") as f64 / 2.0,
+            ));
+        }
+    }
+    // Wait for the parent to close our stdin, so the other side is never left writing to a
+    // name that vanished under it.
+    while proc::next_command().is_some() {}
+    Ok(())
+}

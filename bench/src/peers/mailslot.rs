@@ -1,0 +1,112 @@
+//! This project's transport: shared mailslots in a private runtime directory.
+//!
+//! Fan-out: every reader opens the same shared name (`Delivery::All`), the writer appends once
+//! per message. Ping-pong: each side has its own mailslot and a writer of the other's.
+
+use std::path::PathBuf;
+
+use mailslot::{Overflow, Scope, Server, Timeout, Writer};
+
+use super::{Endpoint, FanoutReader, FanoutWriter, Side};
+use crate::args::Args;
+use crate::proc::BenchResult;
+
+/// The name every fan-out reader shares.
+const FANOUT_NAME: &str = "bench-fanout";
+
+fn scope(args: &Args) -> BenchResult<Scope> {
+    Ok(Scope::Dir(PathBuf::from(args.required("dir")?)))
+}
+
+fn err(what: &str, e: mailslot::Error) -> String {
+    format!("mailslot {what}: {e}")
+}
+
+struct Reader {
+    server: Server,
+}
+
+impl FanoutReader for Reader {
+    fn recv(&mut self, buf: &mut [u8]) -> BenchResult<(usize, u64)> {
+        let got = self.server.recv_into(buf).map_err(|e| err("recv", e))?;
+        Ok((got.len, got.lost))
+    }
+}
+
+pub fn fanout_reader(args: &Args) -> BenchResult<Box<dyn FanoutReader>> {
+    let capacity: usize = args.need("capacity")?;
+    let server = Server::builder(FANOUT_NAME)
+        .shared(true)
+        .scope(scope(args)?)
+        .capacity(capacity)
+        // Capacity, not back-pressure: the orchestrator sizes rounds to fit, so `lost` must
+        // stay 0; a lagging reader would show it.
+        .overflow(Overflow::DropOldest)
+        .read_timeout(Timeout::Forever)
+        .open()
+        .map_err(|e| err("open server", e))?;
+    Ok(Box::new(Reader { server }))
+}
+
+struct WriterEnd {
+    writer: Writer,
+}
+
+impl FanoutWriter for WriterEnd {
+    fn send(&mut self, data: &[u8]) -> BenchResult<()> {
+        self.writer.write(data).map_err(|e| err("write", e))
+    }
+}
+
+pub fn fanout_writer(args: &Args) -> BenchResult<Box<dyn FanoutWriter>> {
+    let writer = Writer::open_in(&scope(args)?, FANOUT_NAME).map_err(|e| err("open writer", e))?;
+    Ok(Box::new(WriterEnd { writer }))
+}
+
+struct PingPong {
+    scope: Scope,
+    side: Side,
+    inbox: Server,
+    outbox: Option<Writer>,
+}
+
+fn inbox_name(side: Side) -> String {
+    format!("bench-{}", side.name())
+}
+
+impl Endpoint for PingPong {
+    fn connect(&mut self) -> BenchResult<()> {
+        let writer = Writer::open_in(&self.scope, &inbox_name(self.side.other()))
+            .map_err(|e| err("open writer", e))?;
+        self.outbox = Some(writer);
+        Ok(())
+    }
+
+    fn send(&mut self, data: &[u8]) -> BenchResult<()> {
+        self.outbox
+            .as_mut()
+            .ok_or("not connected")?
+            .write(data)
+            .map_err(|e| err("write", e))
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> BenchResult<usize> {
+        let got = self.inbox.recv_into(buf).map_err(|e| err("recv", e))?;
+        Ok(got.len)
+    }
+}
+
+pub fn endpoint(side: Side, args: &Args) -> BenchResult<Box<dyn Endpoint>> {
+    let scope = scope(args)?;
+    let inbox = Server::builder(&inbox_name(side))
+        .scope(scope.clone())
+        .read_timeout(Timeout::Forever)
+        .open()
+        .map_err(|e| err("open server", e))?;
+    Ok(Box::new(PingPong {
+        scope,
+        side,
+        inbox,
+        outbox: None,
+    }))
+}

@@ -1,0 +1,186 @@
+//! The transports the scenarios compare, one module each, behind two small traits: a fan-out
+//! writer/reader pair and a ping-pong endpoint. Peers that need a heavy dependency sit behind
+//! a cargo feature so the default build stays fast.
+
+use crate::args::Args;
+use crate::proc::BenchResult;
+
+pub mod eventfd;
+pub mod futex;
+pub mod mailslot;
+pub mod unix_dgram;
+#[cfg(feature = "peers-iceoryx2")]
+pub mod iceoryx2;
+#[cfg(feature = "peers-zmq")]
+pub mod zmq;
+
+/// A transport measured by the scenarios.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peer {
+    /// This project: a shared mailslot (per-name shared-memory log, futex doorbells).
+    Mailslot,
+    /// Raw `SOCK_DGRAM` Unix sockets: the writer sends each message to each reader.
+    UnixDgram,
+    /// A bare futex handoff on a shared word (latency only).
+    Futex,
+    /// A blocking eventfd handoff (latency only).
+    Eventfd,
+    /// ZeroMQ PUB/SUB over `ipc://` with `XPUB_NODROP` (feature `peers-zmq`).
+    Zmq,
+    /// iceoryx2 publish-subscribe plus an event service with a blocking listener (feature
+    /// `peers-iceoryx2`).
+    Iceoryx2,
+}
+
+impl Peer {
+    pub const ALL: [Peer; 6] = [
+        Peer::Mailslot,
+        Peer::UnixDgram,
+        Peer::Futex,
+        Peer::Eventfd,
+        Peer::Zmq,
+        Peer::Iceoryx2,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Peer::Mailslot => "mailslot",
+            Peer::UnixDgram => "unix-dgram",
+            Peer::Futex => "futex",
+            Peer::Eventfd => "eventfd",
+            Peer::Zmq => "zmq",
+            Peer::Iceoryx2 => "iceoryx2",
+        }
+    }
+
+    pub fn parse(s: &str) -> BenchResult<Peer> {
+        Peer::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| format!("unknown peer `{s}`"))
+    }
+
+    /// The cargo feature a peer needs, if it is not compiled in.
+    pub fn missing_feature(self) -> Option<&'static str> {
+        match self {
+            Peer::Zmq if !cfg!(feature = "peers-zmq") => Some("peers-zmq"),
+            Peer::Iceoryx2 if !cfg!(feature = "peers-iceoryx2") => Some("peers-iceoryx2"),
+            _ => None,
+        }
+    }
+
+    pub fn does_fanout(self) -> bool {
+        matches!(
+            self,
+            Peer::Mailslot | Peer::UnixDgram | Peer::Zmq | Peer::Iceoryx2
+        )
+    }
+
+    pub fn does_latency(self) -> bool {
+        true
+    }
+}
+
+impl std::str::FromStr for Peer {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Peer, String> {
+        Peer::parse(s)
+    }
+}
+
+/// The receiving end of a fan-out: one reader process.
+pub trait FanoutReader {
+    /// Blocks for the next message; returns its length and how many messages were lost just
+    /// before it (0 for transports that cannot lose).
+    fn recv(&mut self, buf: &mut [u8]) -> BenchResult<(usize, u64)>;
+}
+
+/// The sending end of a fan-out: the one writer process, reaching every reader.
+pub trait FanoutWriter {
+    fn send(&mut self, data: &[u8]) -> BenchResult<()>;
+}
+
+/// One side of a ping-pong.
+pub trait Endpoint {
+    /// Called once both sides have opened their own inbox (after `ready`).
+    fn connect(&mut self) -> BenchResult<()> {
+        Ok(())
+    }
+    fn send(&mut self, data: &[u8]) -> BenchResult<()>;
+    /// Blocks for the next message; returns its length.
+    fn recv(&mut self, buf: &mut [u8]) -> BenchResult<usize>;
+}
+
+/// Which side of the ping-pong a process is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// Sends first and measures the round trip.
+    Ping,
+    /// Echoes.
+    Pong,
+}
+
+impl Side {
+    pub fn name(self) -> &'static str {
+        match self {
+            Side::Ping => "ping",
+            Side::Pong => "pong",
+        }
+    }
+
+    pub fn other(self) -> Side {
+        match self {
+            Side::Ping => Side::Pong,
+            Side::Pong => Side::Ping,
+        }
+    }
+}
+
+fn not_built(peer: Peer) -> String {
+    format!(
+        "peer {} is not built in (cargo feature `{}`)",
+        peer.name(),
+        peer.missing_feature().unwrap_or("?")
+    )
+}
+
+/// Opens reader `--index` of a fan-out (before it reports `ready`).
+pub fn fanout_reader(peer: Peer, args: &Args) -> BenchResult<Box<dyn FanoutReader>> {
+    match peer {
+        Peer::Mailslot => mailslot::fanout_reader(args),
+        Peer::UnixDgram => unix_dgram::fanout_reader(args),
+        #[cfg(feature = "peers-zmq")]
+        Peer::Zmq => zmq::fanout_reader(args),
+        #[cfg(feature = "peers-iceoryx2")]
+        Peer::Iceoryx2 => iceoryx2::fanout_reader(args),
+        _ => Err(not_built(peer)),
+    }
+}
+
+/// Opens the fan-out writer, once every reader is ready.
+pub fn fanout_writer(peer: Peer, args: &Args) -> BenchResult<Box<dyn FanoutWriter>> {
+    match peer {
+        Peer::Mailslot => mailslot::fanout_writer(args),
+        Peer::UnixDgram => unix_dgram::fanout_writer(args),
+        #[cfg(feature = "peers-zmq")]
+        Peer::Zmq => zmq::fanout_writer(args),
+        #[cfg(feature = "peers-iceoryx2")]
+        Peer::Iceoryx2 => iceoryx2::fanout_writer(args),
+        _ => Err(not_built(peer)),
+    }
+}
+
+/// Opens this side's inbox of a ping-pong (before it reports `ready`).
+pub fn endpoint(peer: Peer, side: Side, args: &Args) -> BenchResult<Box<dyn Endpoint>> {
+    match peer {
+        Peer::Mailslot => mailslot::endpoint(side, args),
+        Peer::UnixDgram => unix_dgram::endpoint(side, args),
+        Peer::Futex => futex::endpoint(side, args),
+        Peer::Eventfd => eventfd::endpoint(side, args),
+        #[cfg(feature = "peers-zmq")]
+        Peer::Zmq => zmq::endpoint(side, args),
+        #[cfg(feature = "peers-iceoryx2")]
+        Peer::Iceoryx2 => iceoryx2::endpoint(side, args),
+        _ => Err(not_built(peer)),
+    }
+}
