@@ -54,7 +54,9 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<Outcome> {
 
 fn read_stdin() -> anyhow::Result<Vec<u8>> {
     let mut v = Vec::new();
-    std::io::stdin().read_to_end(&mut v).context("reading stdin")?;
+    std::io::stdin()
+        .read_to_end(&mut v)
+        .context("reading stdin")?;
     Ok(v)
 }
 
@@ -65,7 +67,7 @@ pub fn parse_hex(text: &str) -> anyhow::Result<Vec<u8>> {
     if let Some(bad) = digits.chars().find(|c| !c.is_ascii_hexdigit()) {
         bail!("invalid hex digit {bad:?}");
     }
-    if digits.len() % 2 != 0 {
+    if digits.len() & 1 == 1 {
         bail!("hex input has an odd number of digits");
     }
     Ok((0..digits.len())
@@ -97,7 +99,10 @@ pub fn decode_datagram(bytes: &[u8]) -> Result<Map<String, Value>, mailslot_wire
     let mut o = Map::new();
     o.insert("msg_type".into(), json!(u8::from(repr.msg_type)));
     o.insert("flags".into(), json!(repr.flags.0));
-    o.insert("node_type".into(), json!(format!("{:?}", repr.flags.node_type())));
+    o.insert(
+        "node_type".into(),
+        json!(format!("{:?}", repr.flags.node_type())),
+    );
     o.insert("dgm_id".into(), json!(repr.dgm_id));
     o.insert("source_ip".into(), json!(repr.source_ip.to_string()));
     o.insert("source_port".into(), json!(repr.source_port));
@@ -109,10 +114,18 @@ pub fn decode_datagram(bytes: &[u8]) -> Result<Map<String, Value>, mailslot_wire
         DatagramBody::Query { destination_name } => {
             o.insert("destination_name".into(), name_json(&destination_name));
         }
-        DatagramBody::Data { packet_offset, source_name, destination_name, user_data } => {
+        DatagramBody::Data {
+            packet_offset,
+            source_name,
+            destination_name,
+            user_data,
+        } => {
             let dgm_length = view.dgm_length().unwrap_or_default();
             o.insert("dgm_length".into(), json!(dgm_length));
-            o.insert("dgm_length_ok".into(), json!(usize::from(dgm_length) == bytes.len() - HEADER_LEN));
+            o.insert(
+                "dgm_length_ok".into(),
+                json!(usize::from(dgm_length) == bytes.len() - HEADER_LEN),
+            );
             o.insert("packet_offset".into(), json!(packet_offset));
             o.insert("fragment".into(), json!(repr.is_fragment()));
             o.insert("source_name".into(), name_json(&source_name));
@@ -205,10 +218,17 @@ fn browser_json(f: &BrowserFrame<'_>) -> Value {
             "uptime": e.uptime,
             "server_name": latin(e.server_name),
         }),
-        BrowserFrame::GetBackupListRequest { requested_count, token } => {
+        BrowserFrame::GetBackupListRequest {
+            requested_count,
+            token,
+        } => {
             json!({ "requested_count": requested_count, "token": token })
         }
-        BrowserFrame::GetBackupListResponse { backup_server_count, token, servers } => json!({
+        BrowserFrame::GetBackupListResponse {
+            backup_server_count,
+            token,
+            servers,
+        } => json!({
             "backup_server_count": backup_server_count,
             "token": token,
             "servers": servers.iter().map(latin).collect::<Vec<_>>(),
@@ -223,11 +243,23 @@ fn browser_json(f: &BrowserFrame<'_>) -> Value {
 
 fn nbns_json(bytes: &[u8]) -> Result<Map<String, Value>, mailslot_wire::Error> {
     let v = match NbnsPacket::parse(bytes)? {
-        NbnsPacket::NameQueryRequest { trn_id, broadcast, recursion_desired, name } => json!({
+        NbnsPacket::NameQueryRequest {
+            trn_id,
+            broadcast,
+            recursion_desired,
+            name,
+        } => json!({
             "nbns": "name_query_request", "trn_id": trn_id, "broadcast": broadcast,
             "recursion_desired": recursion_desired, "name": name_json(&name),
         }),
-        NbnsPacket::PositiveNameQueryResponse { trn_id, authoritative, name, ttl, addresses, .. } => {
+        NbnsPacket::PositiveNameQueryResponse {
+            trn_id,
+            authoritative,
+            name,
+            ttl,
+            addresses,
+            ..
+        } => {
             json!({
                 "nbns": "positive_name_query_response", "trn_id": trn_id,
                 "authoritative": authoritative, "name": name_json(&name), "ttl": ttl,
@@ -247,7 +279,9 @@ fn nbns_json(bytes: &[u8]) -> Result<Map<String, Value>, mailslot_wire::Error> {
 /// One JSON line per UDP datagram to or from `port`.
 fn decode_pcap(file: &[u8], port: u16, out: &mut impl Write) -> anyhow::Result<()> {
     for frame in pcap::read_frames(file)? {
-        let Some(udp) = pcap::udp_of(&frame) else { continue };
+        let Some(udp) = pcap::udp_of(&frame) else {
+            continue;
+        };
         if udp.src_port != port && udp.dst_port != port {
             continue;
         }
@@ -273,8 +307,14 @@ fn decode_pcap(file: &[u8], port: u16, out: &mut impl Write) -> anyhow::Result<(
         if let Some(t) = frame.time {
             o.insert("time".into(), json!(t));
         }
-        o.insert("udp_src".into(), json!(format!("{}:{}", udp.src, udp.src_port)));
-        o.insert("udp_dst".into(), json!(format!("{}:{}", udp.dst, udp.dst_port)));
+        o.insert(
+            "udp_src".into(),
+            json!(format!("{}:{}", udp.src, udp.src_port)),
+        );
+        o.insert(
+            "udp_dst".into(),
+            json!(format!("{}:{}", udp.dst, udp.dst_port)),
+        );
         writeln!(out, "{}", Value::Object(o))?;
     }
     Ok(())

@@ -10,10 +10,10 @@ use clap::{Parser, Subcommand};
 
 mod common;
 mod decode;
-mod pcap;
 mod demo;
 mod listen;
 mod network;
+mod pcap;
 mod send;
 mod status;
 

@@ -129,7 +129,7 @@ fn read_pcapng(buf: &[u8]) -> anyhow::Result<Vec<Frame<'_>>> {
         }
         let block_type = endian.u32(&head[0..4]);
         let total = endian.u32(&head[4..8]) as usize;
-        if total < 12 || total % 4 != 0 {
+        if total < 12 || total & 3 != 0 {
             bail!("pcapng block with bad length {total} at byte {pos}");
         }
         let block = slice(buf, pos, total)?;
@@ -138,12 +138,19 @@ fn read_pcapng(buf: &[u8]) -> anyhow::Result<Vec<Frame<'_>>> {
             1 => {
                 let b = slice(body, 0, 8)?;
                 let linktype = u32::from(endian.u16(&b[0..2]));
-                interfaces.push(Interface { linktype, tick: if_tsresol(body, endian) });
+                interfaces.push(Interface {
+                    linktype,
+                    tick: if_tsresol(body, endian),
+                });
             }
             6 | 2 => {
                 // EPB: id(4) ts_hi ts_lo caplen origlen; obsolete PB: id(2) drops(2) ...
                 let b = slice(body, 0, 20)?;
-                let id = if block_type == 6 { endian.u32(&b[0..4]) } else { u32::from(endian.u16(&b[0..2])) };
+                let id = if block_type == 6 {
+                    endian.u32(&b[0..4])
+                } else {
+                    u32::from(endian.u16(&b[0..2]))
+                };
                 let ts = (u64::from(endian.u32(&b[4..8])) << 32) | u64::from(endian.u32(&b[8..12]));
                 let caplen = endian.u32(&b[12..16]) as usize;
                 let data = slice(body, 20, caplen)?;
@@ -160,7 +167,9 @@ fn read_pcapng(buf: &[u8]) -> anyhow::Result<Vec<Frame<'_>>> {
             3 => {
                 let b = slice(body, 0, 4)?;
                 let orig = endian.u32(&b[0..4]) as usize;
-                let iface = interfaces.first().context("pcapng simple packet before any interface")?;
+                let iface = interfaces
+                    .first()
+                    .context("pcapng simple packet before any interface")?;
                 let snap = body.len() - 4;
                 frames.push(Frame {
                     number: frames.len() + 1,
@@ -187,7 +196,11 @@ fn if_tsresol(body: &[u8], e: Endian) -> f64 {
         if code == 9 && len >= 1 {
             if let Some(&v) = body.get(pos + 4) {
                 let exp = i32::from(v & 0x7F);
-                return if v & 0x80 == 0 { 10f64.powi(-exp) } else { 2f64.powi(-exp) };
+                return if v & 0x80 == 0 {
+                    10f64.powi(-exp)
+                } else {
+                    2f64.powi(-exp)
+                };
             }
         }
         pos += 4 + len.div_ceil(4) * 4;
@@ -207,15 +220,24 @@ fn ipv4_of(linktype: u32, data: &[u8]) -> Option<&[u8]> {
             }
             (ethertype, data.get(at..)?)
         }
-        LINKTYPE_LINUX_SLL => (u16::from_be_bytes([*data.get(14)?, *data.get(15)?]), data.get(16..)?),
-        LINKTYPE_LINUX_SLL2 => (u16::from_be_bytes([*data.first()?, *data.get(1)?]), data.get(20..)?),
+        LINKTYPE_LINUX_SLL => (
+            u16::from_be_bytes([*data.get(14)?, *data.get(15)?]),
+            data.get(16..)?,
+        ),
+        LINKTYPE_LINUX_SLL2 => (
+            u16::from_be_bytes([*data.first()?, *data.get(1)?]),
+            data.get(20..)?,
+        ),
         LINKTYPE_RAW | LINKTYPE_IPV4 => (0x0800, data),
         t if DLT_RAW_ALT.contains(&t) => (0x0800, data),
         LINKTYPE_NULL => {
             let fam = data.get(..4)?;
             let family = u32::from_le_bytes([fam[0], fam[1], fam[2], fam[3]]);
             let family_be = u32::from_be_bytes([fam[0], fam[1], fam[2], fam[3]]);
-            ((family == 2 || family_be == 2).then_some(0x0800)?, data.get(4..)?)
+            (
+                (family == 2 || family_be == 2).then_some(0x0800)?,
+                data.get(4..)?,
+            )
         }
         _ => return None,
     };
@@ -258,7 +280,20 @@ mod tests {
         let mut f = vec![0xff; 6];
         f.extend([2, 0, 0, 0, 0, 1, 0x08, 0x00]);
         let total = (20 + 8 + payload.len()) as u16;
-        f.extend([0x45, 0, (total >> 8) as u8, total as u8, 0, 0, 0x40, 0, 64, 17, 0, 0]);
+        f.extend([
+            0x45,
+            0,
+            (total >> 8) as u8,
+            total as u8,
+            0,
+            0,
+            0x40,
+            0,
+            64,
+            17,
+            0,
+            0,
+        ]);
         f.extend([10, 0, 0, 1, 10, 0, 0, 255]);
         let ulen = (8 + payload.len()) as u16;
         f.extend([0, 138, 0, 138, (ulen >> 8) as u8, ulen as u8, 0, 0]);
@@ -267,8 +302,20 @@ mod tests {
     }
 
     fn classic(frames: &[Vec<u8>], big: bool, nano: bool) -> Vec<u8> {
-        let w32 = |v: u32| if big { v.to_be_bytes() } else { v.to_le_bytes() };
-        let w16 = |v: u16| if big { v.to_be_bytes() } else { v.to_le_bytes() };
+        let w32 = |v: u32| {
+            if big {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            }
+        };
+        let w16 = |v: u16| {
+            if big {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            }
+        };
         let mut out = Vec::new();
         out.extend(w32(if nano { 0xA1B2_3C4D } else { 0xA1B2_C3D4 }));
         out.extend(w16(2));
@@ -297,7 +344,10 @@ mod tests {
             let t = frames[0].time.unwrap();
             assert!((t - if nano { 100.000000005 } else { 100.000005 }).abs() < 1e-9);
             let udp = udp_of(&frames[1]).unwrap();
-            assert_eq!((udp.src_port, udp.dst_port, udp.payload), (138, 138, &b"abc"[..]));
+            assert_eq!(
+                (udp.src_port, udp.dst_port, udp.payload),
+                (138, 138, &b"abc"[..])
+            );
             assert_eq!(udp.dst, Ipv4Addr::new(10, 0, 0, 255));
             // cut anywhere: an error, never a panic
             for cut in 1..file.len() {
@@ -317,7 +367,12 @@ mod tests {
         sll2.extend([0u8; 18]);
         sll2.extend(ip);
         for (lt, data) in [(113, &sll[..]), (276, &sll2[..]), (101, ip), (228, ip)] {
-            let f = Frame { number: 1, time: None, linktype: lt, data };
+            let f = Frame {
+                number: 1,
+                time: None,
+                linktype: lt,
+                data,
+            };
             assert_eq!(udp_of(&f).unwrap().payload, b"xy", "linktype {lt}");
         }
     }

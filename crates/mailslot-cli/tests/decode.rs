@@ -32,22 +32,38 @@ fn mailslot(args: &[&str], stdin: Option<&[u8]>) -> Output {
 
 fn json_ok(args: &[&str], stdin: Option<&[u8]>) -> Value {
     let out = mailslot(args, stdin);
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn bytes_of(hex: &str) -> Vec<u8> {
     let h: String = hex.split_whitespace().collect();
-    (0..h.len()).step_by(2).map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap()).collect()
+    (0..h.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 fn lab_dir() -> Option<PathBuf> {
-    let dir = PathBuf::from(std::env::var("MAILSLOT_LAB_DIR").unwrap_or_else(|_| "/work/shared/lab".into()));
+    let dir = PathBuf::from(
+        std::env::var("MAILSLOT_LAB_DIR").unwrap_or_else(|_| "/work/shared/lab".into()),
+    );
     if dir.join("nmbd-browse.pcap").exists() {
         return Some(dir);
     }
-    assert!(std::env::var_os("CI").is_none(), "lab captures missing at {}", dir.display());
-    eprintln!("SKIP: lab captures not found at {} (set MAILSLOT_LAB_DIR)", dir.display());
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "lab captures missing at {}",
+        dir.display()
+    );
+    eprintln!(
+        "SKIP: lab captures not found at {} (set MAILSLOT_LAB_DIR)",
+        dir.display()
+    );
     None
 }
 
@@ -59,10 +75,23 @@ fn golden_10_1_has_the_design_keys() {
     assert_eq!(v["dgm_id"], 0x1234);
     assert_eq!(v["source_ip"], "192.168.1.10");
     assert_eq!(v["source_port"], 138);
-    assert_eq!(v["source_name"], serde_json::json!({"name": "LINUXBOX", "suffix": 0}));
-    assert_eq!(v["destination_name"], serde_json::json!({"name": "WORKGROUP", "suffix": 0}));
+    assert_eq!(
+        v["source_name"],
+        serde_json::json!({"name": "LINUXBOX", "suffix": 0})
+    );
+    assert_eq!(
+        v["destination_name"],
+        serde_json::json!({"name": "WORKGROUP", "suffix": 0})
+    );
     assert_eq!(v["mailslot"], "\\MAILSLOT\\TEST");
-    assert_eq!((v["opcode"].as_u64(), v["priority"].as_u64(), v["class"].as_u64()), (Some(1), Some(0), Some(2)));
+    assert_eq!(
+        (
+            v["opcode"].as_u64(),
+            v["priority"].as_u64(),
+            v["class"].as_u64()
+        ),
+        (Some(1), Some(0), Some(2))
+    );
     assert_eq!(v["data_hex"], "48656c6c6f");
     assert_eq!(v["data_text"], "Hello");
     assert_eq!(v["fragment"], false);
@@ -78,7 +107,10 @@ fn input_forms_agree() {
     assert_eq!(json_ok(&["decode", "--file", "-"], Some(&raw)), expected);
     let path = std::env::temp_dir().join(format!("mailslot-decode-{}.bin", std::process::id()));
     std::fs::write(&path, &raw).unwrap();
-    assert_eq!(json_ok(&["decode", "--file", path.to_str().unwrap()], None), expected);
+    assert_eq!(
+        json_ok(&["decode", "--file", path.to_str().unwrap()], None),
+        expected
+    );
     std::fs::remove_file(&path).unwrap();
     let compact: String = P10_1.split_whitespace().collect::<String>().to_lowercase();
     assert_eq!(json_ok(&["decode", &compact], None), expected);
@@ -96,7 +128,10 @@ fn messenger_and_browser_objects() {
          4F 58 00 57 4F 52 4B 47 52 4F 55 50 00 48 65 6C 6C 6F 00",
     ));
     let j = json_ok(&["decode", "-"], Some(&v));
-    assert_eq!(j["messenger"], serde_json::json!({"from": "LINUXBOX", "to": "WORKGROUP", "text": "Hello"}));
+    assert_eq!(
+        j["messenger"],
+        serde_json::json!({"from": "LINUXBOX", "to": "WORKGROUP", "text": "Hello"})
+    );
     assert_eq!(j["data_offset"], 88);
 
     let host = bytes_of(
@@ -116,7 +151,10 @@ fn messenger_and_browser_objects() {
     assert_eq!(b["periodicity"], 60000);
     assert_eq!(b["server_type"], 0x0081_9A03);
     assert_eq!(b["comment"], "nmbd test peer");
-    assert_eq!(j["destination_name"], serde_json::json!({"name": "TESTGRP", "suffix": 0x1d}));
+    assert_eq!(
+        j["destination_name"],
+        serde_json::json!({"name": "TESTGRP", "suffix": 0x1d})
+    );
     assert_eq!(j["smb_style"], "samba");
 }
 
@@ -125,7 +163,10 @@ fn malformed_input_exits_1_with_one_line() {
     let mut no_nul = bytes_of(P10_1);
     no_nul[82 + 83] = b'X';
     let cases: Vec<(Vec<u8>, &str)> = vec![
-        (bytes_of(P10_1)[..60].to_vec(), "truncated in DESTINATION_NAME"),
+        (
+            bytes_of(P10_1)[..60].to_vec(),
+            "truncated in DESTINATION_NAME",
+        ),
         (no_nul, "transaction name has no NUL before DataOffset"),
         (Vec::new(), "empty datagram"),
     ];
@@ -134,7 +175,10 @@ fn malformed_input_exits_1_with_one_line() {
         assert_eq!(out.status.code(), Some(1));
         let err = String::from_utf8(out.stderr).unwrap();
         assert_eq!(err.lines().count(), 1, "{err}");
-        assert!(err.starts_with("mailslot: ") && err.contains(reason), "{err}");
+        assert!(
+            err.starts_with("mailslot: ") && err.contains(reason),
+            "{err}"
+        );
         assert!(out.stdout.is_empty());
     }
     let out = mailslot(&["decode", "11 0"], None);
@@ -156,9 +200,7 @@ fn fragment_is_shown_not_refused() {
 /// A classic little-endian pcap with Ethernet/IPv4/UDP frames.
 fn write_pcap(payloads: &[(u16, Vec<u8>)]) -> Vec<u8> {
     let mut out = Vec::new();
-    for v in [0xA1B2_C3D4u32] {
-        out.extend(v.to_le_bytes());
-    }
+    out.extend(0xA1B2_C3D4u32.to_le_bytes());
     out.extend(2u16.to_le_bytes());
     out.extend(4u16.to_le_bytes());
     out.extend([0u8; 8]);
@@ -188,7 +230,12 @@ fn write_pcap(payloads: &[(u16, Vec<u8>)]) -> Vec<u8> {
 #[test]
 fn pcap_errors_are_lines_not_aborts() {
     let good = bytes_of(P10_1);
-    let pcap = write_pcap(&[(138, good.clone()), (138, good[..50].to_vec()), (139, vec![1, 2]), (138, good)]);
+    let pcap = write_pcap(&[
+        (138, good.clone()),
+        (138, good[..50].to_vec()),
+        (139, vec![1, 2]),
+        (138, good),
+    ]);
     let path = std::env::temp_dir().join(format!("mailslot-decode-{}.pcap", std::process::id()));
     std::fs::write(&path, pcap).unwrap();
     let out = mailslot(&["decode", "--pcap", path.to_str().unwrap()], None);
@@ -217,8 +264,16 @@ fn lab_captures_decode_without_errors() {
     let mut total = 0;
     for f in &files {
         for port in ["138", "13800"] {
-            let out = mailslot(&["--port", port, "decode", "--pcap", f.to_str().unwrap()], None);
-            assert!(out.status.success(), "{}: {}", f.display(), String::from_utf8_lossy(&out.stderr));
+            let out = mailslot(
+                &["--port", port, "decode", "--pcap", f.to_str().unwrap()],
+                None,
+            );
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                f.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
             for line in String::from_utf8(out.stdout).unwrap().lines() {
                 let v: Value = serde_json::from_str(line).unwrap();
                 assert!(v.get("error").is_none(), "{}: {line}", f.display());

@@ -11,8 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use mailslot_wire::{
-    BrowserFrame, MailslotDatagram, MessageType, MessengerMessage, NetbiosName, SizeLimit,
-    SmbStyle,
+    BrowserFrame, MailslotDatagram, MessageType, MessengerMessage, NetbiosName, SizeLimit, SmbStyle,
 };
 use serde_json::Value;
 
@@ -24,7 +23,9 @@ fn repo_root() -> PathBuf {
 }
 
 fn support(script: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support").join(script)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/support")
+        .join(script)
 }
 
 /// `Ok(())` when usable; otherwise SKIP (or panic under CI).
@@ -32,7 +33,10 @@ fn require(ok: bool, what: &str) -> bool {
     if ok {
         return true;
     }
-    assert!(std::env::var_os("CI").is_none(), "CI: required tool missing: {what}");
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI: required tool missing: {what}"
+    );
     eprintln!("SKIP: {what} not available");
     false
 }
@@ -56,7 +60,12 @@ fn run_tool(program: &str, args: &[&str], stdin: &str) -> String {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("spawning {program}: {e}"));
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
@@ -72,7 +81,10 @@ fn hex(b: &[u8]) -> String {
 }
 
 fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 /// What we emit for the third parties, with the values they must see.
@@ -85,18 +97,78 @@ struct Case {
     data_offset: u16,
 }
 
+/// msg_type, source, suffix, destination, suffix, mailslot, data, style.
+type Spec = (
+    MessageType,
+    &'static str,
+    u8,
+    &'static str,
+    u8,
+    &'static str,
+    Vec<u8>,
+    SmbStyle,
+);
+
 fn our_cases() -> Vec<Case> {
     let messenger = MessengerMessage::encode("LINUXBOX", "HOST-B", "Hi there").unwrap();
-    let backup = BrowserFrame::GetBackupListRequest { requested_count: 4, token: 0xDEAD_BEEF }
-        .to_vec()
-        .unwrap();
+    let backup = BrowserFrame::GetBackupListRequest {
+        requested_count: 4,
+        token: 0xDEAD_BEEF,
+    }
+    .to_vec()
+    .unwrap();
     let binary: Vec<u8> = (0..40).collect();
-    let specs: Vec<(MessageType, &str, u8, &str, u8, &'static str, Vec<u8>, SmbStyle)> = vec![
-        (MessageType::DirectGroup, "LINUXBOX", 0, "WORKGROUP", 0, "\\MAILSLOT\\TEST", b"Hello".to_vec(), SmbStyle::Windows),
-        (MessageType::DirectUnique, "LINUXBOX", 0, "HOST-B", 3, "\\MAILSLOT\\MESSNGR", messenger, SmbStyle::Windows),
-        (MessageType::DirectUnique, "LINUXBOX", 0, "MSLAB", 0x1d, "\\MAILSLOT\\BROWSE", backup, SmbStyle::Samba),
-        (MessageType::DirectUnique, "LINUXBOX", 0x20, "HOST-B", 0, "\\MAILSLOT\\X\\Y", binary.clone(), SmbStyle::Windows),
-        (MessageType::DirectGroup, "LINUXBOX", 0, "MSLAB", 0, "\\MAILSLOT\\ODD", binary, SmbStyle::Samba),
+    let specs: Vec<Spec> = vec![
+        (
+            MessageType::DirectGroup,
+            "LINUXBOX",
+            0,
+            "WORKGROUP",
+            0,
+            "\\MAILSLOT\\TEST",
+            b"Hello".to_vec(),
+            SmbStyle::Windows,
+        ),
+        (
+            MessageType::DirectUnique,
+            "LINUXBOX",
+            0,
+            "HOST-B",
+            3,
+            "\\MAILSLOT\\MESSNGR",
+            messenger,
+            SmbStyle::Windows,
+        ),
+        (
+            MessageType::DirectUnique,
+            "LINUXBOX",
+            0,
+            "MSLAB",
+            0x1d,
+            "\\MAILSLOT\\BROWSE",
+            backup,
+            SmbStyle::Samba,
+        ),
+        (
+            MessageType::DirectUnique,
+            "LINUXBOX",
+            0x20,
+            "HOST-B",
+            0,
+            "\\MAILSLOT\\X\\Y",
+            binary.clone(),
+            SmbStyle::Windows,
+        ),
+        (
+            MessageType::DirectGroup,
+            "LINUXBOX",
+            0,
+            "MSLAB",
+            0,
+            "\\MAILSLOT\\ODD",
+            binary,
+            SmbStyle::Samba,
+        ),
     ];
     specs
         .into_iter()
@@ -111,7 +183,14 @@ fn our_cases() -> Vec<Case> {
             d.source_ip = Ipv4Addr::new(10, 99, 0, 2);
             let bytes = d.to_vec(SizeLimit::SambaSafe).unwrap();
             let data_offset = d.write.data_offset() as u16;
-            Case { bytes, source, destination, mailslot: slot, data, data_offset }
+            Case {
+                bytes,
+                source,
+                destination,
+                mailslot: slot,
+                data,
+                data_offset,
+            }
         })
         .collect()
 }
@@ -130,7 +209,9 @@ fn pcap_of(payloads: &[&[u8]], port: u16) -> Vec<u8> {
         f.extend([2, 0, 0, 0, 0, 2, 0x08, 0x00]);
         let mut ip = vec![0x45, 0];
         ip.extend(((28 + p.len()) as u16).to_be_bytes());
-        ip.extend([0, i as u8, 0x40, 0, 64, 17, 0, 0, 10, 99, 0, 2, 10, 99, 0, 255]);
+        ip.extend([
+            0, i as u8, 0x40, 0, 64, 17, 0, 0, 10, 99, 0, 2, 10, 99, 0, 255,
+        ]);
         let sum = !ip.chunks(2).fold(0u32, |a, c| {
             let s = a + u32::from(u16::from_be_bytes([c[0], c[1]]));
             (s & 0xFFFF) + (s >> 16)
@@ -169,11 +250,32 @@ fn tshark_decodes_what_we_emit() {
     let out = run_tool(
         "tshark",
         &[
-            "-r", path.to_str().unwrap(), "-d", "udp.port==13800,nbdgm", "-T", "fields",
-            "-E", "separator=|", "-e", "nbdgm.type", "-e", "nbdgm.dgram_len",
-            "-e", "nbdgm.source_name", "-e", "nbdgm.destination_name", "-e", "mailslot.name",
-            "-e", "smb.data_offset", "-e", "mailslot.opcode", "-e", "data.data",
-            "-e", "browser.command",
+            "-r",
+            path.to_str().unwrap(),
+            "-d",
+            "udp.port==13800,nbdgm",
+            "-T",
+            "fields",
+            "-E",
+            "separator=|",
+            "-e",
+            "nbdgm.type",
+            "-e",
+            "nbdgm.dgram_len",
+            "-e",
+            "nbdgm.source_name",
+            "-e",
+            "nbdgm.destination_name",
+            "-e",
+            "mailslot.name",
+            "-e",
+            "smb.data_offset",
+            "-e",
+            "mailslot.opcode",
+            "-e",
+            "data.data",
+            "-e",
+            "browser.command",
         ],
         "",
     );
@@ -199,13 +301,23 @@ fn tshark_decodes_what_we_emit() {
 
 #[test]
 fn samba_ndr_decodes_what_we_emit() {
-    if !require(runs(SAMBA_PYTHON, &["-c", "import samba.dcerpc.nbt"]), "python3-samba (/usr/bin/python3)") {
+    if !require(
+        runs(SAMBA_PYTHON, &["-c", "import samba.dcerpc.nbt"]),
+        "python3-samba (/usr/bin/python3)",
+    ) {
         return;
     }
     let cases = our_cases();
     let input: String = cases.iter().map(|c| hex(&c.bytes) + "\n").collect();
-    let out = run_tool(SAMBA_PYTHON, &[support("wire_samba.py").to_str().unwrap(), "unpack"], &input);
-    let lines: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let out = run_tool(
+        SAMBA_PYTHON,
+        &[support("wire_samba.py").to_str().unwrap(), "unpack"],
+        &input,
+    );
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), cases.len());
     for (case, v) in cases.iter().zip(&lines) {
         assert_eq!(v["msg_type"], u64::from(case.bytes[0]), "{v}");
@@ -231,13 +343,23 @@ fn scapy_python() -> PathBuf {
 #[test]
 fn scapy_decodes_what_we_emit() {
     let py = scapy_python();
-    if !require(runs(py.to_str().unwrap(), &["-c", "import scapy.layers.smb"]), "scapy in <repo>/.venv") {
+    if !require(
+        runs(py.to_str().unwrap(), &["-c", "import scapy.layers.smb"]),
+        "scapy in <repo>/.venv",
+    ) {
         return;
     }
     let cases = our_cases();
     let input: String = cases.iter().map(|c| hex(&c.bytes) + "\n").collect();
-    let out = run_tool(py.to_str().unwrap(), &[support("wire_scapy.py").to_str().unwrap(), "parse"], &input);
-    let lines: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let out = run_tool(
+        py.to_str().unwrap(),
+        &[support("wire_scapy.py").to_str().unwrap(), "parse"],
+        &input,
+    );
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), cases.len());
     for (case, v) in cases.iter().zip(&lines) {
         assert_eq!(v["dgm_length"], case.bytes.len() - 14, "{v}");
@@ -252,28 +374,68 @@ fn scapy_decodes_what_we_emit() {
 /// Datagrams a third party builds parse with our codec to the fields it reports.
 fn check_built_by(program: &str, script: &str) {
     let out = run_tool(program, &[support(script).to_str().unwrap(), "build"], "");
-    let cases: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let cases: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert!(cases.len() >= 4);
     for c in &cases {
         let bytes = unhex(c["hex"].as_str().unwrap());
         let d = MailslotDatagram::parse(&bytes).unwrap_or_else(|e| panic!("{}: {e}", c["case"]));
-        assert_eq!(u64::from(u8::from(d.msg_type)), c["msg_type"].as_u64().unwrap(), "{}", c["case"]);
-        assert_eq!(d.source_name.name.name(), c["source_name"].as_str().unwrap());
-        assert_eq!(u64::from(d.source_name.name.suffix()), c["source_suffix"].as_u64().unwrap());
-        assert_eq!(d.destination_name.name.name(), c["destination_name"].as_str().unwrap());
-        assert_eq!(u64::from(d.destination_name.name.suffix()), c["destination_suffix"].as_u64().unwrap());
-        assert_eq!(d.write.mailslot, c["mailslot"].as_str().unwrap(), "{}", c["case"]);
-        assert_eq!(hex(d.write.data), c["data_hex"].as_str().unwrap(), "{}", c["case"]);
+        assert_eq!(
+            u64::from(u8::from(d.msg_type)),
+            c["msg_type"].as_u64().unwrap(),
+            "{}",
+            c["case"]
+        );
+        assert_eq!(
+            d.source_name.name.name(),
+            c["source_name"].as_str().unwrap()
+        );
+        assert_eq!(
+            u64::from(d.source_name.name.suffix()),
+            c["source_suffix"].as_u64().unwrap()
+        );
+        assert_eq!(
+            d.destination_name.name.name(),
+            c["destination_name"].as_str().unwrap()
+        );
+        assert_eq!(
+            u64::from(d.destination_name.name.suffix()),
+            c["destination_suffix"].as_u64().unwrap()
+        );
+        assert_eq!(
+            d.write.mailslot,
+            c["mailslot"].as_str().unwrap(),
+            "{}",
+            c["case"]
+        );
+        assert_eq!(
+            hex(d.write.data),
+            c["data_hex"].as_str().unwrap(),
+            "{}",
+            c["case"]
+        );
         let smb = mailslot_wire::SmbTransaction::new_checked(&bytes[82..]).unwrap();
-        assert_eq!(u64::from(smb.data_offset()), c["data_offset"].as_u64().unwrap(), "{}", c["case"]);
-        assert!(mailslot_wire::Datagram::new_checked(&bytes[..]).unwrap().dgm_length_matches());
+        assert_eq!(
+            u64::from(smb.data_offset()),
+            c["data_offset"].as_u64().unwrap(),
+            "{}",
+            c["case"]
+        );
+        assert!(mailslot_wire::Datagram::new_checked(&bytes[..])
+            .unwrap()
+            .dgm_length_matches());
         mailslot_wire::fuzz_parse(&bytes);
     }
 }
 
 #[test]
 fn we_parse_what_samba_ndr_builds() {
-    if !require(runs(SAMBA_PYTHON, &["-c", "import samba.dcerpc.nbt"]), "python3-samba (/usr/bin/python3)") {
+    if !require(
+        runs(SAMBA_PYTHON, &["-c", "import samba.dcerpc.nbt"]),
+        "python3-samba (/usr/bin/python3)",
+    ) {
         return;
     }
     check_built_by(SAMBA_PYTHON, "wire_samba.py");
@@ -282,7 +444,10 @@ fn we_parse_what_samba_ndr_builds() {
 #[test]
 fn we_parse_what_scapy_builds() {
     let py = scapy_python();
-    if !require(runs(py.to_str().unwrap(), &["-c", "import scapy.layers.smb"]), "scapy in <repo>/.venv") {
+    if !require(
+        runs(py.to_str().unwrap(), &["-c", "import scapy.layers.smb"]),
+        "scapy in <repo>/.venv",
+    ) {
         return;
     }
     check_built_by(py.to_str().unwrap(), "wire_scapy.py");
@@ -290,9 +455,14 @@ fn we_parse_what_scapy_builds() {
 
 #[test]
 fn nmbd_capture_decodes_via_mailslot_decode() {
-    let lab = PathBuf::from(std::env::var("MAILSLOT_LAB_DIR").unwrap_or_else(|_| "/work/shared/lab".into()));
+    let lab = PathBuf::from(
+        std::env::var("MAILSLOT_LAB_DIR").unwrap_or_else(|_| "/work/shared/lab".into()),
+    );
     let pcap = lab.join("nmbd-browse.pcap");
-    if !require(pcap.exists(), &format!("{} (set MAILSLOT_LAB_DIR)", pcap.display())) {
+    if !require(
+        pcap.exists(),
+        &format!("{} (set MAILSLOT_LAB_DIR)", pcap.display()),
+    ) {
         return;
     }
     let out = Command::new(env!("CARGO_BIN_EXE_mailslot"))
@@ -300,13 +470,21 @@ fn nmbd_capture_decodes_via_mailslot_decode() {
         .env_remove("MAILSLOT_PORT")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines: Vec<Value> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 11, "REPORT §3: 11 datagrams in nmbd-browse.pcap");
+    assert_eq!(
+        lines.len(),
+        11,
+        "REPORT §3: 11 datagrams in nmbd-browse.pcap"
+    );
     let mut opcodes = Vec::new();
     for v in &lines {
         assert!(v.get("error").is_none(), "{v}");
@@ -318,21 +496,38 @@ fn nmbd_capture_decodes_via_mailslot_decode() {
             if b["opcode"] == 1 {
                 assert_eq!(b["server_name"], "NMBD-A");
                 assert_eq!(b["periodicity"], 60000);
-                assert_eq!(v["destination_name"], serde_json::json!({"name": "MSLAB", "suffix": 0x1d}));
+                assert_eq!(
+                    v["destination_name"],
+                    serde_json::json!({"name": "MSLAB", "suffix": 0x1d})
+                );
             }
         } else {
             assert_eq!(v["mailslot"], "\\MAILSLOT\\LANMAN");
         }
     }
     for op in [1, 8, 2, 0x0F, 0x0C] {
-        assert!(opcodes.contains(&op), "browser opcode {op} missing: {opcodes:?}");
+        assert!(
+            opcodes.contains(&op),
+            "browser opcode {op} missing: {opcodes:?}"
+        );
     }
 
     // tshark agrees on the browser commands, when present.
     if runs("tshark", &["--version"]) {
         let t = run_tool(
             "tshark",
-            &["-r", pcap.to_str().unwrap(), "-T", "fields", "-E", "separator=|", "-e", "mailslot.name", "-e", "browser.command"],
+            &[
+                "-r",
+                pcap.to_str().unwrap(),
+                "-T",
+                "fields",
+                "-E",
+                "separator=|",
+                "-e",
+                "mailslot.name",
+                "-e",
+                "browser.command",
+            ],
             "",
         );
         let tshark_ops: Vec<u64> = t

@@ -210,7 +210,9 @@ impl<'a> BrowserFrame<'a> {
     /// # Errors
     /// [`ErrorKind::Truncated`](crate::ErrorKind::Truncated) below each frame's minimum length.
     pub fn parse(frame: &'a [u8]) -> Result<Self> {
-        let (&opcode, body) = frame.split_first().ok_or(Error::truncated("browser opcode"))?;
+        let (&opcode, body) = frame
+            .split_first()
+            .ok_or(Error::truncated("browser opcode"))?;
         Ok(match opcode {
             HOST_ANNOUNCEMENT => Self::HostAnnouncement(Announcement::parse(frame)?),
             LOCAL_MASTER_ANNOUNCEMENT => Self::LocalMasterAnnouncement(Announcement::parse(frame)?),
@@ -219,7 +221,9 @@ impl<'a> BrowserFrame<'a> {
                 if body.len() < 2 {
                     return Err(Error::truncated("AnnouncementRequest"));
                 }
-                Self::AnnouncementRequest { response_name: cstr(&body[1..]).0 }
+                Self::AnnouncementRequest {
+                    response_name: cstr(&body[1..]).0,
+                }
             }
             REQUEST_ELECTION => {
                 if body.len() < 14 {
@@ -236,7 +240,10 @@ impl<'a> BrowserFrame<'a> {
                 if body.len() < 5 {
                     return Err(Error::truncated("GetBackupListRequest"));
                 }
-                Self::GetBackupListRequest { requested_count: body[0], token: le32(&body[1..5]) }
+                Self::GetBackupListRequest {
+                    requested_count: body[0],
+                    token: le32(&body[1..5]),
+                }
             }
             GET_BACKUP_LIST_RESPONSE => {
                 if body.len() < 5 {
@@ -309,11 +316,18 @@ impl<'a> BrowserFrame<'a> {
                 out[14..len - 1].copy_from_slice(e.server_name);
                 out[len - 1] = 0;
             }
-            Self::GetBackupListRequest { requested_count, token } => {
+            Self::GetBackupListRequest {
+                requested_count,
+                token,
+            } => {
                 out[1] = *requested_count;
                 out[2..6].copy_from_slice(&token.to_le_bytes());
             }
-            Self::GetBackupListResponse { backup_server_count, token, servers } => {
+            Self::GetBackupListResponse {
+                backup_server_count,
+                token,
+                servers,
+            } => {
                 out[1] = *backup_server_count;
                 out[2..6].copy_from_slice(&token.to_le_bytes());
                 out[6..].copy_from_slice(servers.0);
@@ -341,7 +355,10 @@ mod tests {
     #[test]
     fn samba_backup_list_request() {
         // browse_payload.py backup-list-request: ReqCount 4, Token 0xDEADBEEF.
-        let f = BrowserFrame::GetBackupListRequest { requested_count: 4, token: 0xDEAD_BEEF };
+        let f = BrowserFrame::GetBackupListRequest {
+            requested_count: 4,
+            token: 0xDEAD_BEEF,
+        };
         assert_eq!(f.to_vec().unwrap(), [0x09, 0x04, 0xEF, 0xBE, 0xAD, 0xDE]);
         assert_eq!(BrowserFrame::parse(&f.to_vec().unwrap()).unwrap(), f);
     }
@@ -349,8 +366,11 @@ mod tests {
     #[test]
     fn backup_list_response_from_nmbd() {
         let b = b"\x0a\x01\xef\xbe\xad\xdeNMBD-A\x00";
-        let BrowserFrame::GetBackupListResponse { backup_server_count, token, servers } =
-            BrowserFrame::parse(b).unwrap()
+        let BrowserFrame::GetBackupListResponse {
+            backup_server_count,
+            token,
+            servers,
+        } = BrowserFrame::parse(b).unwrap()
         else {
             panic!("wrong frame")
         };
@@ -378,7 +398,9 @@ mod tests {
             server_name: b"NMBD-A",
         });
         assert_eq!(BrowserFrame::parse(&f.to_vec().unwrap()).unwrap(), f);
-        let f = BrowserFrame::AnnouncementRequest { response_name: b"MS-B" };
+        let f = BrowserFrame::AnnouncementRequest {
+            response_name: b"MS-B",
+        };
         assert_eq!(BrowserFrame::parse(&f.to_vec().unwrap()).unwrap(), f);
     }
 }

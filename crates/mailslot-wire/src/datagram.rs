@@ -59,7 +59,10 @@ pub enum MessageType {
 impl MessageType {
     /// `true` for 0x10, 0x11, 0x12: the types that carry names and user data.
     pub const fn carries_data(self) -> bool {
-        matches!(self, Self::DirectUnique | Self::DirectGroup | Self::Broadcast)
+        matches!(
+            self,
+            Self::DirectUnique | Self::DirectGroup | Self::Broadcast
+        )
     }
 
     /// `true` for 0x14, 0x15, 0x16.
@@ -154,7 +157,14 @@ impl Flags {
 
 impl fmt::Debug for Flags {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Flags({:#04x}: F={} M={} {:?})", self.0, self.first(), self.more(), self.node_type())
+        write!(
+            f,
+            "Flags({:#04x}: F={} M={} {:?})",
+            self.0,
+            self.first(),
+            self.more(),
+            self.node_type()
+        )
     }
 }
 
@@ -345,7 +355,9 @@ impl<'a> DatagramRepr<'a> {
                     user_data: &rest[n2..],
                 }
             }
-            MessageType::Error => DatagramBody::Error { error_code: buf[field::ERROR_CODE] },
+            MessageType::Error => DatagramBody::Error {
+                error_code: buf[field::ERROR_CODE],
+            },
             t if t.is_query() => {
                 let (destination_name, _) =
                     ScopedName::parse(&buf[PREFIX_LEN..], "DESTINATION_NAME")?;
@@ -388,8 +400,16 @@ impl<'a> DatagramRepr<'a> {
     /// Bytes [`DatagramRepr::emit`] writes.
     pub fn buffer_len(&self) -> usize {
         match self.body {
-            DatagramBody::Data { source_name, destination_name, user_data, .. } => {
-                HEADER_LEN + source_name.buffer_len() + destination_name.buffer_len() + user_data.len()
+            DatagramBody::Data {
+                source_name,
+                destination_name,
+                user_data,
+                ..
+            } => {
+                HEADER_LEN
+                    + source_name.buffer_len()
+                    + destination_name.buffer_len()
+                    + user_data.len()
             }
             DatagramBody::Error { .. } => ERROR_PACKET_LEN,
             DatagramBody::Query { destination_name } => PREFIX_LEN + destination_name.buffer_len(),
@@ -415,7 +435,12 @@ impl<'a> DatagramRepr<'a> {
         let out = buf.get_mut(..len).ok_or(Error::buffer_too_small())?;
         self.emit_prefix(out);
         match self.body {
-            DatagramBody::Data { packet_offset, source_name, destination_name, user_data } => {
+            DatagramBody::Data {
+                packet_offset,
+                source_name,
+                destination_name,
+                user_data,
+            } => {
                 let dgm_length = u16::try_from(len - HEADER_LEN)
                     .map_err(|_| Error::too_large("DGM_LENGTH over 65535"))?;
                 out[field::DGM_LENGTH].copy_from_slice(&dgm_length.to_be_bytes());
@@ -435,7 +460,14 @@ impl<'a> DatagramRepr<'a> {
 
     /// Writes the 10-byte common prefix; `out` is at least 10 bytes.
     pub(crate) fn emit_prefix(&self, out: &mut [u8]) {
-        emit_prefix(out, self.msg_type, self.flags, self.dgm_id, self.source_ip, self.source_port);
+        emit_prefix(
+            out,
+            self.msg_type,
+            self.flags,
+            self.dgm_id,
+            self.source_ip,
+            self.source_port,
+        );
     }
 }
 

@@ -89,7 +89,12 @@ pub fn fuzz_parse(data: &[u8]) {
     let mut buf = vec![0u8; data.len() + 64];
 
     if let Ok(view) = Datagram::new_checked(data) {
-        let _ = (view.dgm_length(), view.dgm_length_matches(), view.is_fragment(), view.payload());
+        let _ = (
+            view.dgm_length(),
+            view.dgm_length_matches(),
+            view.is_fragment(),
+            view.payload(),
+        );
     }
     if let Ok(repr) = DatagramRepr::parse_bytes(data) {
         match repr.emit(&mut buf) {
@@ -103,7 +108,10 @@ pub fn fuzz_parse(data: &[u8]) {
             Ok(n) => assert_eq!(MailslotDatagram::parse(&out[..n]), Ok(dgram)),
             Err(e) => assert_eq!(e.kind(), ErrorKind::TooLarge, "{e}"),
         }
-        let _ = (dgram.max_data_len(SizeLimit::SambaSafe), dgram.check_size(SizeLimit::Windows));
+        let _ = (
+            dgram.max_data_len(SizeLimit::SambaSafe),
+            dgram.check_size(SizeLimit::Windows),
+        );
         fuzz_bodies(dgram.write.data);
     }
     if let Ok(write) = MailslotWrite::parse(data) {
@@ -114,11 +122,18 @@ pub fn fuzz_parse(data: &[u8]) {
         }
     }
     if let Ok(smb) = SmbTransaction::new_checked(data) {
-        let _ = (smb.data_offset(), smb.data_count(), smb.byte_count(), smb.timeout());
+        let _ = (
+            smb.data_offset(),
+            smb.data_count(),
+            smb.byte_count(),
+            smb.timeout(),
+        );
     }
     fuzz_bodies(data);
     if let Ok(packet) = NbnsPacket::parse(data) {
-        let n = packet.emit(&mut buf).expect("a parsed NBNS packet re-emits");
+        let n = packet
+            .emit(&mut buf)
+            .expect("a parsed NBNS packet re-emits");
         assert_eq!(NbnsPacket::parse(&buf[..n]), Ok(packet));
     }
     if let Ok((name, used)) = ScopedName::parse(data, "fuzz") {

@@ -19,7 +19,10 @@ pub struct MessengerMessage<'a> {
 }
 
 fn split_nul<'a>(buf: &'a [u8], field: &'static str) -> Result<(&'a [u8], &'a [u8])> {
-    let nul = buf.iter().position(|&b| b == 0).ok_or(Error::truncated(field))?;
+    let nul = buf
+        .iter()
+        .position(|&b| b == 0)
+        .ok_or(Error::truncated(field))?;
     Ok((&buf[..nul], &buf[nul + 1..]))
 }
 
@@ -83,8 +86,16 @@ impl<'a> MessengerMessage<'a> {
     /// [`ErrorKind::Invalid`](crate::ErrorKind::Invalid) for a NUL or a character outside
     /// CP850.
     pub fn encode(from: &str, to: &str, text: &str) -> Result<Vec<u8>> {
-        let (from, to, text) = (cp850::encode(from)?, cp850::encode(to)?, cp850::encode(text)?);
-        let msg = MessengerMessage { from: &from, to: &to, text: &text };
+        let (from, to, text) = (
+            cp850::encode(from)?,
+            cp850::encode(to)?,
+            cp850::encode(text)?,
+        );
+        let msg = MessengerMessage {
+            from: &from,
+            to: &to,
+            text: &text,
+        };
         let mut out = vec![0; msg.buffer_len()];
         msg.emit(&mut out)?;
         Ok(out)
@@ -99,8 +110,14 @@ mod tests {
     fn parse_and_build() {
         let body = b"LINUXBOX\0WORKGROUP\0Hello\0";
         let m = MessengerMessage::parse(body).unwrap();
-        assert_eq!((m.from, m.to, m.text), (&b"LINUXBOX"[..], &b"WORKGROUP"[..], &b"Hello"[..]));
-        assert_eq!(MessengerMessage::encode("LINUXBOX", "WORKGROUP", "Hello").unwrap(), body);
+        assert_eq!(
+            (m.from, m.to, m.text),
+            (&b"LINUXBOX"[..], &b"WORKGROUP"[..], &b"Hello"[..])
+        );
+        assert_eq!(
+            MessengerMessage::encode("LINUXBOX", "WORKGROUP", "Hello").unwrap(),
+            body
+        );
         // missing final NUL tolerated
         assert_eq!(MessengerMessage::parse(&body[..body.len() - 1]).unwrap(), m);
         assert!(MessengerMessage::parse(b"A\0B").is_err());
@@ -113,7 +130,10 @@ mod tests {
         let m = MessengerMessage::parse(b"J\x94rg\0ALL\0Gr\x81\xe1e\0").unwrap();
         assert_eq!(m.from_text(), "Jörg");
         assert_eq!(m.text_text(), "Grüße");
-        assert_eq!(MessengerMessage::encode("Jörg", "ALL", "Grüße").unwrap(), b"J\x94rg\0ALL\0Gr\x81\xe1e\0");
+        assert_eq!(
+            MessengerMessage::encode("Jörg", "ALL", "Grüße").unwrap(),
+            b"J\x94rg\0ALL\0Gr\x81\xe1e\0"
+        );
         assert!(MessengerMessage::encode("a\0", "b", "c").is_err());
         assert!(MessengerMessage::encode("a", "b", "€").is_err());
     }

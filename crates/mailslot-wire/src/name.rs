@@ -63,18 +63,17 @@ impl NetbiosName {
             return Err(Error::invalid("empty NetBIOS name"));
         }
         let mut raw = [b' '; NAME_LEN];
-        let mut len = 0;
-        for c in name.chars().flat_map(char::to_uppercase) {
+        for (len, c) in name.chars().flat_map(char::to_uppercase).enumerate() {
             if c.is_control() {
                 return Err(Error::invalid("control character in a NetBIOS name"));
             }
-            let b = cp850::encode_char(c)
-                .ok_or(Error::invalid("NetBIOS name character not in code page 850"))?;
+            let b = cp850::encode_char(c).ok_or(Error::invalid(
+                "NetBIOS name character not in code page 850",
+            ))?;
             if len == NAME_LEN - 1 {
                 return Err(Error::invalid("NetBIOS name longer than 15 bytes"));
             }
             raw[len] = b;
-            len += 1;
         }
         raw[15] = suffix;
         Ok(Self(raw))
@@ -269,7 +268,9 @@ impl<'a> Scope<'a> {
         let mut pos = 0;
         for label in dotted.split('.') {
             if label.is_empty() || label.len() > MAX_LABEL_LEN {
-                return Err(Error::invalid("NetBIOS scope label empty or longer than 63"));
+                return Err(Error::invalid(
+                    "NetBIOS scope label empty or longer than 63",
+                ));
             }
             let end = pos + 1 + label.len();
             let dst = out.get_mut(pos..end).ok_or(Error::buffer_too_small())?;
@@ -324,7 +325,10 @@ pub struct ScopedName<'a> {
 impl<'a> ScopedName<'a> {
     /// A name in the empty scope.
     pub const fn new(name: NetbiosName) -> Self {
-        Self { name, scope: Scope::EMPTY }
+        Self {
+            name,
+            scope: Scope::EMPTY,
+        }
     }
 
     /// Parses a second-level encoded name at the start of `buf`; returns it and the number of
@@ -339,14 +343,20 @@ impl<'a> ScopedName<'a> {
     pub fn parse(buf: &'a [u8], field: &'static str) -> Result<(Self, usize)> {
         let first = *buf.first().ok_or(Error::truncated(field))?;
         if check_label_len(first)? != 0x20 {
-            return Err(Error::malformed("first label of a NetBIOS name is not 32 bytes"));
+            return Err(Error::malformed(
+                "first label of a NetBIOS name is not 32 bytes",
+            ));
         }
-        let encoded = buf.get(1..1 + FIRST_LEVEL_LEN).ok_or(Error::truncated(field))?;
+        let encoded = buf
+            .get(1..1 + FIRST_LEVEL_LEN)
+            .ok_or(Error::truncated(field))?;
         let name = NetbiosName::decode_first_level(encoded)?;
         let scope_start = 1 + FIRST_LEVEL_LEN;
         let mut pos = scope_start;
         loop {
-            let len = usize::from(check_label_len(*buf.get(pos).ok_or(Error::truncated(field))?)?);
+            let len = usize::from(check_label_len(
+                *buf.get(pos).ok_or(Error::truncated(field))?,
+            )?);
             if len == 0 {
                 break;
             }
@@ -407,17 +417,35 @@ mod tests {
     #[test]
     fn first_level_vectors() {
         let cases: [(NetbiosName, &str); 7] = [
-            (NetbiosName::from_bytes(*b"THE NETBIOS NAME"), "FEEIEFCAEOEFFEECEJEPFDCAEOEBENEF"),
-            (raw(b"LINUXBOX", b' ', 0), "EMEJEOFFFIECEPFICACACACACACACAAA"),
-            (raw(b"WORKGROUP", b' ', 0), "FHEPFCELEHFCEPFFFACACACACACACAAA"),
-            (raw(b"WORKGROUP", b' ', 0x1D), "FHEPFCELEHFCEPFFFACACACACACACABN"),
-            (raw(b"WORKGROUP", b' ', 0x1E), "FHEPFCELEHFCEPFFFACACACACACACABO"),
+            (
+                NetbiosName::from_bytes(*b"THE NETBIOS NAME"),
+                "FEEIEFCAEOEFFEECEJEPFDCAEOEBENEF",
+            ),
+            (
+                raw(b"LINUXBOX", b' ', 0),
+                "EMEJEOFFFIECEPFICACACACACACACAAA",
+            ),
+            (
+                raw(b"WORKGROUP", b' ', 0),
+                "FHEPFCELEHFCEPFFFACACACACACACAAA",
+            ),
+            (
+                raw(b"WORKGROUP", b' ', 0x1D),
+                "FHEPFCELEHFCEPFFFACACACACACACABN",
+            ),
+            (
+                raw(b"WORKGROUP", b' ', 0x1E),
+                "FHEPFCELEHFCEPFFFACACACACACACABO",
+            ),
             (NetbiosName::MSBROWSE, "ABACFPFPENFDECFCEPFHFDEFFPFPACAB"),
             (NetbiosName::WILDCARD, "CKAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
         ];
         for (name, enc) in cases {
             assert_eq!(&name.encode_first_level(), enc.as_bytes(), "{name}");
-            assert_eq!(NetbiosName::decode_first_level(enc.as_bytes()).unwrap(), name);
+            assert_eq!(
+                NetbiosName::decode_first_level(enc.as_bytes()).unwrap(),
+                name
+            );
         }
     }
 
@@ -431,12 +459,18 @@ mod tests {
         assert_eq!(NetbiosName::new("*", 0).unwrap(), NetbiosName::WILDCARD);
         assert!(NetbiosName::WILDCARD.is_wildcard());
         assert_eq!(NetbiosName::WILDCARD.to_string(), "*<00>");
-        assert_eq!(NetbiosName::MSBROWSE.to_string(), "\\x01\\x02__MSBROWSE__\\x02<01>");
+        assert_eq!(
+            NetbiosName::MSBROWSE.to_string(),
+            "\\x01\\x02__MSBROWSE__\\x02<01>"
+        );
         assert!(NetbiosName::new("ABCDEFGHIJKLMNOP", 0).is_err());
         assert!(NetbiosName::new("ABCDEFGHIJKLMNO", 0).is_ok());
         assert!(NetbiosName::new("", 0).is_err());
         assert!(NetbiosName::new("A\0B", 0).is_err());
-        assert_eq!("host-a<03>".parse::<NetbiosName>().unwrap().to_string(), "HOST-A<03>");
+        assert_eq!(
+            "host-a<03>".parse::<NetbiosName>().unwrap().to_string(),
+            "HOST-A<03>"
+        );
         assert_eq!("WG#1e".parse::<NetbiosName>().unwrap().suffix(), 0x1e);
         assert_eq!("WG".parse::<NetbiosName>().unwrap().suffix(), 0);
         assert!(raw(b"linuxbox", b' ', 0).eq_ignore_case(&raw(b"LINUXBOX", b' ', 0)));
@@ -466,7 +500,9 @@ mod tests {
     #[test]
     fn bad_labels() {
         let mut buf = [0u8; 34];
-        ScopedName::new(NetbiosName::WILDCARD).emit(&mut buf).unwrap();
+        ScopedName::new(NetbiosName::WILDCARD)
+            .emit(&mut buf)
+            .unwrap();
         let mut b = buf;
         b[0] = 0x1F;
         assert!(ScopedName::parse(&b, "X").is_err());

@@ -96,7 +96,9 @@ impl<'a> AddressList<'a> {
     /// # Errors
     /// [`ErrorKind::Malformed`](crate::ErrorKind::Malformed) otherwise.
     pub fn from_wire(rdata: &'a [u8]) -> Result<Self> {
-        if rdata.len() % NbAddress::LEN != 0 || rdata.len() > usize::from(u16::MAX) {
+        if !rdata.chunks_exact(NbAddress::LEN).remainder().is_empty()
+            || rdata.len() > usize::from(u16::MAX)
+        {
             return Err(Error::malformed("NBNS RDLENGTH is not a multiple of 6"));
         }
         Ok(Self(rdata))
@@ -157,23 +159,36 @@ impl<'a> NbnsPacket<'a> {
     /// [`ErrorKind::Malformed`](crate::ErrorKind::Malformed), and
     /// [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported) for every other NBNS packet.
     pub fn parse(buf: &'a [u8]) -> Result<Self> {
-        let header = buf.get(..HEADER_LEN).ok_or(Error::truncated("NBNS header"))?;
+        let header = buf
+            .get(..HEADER_LEN)
+            .ok_or(Error::truncated("NBNS header"))?;
         let trn_id = be16(&header[field::NAME_TRN_ID]);
         let flags = be16(&header[field::FLAGS]);
-        let counts = [field::QDCOUNT, field::ANCOUNT, field::NSCOUNT, field::ARCOUNT]
-            .map(|r| be16(&header[r]));
+        let counts = [
+            field::QDCOUNT,
+            field::ANCOUNT,
+            field::NSCOUNT,
+            field::ARCOUNT,
+        ]
+        .map(|r| be16(&header[r]));
         if flags & field::OPCODE != 0 {
             return Err(Error::unsupported("NBNS OPCODE is not a query"));
         }
         let rest = &buf[HEADER_LEN..];
         if flags & field::RESPONSE == 0 {
             if counts[..2] != [1, 0] {
-                return Err(Error::unsupported("NBNS query without exactly one question"));
+                return Err(Error::unsupported(
+                    "NBNS query without exactly one question",
+                ));
             }
             let (name, n) = ScopedName::parse(rest, "QUESTION_NAME")?;
-            let q = rest.get(n..n + 4).ok_or(Error::truncated("QUESTION_TYPE/QUESTION_CLASS"))?;
+            let q = rest
+                .get(n..n + 4)
+                .ok_or(Error::truncated("QUESTION_TYPE/QUESTION_CLASS"))?;
             if be16(&q[0..2]) != TYPE_NB || be16(&q[2..4]) != CLASS_IN {
-                return Err(Error::unsupported("NBNS question is not NB/IN (node status?)"));
+                return Err(Error::unsupported(
+                    "NBNS question is not NB/IN (node status?)",
+                ));
             }
             return Ok(Self::NameQueryRequest {
                 trn_id,
@@ -186,10 +201,14 @@ impl<'a> NbnsPacket<'a> {
             return Err(Error::unsupported("negative NBNS name query response"));
         }
         if counts[..2] != [0, 1] {
-            return Err(Error::unsupported("NBNS response without exactly one answer"));
+            return Err(Error::unsupported(
+                "NBNS response without exactly one answer",
+            ));
         }
         let (name, n) = ScopedName::parse(rest, "RR_NAME")?;
-        let rr = rest.get(n..n + 10).ok_or(Error::truncated("NBNS RR_TYPE..RDLENGTH"))?;
+        let rr = rest
+            .get(n..n + 10)
+            .ok_or(Error::truncated("NBNS RR_TYPE..RDLENGTH"))?;
         if be16(&rr[0..2]) != TYPE_NB || be16(&rr[2..4]) != CLASS_IN {
             return Err(Error::unsupported("NBNS answer is not NB/IN"));
         }
@@ -211,16 +230,21 @@ impl<'a> NbnsPacket<'a> {
 
     /// A broadcast query for `name` (B and RD set, as Windows and nmblookup send it).
     pub const fn query(trn_id: u16, name: ScopedName<'a>) -> Self {
-        Self::NameQueryRequest { trn_id, broadcast: true, recursion_desired: true, name }
+        Self::NameQueryRequest {
+            trn_id,
+            broadcast: true,
+            recursion_desired: true,
+            name,
+        }
     }
 
     /// Bytes [`NbnsPacket::emit`] writes.
     pub fn buffer_len(&self) -> usize {
         match self {
             Self::NameQueryRequest { name, .. } => HEADER_LEN + name.buffer_len() + 4,
-            Self::PositiveNameQueryResponse { name, addresses, .. } => {
-                HEADER_LEN + name.buffer_len() + 10 + addresses.0.len()
-            }
+            Self::PositiveNameQueryResponse {
+                name, addresses, ..
+            } => HEADER_LEN + name.buffer_len() + 10 + addresses.0.len(),
         }
     }
 
@@ -231,9 +255,15 @@ impl<'a> NbnsPacket<'a> {
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize> {
         let len = self.buffer_len();
         let out = buf.get_mut(..len).ok_or(Error::buffer_too_small())?;
-        let put = |out: &mut [u8], at: usize, v: u16| out[at..at + 2].copy_from_slice(&v.to_be_bytes());
+        let put =
+            |out: &mut [u8], at: usize, v: u16| out[at..at + 2].copy_from_slice(&v.to_be_bytes());
         match self {
-            Self::NameQueryRequest { trn_id, broadcast, recursion_desired, name } => {
+            Self::NameQueryRequest {
+                trn_id,
+                broadcast,
+                recursion_desired,
+                name,
+            } => {
                 let flags = if *broadcast { field::B } else { 0 }
                     | if *recursion_desired { field::RD } else { 0 };
                 put(out, 0, *trn_id);
@@ -288,14 +318,21 @@ mod tests {
         let mut buf = [0u8; 64];
         let n = q.emit(&mut buf).unwrap();
         assert_eq!(n, 50);
-        assert_eq!(&buf[..12], &[0x12, 0x34, 0x01, 0x10, 0, 1, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(
+            &buf[..12],
+            &[0x12, 0x34, 0x01, 0x10, 0, 1, 0, 0, 0, 0, 0, 0]
+        );
         assert_eq!(&buf[46..50], &[0, 0x20, 0, 1]);
         assert_eq!(NbnsPacket::parse(&buf[..n]).unwrap(), q);
     }
 
     #[test]
     fn positive_response_round_trip() {
-        let entry = NbAddress { group: false, node_type: NodeType::B, address: Ipv4Addr::new(10, 99, 0, 2) };
+        let entry = NbAddress {
+            group: false,
+            node_type: NodeType::B,
+            address: Ipv4Addr::new(10, 99, 0, 2),
+        };
         let raw = entry.to_bytes();
         let r = NbnsPacket::PositiveNameQueryResponse {
             trn_id: 0x1234,
@@ -311,7 +348,9 @@ mod tests {
         assert_eq!(&buf[2..4], &[0x85, 0x00]);
         let p = NbnsPacket::parse(&buf[..n]).unwrap();
         assert_eq!(p, r);
-        let NbnsPacket::PositiveNameQueryResponse { addresses, .. } = p else { unreachable!() };
+        let NbnsPacket::PositiveNameQueryResponse { addresses, .. } = p else {
+            unreachable!()
+        };
         assert_eq!(addresses.iter().collect::<Vec<_>>(), [entry]);
         for cut in 0..n {
             assert!(NbnsPacket::parse(&buf[..cut]).is_err());

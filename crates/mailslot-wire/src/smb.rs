@@ -136,7 +136,9 @@ pub enum SizeLimit {
 fn check_mailslot_name(name: &[u8]) -> Result<&str> {
     let prefix = MAILSLOT_PREFIX.as_bytes();
     if name.len() <= prefix.len() || !name[..prefix.len()].eq_ignore_ascii_case(prefix) {
-        return Err(Error::malformed("transaction name does not start with \\MAILSLOT\\"));
+        return Err(Error::malformed(
+            "transaction name does not start with \\MAILSLOT\\",
+        ));
     }
     if !name.iter().all(|&b| (0x20..0x7F).contains(&b)) {
         return Err(Error::malformed("transaction name is not printable ASCII"));
@@ -278,7 +280,13 @@ pub struct MailslotWrite<'a> {
 impl<'a> MailslotWrite<'a> {
     /// A class-2 write of `data` to `mailslot` with the style's default priority.
     pub const fn new(mailslot: &'a str, data: &'a [u8], style: SmbStyle) -> Self {
-        Self { mailslot, data, priority: style.default_priority(), class: CLASS_UNRELIABLE, style }
+        Self {
+            mailslot,
+            data,
+            priority: style.default_priority(),
+            class: CLASS_UNRELIABLE,
+            style,
+        }
     }
 
     /// Parses and validates USER_DATA (PROTOCOL.md §3.4): fixed fields, opcode 1,
@@ -299,7 +307,9 @@ impl<'a> MailslotWrite<'a> {
         let data_offset = usize::from(smb.data_offset());
         let data_count = usize::from(smb.data_count());
         if data_offset < MIN_DATA_OFFSET {
-            return Err(Error::malformed("DataOffset before the end of the shortest name"));
+            return Err(Error::malformed(
+                "DataOffset before the end of the shortest name",
+            ));
         }
         if data_offset > len {
             return Err(Error::malformed("DataOffset beyond the datagram"));
@@ -312,7 +322,9 @@ impl<'a> MailslotWrite<'a> {
         let nul = name_area
             .iter()
             .position(|&b| b == 0)
-            .ok_or(Error::malformed("transaction name has no NUL before DataOffset"))?;
+            .ok_or(Error::malformed(
+                "transaction name has no NUL before DataOffset",
+            ))?;
         let mailslot = check_mailslot_name(&name_area[..nul])?;
         let style = if smb.smb_flags2() == 0x0004 && smb.pid_low() == 0xFEFF {
             SmbStyle::Windows
@@ -457,8 +469,16 @@ impl<'a> MailslotDatagram<'a> {
     /// # Errors
     /// As [`MailslotDatagram::parse`].
     pub fn from_datagram(repr: &DatagramRepr<'a>) -> Result<Self> {
-        let DatagramBody::Data { source_name, destination_name, user_data, .. } = repr.body else {
-            return Err(Error::unsupported("not a direct or broadcast datagram (MSG_TYPE)"));
+        let DatagramBody::Data {
+            source_name,
+            destination_name,
+            user_data,
+            ..
+        } = repr.body
+        else {
+            return Err(Error::unsupported(
+                "not a direct or broadcast datagram (MSG_TYPE)",
+            ));
         };
         if repr.is_fragment() {
             return Err(Error::new(
@@ -499,13 +519,16 @@ impl<'a> MailslotDatagram<'a> {
             .saturating_sub(offset)
             .min(usize::from(u16::MAX));
         let windows = WINDOWS_MAX_SMB_LEN.saturating_sub(offset);
-        let windows = if self.is_group() { windows.min(GROUP_MAX_DATA_LEN) } else { windows };
+        let windows = if self.is_group() {
+            windows.min(GROUP_MAX_DATA_LEN)
+        } else {
+            windows
+        };
         match limit {
             SizeLimit::Protocol => protocol,
             SizeLimit::Windows => windows,
-            SizeLimit::SambaSafe => windows.min(
-                SAMBA_MAX_UDP_PAYLOAD.saturating_sub(HEADER_LEN + self.names_len() + offset),
-            ),
+            SizeLimit::SambaSafe => windows
+                .min(SAMBA_MAX_UDP_PAYLOAD.saturating_sub(HEADER_LEN + self.names_len() + offset)),
         }
     }
 
@@ -545,14 +568,23 @@ impl<'a> MailslotDatagram<'a> {
     /// other than 0x10-0x12), [`ErrorKind::BufferTooSmall`].
     pub fn emit(&self, limit: SizeLimit, buf: &mut [u8]) -> Result<usize> {
         if !self.msg_type.carries_data() {
-            return Err(Error::invalid("mailslot datagram MSG_TYPE must be 0x10, 0x11 or 0x12"));
+            return Err(Error::invalid(
+                "mailslot datagram MSG_TYPE must be 0x10, 0x11 or 0x12",
+            ));
         }
         self.check_size(limit)?;
         let len = self.buffer_len();
-        let dgm_length =
-            u16::try_from(len - HEADER_LEN).map_err(|_| Error::too_large("DGM_LENGTH over 65535"))?;
+        let dgm_length = u16::try_from(len - HEADER_LEN)
+            .map_err(|_| Error::too_large("DGM_LENGTH over 65535"))?;
         let out = buf.get_mut(..len).ok_or(Error::buffer_too_small())?;
-        emit_prefix(out, self.msg_type, self.flags, self.dgm_id, self.source_ip, self.source_port);
+        emit_prefix(
+            out,
+            self.msg_type,
+            self.flags,
+            self.dgm_id,
+            self.source_ip,
+            self.source_port,
+        );
         emit_data_fields(out, dgm_length, 0);
         let mut pos = HEADER_LEN;
         pos += self.source_name.emit(&mut out[pos..])?;
@@ -579,11 +611,20 @@ mod tests {
     #[test]
     fn data_offsets() {
         assert_eq!(data_offset("\\MAILSLOT\\TEST".len(), SmbStyle::Windows), 84);
-        assert_eq!(data_offset("\\MAILSLOT\\MESSNGR".len(), SmbStyle::Windows), 88);
-        assert_eq!(data_offset("\\MAILSLOT\\MESSNGR".len(), SmbStyle::Samba), 87);
+        assert_eq!(
+            data_offset("\\MAILSLOT\\MESSNGR".len(), SmbStyle::Windows),
+            88
+        );
+        assert_eq!(
+            data_offset("\\MAILSLOT\\MESSNGR".len(), SmbStyle::Samba),
+            87
+        );
         assert_eq!(data_offset("\\MAILSLOT\\BROWSE".len(), SmbStyle::Samba), 86);
         assert_eq!(
-            data_offset("\\MAILSLOT\\test1\\sample_mailslot".len(), SmbStyle::Windows),
+            data_offset(
+                "\\MAILSLOT\\test1\\sample_mailslot".len(),
+                SmbStyle::Windows
+            ),
             104
         );
     }
@@ -597,8 +638,14 @@ mod tests {
         assert_eq!(windows_max_data_len("\\MAILSLOT\\ABCDEFGH"), 424);
         assert_eq!(windows_max_data_len("\\MAILSLOT\\ABCDEFGHI"), 420);
         assert_eq!(windows_max_data_len("\\MAILSLOT\\ABCDEFGHIJKLMNOP"), 416);
-        assert_eq!(samba_safe_max_data_len("\\MAILSLOT\\TEST", SmbStyle::Windows, 68), 410);
-        assert_eq!(samba_safe_max_data_len("\\MAILSLOT\\MESSNGR", SmbStyle::Windows, 68), 406);
+        assert_eq!(
+            samba_safe_max_data_len("\\MAILSLOT\\TEST", SmbStyle::Windows, 68),
+            410
+        );
+        assert_eq!(
+            samba_safe_max_data_len("\\MAILSLOT\\MESSNGR", SmbStyle::Windows, 68),
+            406
+        );
         assert!(is_size_hole(425) && is_size_hole(426) && !is_size_hole(424));
     }
 
@@ -620,7 +667,10 @@ mod tests {
         d.write.data = &data[..425];
         let e = d.to_vec(SizeLimit::Windows).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::TooLarge);
-        assert_eq!(e.context(), "message over 424 bytes for a group or * target");
+        assert_eq!(
+            e.context(),
+            "message over 424 bytes for a group or * target"
+        );
         d.msg_type = MessageType::DirectUnique;
         assert_eq!(
             d.to_vec(SizeLimit::Windows).unwrap_err().context(),
@@ -648,7 +698,10 @@ mod tests {
     fn bad_names_refused_on_emit() {
         for bad in ["", "\\MAILSLOT\\", "\\PIPE\\X", "\\MAILSLOT\\A\u{7f}"] {
             let w = MailslotWrite::new(bad, b"", SmbStyle::Samba);
-            assert_eq!(w.emit(&mut [0u8; 200]).unwrap_err().kind(), ErrorKind::Invalid);
+            assert_eq!(
+                w.emit(&mut [0u8; 200]).unwrap_err().kind(),
+                ErrorKind::Invalid
+            );
         }
         let w = MailslotWrite::new("\\mailslot\\lower", b"", SmbStyle::Samba);
         let mut buf = [0u8; 200];

@@ -98,5 +98,8 @@ fn seeds_and_mutations_never_panic() {
         parsed += usize::from(mailslot_wire::MailslotDatagram::parse(&input).is_ok());
     }
     // The mutations must keep exercising the deep paths, not only the first length check.
-    assert!(parsed > iterations / 50, "only {parsed} of {iterations} mutants parsed");
+    assert!(
+        parsed > iterations / 50,
+        "only {parsed} of {iterations} mutants parsed"
+    );
 }

@@ -37,8 +37,18 @@ fn p10_1_windows_broadcast() {
     assert_eq!(view.dgm_length(), Some(157));
     assert!(view.dgm_length_matches());
     let smb = SmbTransaction::new_checked(&bytes[82..]).unwrap();
-    assert_eq!((smb.data_offset(), smb.data_count(), smb.byte_count()), (84, 5, 20));
-    assert_eq!((smb.parameter_offset(), smb.max_parameter_count(), smb.trans_flags()), (84, 2, 2));
+    assert_eq!(
+        (smb.data_offset(), smb.data_count(), smb.byte_count()),
+        (84, 5, 20)
+    );
+    assert_eq!(
+        (
+            smb.parameter_offset(),
+            smb.max_parameter_count(),
+            smb.trans_flags()
+        ),
+        (84, 2, 2)
+    );
     assert_eq!(smb.opcode(), 1);
 
     let mut built = MailslotDatagram::new(
@@ -65,7 +75,10 @@ fn p10_2_messenger_padded() {
     let smb = SmbTransaction::new_checked(&bytes[82..]).unwrap();
     assert_eq!((smb.data_offset(), smb.byte_count()), (88, 44));
     let m = MessengerMessage::parse(d.write.data).unwrap();
-    assert_eq!((m.from_text(), m.to_text(), m.text_text()), ("LINUXBOX".into(), "WORKGROUP".into(), "Hello".into()));
+    assert_eq!(
+        (m.from_text(), m.to_text(), m.text_text()),
+        ("LINUXBOX".into(), "WORKGROUP".into(), "Hello".into())
+    );
 
     let body = MessengerMessage::encode("LINUXBOX", "WORKGROUP", "Hello").unwrap();
     let mut built = MailslotDatagram::new(
@@ -101,7 +114,10 @@ fn p10_3_nmbd_host_announcement() {
     assert_eq!(d.source_name.name, name("SAMBAPEER", 0));
     assert_eq!(d.destination_name.name, name("TESTGRP", 0x1D));
     assert_eq!(d.write.mailslot, "\\MAILSLOT\\BROWSE");
-    assert_eq!((d.write.priority, d.write.class, d.write.style), (1, 2, SmbStyle::Samba));
+    assert_eq!(
+        (d.write.priority, d.write.class, d.write.style),
+        (1, 2, SmbStyle::Samba)
+    );
     assert_eq!(d.write.data.len(), 47);
     let BrowserFrame::HostAnnouncement(a) = BrowserFrame::parse(d.write.data).unwrap() else {
         panic!("not a HostAnnouncement")
@@ -116,7 +132,10 @@ fn p10_3_nmbd_host_announcement() {
     assert_eq!(a.comment, b"nmbd test peer");
     // Samba style reproduces the capture byte for byte, and so does the frame.
     assert_eq!(d.to_vec(SizeLimit::SambaSafe).unwrap(), bytes);
-    assert_eq!(BrowserFrame::HostAnnouncement(a).to_vec().unwrap(), d.write.data);
+    assert_eq!(
+        BrowserFrame::HostAnnouncement(a).to_vec().unwrap(),
+        d.write.data
+    );
 }
 
 fn samba_style(

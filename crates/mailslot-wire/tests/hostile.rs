@@ -34,13 +34,19 @@ fn name_without_nul_cve_2006_3942() {
     let mut v = hex(P10_1);
     v[SMB + 83] = b'X';
     let e = err(&v);
-    assert_eq!(e.to_string(), "transaction name has no NUL before DataOffset");
+    assert_eq!(
+        e.to_string(),
+        "transaction name has no NUL before DataOffset"
+    );
     // A NUL after DataOffset (inside the data) must not be found either.
     let mut v = hex(R4_UNIQUE);
     let end = SMB + 87;
     v[end - 1] = b'X';
     assert_eq!(v[end], 0); // data starts with 0x00
-    assert_eq!(err(&v).to_string(), "transaction name has no NUL before DataOffset");
+    assert_eq!(
+        err(&v).to_string(),
+        "transaction name has no NUL before DataOffset"
+    );
 }
 
 #[test]
@@ -50,7 +56,10 @@ fn offsets_and_counts_past_the_end() {
     // DataCount one too many
     let mut v = base.clone();
     set_le16(&mut v, SMB + 55, 6);
-    assert_eq!(err(&v).to_string(), "DataOffset+DataCount beyond the datagram");
+    assert_eq!(
+        err(&v).to_string(),
+        "DataOffset+DataCount beyond the datagram"
+    );
     // DataOffset beyond the SMB
     let mut v = base.clone();
     set_le16(&mut v, SMB + 57, (smb_len + 1) as u16);
@@ -70,7 +79,10 @@ fn offsets_and_counts_past_the_end() {
     let mut v = base.clone();
     set_le16(&mut v, SMB + 57, 81);
     set_le16(&mut v, SMB + 55, 0);
-    assert_eq!(err(&v).to_string(), "transaction name has no NUL before DataOffset");
+    assert_eq!(
+        err(&v).to_string(),
+        "transaction name has no NUL before DataOffset"
+    );
 }
 
 #[test]
@@ -86,7 +98,7 @@ fn zero_data_count_is_a_real_empty_message() {
 fn not_a_mailslot_write() {
     let base = hex(P10_1);
     for (at, val, kind) in [
-        (SMB, 0xFEu8, ErrorKind::Unsupported), // magic
+        (SMB, 0xFEu8, ErrorKind::Unsupported),   // magic
         (SMB + 4, 0x72, ErrorKind::Unsupported), // command
         (SMB + 32, 16, ErrorKind::Malformed),    // WordCount
         (SMB + 59, 2, ErrorKind::Malformed),     // SetupCount
@@ -107,17 +119,33 @@ fn not_a_mailslot_write() {
     // lower-case prefix is fine
     let mut v = base;
     v[SMB + 70..SMB + 78].copy_from_slice(b"mailslot");
-    assert_eq!(MailslotDatagram::parse(&v).unwrap().write.mailslot, "\\mailslot\\TEST");
+    assert_eq!(
+        MailslotDatagram::parse(&v).unwrap().write.mailslot,
+        "\\mailslot\\TEST"
+    );
 }
 
 #[test]
 fn bad_labels_and_pointers() {
     let base = hex(P10_1);
-    for (at, val) in [(14usize, 0x1Fu8), (14, 0x21), (14, 0xC0), (15, b'Z'), (15, b'a'), (47, 0x41), (48, 0x10), (48, 0xC0), (48, 0x00)] {
+    for (at, val) in [
+        (14usize, 0x1Fu8),
+        (14, 0x21),
+        (14, 0xC0),
+        (15, b'Z'),
+        (15, b'a'),
+        (47, 0x41),
+        (48, 0x10),
+        (48, 0xC0),
+        (48, 0x00),
+    ] {
         let mut v = base.clone();
         v[at] = val;
         let e = err(&v);
-        assert!(matches!(e.kind(), ErrorKind::Malformed | ErrorKind::Truncated), "{at}: {e}");
+        assert!(
+            matches!(e.kind(), ErrorKind::Malformed | ErrorKind::Truncated),
+            "{at}: {e}"
+        );
     }
     let mut v = base.clone();
     v[14] = 0xC0;
@@ -146,7 +174,9 @@ fn wrong_dgm_length_is_only_a_warning() {
     let mut v = hex(P10_1);
     v[10..12].copy_from_slice(&5u16.to_be_bytes());
     assert!(MailslotDatagram::parse(&v).is_ok());
-    assert!(!mailslot_wire::Datagram::new_checked(&v[..]).unwrap().dgm_length_matches());
+    assert!(!mailslot_wire::Datagram::new_checked(&v[..])
+        .unwrap()
+        .dgm_length_matches());
 }
 
 #[test]
@@ -166,16 +196,30 @@ fn every_vector_truncated_at_every_byte() {
     let v = hex(P10_1);
     assert_eq!(err(&v[..20]).to_string(), "truncated in SOURCE_NAME");
     assert_eq!(err(&v[..60]).to_string(), "truncated in DESTINATION_NAME");
-    assert_eq!(err(&v[..0]).to_string(), "truncated in MSG_TYPE (empty datagram)");
+    assert_eq!(
+        err(&v[..0]).to_string(),
+        "truncated in MSG_TYPE (empty datagram)"
+    );
 }
 
 #[test]
 fn browser_frames_short_by_one_byte() {
     // VU#323172: every opcode has a minimum length, checked before any field is read.
-    for (frame, min) in [(1u8, 33usize), (0x0F, 33), (0x0C, 33), (8, 15), (9, 6), (0x0A, 6), (2, 3)] {
+    for (frame, min) in [
+        (1u8, 33usize),
+        (0x0F, 33),
+        (0x0C, 33),
+        (8, 15),
+        (9, 6),
+        (0x0A, 6),
+        (2, 3),
+    ] {
         let mut v = vec![frame];
         v.resize(min - 1, 0);
-        assert_eq!(BrowserFrame::parse(&v).unwrap_err().kind(), ErrorKind::Truncated);
+        assert_eq!(
+            BrowserFrame::parse(&v).unwrap_err().kind(),
+            ErrorKind::Truncated
+        );
         v.push(0);
         assert!(BrowserFrame::parse(&v).is_ok(), "opcode {frame}");
     }
@@ -183,6 +227,8 @@ fn browser_frames_short_by_one_byte() {
     let mut v = vec![1u8, 0, 0, 0, 0, 0];
     v.extend([b'A'; 16]);
     v.extend([0u8; 11]);
-    let BrowserFrame::HostAnnouncement(a) = BrowserFrame::parse(&v).unwrap() else { panic!() };
+    let BrowserFrame::HostAnnouncement(a) = BrowserFrame::parse(&v).unwrap() else {
+        panic!()
+    };
     assert_eq!(a.server_name.len(), 16);
 }

@@ -5,9 +5,8 @@ mod vectors;
 use std::net::Ipv4Addr;
 
 use mailslot_wire::{
-    Announcement, BrowserFrame, DatagramBody, DatagramRepr, Flags, MailslotDatagram,
-    MailslotWrite, MessageType, MessengerMessage, NetbiosName, Scope, ScopedName, SizeLimit,
-    SmbStyle,
+    Announcement, BrowserFrame, DatagramBody, DatagramRepr, Flags, MailslotDatagram, MailslotWrite,
+    MessageType, MessengerMessage, NetbiosName, Scope, ScopedName, SizeLimit, SmbStyle,
 };
 use proptest::prelude::*;
 
