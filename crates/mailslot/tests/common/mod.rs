@@ -1,0 +1,896 @@
+//! Helpers shared by the integration tests: private runtime directories under `/dev/shm`,
+//! checksummed messages, hang guards, and child processes.
+//!
+//! Child processes are this test binary run again (`current_exe() --exact child_process`)
+//! with the role in `MAILSLOT_TEST_ROLE`; each test file has a `#[test] fn child_process()`
+//! that calls [`child_main`], which returns at once when the variable is unset. Children
+//! report on stdout, one line per fact, each starting with `@@ ` (libtest's own lines are
+//! ignored). A child stops (drains, reports, exits) when its stdin reaches EOF, so a dying
+//! parent never leaves children behind; every child is also killed when its [`Proc`] drops.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mailslot::{
+    Delivery, ErrorKind, MailslotName, Overflow, Scope, Server, ServerBuilder, Source, Timeout,
+    Writer,
+};
+
+/// Environment variable carrying a child's role.
+pub const ROLE_ENV: &str = "MAILSLOT_TEST_ROLE";
+/// The `#[test]` function every test file defines for its children.
+pub const CHILD_TEST: &str = "child_process";
+/// Bound on any single wait: reaching it means a hang (the test fails), never slowness.
+pub const HANG: Duration = Duration::from_secs(30);
+/// Writer id of the end marker the parent writes after every writer is done.
+pub const END: u32 = u32::MAX;
+/// A capacity that never overflows in ordering tests.
+pub const BIG: usize = 64 << 20;
+
+// ---- runtime directories ---------------------------------------------------------------
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A unique path under /dev/shm, removed (with its content) on drop.
+#[derive(Debug)]
+pub struct TestDir {
+    path: PathBuf,
+}
+
+impl TestDir {
+    /// A fresh private (0700) directory.
+    pub fn new(tag: &str) -> TestDir {
+        let dir = TestDir::reserve(tag);
+        fs::create_dir(&dir.path).expect("create test dir");
+        fs::set_permissions(&dir.path, fs::Permissions::from_mode(0o700)).expect("chmod 700");
+        dir
+    }
+
+    /// A unique path that does not exist yet (the code under test creates it).
+    pub fn reserve(tag: &str) -> TestDir {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = PathBuf::from(format!(
+            "/dev/shm/mailslot-test-{tag}-{}-{n}",
+            std::process::id()
+        ));
+        let _ = fs::remove_dir_all(&path);
+        TestDir { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn scope(&self) -> Scope {
+        Scope::Dir(self.path.clone())
+    }
+
+    pub fn env(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    /// File names in the directory (hidden ones included), sorted.
+    pub fn entries(&self) -> Vec<String> {
+        let mut names: Vec<String> = match fs::read_dir(&self.path) {
+            Ok(entries) => entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        names.sort();
+        names
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+// ---- checksummed messages --------------------------------------------------------------
+
+/// A 64-bit checksum of `data`, word at a time (fast enough in debug builds).
+pub fn checksum(data: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ data.len() as u64;
+    let mut chunks = data.chunks_exact(8);
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        h = (h ^ word)
+            .wrapping_mul(0x0000_0100_0000_01b3)
+            .rotate_left(29);
+    }
+    for &b in chunks.remainder() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// A message from writer `w`, sequence `s`, with `payload` bytes of body:
+/// `[w u32][s u32][body][checksum of all before u64]`, the body different in every message.
+pub fn encode(w: u32, s: u32, payload: usize) -> Vec<u8> {
+    let mut data = vec![0u8; 8 + payload + 8];
+    data[0..4].copy_from_slice(&w.to_le_bytes());
+    data[4..8].copy_from_slice(&s.to_le_bytes());
+    let seed = (u64::from(w) << 32 | u64::from(s)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let body = &mut data[8..8 + payload];
+    let mut words = body.chunks_exact_mut(8);
+    for (i, word) in (&mut words).enumerate() {
+        let mix = (i as u64).wrapping_mul(0xff51_afd7_ed55_8ccd);
+        word.copy_from_slice(&(seed ^ mix).to_le_bytes());
+    }
+    for (j, b) in words.into_remainder().iter_mut().enumerate() {
+        *b = (seed >> (8 * j)) as u8;
+    }
+    let sum = checksum(&data[..8 + payload]);
+    data[8 + payload..].copy_from_slice(&sum.to_le_bytes());
+    data
+}
+
+/// `(writer, sequence)` of a message made by [`encode`], `None` if it is damaged.
+pub fn decode(data: &[u8]) -> Option<(u32, u32)> {
+    if data.len() < 16 {
+        return None;
+    }
+    let (body, sum) = data.split_at(data.len() - 8);
+    if checksum(body) != u64::from_le_bytes(sum.try_into().ok()?) {
+        return None;
+    }
+    let w = u32::from_le_bytes(data[0..4].try_into().ok()?);
+    let s = u32::from_le_bytes(data[4..8].try_into().ok()?);
+    Some((w, s))
+}
+
+/// Body sizes of the `mixed` pattern: empty to 64 KiB, so records wrap the ring at odd places
+/// and some appends take long enough to be killed half-way.
+const MIXED: [usize; 8] = [0, 7, 100, 424, 1500, 9000, 65000, 50];
+
+pub fn payload_size(pattern: &str, w: u32, s: u32) -> usize {
+    match pattern {
+        "mixed" => MIXED[((s as usize) + (w as usize)) % MIXED.len()],
+        _ => ((s as usize * 7) + (w as usize * 13)) % 120,
+    }
+}
+
+// ---- hang guards -----------------------------------------------------------------------
+
+/// Runs `f` on a thread and fails the test if it does not finish within [`HANG`].
+pub fn within<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(HANG) {
+        Ok(value) => value,
+        Err(RecvTimeoutError::Timeout) => panic!("{what}: still running after {HANG:?} (hang)"),
+        Err(RecvTimeoutError::Disconnected) => panic!("{what}: the thread panicked"),
+    }
+}
+
+/// Waits until `cond` holds, failing the test after [`HANG`].
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + HANG;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not reached within {HANG:?}"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Whether `fd` is readable now or within `timeout_ms` (`poll(2)`).
+pub fn poll_readable(fd: impl AsFd, timeout_ms: i32) -> bool {
+    let mut pfd = libc::pollfd {
+        fd: fd.as_fd().as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: `pfd` is a valid, initialised pollfd that lives across the call, and the
+        // count passed is 1; `fd` is borrowed for the duration, so the descriptor is open.
+        let n = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+        if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+            continue;
+        }
+        assert!(n >= 0, "poll: {}", std::io::Error::last_os_error());
+        return n > 0 && pfd.revents & libc::POLLIN != 0;
+    }
+}
+
+/// Sends `signal` to process `pid`.
+pub fn send_signal(pid: u32, signal: libc::c_int) {
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+    let rc = unsafe { libc::kill(pid as libc::pid_t, signal) };
+    assert_eq!(
+        rc,
+        0,
+        "kill({pid}, {signal}): {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// Raises the soft limit of open files to the hard limit (for tests with many names).
+pub fn raise_fd_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid rlimit the call fills in.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return 0;
+    }
+    limit.rlim_cur = limit.rlim_max;
+    // SAFETY: `limit` is a valid rlimit read just above; raising the soft limit up to the hard
+    // limit needs no privilege.
+    let _ = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };
+    limit.rlim_cur
+}
+
+// ---- privilege ----------------------------------------------------------------------------
+
+/// This process's user id.
+pub fn my_uid() -> u32 {
+    fs::metadata("/proc/self").expect("/proc/self").uid()
+}
+
+/// Whether this process runs as root (needed to run children as another user).
+pub fn is_root() -> bool {
+    my_uid() == 0
+}
+
+/// `true` if a test needing root and `setpriv` can run; otherwise prints why it is skipped,
+/// and fails when `CI` is set (CI runs as root and must run it).
+pub fn require_root(test: &str) -> bool {
+    let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"]
+        .iter()
+        .any(|p| Path::new(p).exists());
+    let why = if !is_root() {
+        "not running as root"
+    } else if !setpriv {
+        "setpriv (util-linux) is not installed"
+    } else {
+        return true;
+    };
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{test}: {why}, and CI is set: must run"
+    );
+    eprintln!("SKIP: {test}: {why}");
+    false
+}
+
+// ---- child processes ----------------------------------------------------------------------
+
+/// A child process (this test binary in a role), killed if still running on drop.
+#[derive(Debug)]
+pub struct Proc {
+    pub label: String,
+    pub pid: u32,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    stderr: Arc<Mutex<String>>,
+    exited: bool,
+}
+
+/// Spawns this test binary as a child in `role`, with `envs`.
+pub fn spawn(label: &str, role: &str, envs: &[(&str, String)]) -> Proc {
+    spawn_as(label, None, role, envs)
+}
+
+/// Like [`spawn`], run through `setpriv ARGS` when `setpriv` is given (another user).
+pub fn spawn_as(
+    label: &str,
+    setpriv: Option<&[&str]>,
+    role: &str,
+    envs: &[(&str, String)],
+) -> Proc {
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut cmd = match setpriv {
+        Some(args) => {
+            let mut cmd = Command::new("setpriv");
+            cmd.args(args).arg("--").arg(&exe);
+            cmd
+        }
+        None => Command::new(&exe),
+    };
+    cmd.args(["--exact", CHILD_TEST, "--nocapture", "--test-threads=1"])
+        .env(ROLE_ENV, role)
+        .env_remove("MAILSLOT_DIR")
+        .env_remove("MAILSLOT_GLOBAL_DIR")
+        .env("RUST_BACKTRACE", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("{label}: spawn: {e}"));
+    let stdout = child.stdout.take().expect("stdout");
+    let stderr_pipe = child.stderr.take().expect("stderr");
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            // libtest may have printed "test child_process ... " on the same line.
+            if let Some(at) = line.find("@@ ") {
+                if tx.send(line[at + 3..].to_owned()).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let stderr = Arc::new(Mutex::new(String::new()));
+    let sink = Arc::clone(&stderr);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        let mut pipe = stderr_pipe;
+        while let Ok(n) = pipe.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            let mut text = sink.lock().unwrap_or_else(|e| e.into_inner());
+            if text.len() < 64 << 10 {
+                text.push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        }
+    });
+    Proc {
+        label: label.to_owned(),
+        pid: child.id(),
+        stdin: child.stdin.take(),
+        child,
+        lines,
+        stderr,
+        exited: false,
+    }
+}
+
+impl Proc {
+    fn fail(&self, why: &str) -> ! {
+        let stderr = self
+            .stderr
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        panic!(
+            "child {} (pid {}): {why}\n--- its stderr ---\n{stderr}",
+            self.label, self.pid
+        );
+    }
+
+    /// The next report line; `None` at EOF.
+    pub fn next_line(&self) -> Option<String> {
+        match self.lines.recv_timeout(HANG) {
+            Ok(line) => Some(line),
+            Err(RecvTimeoutError::Disconnected) => None,
+            Err(RecvTimeoutError::Timeout) => self.fail("no report within the hang bound"),
+        }
+    }
+
+    /// The next report line, which must start with `prefix`.
+    pub fn expect(&self, prefix: &str) -> String {
+        match self.next_line() {
+            Some(line) if line.starts_with(prefix) => line,
+            Some(line) => self.fail(&format!("expected \"{prefix}...\", got \"{line}\"")),
+            None => self.fail(&format!("exited before reporting \"{prefix}...\"")),
+        }
+    }
+
+    /// Every report line until EOF.
+    pub fn lines_to_end(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Some(line) = self.next_line() {
+            out.push(line);
+        }
+        out
+    }
+
+    /// Sends one command line on stdin.
+    pub fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{line}").expect("write to child");
+        stdin.flush().expect("flush to child");
+    }
+
+    /// Closes stdin: the child stops (drains, reports, exits).
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    pub fn signal(&self, signal: libc::c_int) {
+        send_signal(self.pid, signal);
+    }
+
+    /// `kill -9` and reap.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.exited = true;
+    }
+
+    /// Waits for the exit (after closing stdin), failing after [`HANG`].
+    pub fn wait(&mut self) -> ExitStatus {
+        self.close_stdin();
+        let deadline = Instant::now() + HANG;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => {
+                    self.exited = true;
+                    return status;
+                }
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Ok(None) => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    self.exited = true;
+                    self.fail("did not exit within the hang bound");
+                }
+                Err(e) => self.fail(&format!("wait: {e}")),
+            }
+        }
+    }
+
+    /// Waits for a successful exit.
+    pub fn wait_ok(&mut self) {
+        let status = self.wait();
+        if !status.success() {
+            self.fail(&format!("exited with {status}"));
+        }
+    }
+
+    /// Reads a reader's whole report (to EOF) and waits for its exit.
+    pub fn reader_log(&mut self) -> ReaderLog {
+        let log = ReaderLog::parse(&self.label, &self.lines_to_end());
+        self.wait_ok();
+        if !log.done {
+            self.fail(&format!("did not finish its report: {:?}", log.other));
+        }
+        log
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if !self.exited {
+            // SIGKILL ends a stopped child too.
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// What a reader child reported.
+#[derive(Debug, Default, Clone)]
+pub struct ReaderLog {
+    pub label: String,
+    pub id: u64,
+    /// `(writer, sequence)` in the order received (the end marker excluded).
+    pub msgs: Vec<(u32, u32)>,
+    /// Total of the messages' `lost` counts (the end marker's included).
+    pub lost: u64,
+    /// Messages whose checksum failed.
+    pub bad: usize,
+    /// Writer id -> source pids seen.
+    pub pids: HashMap<u32, u32>,
+    pub done: bool,
+    pub other: Vec<String>,
+}
+
+impl ReaderLog {
+    pub fn parse(label: &str, lines: &[String]) -> ReaderLog {
+        let mut log = ReaderLog {
+            label: label.to_owned(),
+            ..ReaderLog::default()
+        };
+        for line in lines {
+            let f: Vec<&str> = line.split(' ').collect();
+            match f[0] {
+                "ready" => log.id = f[1].parse().unwrap_or(0),
+                "m" => {
+                    let w: u32 = f[1].parse().expect("w");
+                    let s: u32 = f[2].parse().expect("s");
+                    log.lost += f[3].parse::<u64>().expect("lost");
+                    let pid: u32 = f[4].parse().expect("pid");
+                    log.msgs.push((w, s));
+                    let seen = *log.pids.entry(w).or_insert(pid);
+                    assert_eq!(seen, pid, "{label}: writer {w} came from two pids");
+                }
+                "bad" => log.bad += 1,
+                "done" => {
+                    log.done = true;
+                    log.lost += f[2].parse::<u64>().expect("lost at end");
+                }
+                _ => log.other.push(line.clone()),
+            }
+        }
+        log
+    }
+
+    /// Asserts that, per writer, sequences come in increasing order without repeats.
+    pub fn assert_fifo_per_writer(&self) {
+        let mut last: HashMap<u32, u32> = HashMap::new();
+        for &(w, s) in &self.msgs {
+            if let Some(&prev) = last.get(&w) {
+                assert!(
+                    s > prev,
+                    "{}: writer {w}: sequence {s} after {prev} (out of order or duplicated)",
+                    self.label
+                );
+            }
+            last.insert(w, s);
+        }
+    }
+}
+
+/// Spawns a reader child of `name` in `dir` with extra settings (`MS_*` variables).
+pub fn spawn_reader(label: &str, dir: &TestDir, name: &str, extra: &[(&str, String)]) -> Proc {
+    let mut envs = vec![("MS_DIR", dir.env()), ("MS_NAME", name.to_owned())];
+    envs.extend(extra.iter().cloned());
+    let proc = spawn(label, "reader", &envs);
+    proc.expect("ready");
+    proc
+}
+
+/// Spawns a writer child of `name` in `dir`; it waits for `go` on stdin before writing.
+pub fn spawn_writer(
+    label: &str,
+    dir: &TestDir,
+    name: &str,
+    writer: u32,
+    count: u32,
+    extra: &[(&str, String)],
+) -> Proc {
+    let mut envs = vec![
+        ("MS_DIR", dir.env()),
+        ("MS_NAME", name.to_owned()),
+        ("MS_WRITER", writer.to_string()),
+        ("MS_COUNT", count.to_string()),
+    ];
+    envs.extend(extra.iter().cloned());
+    let proc = spawn(label, "writer", &envs);
+    proc.expect("ready");
+    proc
+}
+
+/// Writes the end marker (after every writer is done): readers stop when they read it.
+pub fn write_end(scope: &Scope, name: &str) {
+    let mut writer = Writer::open_in(scope, name).expect("open writer for the end marker");
+    writer
+        .write(&encode(END, 0, 0))
+        .expect("write the end marker");
+}
+
+// ---- the child side -------------------------------------------------------------------------
+
+/// Runs the role named by [`ROLE_ENV`] and exits; returns at once when it is unset.
+pub fn child_main() {
+    let Ok(role) = std::env::var(ROLE_ENV) else {
+        return;
+    };
+    let code = match role.as_str() {
+        "reader" => role_reader(),
+        "writer" => role_writer(),
+        "probe" => role_probe(),
+        other => {
+            eprintln!("unknown role {other}");
+            2
+        }
+    };
+    std::process::exit(code);
+}
+
+fn env_str(key: &str, default: &str) -> String {
+    std::env::var(key).unwrap_or_else(|_| default.to_owned())
+}
+
+fn env_u64(key: &str, default: u64) -> u64 {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn child_scope() -> Scope {
+    match env_str("MS_SCOPE", "dir").as_str() {
+        "user" => Scope::User,
+        "global" => Scope::Global,
+        _ => Scope::Dir(PathBuf::from(env_str("MS_DIR", ""))),
+    }
+}
+
+fn child_builder() -> ServerBuilder {
+    let mut builder = Server::builder(&env_str("MS_NAME", "x"))
+        .scope(child_scope())
+        .shared(env_u64("MS_SHARED", 1) == 1)
+        .delivery(if env_str("MS_DELIVERY", "all") == "one" {
+            Delivery::One
+        } else {
+            Delivery::All
+        })
+        .overflow(if env_str("MS_OVERFLOW", "drop") == "refuse" {
+            Overflow::Refuse
+        } else {
+            Overflow::DropOldest
+        })
+        .capacity(env_u64("MS_CAPACITY", BIG as u64) as usize)
+        .max_message_size(env_u64("MS_MAX", 0) as usize)
+        .read_timeout(Timeout::After(Duration::from_millis(20)));
+    if let Ok(mode) = std::env::var("MS_MODE") {
+        builder = builder.mode(u32::from_str_radix(&mode, 8).expect("octal MS_MODE"));
+    }
+    if let Ok(gid) = std::env::var("MS_GROUP") {
+        builder = builder.group(gid.parse().expect("MS_GROUP"));
+    }
+    builder
+}
+
+/// stdin of a child: lines as commands, EOF as "stop".
+struct Control {
+    stop: Arc<AtomicBool>,
+    lines: Receiver<String>,
+}
+
+fn control() -> Control {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        let stdin = std::io::stdin();
+        for line in stdin.lock().lines() {
+            let Ok(line) = line else { break };
+            let _ = tx.send(line);
+        }
+        flag.store(true, Ordering::SeqCst);
+    });
+    Control { stop, lines }
+}
+
+type Out = BufWriter<std::io::StdoutLock<'static>>;
+
+fn out() -> Out {
+    BufWriter::with_capacity(1 << 16, std::io::stdout().lock())
+}
+
+fn report(out: &mut Out, line: &str) {
+    let _ = writeln!(out, "@@ {line}");
+}
+
+fn report_now(out: &mut Out, line: &str) {
+    report(out, line);
+    let _ = out.flush();
+}
+
+/// Reader: `ready ID PID`, then `m W S LOST PID` per message (`bad LEN` when damaged), then
+/// `done COUNT LOST` after the end marker, `MS_LIMIT` messages (it then leaves), or stdin EOF
+/// once drained. With `MS_INSTANCES` > 1 it opens that many instances and only holds them.
+fn role_reader() -> i32 {
+    let control = control();
+    let mut out = out();
+    let instances = env_u64("MS_INSTANCES", 1);
+    if instances > 1 {
+        let mut held = Vec::new();
+        for _ in 0..instances {
+            match child_builder().open() {
+                Ok(server) => held.push(server),
+                Err(e) => {
+                    report_now(&mut out, &format!("open-err {:?} {e}", e.kind()));
+                    return 1;
+                }
+            }
+        }
+        let ids: Vec<String> = held.iter().map(|s| s.instance_id().to_string()).collect();
+        report_now(&mut out, &format!("ready {}", ids.join(" ")));
+        while control.lines.recv().is_ok() {}
+        return 0;
+    }
+    let mut server = match child_builder().open() {
+        Ok(server) => server,
+        Err(e) => {
+            report_now(&mut out, &format!("open-err {:?} {e}", e.kind()));
+            return 1;
+        }
+    };
+    report_now(
+        &mut out,
+        &format!("ready {} {}", server.instance_id(), std::process::id()),
+    );
+    let limit = env_u64("MS_LIMIT", 0);
+    let (mut count, mut lost) = (0u64, 0u64);
+    let mut last = Instant::now();
+    loop {
+        let stopping = control.stop.load(Ordering::SeqCst);
+        match server.recv() {
+            Ok(msg) => {
+                last = Instant::now();
+                let pid = match msg.source {
+                    Source::Local { pid, .. } => pid,
+                    Source::Network { .. } => 0,
+                };
+                match decode(&msg.data) {
+                    Some((END, _)) => {
+                        lost += msg.lost;
+                        break;
+                    }
+                    Some((w, s)) => {
+                        report(&mut out, &format!("m {w} {s} {} {pid}", msg.lost));
+                        count += 1;
+                    }
+                    None => report(&mut out, &format!("bad {}", msg.data.len())),
+                }
+                if limit > 0 && count >= limit {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::TimedOut => {
+                if stopping {
+                    break;
+                }
+                if last.elapsed() > HANG {
+                    report_now(&mut out, "idle");
+                    return 3;
+                }
+            }
+            Err(e) => {
+                report_now(&mut out, &format!("err {:?} {e}", e.kind()));
+                return 1;
+            }
+        }
+    }
+    report_now(&mut out, &format!("done {count} {lost}"));
+    drop(server);
+    0
+}
+
+/// Writer: `ready`, waits for `go`, writes `MS_COUNT` messages (`MS_SIZES` small|mixed,
+/// a 1 ms pause every `MS_PACE` messages, `progress` after `MS_PROGRESS`), then `done N`.
+fn role_writer() -> i32 {
+    let control = control();
+    let mut out = out();
+    let w = env_u64("MS_WRITER", 0) as u32;
+    let count = env_u64("MS_COUNT", 1000) as u32;
+    let sizes = env_str("MS_SIZES", "small");
+    let pace = env_u64("MS_PACE", 0) as u32;
+    let progress = env_u64("MS_PROGRESS", 0) as u32;
+    let mut writer = match Writer::open_in(&child_scope(), &env_str("MS_NAME", "x")) {
+        Ok(writer) => writer,
+        Err(e) => {
+            report_now(&mut out, &format!("open-err {:?} {e}", e.kind()));
+            return 1;
+        }
+    };
+    report_now(&mut out, "ready");
+    match control.lines.recv_timeout(HANG) {
+        Ok(line) if line == "go" => {}
+        _ => return 1,
+    }
+    let mut written = 0;
+    for s in 0..count {
+        if control.stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let data = encode(w, s, payload_size(&sizes, w, s));
+        if let Err(e) = writer.write(&data) {
+            report_now(&mut out, &format!("err {:?} {s} {e}", e.kind()));
+            return 1;
+        }
+        written += 1;
+        if written == progress {
+            report_now(&mut out, "progress");
+        }
+        if pace > 0 && written % pace == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    report_now(&mut out, &format!("done {written}"));
+    0
+}
+
+fn kind_of<T>(result: Result<T, mailslot::Error>) -> String {
+    match result {
+        Ok(_) => "ok".to_owned(),
+        Err(e) => format!("{:?}", e.kind()),
+    }
+}
+
+fn io_kind_of<T>(result: std::io::Result<T>) -> String {
+    match result {
+        Ok(_) => "ok".to_owned(),
+        Err(e) => format!("{:?}", e.kind()),
+    }
+}
+
+/// Probe: runs the operations in `MS_OPS` (comma-separated) on `MS_NAME` and reports
+/// `OP RESULT` for each, RESULT being `ok` or the error kind.
+fn role_probe() -> i32 {
+    let mut out = out();
+    let name = env_str("MS_NAME", "x");
+    let dir = PathBuf::from(env_str("MS_DIR", ""));
+    let scope = child_scope();
+    let ops = env_str("MS_OPS", "");
+    let server = |shared: bool, name: &str| {
+        Server::builder(name)
+            .scope(scope.clone())
+            .shared(shared)
+            .read_timeout(Timeout::Immediate)
+            .open()
+    };
+    for op in ops.split(',').filter(|op| !op.is_empty()) {
+        let result = match op {
+            "server" => kind_of(server(false, &name)),
+            "server_shared" => kind_of(server(true, &name)),
+            "create_other" => kind_of(server(false, &format!("{name}-other"))),
+            "write" => kind_of(
+                Writer::open_in(&scope, &name)
+                    .and_then(|mut w| w.write(format!("probe {}", std::process::id()).as_bytes())),
+            ),
+            "oneshot" => kind_of(mailslot::write(&name, &encode(7, 7, 3))),
+            "list" => match mailslot::list(&dir) {
+                Ok(list) => format!("ok {}", list.len()),
+                Err(e) => format!("{:?}", e.kind()),
+            },
+            "status" => match mailslot::status_of(&dir, &MailslotName::parse(&name).expect("name"))
+            {
+                Ok(Some(_)) => "ok".to_owned(),
+                Ok(None) => "none".to_owned(),
+                Err(e) => format!("{:?}", e.kind()),
+            },
+            "rawopen" => {
+                let file = MailslotName::parse(&name).expect("name").file_name();
+                io_kind_of(
+                    fs::OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .open(dir.join(file)),
+                )
+            }
+            "readdir" => io_kind_of(fs::read_dir(&dir)),
+            other => format!("unknown-op {other}"),
+        };
+        report(&mut out, &format!("{op} {result}"));
+    }
+    report_now(&mut out, "end");
+    0
+}
+
+/// Runs a probe child (optionally as another user) and returns `op -> result`.
+pub fn probe(
+    label: &str,
+    setpriv: Option<&[&str]>,
+    ops: &[&str],
+    envs: &[(&str, String)],
+) -> HashMap<String, String> {
+    let mut all = vec![("MS_OPS", ops.join(","))];
+    all.extend(envs.iter().cloned());
+    let mut proc = spawn_as(label, setpriv, "probe", &all);
+    let mut results = HashMap::new();
+    loop {
+        let line = match proc.next_line() {
+            Some(line) => line,
+            None => proc.fail("exited before finishing its probes"),
+        };
+        if line == "end" {
+            break;
+        }
+        let (op, result) = line.split_once(' ').expect("OP RESULT");
+        results.insert(op.to_owned(), result.to_owned());
+    }
+    proc.wait_ok();
+    results
+}
