@@ -1,6 +1,6 @@
 //! OEM code page 850 (DOS Latin-1) <-> Unicode, for Messenger bodies and NetBIOS names.
 //!
-//! Bytes 0x00-0x7F are ASCII (identity); 0x80-0xFF map through [`HIGH`]. Every byte decodes,
+//! Bytes 0x00-0x7F are ASCII (identity); 0x80-0xFF map through a 128-entry table. Every byte decodes,
 //! so decoding never fails; encoding fails on characters CP850 does not have.
 
 use crate::error::{Error, Result};

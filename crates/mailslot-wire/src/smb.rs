@@ -243,15 +243,15 @@ impl<T: AsRef<[u8]>> SmbTransaction<T> {
     pub fn data_offset(&self) -> u16 {
         self.w(field::DATA_OFFSET)
     }
-    /// Setup[0] MailSlotOpcode (1 = write).
+    /// Setup\[0\] MailSlotOpcode (1 = write).
     pub fn opcode(&self) -> u16 {
         self.w(field::OPCODE)
     }
-    /// Setup[1] Priority (0..9, advisory).
+    /// Setup\[1\] Priority (0..9, advisory).
     pub fn priority(&self) -> u16 {
         self.w(field::PRIORITY)
     }
-    /// Setup[2] Class (1 reliable, 2 unreliable/broadcast).
+    /// Setup\[2\] Class (1 reliable, 2 unreliable/broadcast).
     pub fn class(&self) -> u16 {
         self.w(field::CLASS)
     }
@@ -268,9 +268,9 @@ pub struct MailslotWrite<'a> {
     pub mailslot: &'a str,
     /// The message (Databytes: DataCount bytes at DataOffset).
     pub data: &'a [u8],
-    /// Setup[1] Priority.
+    /// Setup\[1\] Priority.
     pub priority: u16,
-    /// Setup[2] Class.
+    /// Setup\[2\] Class.
     pub class: u16,
     /// Header style: on emit, how to fill the header; on parse, [`SmbStyle::Windows`] when
     /// Flags2 is 0x0004 and PIDLow 0xFEFF, else [`SmbStyle::Samba`].
