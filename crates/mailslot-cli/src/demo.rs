@@ -145,10 +145,15 @@ pub fn run(_global: &Global, args: Args) -> anyhow::Result<Outcome> {
     let dir_path = scope.dir()?;
 
     say("mailslot demo: several processes share one mailslot name on this host");
-    say(&format!("runtime directory: {} (removed at the end)\n", dir_path.display()));
+    say(&format!(
+        "runtime directory: {} (removed at the end)\n",
+        dir_path.display()
+    ));
 
     let news = "demo\\news";
-    say(&format!("1. Three processes open \"{news}\" shared (Windows would refuse the second)."));
+    say(&format!(
+        "1. Three processes open \"{news}\" shared (Windows would refuse the second)."
+    ));
     let mut instances = Vec::new();
     for label in ['A', 'B', 'C'] {
         let instance = Instance::spawn(label, &dir_path, news, "all")?;
@@ -182,7 +187,11 @@ pub fn run(_global: &Global, args: Args) -> anyhow::Result<Outcome> {
     let total = 2 * per_writer;
     for instance in &mut instances {
         instance.collect(total);
-        say(&format!("   {} got: {}", instance.label, instance.got.join(" ")));
+        say(&format!(
+            "   {} got: {}",
+            instance.label,
+            instance.got.join(" ")
+        ));
     }
     let same = instances.windows(2).all(|w| w[0].got == w[1].got);
     let complete = instances.iter().all(|i| i.got.len() == total);
@@ -254,7 +263,8 @@ pub fn run(_global: &Global, args: Args) -> anyhow::Result<Outcome> {
     }
     union.sort();
     union.dedup();
-    let exact = union.len() == job_count && workers.iter().map(|w| w.got.len()).sum::<usize>() == job_count;
+    let exact =
+        union.len() == job_count && workers.iter().map(|w| w.got.len()).sum::<usize>() == job_count;
     say(&format!(
         "   {} {} of {job_count} jobs delivered, none twice",
         if exact { "OK:" } else { "FAILED:" },

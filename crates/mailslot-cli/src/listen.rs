@@ -72,7 +72,11 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<Outcome> {
             Ok(message) => message,
             Err(e) if e.kind() == ErrorKind::TimedOut => {
                 if !args.json {
-                    eprintln!("mailslot \"{}\": no message within {} ms", server.name(), args.timeout.unwrap_or(0));
+                    eprintln!(
+                        "mailslot \"{}\": no message within {} ms",
+                        server.name(),
+                        args.timeout.unwrap_or(0)
+                    );
                 }
                 return Ok(Outcome::Timeout);
             }
@@ -84,9 +88,9 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<Outcome> {
             .then(|| mailslot_wire::MessengerMessage::parse(&message.data).ok())
             .flatten();
         if args.json {
-            let messenger_json = messenger.as_ref().map(|m| {
-                json!({"from": m.from_text(), "to": m.to_text(), "text": m.text_text()})
-            });
+            let messenger_json = messenger
+                .as_ref()
+                .map(|m| json!({"from": m.from_text(), "to": m.to_text(), "text": m.text_text()}));
             emit_line(&common::message_json(server.name(), &message, messenger_json).to_string())?;
         } else {
             let from = match &message.source {

@@ -39,7 +39,12 @@ pub struct Global {
     #[arg(long, env = "MAILSLOT_NETBIOS_NAME", global = true)]
     pub netbios_name: Option<String>,
     /// Our workgroup.
-    #[arg(long, env = "MAILSLOT_WORKGROUP", default_value = "WORKGROUP", global = true)]
+    #[arg(
+        long,
+        env = "MAILSLOT_WORKGROUP",
+        default_value = "WORKGROUP",
+        global = true
+    )]
     pub workgroup: String,
     /// Local mailslots only: never take the network role.
     #[arg(long, env = "MAILSLOT_NO_NETWORK", global = true,
@@ -48,7 +53,11 @@ pub struct Global {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "mailslot", version, about = "Shared mailslots for Linux, Windows-compatible on the LAN")]
+#[command(
+    name = "mailslot",
+    version,
+    about = "Shared mailslots for Linux, Windows-compatible on the LAN"
+)]
 struct Cli {
     #[command(flatten)]
     global: Global,

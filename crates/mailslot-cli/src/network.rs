@@ -28,7 +28,9 @@ pub fn send_remote(
     args: &send::Args,
 ) -> anyhow::Result<Outcome> {
     let _ = (send::is_messenger(args), send::wire_name(name));
-    bail!("mailslot \"{name}\": sending to {target:?} needs the network role, which is not built yet")
+    bail!(
+        "mailslot \"{name}\": sending to {target:?} needs the network role, which is not built yet"
+    )
 }
 
 pub fn status_json(global: &Global, _dir: &Path) -> Value {

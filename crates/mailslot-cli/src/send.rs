@@ -77,12 +77,14 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<Outcome> {
     };
     match target {
         Target::Local if !args.dry_run => {
-            let mut writer = Writer::open_in(&common::scope(global), name.as_str())
-                .context("cannot send")?;
+            let mut writer =
+                Writer::open_in(&common::scope(global), name.as_str()).context("cannot send")?;
             writer.write(&data).context("cannot send")?;
             Ok(Outcome::Success)
         }
-        Target::Local => bail!("--dry-run shows a network datagram: give --to HOST, WORKGROUP or *"),
+        Target::Local => {
+            bail!("--dry-run shows a network datagram: give --to HOST, WORKGROUP or *")
+        }
         remote => crate::network::send_remote(global, &remote, &name, &data, &args),
     }
 }

@@ -49,9 +49,10 @@ fn bytes_of(hex: &str) -> Vec<u8> {
 }
 
 fn lab_dir() -> Option<PathBuf> {
-    let dir = PathBuf::from(
-        std::env::var("MAILSLOT_LAB_DIR").unwrap_or_else(|_| "/work/shared/lab".into()),
-    );
+    let dir =
+        PathBuf::from(std::env::var("MAILSLOT_LAB_DIR").unwrap_or_else(|_| {
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/lab").into()
+        }));
     if dir.join("nmbd-browse.pcap").exists() {
         return Some(dir);
     }

@@ -455,9 +455,10 @@ fn we_parse_what_scapy_builds() {
 
 #[test]
 fn nmbd_capture_decodes_via_mailslot_decode() {
-    let lab = PathBuf::from(
-        std::env::var("MAILSLOT_LAB_DIR").unwrap_or_else(|_| "/work/shared/lab".into()),
-    );
+    let lab =
+        PathBuf::from(std::env::var("MAILSLOT_LAB_DIR").unwrap_or_else(|_| {
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/lab").into()
+        }));
     let pcap = lab.join("nmbd-browse.pcap");
     if !require(
         pcap.exists(),
