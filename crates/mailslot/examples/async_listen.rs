@@ -3,7 +3,9 @@ use mailslot::{AsyncServer, Server};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), mailslot::Error> {
-    let name = std::env::args().nth(1).unwrap_or_else(|| "example".to_owned());
+    let name = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "example".to_owned());
     let mut server = AsyncServer::new(Server::builder(&name).shared(true).open()?)?;
     eprintln!("listening on {name} (async)");
     loop {

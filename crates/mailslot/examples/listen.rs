@@ -2,14 +2,18 @@
 use mailslot::{Server, Source};
 
 fn main() -> Result<(), mailslot::Error> {
-    let name = std::env::args().nth(1).unwrap_or_else(|| "example".to_owned());
+    let name = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "example".to_owned());
     let mut server = Server::open(&name)?;
     eprintln!("listening on {name}; try: cargo run --example send -- {name} hello");
     loop {
         let message = server.recv()?;
         let from = match message.source {
             Source::Local { pid, .. } => format!("pid {pid}"),
-            Source::Network { ip, netbios_name, .. } => format!("{netbios_name} ({ip})"),
+            Source::Network {
+                ip, netbios_name, ..
+            } => format!("{netbios_name} ({ip})"),
         };
         println!("{from}: {}", String::from_utf8_lossy(&message.data));
     }

@@ -25,7 +25,11 @@ fn main() -> Result<(), mailslot::Error> {
     }
     for (i, instance) in instances.iter_mut().enumerate() {
         let got: Vec<String> = (0..10)
-            .map(|_| instance.recv().map(|m| String::from_utf8_lossy(&m.data).into_owned()))
+            .map(|_| {
+                instance
+                    .recv()
+                    .map(|m| String::from_utf8_lossy(&m.data).into_owned())
+            })
             .collect::<Result<_, _>>()?;
         println!("instance {i}: {}", got.join(" "));
     }

@@ -37,7 +37,8 @@ impl AsyncServer {
     /// # Errors
     /// `Io` outside a runtime with I/O enabled.
     pub fn new(server: Server) -> Result<AsyncServer, Error> {
-        let inner = crate::sys::register_async(server).map_err(|e| Error::io("cannot register the mailslot with tokio", e))?;
+        let inner = crate::sys::register_async(server)
+            .map_err(|e| Error::io("cannot register the mailslot with tokio", e))?;
         Ok(AsyncServer { inner })
     }
 

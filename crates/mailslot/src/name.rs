@@ -149,7 +149,10 @@ fn validate(name: &str) -> Result<(), Error> {
         return Err(invalid(name, "the name is longer than 80 bytes"));
     }
     if name.contains('/') {
-        return Err(invalid(name, "'/' is not allowed (use '\\' for directories)"));
+        return Err(invalid(
+            name,
+            "'/' is not allowed (use '\\' for directories)",
+        ));
     }
     if name.chars().any(char::is_control) {
         return Err(invalid(name, "NUL and control characters are not allowed"));
@@ -165,8 +168,16 @@ fn validate(name: &str) -> Result<(), Error> {
 }
 
 fn invalid(name: &str, why: &'static str) -> Error {
-    let shown: String = name.chars().take(100).collect::<String>().escape_debug().to_string();
-    Error::new(ErrorKind::InvalidName, format!("invalid mailslot name \"{shown}\": {why}"))
+    let shown: String = name
+        .chars()
+        .take(100)
+        .collect::<String>()
+        .escape_debug()
+        .to_string();
+    Error::new(
+        ErrorKind::InvalidName,
+        format!("invalid mailslot name \"{shown}\": {why}"),
+    )
 }
 
 #[cfg(test)]
@@ -190,7 +201,10 @@ mod tests {
             let n = MailslotName::parse(name).unwrap();
             let file = n.file_name();
             assert!(!file.contains('/') && !file.starts_with('.'), "{file}");
-            assert_eq!(MailslotName::key_from_file_name(&file).unwrap(), name.to_lowercase());
+            assert_eq!(
+                MailslotName::key_from_file_name(&file).unwrap(),
+                name.to_lowercase()
+            );
         }
     }
 
@@ -198,7 +212,17 @@ mod tests {
     fn rejects_hostile_names() {
         let long = "x".repeat(MAX_NAME_LEN + 1);
         for bad in [
-            "", "..", "a\\..\\b", ".", "a/b", "../etc", "a\0b", "a\\\\b", "\\a", "a\\", "a\nb",
+            "",
+            "..",
+            "a\\..\\b",
+            ".",
+            "a/b",
+            "../etc",
+            "a\0b",
+            "a\\\\b",
+            "\\a",
+            "a\\",
+            "a\nb",
             long.as_str(),
         ] {
             let err = MailslotName::parse(bad).unwrap_err();
@@ -212,8 +236,14 @@ mod tests {
         let (t, n) = Target::parse("\\\\HOSTB\\mailslot\\Test").unwrap();
         assert_eq!(t, Target::Host("HOSTB".into()));
         assert_eq!(n.as_str(), "Test");
-        assert_eq!(Target::parse("\\\\*\\MailSlot\\x").unwrap().0, Target::AllInWorkgroup);
-        assert_eq!(Target::parse("\\\\.\\mailslot\\x").unwrap().0, Target::Local);
+        assert_eq!(
+            Target::parse("\\\\*\\MailSlot\\x").unwrap().0,
+            Target::AllInWorkgroup
+        );
+        assert_eq!(
+            Target::parse("\\\\.\\mailslot\\x").unwrap().0,
+            Target::Local
+        );
         assert!(Target::parse("\\\\host\\pipe\\x").is_err());
         assert!(MailslotName::parse("\\\\host\\mailslot\\x").is_err());
     }

@@ -74,8 +74,8 @@ fn lock_name(path: &Path, name: &MailslotName) -> Result<Option<File>, Error> {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_err(name, "cannot open", e)),
         };
-        let locked = sys::ofd_try_lock(file.as_fd(), 0, 1)
-            .map_err(|e| io_err(name, "cannot lock", e))?;
+        let locked =
+            sys::ofd_try_lock(file.as_fd(), 0, 1).map_err(|e| io_err(name, "cannot lock", e))?;
         if locked {
             let same = match (file.metadata(), fs::symlink_metadata(path)) {
                 (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
@@ -114,9 +114,10 @@ pub(crate) fn open_server(
                 None => continue, // someone else created it meanwhile: join theirs
             }
         };
-        let existing = match Segment::map_existing(lock.try_clone().map_err(|e| {
-            io_err(name, "cannot duplicate a descriptor", e)
-        })?) {
+        let existing = match Segment::map_existing(
+            lock.try_clone()
+                .map_err(|e| io_err(name, "cannot duplicate a descriptor", e))?,
+        ) {
             Ok(Some(segment)) => Some(segment),
             Ok(None) | Err(_) => None,
         };
@@ -222,7 +223,11 @@ fn create_name(
     creation: Creation,
     replacing: Option<&File>,
 ) -> Result<Option<Membership>, Error> {
-    let tmp = dir.join(format!(".{}.{:016x}.tmp", name.file_name(), sys::random_u64()));
+    let tmp = dir.join(format!(
+        ".{}.{:016x}.tmp",
+        name.file_name(),
+        sys::random_u64()
+    ));
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -246,15 +251,18 @@ fn create_name(
         sys::ofd_try_lock(file.as_fd(), range.0, range.1)
             .map_err(|e| cleanup(io_err(name, "cannot lock", e)))?;
     }
-    let segment =
-        Segment::create(file, creation.options, name.as_str()).map_err(cleanup)?;
+    let segment = Segment::create(file, creation.options, name.as_str()).map_err(cleanup)?;
     let id = sys::random_u64();
     segment.activate_slot(0, id, std::process::id(), sys::current_uid());
     let published = match replacing {
         Some(old) => {
             let result = fs::rename(&tmp, path);
             if result.is_ok() {
-                if let Ok(Some(old)) = old.try_clone().map(Segment::map_existing).map(|r| r.ok().flatten()) {
+                if let Ok(Some(old)) = old
+                    .try_clone()
+                    .map(Segment::map_existing)
+                    .map(|r| r.ok().flatten())
+                {
                     old.mark_closed();
                 }
             }
@@ -390,8 +398,8 @@ pub struct MailslotStatus {
 /// # Errors
 /// `PermissionDenied` when the directory cannot be read.
 pub fn list(dir: &Path) -> Result<Vec<MailslotStatus>, Error> {
-    let entries = fs::read_dir(dir)
-        .map_err(|e| Error::io(format!("cannot list {}", dir.display()), e))?;
+    let entries =
+        fs::read_dir(dir).map_err(|e| Error::io(format!("cannot list {}", dir.display()), e))?;
     let mut out = Vec::new();
     for entry in entries.flatten() {
         let file_name = entry.file_name();
@@ -439,23 +447,42 @@ pub fn status_of(dir: &Path, name: &MailslotName) -> Result<Option<MailslotStatu
         let (pid, uid) = segment.slot_pid_uid(slot);
         let options = segment.options();
         let backlog = if options.deliver_one {
-            segment.backlog_from(segment.group_pos().load(std::sync::atomic::Ordering::Acquire)).0 as u64
+            segment
+                .backlog_from(
+                    segment
+                        .group_pos()
+                        .load(std::sync::atomic::Ordering::Acquire),
+                )
+                .0 as u64
         } else {
-            segment.backlog_from(segment.slot_cursor(slot).load(std::sync::atomic::Ordering::Acquire)).0 as u64
+            segment
+                .backlog_from(
+                    segment
+                        .slot_cursor(slot)
+                        .load(std::sync::atomic::Ordering::Acquire),
+                )
+                .0 as u64
         };
         instances.push(InstanceStatus {
             id: segment.slot_id(slot),
             pid,
             uid,
-            delivered: segment.slot_delivered(slot).load(std::sync::atomic::Ordering::Relaxed),
-            lost: segment.slot_lost(slot).load(std::sync::atomic::Ordering::Relaxed),
+            delivered: segment
+                .slot_delivered(slot)
+                .load(std::sync::atomic::Ordering::Relaxed),
+            lost: segment
+                .slot_lost(slot)
+                .load(std::sync::atomic::Ordering::Relaxed),
             backlog,
         });
     }
     if dead {
         // Free the dead slots (and the name, if nobody is left) under the name lock.
         if let Ok(Some(lock)) = lock_name(&path, name) {
-            if let Ok(Some(locked)) = lock.try_clone().map(|f| Segment::map_existing(f).ok().flatten()) {
+            if let Ok(Some(locked)) = lock
+                .try_clone()
+                .map(|f| Segment::map_existing(f).ok().flatten())
+            {
                 let live = live_slots(&locked, &lock)?;
                 if live.is_empty() {
                     locked.mark_closed();

@@ -70,7 +70,11 @@ pub fn global_dir() -> PathBuf {
 }
 
 fn ensure_private_dir(dir: &Path) -> Result<PathBuf, Error> {
-    match fs::DirBuilder::new().recursive(true).mode(0o700).create(dir) {
+    match fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+    {
         Ok(()) => {}
         Err(e) => {
             return Err(Error::io(
@@ -115,7 +119,11 @@ fn ensure_private_dir(dir: &Path) -> Result<PathBuf, Error> {
 }
 
 fn ensure_global_dir(dir: &Path) -> Result<PathBuf, Error> {
-    if let Err(e) = fs::DirBuilder::new().recursive(true).mode(0o1777).create(dir) {
+    if let Err(e) = fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o1777)
+        .create(dir)
+    {
         return Err(Error::io(
             format!("cannot create the global directory {}", dir.display()),
             e,

@@ -106,8 +106,16 @@ pub struct SegmentOptions {
 /// Where a message came from, as stored in its record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordSource {
-    Local { pid: u32, uid: u32 },
-    Network { ip: [u8; 4], port: u16, name: [u8; 16], suffix: u8 },
+    Local {
+        pid: u32,
+        uid: u32,
+    },
+    Network {
+        ip: [u8; 4],
+        port: u16,
+        name: [u8; 16],
+        suffix: u8,
+    },
 }
 
 /// A record's header, decoded.
@@ -485,10 +493,7 @@ impl Segment {
                 "the message is larger than the mailslot's ring",
             ));
         }
-        match self
-            .map
-            .lock_robust_mutex(H_MUTEX, APPEND_LOCK_TIMEOUT)
-        {
+        match self.map.lock_robust_mutex(H_MUTEX, APPEND_LOCK_TIMEOUT) {
             Ok(MutexLock::Clean | MutexLock::Recovered) => {}
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
                 return Err(Error::new(

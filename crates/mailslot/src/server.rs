@@ -13,8 +13,7 @@ use crate::name::MailslotName;
 use crate::registry::{self, Creation, Membership};
 use crate::scope::Scope;
 use crate::segment::{
-    self, ReadStep, RecordHeader, RecordSource, SegmentOptions, BELL_FUTEX, BELL_IDLE,
-    BELL_SOCKET,
+    self, ReadStep, RecordHeader, RecordSource, SegmentOptions, BELL_FUTEX, BELL_IDLE, BELL_SOCKET,
 };
 use crate::sys;
 
@@ -258,12 +257,18 @@ impl ServerBuilder {
         };
         let member = registry::open_server(&dir, &name, creation)?;
         let bell_socket = bind_bell(member.id).map_err(|e| {
-            let err = Error::io(format!("mailslot \"{name}\": cannot create its doorbell"), e);
+            let err = Error::io(
+                format!("mailslot \"{name}\": cannot create its doorbell"),
+                e,
+            );
             registry::close_server(&dir, &name, &member);
             err
         })?;
         let options = member.segment.options();
-        let cursor = member.segment.slot_cursor(member.slot).load(Ordering::Relaxed);
+        let cursor = member
+            .segment
+            .slot_cursor(member.slot)
+            .load(Ordering::Relaxed);
         let next_seq = member
             .segment
             .slot_next_seq(member.slot)

@@ -92,9 +92,7 @@ impl Writer {
             ));
         }
         let source = source.unwrap_or(&self.source);
-        let result = self
-            .segment
-            .append(data, source, &mut slowest_live_reader);
+        let result = self.segment.append(data, source, &mut slowest_live_reader);
         match result {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::NotFound => {
@@ -232,7 +230,10 @@ impl Deliverer {
         }
         let writer = self.writers.get_mut(&key).expect("inserted above");
         let result = writer.write_as(data, Some(&record));
-        if result.as_ref().is_err_and(|e| e.kind() == ErrorKind::NotFound) {
+        if result
+            .as_ref()
+            .is_err_and(|e| e.kind() == ErrorKind::NotFound)
+        {
             self.writers.remove(&key);
         }
         result

@@ -143,7 +143,10 @@ impl SharedMap {
             tv_sec: since_epoch.as_secs() as libc::time_t,
             tv_nsec: since_epoch.subsec_nanos() as libc::c_long,
         };
-        let mutex = self.ptr.wrapping_add(offset).cast::<libc::pthread_mutex_t>();
+        let mutex = self
+            .ptr
+            .wrapping_add(offset)
+            .cast::<libc::pthread_mutex_t>();
         // SAFETY: the mutex lies inside the mapping (checked) and was initialised by the
         // segment's creator before the segment was published (the magic number is written
         // last), so it is a valid process-shared mutex.
@@ -309,13 +312,8 @@ pub fn random_u64() -> u64 {
     let mut filled = 0;
     while filled < buf.len() {
         // SAFETY: the pointer and length describe the unfilled tail of `buf`.
-        let n = unsafe {
-            libc::getrandom(
-                buf[filled..].as_mut_ptr().cast(),
-                buf.len() - filled,
-                0,
-            )
-        };
+        let n =
+            unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0) };
         if n > 0 {
             filled += n as usize;
         } else if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
@@ -335,7 +333,10 @@ pub fn random_u64() -> u64 {
 ///
 /// At most 64 descriptors.
 pub fn poll_readable(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -> io::Result<u64> {
-    assert!(fds.len() <= 64, "poll_readable takes at most 64 descriptors");
+    assert!(
+        fds.len() <= 64,
+        "poll_readable takes at most 64 descriptors"
+    );
     let mut pollfds: Vec<libc::pollfd> = fds
         .iter()
         .map(|fd| libc::pollfd {
