@@ -9,7 +9,7 @@
 //! parent never leaves children behind; every child is also killed when its [`Proc`] drops.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::os::fd::{AsFd, AsRawFd};
@@ -34,6 +34,8 @@ pub const CHILD_TEST: &str = "child_process";
 pub const HANG: Duration = Duration::from_secs(30);
 /// Writer id of the end marker the parent writes after every writer is done.
 pub const END: u32 = u32::MAX;
+/// Writer id of the messages a probe child writes (the sequence is its pid).
+pub const PROBE_WRITER: u32 = 0xfeed;
 /// A capacity that never overflows in ordering tests.
 pub const BIG: usize = 64 << 20;
 
@@ -416,6 +418,22 @@ impl Proc {
         send_signal(self.pid, signal);
     }
 
+    /// SIGSTOP, and wait until the kernel shows the child stopped (a signal is delivered
+    /// asynchronously: the child may run a little longer).
+    pub fn stop(&self) {
+        self.signal(libc::SIGSTOP);
+        let stat = format!("/proc/{}/stat", self.pid);
+        wait_until(&format!("{} stopped", self.label), || {
+            fs::read_to_string(&stat)
+                .ok()
+                .and_then(|s| {
+                    s.rsplit_once(')')
+                        .map(|(_, rest)| rest.trim_start().starts_with('T'))
+                })
+                .unwrap_or(false)
+        });
+    }
+
     /// `kill -9` and reap.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
@@ -487,8 +505,10 @@ pub struct ReaderLog {
     pub lost: u64,
     /// Messages whose checksum failed.
     pub bad: usize,
-    /// Writer id -> source pids seen.
+    /// Writer id -> source pid seen.
     pub pids: HashMap<u32, u32>,
+    /// Source uids seen.
+    pub uids: HashSet<u32>,
     pub done: bool,
     pub other: Vec<String>,
 }
@@ -508,7 +528,11 @@ impl ReaderLog {
                     let s: u32 = f[2].parse().expect("s");
                     log.lost += f[3].parse::<u64>().expect("lost");
                     let pid: u32 = f[4].parse().expect("pid");
+                    log.uids.insert(f[5].parse().expect("uid"));
                     log.msgs.push((w, s));
+                    if w == PROBE_WRITER {
+                        continue; // many probes, one writer id
+                    }
                     let seen = *log.pids.entry(w).or_insert(pid);
                     assert_eq!(seen, pid, "{label}: writer {w} came from two pids");
                 }
@@ -719,9 +743,9 @@ fn role_reader() -> i32 {
         match server.recv() {
             Ok(msg) => {
                 last = Instant::now();
-                let pid = match msg.source {
-                    Source::Local { pid, .. } => pid,
-                    Source::Network { .. } => 0,
+                let (pid, uid) = match msg.source {
+                    Source::Local { pid, uid } => (pid, uid),
+                    Source::Network { .. } => (0, u32::MAX),
                 };
                 match decode(&msg.data) {
                     Some((END, _)) => {
@@ -729,7 +753,7 @@ fn role_reader() -> i32 {
                         break;
                     }
                     Some((w, s)) => {
-                        report(&mut out, &format!("m {w} {s} {} {pid}", msg.lost));
+                        report(&mut out, &format!("m {w} {s} {} {pid} {uid}", msg.lost));
                         count += 1;
                     }
                     None => report(&mut out, &format!("bad {}", msg.data.len())),
@@ -838,7 +862,7 @@ fn role_probe() -> i32 {
             "create_other" => kind_of(server(false, &format!("{name}-other"))),
             "write" => kind_of(
                 Writer::open_in(&scope, &name)
-                    .and_then(|mut w| w.write(format!("probe {}", std::process::id()).as_bytes())),
+                    .and_then(|mut w| w.write(&encode(PROBE_WRITER, std::process::id(), 0))),
             ),
             "oneshot" => kind_of(mailslot::write(&name, &encode(7, 7, 3))),
             "list" => match mailslot::list(&dir) {
