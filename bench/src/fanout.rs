@@ -213,13 +213,19 @@ pub fn run(options: &Options) -> BenchResult<(Vec<Table>, Vec<Record>)> {
         .unwrap_or_else(|_| "?".into());
     let mut outcomes = Vec::new();
     let mut skipped = Vec::new();
+    let mut runnable = Vec::new();
     for &peer in options.peers.iter().filter(|p| p.does_fanout()) {
-        if let Some(feature) = peer.missing_feature() {
-            skipped.push(format!("{} (build with --features {feature})", peer.name()));
-            continue;
+        match peer.missing_feature() {
+            Some(feature) => {
+                skipped.push(format!("{} (build with --features {feature})", peer.name()))
+            }
+            None => runnable.push(peer),
         }
-        for &size in &options.sizes {
-            for &k in &options.readers {
+    }
+    // Peers side by side per configuration, so a burst of outside load hits them alike.
+    for &size in &options.sizes {
+        for &k in &options.readers {
+            for &peer in &runnable {
                 eprintln!("fanout: {} size={size} k={k} ...", peer.name());
                 outcomes.push(run_one(peer, size, k, options)?);
             }

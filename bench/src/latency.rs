@@ -157,9 +157,10 @@ fn run_one(peer: Peer, placement: Placement, options: &Options) -> BenchResult<O
     ping.expect("ready")?;
     // Both have their descriptors now; ours would only keep the eventfds alive.
     drop(inherited);
+    // Both at once: a peer may need the other side's inbox to be serviced while it connects.
     pong.send("go")?;
-    pong.expect("connected")?;
     ping.send("go")?;
+    pong.expect("connected")?;
     let result = ping.expect("result")?;
     proc::finish_all(vec![ping, pong])?;
     Ok(Outcome {

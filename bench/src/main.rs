@@ -168,9 +168,14 @@ fn environment() -> String {
         .and_then(|l| l.split(':').nth(1))
         .map_or("?".to_owned(), |s| s.trim().to_owned());
     let kernel = read("/proc/sys/kernel/osrelease");
+    let load = read("/proc/loadavg")
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ");
     format!(
-        "Conditions: {cpus} CPUs ({model}), Linux {kernel}, net.unix.max_dgram_qlen = {}, \
-         mailslot-bench {} ({} build).",
+        "Conditions: {cpus} CPUs ({model}), Linux {kernel}, load average {load} at start, \
+         net.unix.max_dgram_qlen = {}, mailslot-bench {} ({} build).",
         read("/proc/sys/net/unix/max_dgram_qlen"),
         env!("CARGO_PKG_VERSION"),
         if cfg!(debug_assertions) { "debug" } else { "release" }
