@@ -577,3 +577,28 @@ fn errors_name_the_mailslot() {
     let io: std::io::Error = err.into();
     assert_eq!(io.kind(), std::io::ErrorKind::AlreadyExists);
 }
+
+/// LIBRARY BUG (crates/mailslot/src/server.rs, `Timeout::deadline`:
+/// `Timeout::After(d) => Some(Instant::now() + d)`): a very long finite timeout, e.g.
+/// `Timeout::After(Duration::MAX)` for "practically forever", panics with "overflow when
+/// adding duration to instant" on every read instead of waiting. Fix (one line):
+/// `Timeout::After(d) => Instant::now().checked_add(d)` (no representable deadline = forever).
+#[test]
+fn a_huge_finite_timeout_waits_instead_of_panicking() {
+    let dir = TestDir::new("hugetimeout");
+    let mut server = Server::builder("huge")
+        .scope(dir.scope())
+        .read_timeout(Timeout::After(Duration::MAX))
+        .open()
+        .unwrap();
+    writer(&dir, "huge").write(b"soon").unwrap();
+    let got = common::within("a read with a huge timeout", move || {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            server.recv().map(|m| m.data)
+        }))
+    });
+    match got {
+        Ok(data) => assert_eq!(data.unwrap(), b"soon"),
+        Err(_) => panic!("LIBRARY BUG: recv with Timeout::After(Duration::MAX) panicked"),
+    }
+}

@@ -778,3 +778,105 @@ fn one_delivery_in_process_never_duplicates() {
     drop(a);
     assert_eq!(b.recv().unwrap().data, b"after");
 }
+
+#[test]
+fn a_dead_lagging_reader_no_longer_holds_a_refusing_queue() {
+    let dir = TestDir::new("refuse-dead");
+    let name = "refuse-dead";
+    let small = [
+        ("MS_CAPACITY", "4096".to_owned()),
+        ("MS_MAX", "256".to_owned()),
+        ("MS_OVERFLOW", "refuse".to_owned()),
+    ];
+    let mut lagger = spawn_reader("lagger", &dir, name, &small);
+    lagger.stop();
+    let mut keeper = Server::builder(name)
+        .scope(dir.scope())
+        .shared(true)
+        .read_timeout(Timeout::Immediate)
+        .open()
+        .unwrap();
+    let mut writer = Writer::open_in(&dir.scope(), name).unwrap();
+    let mut s = 0;
+    let err = loop {
+        match writer.write(&common::encode(0, s, 84)) {
+            Ok(()) => s += 1,
+            Err(e) => break e,
+        }
+        while keeper.recv().is_ok() {}
+        assert!(s < 10_000, "a stopped reader never filled the queue");
+    };
+    assert_eq!(err.kind(), ErrorKind::QueueFull, "{err}");
+    // Stopped, it holds the queue; dead, it must not.
+    lagger.kill9();
+    for t in 0..1_000 {
+        writer
+            .write(&common::encode(1, t, 84))
+            .unwrap_or_else(|e| panic!("write {t} after the lagger died: {e}"));
+        let msg = keeper.recv().unwrap();
+        assert_eq!(common::decode(&msg.data), Some((1, t)));
+    }
+}
+
+#[test]
+fn a_writer_stopped_mid_write_blocks_no_one_forever() {
+    let dir = TestDir::new("stop-writer");
+    let name = "stop-writer";
+    let mut server = Server::builder(name)
+        .scope(dir.scope())
+        .read_timeout(Timeout::Immediate)
+        .open()
+        .unwrap();
+    let mixed = [
+        ("MS_SIZES", "mixed".to_owned()),
+        ("MS_PROGRESS", "10".to_owned()),
+    ];
+    let mut stoppable = spawn_writer("stoppable", &dir, name, 0, u32::MAX, &mixed);
+    stoppable.send("go");
+    stoppable.expect("progress");
+    let scope = dir.scope();
+    let mut writer = Writer::open_in(&scope, name).unwrap();
+    // Stop the writer at arbitrary points until one lands inside an append (it then holds
+    // the append lock): others must get a bounded, clear `TimedOut`, never hang.
+    let mut caught = 0;
+    let mut attempts = 0;
+    while caught == 0 && attempts < 300 {
+        attempts += 1;
+        stoppable.stop();
+        let (back, result) = common::within("a write while another writer is stopped", move || {
+            let result = writer.write(b"probe");
+            (writer, result)
+        });
+        writer = back;
+        match result {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::TimedOut => {
+                caught += 1;
+                assert!(e.to_string().contains(name), "{e}");
+            }
+            Err(e) => panic!("a write while another writer is stopped: {e}"),
+        }
+        // Readers never wait for a writer.
+        let (back, _) = common::within("a read while a writer is stopped", move || {
+            let result = server.try_recv().map(|m| m.data.len());
+            (server, result)
+        });
+        server = back;
+        stoppable.signal(libc::SIGCONT);
+        std::thread::sleep(Duration::from_micros(300 * (attempts % 7)));
+    }
+    eprintln!("stopped writer: {attempts} stops, {caught} inside an append");
+    writer.write(b"after").unwrap();
+    stoppable.close_stdin();
+    stoppable.expect("done");
+    stoppable.wait_ok();
+    // Nothing is damaged: every message is whole (some counted as lost to the small ring).
+    let mut seen = 0;
+    while let Ok(msg) = server.recv() {
+        seen += 1;
+        let whole =
+            msg.data == b"probe" || msg.data == b"after" || common::decode(&msg.data).is_some();
+        assert!(whole, "a damaged message of {} bytes", msg.data.len());
+    }
+    assert!(seen > 0);
+}
