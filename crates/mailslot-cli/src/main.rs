@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod chat;
 mod common;
 mod decode;
 mod demo;
@@ -77,6 +78,8 @@ enum Command {
     Decode(decode::Args),
     /// A self-contained show of shared mailslots on this host (no privileges needed).
     Demo(demo::Args),
+    /// A terminal messenger (WinPopup-like) over the shared MESSNGR mailslot.
+    Chat(chat::Args),
 }
 
 /// What a subcommand asks `main` to exit with, beyond plain success.
@@ -94,6 +97,7 @@ fn main() -> ExitCode {
         Command::Status(args) => status::run(&cli.global, args),
         Command::Decode(args) => decode::run(&cli.global, args),
         Command::Demo(args) => demo::run(&cli.global, args),
+        Command::Chat(args) => chat::run(&cli.global, args),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
