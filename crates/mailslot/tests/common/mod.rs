@@ -285,6 +285,8 @@ pub struct Proc {
     lines: Receiver<String>,
     stderr: Arc<Mutex<String>>,
     exited: bool,
+    /// A copy of the test binary another user can run, removed after the child.
+    _exe_copy: Option<TestDir>,
 }
 
 /// Spawns this test binary as a child in `role`, with `envs`.
@@ -299,9 +301,28 @@ pub fn spawn_as(
     role: &str,
     envs: &[(&str, String)],
 ) -> Proc {
-    let exe = std::env::current_exe().expect("current_exe");
+    let mut exe = std::env::current_exe().expect("current_exe");
+    let mut exe_copy = None;
     let mut cmd = match setpriv {
         Some(args) => {
+            // The other user may not reach the build directory: run a copy it can reach.
+            let reachable = Command::new("setpriv")
+                .args(args)
+                .args(["--", "test", "-x"])
+                .arg(&exe)
+                .status()
+                .is_ok_and(|s| s.success());
+            if !reachable {
+                let dir = TestDir::new("exe");
+                fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755))
+                    .expect("chmod the copy's directory");
+                let copy = dir.path().join("child");
+                fs::copy(&exe, &copy).expect("copy the test binary");
+                fs::set_permissions(&copy, fs::Permissions::from_mode(0o755))
+                    .expect("chmod the copy");
+                exe = copy;
+                exe_copy = Some(dir);
+            }
             let mut cmd = Command::new("setpriv");
             cmd.args(args).arg("--").arg(&exe);
             cmd
@@ -359,6 +380,7 @@ pub fn spawn_as(
         lines,
         stderr,
         exited: false,
+        _exe_copy: exe_copy,
     }
 }
 
