@@ -382,14 +382,12 @@ impl RoleView {
     pub fn describe(&self) -> String {
         match self {
             RoleView::Off => "network off (--no-network)".into(),
-            RoleView::Starting => "network: taking the role".into(),
-            RoleView::Waiting => "network: another process holds the role".into(),
-            RoleView::Holding { port } => {
-                format!("network: this process holds the role (UDP {port})")
-            }
-            RoleView::Unavailable(reason) => format!("network: role unavailable ({reason})"),
-            RoleView::Stopped(None) => "network: role released".into(),
-            RoleView::Stopped(Some(reason)) => format!("network: role stopped ({reason})"),
+            RoleView::Starting => "network role: starting".into(),
+            RoleView::Waiting => "network role: another process".into(),
+            RoleView::Holding { port } => format!("network role: this process (UDP {port})"),
+            RoleView::Unavailable(reason) => format!("network role unavailable: {reason}"),
+            RoleView::Stopped(None) => "network role: released".into(),
+            RoleView::Stopped(Some(reason)) => format!("network role stopped: {reason}"),
         }
     }
 }
@@ -890,7 +888,7 @@ impl Model {
     /// The status line.
     pub fn status(&self) -> String {
         format!(
-            "{}@{} · workgroup {} · {} · received {} · lost {}",
+            "{}@{} · {} · {} · received {} · lost {}",
             self.me.from,
             self.me.netbios_name,
             self.me.workgroup,
@@ -1376,7 +1374,7 @@ mod tests {
         assert!(systems[1].contains("now holds the network role"));
         assert_eq!(
             model.status(),
-            "ALICE@HOSTA · workgroup WORKGROUP · network: this process holds the role (UDP 138) · received 1 · lost 3"
+            "ALICE@HOSTA · WORKGROUP · network role: this process (UDP 138) · received 1 · lost 3"
         );
         model.on_report("cannot bind\nport 138", &stamp(4, base));
         assert!(

@@ -11,7 +11,7 @@ use super::model::{Entry, EntryKind, Focus, Model, Notice, SentState, MAILSLOT};
 use super::text;
 
 const HELP: &str =
-    "Enter send · Tab To/Message · ↑↓ PgUp/PgDn scroll · Ctrl-U clear · Esc quit · To: . host, * all, NAME";
+    "Enter send · Tab To/Message · ↑↓ PgUp/PgDn scroll · Ctrl-U clear · Esc quit · To: . * or a name";
 /// Width of the To field's box.
 const TO_WIDTH: u16 = 22;
 
@@ -288,7 +288,7 @@ mod tests {
         assert!(out.contains(" Message 5/"), "{out}");
         assert!(out.contains("draft"), "{out}");
         assert!(
-            out.contains("ALICE@HOSTA · workgroup WORKGROUP · network off"),
+            out.contains("ALICE@HOSTA · WORKGROUP · network off"),
             "{out}"
         );
         assert!(out.contains("Enter send"), "{out}");

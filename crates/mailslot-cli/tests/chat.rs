@@ -1,0 +1,646 @@
+//! `mailslot chat` driven like a person would: real terminals in tmux (`send-keys` to type,
+//! `capture-pane` to read the screen), the built binary, a private runtime directory per
+//! host and a private tmux server per test.
+//!
+//! - One host, two terminals, no network: a message typed on one appears on the other with
+//!   the right sender; a broadcast reaches both; OEM (code page 850) and hostile bytes from
+//!   other senders are shown readably.
+//! - One host with the network role on a free port and the loopback broadcast address: a
+//!   broadcast is shown once although it arrives twice (local write and network copy); a text
+//!   over the network limit is refused with the limit shown; the role moves on `kill -9`.
+//! - Two hosts of a virtual LAN (network namespaces, root only): a message typed on one
+//!   appears on the other, and killing the chat that holds a host's network role does not
+//!   stop that host's other chat from receiving.
+//!
+//! Tool policy: without tmux (or, for the LAN test, root and `ip`) a test prints `SKIP:` and
+//! passes, unless `CI` is set, where it fails. No test asserts a wall-clock bound: each waits
+//! for the screen to show something, with a generous deadline that only guards against hangs.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mailslot");
+/// Only a guard against hangs; screens normally change within milliseconds.
+const DEADLINE: Duration = Duration::from_secs(60);
+const POLL: Duration = Duration::from_millis(50);
+
+fn unique(tag: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "msc{}{tag}{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// `true` when the tool is there; otherwise SKIP (or fail under CI).
+fn require(ok: bool, what: &str) -> bool {
+    if ok {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI: required for the chat tests: {what}"
+    );
+    eprintln!("SKIP: {what}");
+    false
+}
+
+fn have_tmux() -> bool {
+    require(
+        Command::new("tmux")
+            .arg("-V")
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "tmux is not installed",
+    )
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// A private runtime directory (mode 0700) under /dev/shm, removed at the end.
+struct PrivateDir(PathBuf);
+
+impl PrivateDir {
+    fn new() -> PrivateDir {
+        let dir = PathBuf::from("/dev/shm").join(unique("dir"));
+        std::fs::create_dir(&dir).expect("create a runtime directory");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        PrivateDir(dir)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().expect("a UTF-8 path")
+    }
+}
+
+impl Drop for PrivateDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A tmux server of our own; each terminal is a 100x30 session. Killed at the end (which
+/// hangs up every chat in it).
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn new() -> Tmux {
+        let tmux = Tmux {
+            socket: unique("tmux"),
+        };
+        // A first session starts the server with no user configuration; keep dead panes so a
+        // chat that fails shows why.
+        tmux.ok(&["-f", "/dev/null", "new-session", "-d", "-s", "keep"]);
+        tmux.ok(&["set-option", "-g", "remain-on-exit", "on"]);
+        tmux
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run tmux")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Opens a terminal `name` running `command` (a shell command line).
+    fn start(&self, name: &str, command: &str) {
+        self.ok(&[
+            "new-session",
+            "-d",
+            "-s",
+            name,
+            "-x",
+            "100",
+            "-y",
+            "30",
+            command,
+        ]);
+    }
+
+    fn screen(&self, name: &str) -> String {
+        self.ok(&["capture-pane", "-p", "-t", name])
+    }
+
+    fn type_text(&self, name: &str, text: &str) {
+        self.ok(&["send-keys", "-t", name, "-l", text]);
+    }
+
+    fn key(&self, name: &str, key: &str) {
+        self.ok(&["send-keys", "-t", name, key]);
+    }
+
+    /// Sets the target (To field) of terminal `name` and returns to the message field.
+    fn target(&self, name: &str, target: &str) {
+        self.key(name, "Tab");
+        self.key(name, "C-u");
+        self.type_text(name, target);
+        self.key(name, "Enter");
+    }
+
+    fn say(&self, name: &str, text: &str) {
+        self.type_text(name, text);
+        self.key(name, "Enter");
+    }
+
+    /// Waits until the screen of `name` satisfies `ready`; returns it.
+    fn wait(&self, name: &str, what: &str, ready: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.screen(name);
+            if ready(&screen) {
+                return screen;
+            }
+            if start.elapsed() > DEADLINE {
+                panic!("terminal {name}: no {what} after {DEADLINE:?}; the screen:\n{screen}");
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Waits until the screen of `name` shows every one of `texts`.
+    fn wait_for(&self, name: &str, texts: &[&str]) -> String {
+        self.wait(name, &format!("{texts:?}"), |s| {
+            texts.iter().all(|t| s.contains(t))
+        })
+    }
+
+    fn pane_pid(&self, name: &str) -> u32 {
+        self.ok(&["display-message", "-p", "-t", name, "#{pane_pid}"])
+            .trim()
+            .parse()
+            .expect("a pane pid")
+    }
+
+    fn pane_exit(&self, name: &str) -> Option<i32> {
+        let out = self.ok(&[
+            "display-message",
+            "-p",
+            "-t",
+            name,
+            "#{pane_dead} #{pane_dead_status}",
+        ]);
+        let mut parts = out.split_whitespace();
+        match parts.next() {
+            Some("1") => parts.next().and_then(|s| s.parse().ok()),
+            _ => None,
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.run(&["kill-server"]);
+    }
+}
+
+/// The chat's pid: the pane's process, or its `mailslot` descendant if a wrapper forked.
+fn chat_pid(pane_pid: u32) -> u32 {
+    let comm = |pid: u32| std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    if comm(pane_pid).trim() == "mailslot" {
+        return pane_pid;
+    }
+    let mut parents = vec![pane_pid];
+    while let Some(parent) = parents.pop() {
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // "pid (comm) state ppid ...": the ppid follows the last ')'.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            if ppid == Some(parent) {
+                if comm(pid).trim() == "mailslot" {
+                    return pid;
+                }
+                parents.push(pid);
+            }
+        }
+    }
+    panic!("no mailslot process under pane pid {pane_pid}");
+}
+
+fn kill9(pid: u32) {
+    let status = Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -9 {pid}");
+}
+
+fn count(screen: &str, text: &str) -> usize {
+    screen.matches(text).count()
+}
+
+/// Messages each MESSNGR instance of `dir` has read.
+fn delivered(dir: &str) -> Vec<u64> {
+    let name = mailslot::MailslotName::parse("MESSNGR").unwrap();
+    mailslot::status_of(std::path::Path::new(dir), &name)
+        .unwrap()
+        .map(|s| s.instances.iter().map(|i| i.delivered).collect())
+        .unwrap_or_default()
+}
+
+fn wait_delivered(dir: &str, at_least: u64, instances: usize) {
+    let start = Instant::now();
+    loop {
+        let counts = delivered(dir);
+        if counts.len() == instances && counts.iter().all(|&n| n >= at_least) {
+            return;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "MESSNGR instances delivered {counts:?}, wanted {instances} with at least {at_least}"
+        );
+        std::thread::sleep(POLL);
+    }
+}
+
+/// `env VAR=... mailslot [global options] chat --from FROM` as one shell command line.
+fn chat_command(env: &[(&str, &str)], global: &[&str], from: &str) -> String {
+    let mut parts = vec!["exec".to_owned(), "env".to_owned()];
+    parts.extend(env.iter().map(|(k, v)| shell_quote(&format!("{k}={v}"))));
+    parts.push(shell_quote(BIN));
+    parts.extend(global.iter().map(|g| shell_quote(g)));
+    parts.extend(["chat".to_owned(), "--from".to_owned(), shell_quote(from)]);
+    parts.join(" ")
+}
+
+#[test]
+fn chat_without_a_terminal_is_a_clear_error() {
+    let out = Command::new(BIN)
+        .args(["--no-network", "chat"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run mailslot chat");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("mailslot chat needs a terminal"),
+        "stderr: {stderr}"
+    );
+}
+
+#[test]
+fn two_terminals_on_one_host() {
+    if !have_tmux() {
+        return;
+    }
+    let dir = PrivateDir::new();
+    let tmux = Tmux::new();
+    let env = [
+        ("MAILSLOT_DIR", dir.path()),
+        ("MAILSLOT_NETBIOS_NAME", "CHATHOST"),
+        ("MAILSLOT_WORKGROUP", "TESTGROUP"),
+    ];
+    tmux.start("alice", &chat_command(&env, &["--no-network"], "ALICE"));
+    tmux.start("bob", &chat_command(&env, &["--no-network"], "BOB"));
+    tmux.wait_for("alice", &["ALICE@CHATHOST · TESTGROUP · network off"]);
+    tmux.wait_for("bob", &["BOB@CHATHOST · TESTGROUP · network off"]);
+
+    // Typed on one terminal, shown on the other with the sender; the sender sees its own
+    // message once, marked as seen on this host.
+    tmux.target("alice", ".");
+    tmux.say("alice", "hello bob, from alice");
+    tmux.wait_for(
+        "bob",
+        &[
+            "ALICE@CHATHOST (this host, pid ",
+            "→ CHATHOST",
+            "  hello bob, from alice",
+        ],
+    );
+    let screen = tmux.wait_for(
+        "alice",
+        &["you → . (CHATHOST) ✓ sent (this host) · seen here"],
+    );
+    assert_eq!(count(&screen, "hello bob, from alice"), 1, "{screen}");
+
+    // A broadcast (`*`, the default target) reaches both.
+    tmux.say("bob", "hi everyone");
+    tmux.wait_for(
+        "alice",
+        &[
+            "BOB@CHATHOST (this host, pid ",
+            "→ TESTGROUP",
+            "  hi everyone",
+        ],
+    );
+    tmux.wait_for(
+        "bob",
+        &[
+            "you → * (TESTGROUP) ✓ sent (this host) · seen here",
+            "  hi everyone",
+        ],
+    );
+
+    // Other senders: an OEM (code page 850) popup, and bytes that are neither UTF-8 nor
+    // harmless (a bell, an escape sequence) shown as visible text.
+    let send = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .env("MAILSLOT_DIR", dir.path())
+            .args(["--no-network", "send", "MESSNGR"])
+            .args(args)
+            .output()
+            .expect("run mailslot send");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    send(&[
+        "Grüße aus Köln",
+        "--messenger",
+        "--from",
+        "JÖRG",
+        "--to-user",
+        "ALICE",
+    ]);
+    let raw = dir.0.join("raw.bin");
+    std::fs::write(&raw, b"EVE\0*\0bell\x07 clear\x1b[2J box\xfe\0").unwrap();
+    send(&["--file", raw.to_str().unwrap()]);
+    for who in ["alice", "bob"] {
+        tmux.wait_for(
+            who,
+            &[
+                "JÖRG@CHATHOST",
+                "  Grüße aus Köln",
+                "EVE@CHATHOST",
+                "  bell^G clear^[[2J box■",
+            ],
+        );
+    }
+
+    // Esc quits cleanly.
+    tmux.key("alice", "Escape");
+    let start = Instant::now();
+    while tmux.pane_exit("alice").is_none() {
+        assert!(start.elapsed() < DEADLINE, "chat did not quit on Esc");
+        std::thread::sleep(POLL);
+    }
+    assert_eq!(tmux.pane_exit("alice"), Some(0));
+}
+
+/// A UDP port nobody uses right now.
+fn free_udp_port() -> u16 {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").expect("bind a UDP socket");
+    socket.local_addr().unwrap().port()
+}
+
+#[test]
+fn network_role_on_one_host() {
+    if !have_tmux() {
+        return;
+    }
+    let dir = PrivateDir::new();
+    let tmux = Tmux::new();
+    let port = free_udp_port().to_string();
+    let env = [
+        ("MAILSLOT_DIR", dir.path()),
+        ("MAILSLOT_NETBIOS_NAME", "CHATHOST"),
+        ("MAILSLOT_WORKGROUP", "TESTGROUP"),
+        ("MAILSLOT_PORT", port.as_str()),
+    ];
+    let global = ["--broadcast", "127.255.255.255"];
+    let holding = format!("network role: this process (UDP {port})");
+    tmux.start("alice", &chat_command(&env, &global, "ALICE"));
+    tmux.wait_for("alice", &[&holding]);
+    tmux.start("bob", &chat_command(&env, &global, "BOB"));
+    tmux.wait_for("bob", &["network role: another process"]);
+
+    // `*` goes to this host's MESSNGR and as a broadcast, whose copy the role delivers here
+    // too: each window reads it twice and shows it once.
+    tmux.say("alice", "over the loopback lan");
+    tmux.wait_for(
+        "alice",
+        &["you → * (TESTGROUP) ✓ sent (this host + broadcast 127.255.255.255) · seen here"],
+    );
+    wait_delivered(dir.path(), 2, 2);
+    let screen = tmux.wait_for("bob", &["ALICE@CHATHOST", "  over the loopback lan"]);
+    assert_eq!(count(&screen, "over the loopback lan"), 1, "{screen}");
+    assert_eq!(
+        count(&tmux.screen("alice"), "over the loopback lan"),
+        1,
+        "{}",
+        tmux.screen("alice")
+    );
+
+    // Longer than a MESSNGR datagram takes (424 bytes less From, To and NULs): refused with
+    // the limit, and kept in the compose line.
+    tmux.type_text("alice", &"x".repeat(450));
+    tmux.wait_for("alice", &["Message 450/407"]);
+    tmux.key("alice", "Enter");
+    tmux.wait_for(
+        "alice",
+        &[
+            "too long for TESTGROUP: 450 characters, at most 407",
+            "Message 450/407",
+        ],
+    );
+    tmux.key("alice", "C-u");
+
+    // The holder dies: the other window takes the role over.
+    kill9(chat_pid(tmux.pane_pid("alice")));
+    tmux.wait_for("bob", &[&holding]);
+}
+
+/// A virtual LAN of two hosts (network namespaces joined by a bridge in a third), removed at
+/// the end. Recipe: shared/lab/netns-up.sh, with names of our own so tests can run side by
+/// side.
+struct Lan {
+    namespaces: Vec<String>,
+}
+
+impl Lan {
+    fn ip(args: &[&str]) {
+        let out = Command::new("ip").args(args).output().expect("run ip");
+        assert!(
+            out.status.success(),
+            "ip {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Hosts named `hosts`, with addresses 10.98.0.1, .2, ...
+    fn new(hosts: usize) -> Lan {
+        let tag = unique("n");
+        let bridge = format!("{tag}br");
+        let mut lan = Lan {
+            namespaces: vec![bridge.clone()],
+        };
+        Lan::ip(&["netns", "add", &bridge]);
+        Lan::ip(&["-n", &bridge, "link", "set", "lo", "up"]);
+        Lan::ip(&["-n", &bridge, "link", "add", "br0", "type", "bridge"]);
+        Lan::ip(&[
+            "-n",
+            &bridge,
+            "link",
+            "set",
+            "br0",
+            "type",
+            "bridge",
+            "stp_state",
+            "0",
+            "forward_delay",
+            "0",
+        ]);
+        Lan::ip(&["-n", &bridge, "link", "set", "br0", "up"]);
+        for i in 1..=hosts {
+            let ns = format!("{tag}h{i}");
+            lan.namespaces.push(ns.clone());
+            let (veth, port) = (format!("{tag}v{i}"), format!("{tag}p{i}"));
+            let addr = format!("10.98.0.{i}/24");
+            Lan::ip(&["netns", "add", &ns]);
+            Lan::ip(&["-n", &ns, "link", "set", "lo", "up"]);
+            Lan::ip(&[
+                "link", "add", &veth, "netns", &ns, "type", "veth", "peer", "name", &port, "netns",
+                &bridge,
+            ]);
+            Lan::ip(&["-n", &ns, "link", "set", &veth, "name", "eth0"]);
+            Lan::ip(&[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &addr,
+                "brd",
+                "10.98.0.255",
+                "dev",
+                "eth0",
+            ]);
+            Lan::ip(&["-n", &ns, "link", "set", "eth0", "up"]);
+            Lan::ip(&["-n", &bridge, "link", "set", &port, "master", "br0"]);
+            Lan::ip(&["-n", &bridge, "link", "set", &port, "up"]);
+            Lan::ip(&[
+                "-n",
+                &ns,
+                "route",
+                "add",
+                "255.255.255.255/32",
+                "dev",
+                "eth0",
+            ]);
+        }
+        lan
+    }
+
+    fn host(&self, i: usize) -> &str {
+        &self.namespaces[i]
+    }
+}
+
+impl Drop for Lan {
+    fn drop(&mut self) {
+        for ns in self.namespaces.iter().rev() {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+    }
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(2).map(|euid| euid == "0"))
+        .unwrap_or(false)
+}
+
+#[test]
+fn two_hosts_on_a_virtual_lan() {
+    if !have_tmux()
+        || !require(
+            is_root(),
+            "the virtual-LAN chat test needs root (network namespaces)",
+        )
+        || !require(
+            Command::new("ip")
+                .arg("-V")
+                .output()
+                .is_ok_and(|o| o.status.success()),
+            "ip (iproute2) is not installed",
+        )
+    {
+        return;
+    }
+    let lan = Lan::new(2);
+    let (dir_a, dir_b) = (PrivateDir::new(), PrivateDir::new());
+    let tmux = Tmux::new();
+    let on = |host: &str, dir: &PrivateDir, name: &str, from: &str| {
+        let env = [
+            ("MAILSLOT_DIR", dir.path()),
+            ("MAILSLOT_NETBIOS_NAME", name),
+            ("MAILSLOT_WORKGROUP", "TESTGROUP"),
+            ("MAILSLOT_PORT", "138"),
+        ];
+        let chat = chat_command(&env, &[], from);
+        // `exec` all the way down, so the pane's pid is the chat's.
+        format!(
+            "exec ip netns exec {} {}",
+            shell_quote(host),
+            chat.trim_start_matches("exec ")
+        )
+    };
+    let holding = "network role: this process (UDP 138)";
+    tmux.start("alice", &on(lan.host(1), &dir_a, "HOSTA", "ALICE"));
+    tmux.wait_for("alice", &[holding]);
+    tmux.start("carol", &on(lan.host(1), &dir_a, "HOSTA", "CAROL"));
+    tmux.wait_for("carol", &["network role: another process"]);
+    tmux.start("bob", &on(lan.host(2), &dir_b, "HOSTB", "BOB"));
+    tmux.wait_for("bob", &[holding]);
+
+    // Directed to the other host by its NetBIOS name (resolved by a name query that host B's
+    // role answers).
+    tmux.target("alice", "HOSTB");
+    tmux.say("alice", "hello host b");
+    tmux.wait_for(
+        "bob",
+        &["ALICE@HOSTA (10.98.0.1) → HOSTB", "  hello host b"],
+    );
+    tmux.wait_for("alice", &["you → HOSTB ✓ sent (10.98.0.2)"]);
+
+    // A broadcast from host B reaches both windows of host A, once each.
+    tmux.say("bob", "hello workgroup");
+    for who in ["alice", "carol"] {
+        tmux.wait_for(
+            who,
+            &["BOB@HOSTB (10.98.0.2) → TESTGROUP", "  hello workgroup"],
+        );
+    }
+
+    // Kill the window that holds host A's role: the other takes it over and still receives.
+    kill9(chat_pid(tmux.pane_pid("alice")));
+    tmux.wait_for("carol", &[holding]);
+    tmux.say("bob", "after the takeover");
+    let screen = tmux.wait_for(
+        "carol",
+        &["BOB@HOSTB (10.98.0.2) → TESTGROUP", "  after the takeover"],
+    );
+    assert_eq!(count(&screen, "hello workgroup"), 1, "{screen}");
+}
