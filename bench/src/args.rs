@@ -18,7 +18,9 @@ impl Args {
         let mut words = words.iter();
         while let Some(word) = words.next() {
             let Some(key) = word.strip_prefix("--") else {
-                return Err(format!("unexpected argument `{word}` (options are --key value)"));
+                return Err(format!(
+                    "unexpected argument `{word}` (options are --key value)"
+                ));
             };
             let (key, value) = match key.split_once('=') {
                 Some((k, v)) => (k.to_owned(), v.to_owned()),
@@ -70,14 +72,12 @@ impl Args {
 
     pub fn need<T: FromStr>(&self, key: &str) -> BenchResult<T> {
         let v = self.required(key)?;
-        v.parse().map_err(|_| format!("--{key}: cannot parse `{v}`"))
+        v.parse()
+            .map_err(|_| format!("--{key}: cannot parse `{v}`"))
     }
 
     /// A comma-separated list.
-    pub fn list<T: FromStr>(&self, key: &str, default: &[T]) -> BenchResult<Vec<T>>
-    where
-        T: Clone,
-    {
+    pub fn list<T: FromStr + Clone>(&self, key: &str, default: &[T]) -> BenchResult<Vec<T>> {
         match self.str(key) {
             None => Ok(default.to_vec()),
             Some(v) => v

@@ -120,7 +120,8 @@ fn warmup_rounds(peer: Peer, options: &Options, size: usize) -> usize {
     if peer == Peer::Mailslot {
         // Lap the ring once so every page of it is resident, as in a long-lived name.
         let ring = MAILSLOT_CAPACITY.next_power_of_two();
-        ring.div_ceil(options.messages * mailslot_record(size)).max(1)
+        ring.div_ceil(options.messages * mailslot_record(size))
+            .max(1)
     } else {
         1
     }
@@ -287,21 +288,24 @@ fn tables(
                         o.lost.to_string()
                     },
                 ]);
-                records.push(Record::new("fanout", vec![
-                    ("peer", o.peer.name().into()),
-                    ("size", o.size.into()),
-                    ("readers", o.readers.into()),
-                    ("wall_ns_per_msg", o.wall_ns_per_msg.into()),
-                    ("cpu_ns_per_msg", o.cpu_ns_per_msg.into()),
-                    ("writer_cpu_ns_per_msg", o.writer_cpu_ns_per_msg.into()),
-                    ("vcsw_per_msg", o.vcsw_per_msg.into()),
-                    ("ivcsw_per_msg", o.ivcsw_per_msg.into()),
-                    ("sent", o.sent.into()),
-                    ("delivered", o.delivered.into()),
-                    ("lost", o.lost.into()),
-                    ("out_of_order", o.bad.into()),
-                    ("max_dgram_qlen", qlen.into()),
-                ]));
+                records.push(Record::new(
+                    "fanout",
+                    vec![
+                        ("peer", o.peer.name().into()),
+                        ("size", o.size.into()),
+                        ("readers", o.readers.into()),
+                        ("wall_ns_per_msg", o.wall_ns_per_msg.into()),
+                        ("cpu_ns_per_msg", o.cpu_ns_per_msg.into()),
+                        ("writer_cpu_ns_per_msg", o.writer_cpu_ns_per_msg.into()),
+                        ("vcsw_per_msg", o.vcsw_per_msg.into()),
+                        ("ivcsw_per_msg", o.ivcsw_per_msg.into()),
+                        ("sent", o.sent.into()),
+                        ("delivered", o.delivered.into()),
+                        ("lost", o.lost.into()),
+                        ("out_of_order", o.bad.into()),
+                        ("max_dgram_qlen", qlen.into()),
+                    ],
+                ));
             }
         }
         table.note(format!(
@@ -345,10 +349,9 @@ pub fn reader_main(args: &Args) -> BenchResult<()> {
             let (len, dropped) = reader.recv(&mut buf)?;
             lost += dropped;
             expected += dropped;
-            let seq = buf
-                .get(..8)
-                .filter(|_| len >= 8)
-                .map_or(u64::MAX, |b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+            let seq = buf.get(..8).filter(|_| len >= 8).map_or(u64::MAX, |b| {
+                u64::from_le_bytes(b.try_into().expect("8 bytes"))
+            });
             if seq != expected || len != size {
                 bad += 1;
             }

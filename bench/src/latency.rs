@@ -25,7 +25,11 @@ pub enum Placement {
 }
 
 impl Placement {
-    pub const ALL: [Placement; 3] = [Placement::SameCore, Placement::CrossCore, Placement::Unpinned];
+    pub const ALL: [Placement; 3] = [
+        Placement::SameCore,
+        Placement::CrossCore,
+        Placement::Unpinned,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -244,17 +248,20 @@ fn tables(
                 ratio(o.p50, eventfd.map(|b| b.p50)),
                 ratio(o.p99, eventfd.map(|b| b.p99)),
             ]);
-            records.push(Record::new("latency", vec![
-                ("peer", o.peer.name().into()),
-                ("placement", o.placement.name().into()),
-                ("p50_ns", o.p50.into()),
-                ("p99_ns", o.p99.into()),
-                ("p999_ns", o.p999.into()),
-                ("min_ns", o.min.into()),
-                ("mean_ns", o.mean.into()),
-                ("max_ns", o.max.into()),
-                ("samples", o.samples.into()),
-            ]));
+            records.push(Record::new(
+                "latency",
+                vec![
+                    ("peer", o.peer.name().into()),
+                    ("placement", o.placement.name().into()),
+                    ("p50_ns", o.p50.into()),
+                    ("p99_ns", o.p99.into()),
+                    ("p999_ns", o.p999.into()),
+                    ("min_ns", o.min.into()),
+                    ("mean_ns", o.mean.into()),
+                    ("max_ns", o.max.into()),
+                    ("samples", o.samples.into()),
+                ],
+            ));
         }
     }
     table.note(format!(

@@ -178,7 +178,11 @@ fn environment() -> String {
          net.unix.max_dgram_qlen = {}, mailslot-bench {} ({} build).",
         read("/proc/sys/net/unix/max_dgram_qlen"),
         env!("CARGO_PKG_VERSION"),
-        if cfg!(debug_assertions) { "debug" } else { "release" }
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
     )
 }
 

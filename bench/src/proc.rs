@@ -60,7 +60,8 @@ pub struct Child {
 impl Child {
     /// Starts `current_exe __child <args>`, with extra inherited descriptors left open.
     pub fn spawn(label: &str, args: &[String]) -> BenchResult<Child> {
-        let exe = std::env::current_exe().map_err(|e| format!("cannot find the bench binary: {e}"))?;
+        let exe =
+            std::env::current_exe().map_err(|e| format!("cannot find the bench binary: {e}"))?;
         let mut child = Command::new(exe)
             .arg("__child")
             .args(args)

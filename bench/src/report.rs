@@ -121,7 +121,9 @@ impl Value {
 
     fn csv(&self) -> String {
         match self {
-            Value::Text(s) if s.contains([',', '"', '\n']) => format!("\"{}\"", s.replace('"', "\"\"")),
+            Value::Text(s) if s.contains([',', '"', '\n']) => {
+                format!("\"{}\"", s.replace('"', "\"\""))
+            }
             Value::Text(s) => s.clone(),
             Value::Int(v) => v.to_string(),
             Value::Float(v) => format!("{v:.1}"),

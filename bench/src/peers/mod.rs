@@ -7,10 +7,10 @@ use crate::proc::BenchResult;
 
 pub mod eventfd;
 pub mod futex;
-pub mod mailslot;
-pub mod unix_dgram;
 #[cfg(feature = "peers-iceoryx2")]
 pub mod iceoryx2;
+pub mod mailslot;
+pub mod unix_dgram;
 #[cfg(feature = "peers-zmq")]
 pub mod zmq;
 
@@ -136,6 +136,10 @@ impl Side {
     }
 }
 
+#[cfg_attr(
+    all(feature = "peers-zmq", feature = "peers-iceoryx2"),
+    allow(dead_code)
+)]
 fn not_built(peer: Peer) -> String {
     format!(
         "peer {} is not built in (cargo feature `{}`)",
@@ -153,7 +157,11 @@ pub fn fanout_reader(peer: Peer, args: &Args) -> BenchResult<Box<dyn FanoutReade
         Peer::Zmq => zmq::fanout_reader(args),
         #[cfg(feature = "peers-iceoryx2")]
         Peer::Iceoryx2 => iceoryx2::fanout_reader(args),
-        _ => Err(not_built(peer)),
+        #[cfg(not(feature = "peers-zmq"))]
+        Peer::Zmq => Err(not_built(peer)),
+        #[cfg(not(feature = "peers-iceoryx2"))]
+        Peer::Iceoryx2 => Err(not_built(peer)),
+        Peer::Futex | Peer::Eventfd => Err(format!("{} has no fan-out", peer.name())),
     }
 }
 
@@ -166,7 +174,11 @@ pub fn fanout_writer(peer: Peer, args: &Args) -> BenchResult<Box<dyn FanoutWrite
         Peer::Zmq => zmq::fanout_writer(args),
         #[cfg(feature = "peers-iceoryx2")]
         Peer::Iceoryx2 => iceoryx2::fanout_writer(args),
-        _ => Err(not_built(peer)),
+        #[cfg(not(feature = "peers-zmq"))]
+        Peer::Zmq => Err(not_built(peer)),
+        #[cfg(not(feature = "peers-iceoryx2"))]
+        Peer::Iceoryx2 => Err(not_built(peer)),
+        Peer::Futex | Peer::Eventfd => Err(format!("{} has no fan-out", peer.name())),
     }
 }
 
@@ -181,6 +193,9 @@ pub fn endpoint(peer: Peer, side: Side, args: &Args) -> BenchResult<Box<dyn Endp
         Peer::Zmq => zmq::endpoint(side, args),
         #[cfg(feature = "peers-iceoryx2")]
         Peer::Iceoryx2 => iceoryx2::endpoint(side, args),
-        _ => Err(not_built(peer)),
+        #[cfg(not(feature = "peers-zmq"))]
+        Peer::Zmq => Err(not_built(peer)),
+        #[cfg(not(feature = "peers-iceoryx2"))]
+        Peer::Iceoryx2 => Err(not_built(peer)),
     }
 }

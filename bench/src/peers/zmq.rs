@@ -36,10 +36,13 @@ fn set_xpub_nodrop(socket: &mut zmq::Socket) -> BenchResult<()> {
     if rc == 0 {
         Ok(())
     } else {
-        Err(format!("zmq setsockopt(XPUB_NODROP): {}", zmq::Error::from_raw(
-            // SAFETY: zmq_errno only reads the calling thread's errno.
-            unsafe { zmq_sys::zmq_errno() },
-        )))
+        Err(format!(
+            "zmq setsockopt(XPUB_NODROP): {}",
+            zmq::Error::from_raw(
+                // SAFETY: zmq_errno only reads the calling thread's errno.
+                unsafe { zmq_sys::zmq_errno() },
+            )
+        ))
     }
 }
 
@@ -55,7 +58,9 @@ fn publisher(
 ) -> BenchResult<zmq::Socket> {
     let mut socket = context.socket(zmq::XPUB).map_err(|e| err("socket", e))?;
     set_xpub_nodrop(&mut socket)?;
-    socket.set_xpub_verbose(true).map_err(|e| err("xpub_verbose", e))?;
+    socket
+        .set_xpub_verbose(true)
+        .map_err(|e| err("xpub_verbose", e))?;
     for endpoint in endpoints {
         socket.connect(endpoint).map_err(|e| err("connect", e))?;
     }
