@@ -160,7 +160,30 @@ fn join(
     live: &[usize],
 ) -> Result<Membership, Error> {
     let existing = segment.options();
-    let (pid, _) = segment.slot_pid_uid(live[0]);
+    let (pid, owner) = segment.slot_pid_uid(live[0]);
+    // Joining a name whose permissions differ from what this opener asked for would let
+    // whoever created it first (another user, in the global scope) decide who reads along.
+    let mode = segment
+        .file
+        .metadata()
+        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
+        .unwrap_or(0);
+    let group = segment.file.metadata().map(|m| m.gid()).ok();
+    if mode != creation.mode || creation.group.is_some_and(|g| Some(g) != group) {
+        return Err(Error::new(
+            ErrorKind::AlreadyExists,
+            format!(
+                "{}: already open by pid {pid} (uid {owner}) with mode {mode:o} and group {}, \
+                 not the mode {:o}{} asked for",
+                describe(name),
+                group.map_or("?".to_owned(), |g| g.to_string()),
+                creation.mode,
+                creation
+                    .group
+                    .map_or(String::new(), |g| format!(" and group {g}"))
+            ),
+        ));
+    }
     if !creation.options.shared || !existing.shared {
         return Err(Error::new(
             ErrorKind::AlreadyExists,
@@ -415,7 +438,9 @@ pub fn list(dir: &Path) -> Result<Vec<MailslotStatus>, Error> {
         let Ok(name) = MailslotName::parse(&key) else {
             continue;
         };
-        if let Some(status) = status_of(dir, &name)? {
+        // One name the caller may not open (another user's, in the global scope) or a planted
+        // non-file must not hide the others.
+        if let Ok(Some(status)) = status_of(dir, &name) {
             out.push(status);
         }
     }

@@ -49,7 +49,8 @@ impl Timeout {
     fn deadline(self) -> Option<Instant> {
         match self {
             Timeout::Immediate => Some(Instant::now()),
-            Timeout::After(d) => Some(Instant::now() + d),
+            // A deadline past what `Instant` can hold is no deadline at all.
+            Timeout::After(d) => Instant::now().checked_add(d),
             Timeout::Forever => None,
         }
     }

@@ -71,9 +71,17 @@ impl Writer {
     }
 
     fn write_as(&mut self, data: &[u8], source: Option<&RecordSource>) -> Result<(), Error> {
-        // The server we opened may have closed and a new one taken the name: follow it once.
+        // Like a Windows client handle, a writer dies with the server it opened: after the
+        // last instance closed (or died) it fails, even if a new server took the name since.
         if self.segment.closed() || !self.segment.any_alive()? {
-            self.segment = registry::open_for_write(&self.dir, &self.name)?;
+            registry::reap(&self.dir, &self.name);
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!(
+                    "mailslot \"{}\": the server this writer opened is gone (open a new writer)",
+                    self.name
+                ),
+            ));
         }
         let options = self.segment.options();
         let max = match options.max_message as usize {
