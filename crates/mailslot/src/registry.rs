@@ -444,7 +444,7 @@ pub fn list(dir: &Path) -> Result<Vec<MailslotStatus>, Error> {
             out.push(status);
         }
     }
-    out.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()));
+    out.sort_by_key(|status| status.name.to_lowercase());
     Ok(out)
 }
 

@@ -58,7 +58,7 @@ impl SharedMap {
     fn check(&self, offset: usize, size: usize, align: usize) {
         let end = offset.checked_add(size);
         assert!(
-            end.is_some_and(|end| end <= self.len) && offset % align == 0,
+            end.is_some_and(|end| end <= self.len) && offset.is_multiple_of(align),
             "shared map access out of bounds or misaligned: {offset}+{size} of {}",
             self.len
         );
