@@ -123,8 +123,13 @@ impl Tmux {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// Opens a terminal `name` running `command` (a shell command line).
+    /// Opens a 100x30 terminal `name` running `command` (a shell command line).
     fn start(&self, name: &str, command: &str) {
+        self.start_sized(name, command, 30);
+    }
+
+    fn start_sized(&self, name: &str, command: &str, rows: u16) {
+        let rows = rows.to_string();
         self.ok(&[
             "new-session",
             "-d",
@@ -133,7 +138,7 @@ impl Tmux {
             "-x",
             "100",
             "-y",
-            "30",
+            &rows,
             command,
         ]);
     }
@@ -643,4 +648,111 @@ fn two_hosts_on_a_virtual_lan() {
         &["BOB@HOSTB (10.98.0.2) → TESTGROUP", "  after the takeover"],
     );
     assert_eq!(count(&screen, "hello workgroup"), 1, "{screen}");
+}
+
+/// Records the README's session (docs/chat-session.txt): two hosts, a broadcast, a directed
+/// answer, an OEM popup, a refused long text, and a role takeover after `kill -9`.
+#[test]
+#[ignore = "writes docs/chat-session.txt; run with --ignored (as root) to refresh it"]
+fn record_session_for_docs() {
+    assert!(is_root(), "needs root for the virtual LAN");
+    let lan = Lan::new(2);
+    let (dir_a, dir_b) = (PrivateDir::new(), PrivateDir::new());
+    let tmux = Tmux::new();
+    let on = |host: &str, dir: &PrivateDir, name: &str, from: &str| {
+        let env = [
+            ("MAILSLOT_DIR", dir.path()),
+            ("MAILSLOT_NETBIOS_NAME", name),
+            ("MAILSLOT_WORKGROUP", "OFFICE"),
+            ("MAILSLOT_PORT", "138"),
+            ("TZ", "UTC"),
+        ];
+        let chat = chat_command(&env, &[], from);
+        format!(
+            "exec ip netns exec {} {}",
+            shell_quote(host),
+            chat.trim_start_matches("exec ")
+        )
+    };
+    let start = Instant::now();
+    let mut out = String::from(
+        "mailslot chat: a recorded session (tmux capture-pane, 100x22 terminals)\n\n\
+         Two hosts on a LAN, workgroup OFFICE:\n\
+         \x20 HOSTA 10.98.0.1   alice$ mailslot chat --from ALICE      carol$ mailslot chat --from CAROL\n\
+         \x20 HOSTB 10.98.0.2   bob$   mailslot chat --from BOB\n\
+         ALICE's chat holds HOSTA's network role (UDP 138); CAROL's waits for it. Every chat opens the\n\
+         shared MESSNGR mailslot, so both windows on HOSTA see every popup.\n\
+         (Recorded by `cargo test -p mailslot-cli --test chat -- --ignored record_session_for_docs`.)\n",
+    );
+    let mut frame = |title: &str, who: &str| {
+        let screen: Vec<String> = tmux
+            .screen(who)
+            .lines()
+            .map(|l| l.trim_end().to_owned())
+            .collect();
+        out.push_str(&format!(
+            "\n[{:5.1}s] {title}\n\n{}\n",
+            start.elapsed().as_secs_f64(),
+            screen.join("\n")
+        ));
+    };
+    let holding = "network role: this process (UDP 138)";
+    tmux.start_sized("alice", &on(lan.host(1), &dir_a, "HOSTA", "ALICE"), 22);
+    tmux.wait_for("alice", &[holding]);
+    tmux.start_sized("carol", &on(lan.host(1), &dir_a, "HOSTA", "CAROL"), 22);
+    tmux.wait_for("carol", &["network role: another process"]);
+    tmux.start_sized("bob", &on(lan.host(2), &dir_b, "HOSTB", "BOB"), 22);
+    tmux.wait_for("bob", &[holding]);
+    frame(
+        "alice$ mailslot chat --from ALICE   (HOSTA, just started)",
+        "alice",
+    );
+
+    tmux.say("bob", "Lunch at noon? Everyone welcome.");
+    tmux.wait_for("alice", &["Lunch at noon"]);
+    tmux.wait_for("carol", &["Lunch at noon"]);
+    tmux.target("alice", "HOSTB");
+    tmux.say("alice", "Yes! See you at 12 at the usual place.");
+    tmux.wait_for("bob", &["See you at 12"]);
+    tmux.wait_for("alice", &["✓ sent"]);
+    let status = Command::new("ip")
+        .args(["netns", "exec", lan.host(1), "env"])
+        .arg(format!("MAILSLOT_DIR={}", dir_a.path()))
+        .args([BIN, "--no-network", "send", "MESSNGR"])
+        .args(["Grüße aus Köln: the build is green.", "--messenger"])
+        .args(["--from", "JÖRG", "--to-user", "OFFICE"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    tmux.wait_for("alice", &["Grüße"]);
+    tmux.wait_for("carol", &["Grüße"]);
+    frame(
+        "bob$ mailslot chat --from BOB   (HOSTB: Bob broadcast to *, Alice answered to HOSTB)",
+        "bob",
+    );
+    frame(
+        "carol$ mailslot chat --from CAROL   (HOSTA, second window: sees every popup of the host)",
+        "carol",
+    );
+
+    tmux.type_text("alice", &"very long ".repeat(45));
+    tmux.key("alice", "Enter");
+    tmux.wait_for("alice", &["too long for HOSTB"]);
+    frame(
+        "alice$ (HOSTA: a text longer than a MESSNGR datagram takes is refused, not cut)",
+        "alice",
+    );
+    tmux.key("alice", "C-u");
+
+    kill9(chat_pid(tmux.pane_pid("alice")));
+    tmux.wait_for("carol", &["now holds the network role"]);
+    tmux.say("bob", "Carol, are you still there?");
+    tmux.wait_for("carol", &["still there"]);
+    frame(
+        "carol$ (HOSTA: Alice's chat was killed with kill -9; Carol's took the network role over)",
+        "carol",
+    );
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/chat-session.txt");
+    std::fs::write(&path, out).unwrap();
+    eprintln!("wrote {}", path.display());
 }

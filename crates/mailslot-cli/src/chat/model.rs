@@ -254,14 +254,14 @@ impl std::fmt::Display for ComposeError {
                 to,
             } => {
                 let what = if *network {
-                    "a MESSNGR datagram on the LAN"
+                    "a MESSNGR datagram on the LAN holds"
                 } else {
-                    "the mailslot maximum"
+                    "the mailslot takes"
                 };
                 write!(
                     f,
-                    "too long for {to}: {len} characters, at most {max} ({limit} bytes of {what}, \
-                     less From and To); nothing was sent"
+                    "too long for {to}: {len} characters, at most {max} ({what} {limit} bytes \
+                     with From and To); nothing was sent"
                 )
             }
         }
@@ -385,7 +385,11 @@ impl RoleView {
             RoleView::Starting => "network role: starting".into(),
             RoleView::Waiting => "network role: another process".into(),
             RoleView::Holding { port } => format!("network role: this process (UDP {port})"),
-            RoleView::Unavailable(reason) => format!("network role unavailable: {reason}"),
+            // The full reason is in the list; the status line keeps its first clause.
+            RoleView::Unavailable(reason) => format!(
+                "network role unavailable: {}",
+                reason.split(';').next().unwrap_or(reason)
+            ),
             RoleView::Stopped(None) => "network role: released".into(),
             RoleView::Stopped(Some(reason)) => format!("network role stopped: {reason}"),
         }
@@ -431,9 +435,9 @@ impl LineEdit {
     }
 
     pub fn insert_str(&mut self, s: &str) {
-        for c in s.chars() {
-            self.insert(c);
-        }
+        let before = self.chars.len();
+        self.chars.splice(self.cursor..self.cursor, s.chars());
+        self.cursor += self.chars.len() - before;
     }
 
     pub fn backspace(&mut self) {
@@ -484,18 +488,20 @@ impl LineEdit {
     }
 
     /// The part to show in `width` columns so the cursor is visible, and the cursor's column.
+    /// Costs O(width), whatever the length of the line (a paste may be long).
     pub fn view(&self, width: usize) -> (String, usize) {
         let width = width.max(1);
-        let mut start = 0;
-        let cols = |from: usize, to: usize| -> usize {
-            self.chars[from..to]
-                .iter()
-                .map(|&c| text::char_width(c))
-                .sum()
-        };
-        // Keep one column for the cursor after the last character.
-        while start < self.cursor && cols(start, self.cursor) >= width {
-            start += 1;
+        // Walk back from the cursor while the characters fit, keeping one column for the
+        // cursor itself.
+        let mut start = self.cursor;
+        let mut before = 0;
+        while start > 0 {
+            let w = text::char_width(self.chars[start - 1]);
+            if before + w >= width {
+                break;
+            }
+            before += w;
+            start -= 1;
         }
         let mut shown = String::new();
         let mut used = 0;
@@ -507,7 +513,7 @@ impl LineEdit {
             used += w;
             shown.push(c);
         }
-        (shown, cols(start, self.cursor))
+        (shown, before)
     }
 }
 
@@ -777,19 +783,28 @@ impl Model {
         };
         self.role = view;
         if let Some(text) = news {
-            self.push(Entry {
-                clock: stamp.clock.clone(),
-                kind: EntryKind::System(text),
-            });
+            self.push_system(text, stamp);
         }
     }
 
     /// A one-line report from the network code or the reader (shown in the list).
     pub fn on_report(&mut self, line: &str, stamp: &Stamp) {
-        self.push(Entry {
-            clock: stamp.clock.clone(),
-            kind: EntryKind::System(text::one_line(line)),
+        self.push_system(text::one_line(line), stamp);
+    }
+
+    /// Adds a line about the chat itself, unless one of the last few says the same (the
+    /// network code reports a condition that the role's state also shows).
+    fn push_system(&mut self, text: String, stamp: &Stamp) {
+        let repeated = self.entries.iter().rev().take(5).any(|e| match &e.kind {
+            EntryKind::System(t) => *t == text,
+            _ => false,
         });
+        if !repeated {
+            self.push(Entry {
+                clock: stamp.clock.clone(),
+                kind: EntryKind::System(text),
+            });
+        }
     }
 
     /// Whether a message comes from this host (a local write, or our own NetBIOS name on the
@@ -1125,13 +1140,20 @@ mod tests {
                 to: "WORKGROUP".into()
             }
         );
-        assert!(err.to_string().contains("at most 407"), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "too long for WORKGROUP: 408 characters, at most 407 (a MESSNGR datagram on the LAN \
+             holds 424 bytes with From and To); nothing was sent"
+        );
         // Local sends have the mailslot maximum.
         let off = me(false);
         assert!(prepare(&off, "*", &"x".repeat(5000)).is_ok());
         let e = prepare(&off, ".", &"x".repeat(LOCAL_LIMIT)).unwrap_err();
         assert!(matches!(e, ComposeError::TooLong { network: false, .. }));
-        assert!(e.to_string().contains("mailslot maximum"));
+        assert!(
+            e.to_string().contains("the mailslot takes 1048576 bytes"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -1260,6 +1282,16 @@ mod tests {
         assert_eq!(e.view(5), ("abcde".to_owned(), 0));
         let e = LineEdit::new("日本語");
         assert_eq!(e.view(4), ("語".to_owned(), 2));
+        let mut e = LineEdit::new("abcdefghij");
+        e.home();
+        e.right();
+        e.right();
+        e.right();
+        assert_eq!(e.view(3), ("bcd".to_owned(), 2));
+        // A long paste stays cheap to show.
+        let mut e = LineEdit::default();
+        e.insert_str(&"z".repeat(1 << 20));
+        assert_eq!(e.view(80), ("z".repeat(79), 79));
     }
 
     #[test]
@@ -1376,7 +1408,20 @@ mod tests {
             model.status(),
             "ALICE@HOSTA · WORKGROUP · network role: this process (UDP 138) · received 1 · lost 3"
         );
+        model.on_role(
+            RoleView::Unavailable("port busy; remedies".into()),
+            &stamp(4, base),
+        );
+        model.on_report(
+            "network role unavailable: port busy; remedies",
+            &stamp(4, base),
+        );
+        assert!(model
+            .status()
+            .contains("network role unavailable: port busy ·"));
+        let n = model.entries.len();
         model.on_report("cannot bind\nport 138", &stamp(4, base));
+        assert_eq!(model.entries.len(), n + 1, "a report is shown once");
         assert!(
             matches!(&model.entries.back().unwrap().kind, EntryKind::System(t) if t == "cannot bind port 138")
         );

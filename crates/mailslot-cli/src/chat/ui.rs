@@ -21,25 +21,36 @@ fn dim() -> Style {
 
 /// Draws the whole screen.
 pub fn draw(frame: &mut Frame<'_>, model: &Model) {
-    let [list, compose, notice, status, help] = Layout::vertical([
+    let notice = model.notice.as_ref().map(|n| match n {
+        Notice::Info(t) => (t.clone(), Style::new().fg(Color::Green)),
+        Notice::Error(t) => (
+            t.clone(),
+            Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+        ),
+    });
+    // A long notice (a refusal with its limit) gets the lines it needs, up to three.
+    let area = frame.area();
+    let notice_width = usize::from(area.width).saturating_sub(1).max(1);
+    let notice_rows = notice.as_ref().map_or(1, |(text, _)| {
+        let lines = text::wrap(text, notice_width).len();
+        u16::try_from(lines.clamp(1, 3)).unwrap_or(1)
+    });
+    let [list, compose, notice_area, status, help] = Layout::vertical([
         Constraint::Min(3),
         Constraint::Length(3),
-        Constraint::Length(1),
+        Constraint::Length(notice_rows),
         Constraint::Length(1),
         Constraint::Length(1),
     ])
-    .areas(frame.area());
+    .areas(area);
     draw_list(frame, model, list);
     draw_compose(frame, model, compose);
-    if let Some(n) = &model.notice {
-        let (text, style) = match n {
-            Notice::Info(t) => (t, Style::new().fg(Color::Green)),
-            Notice::Error(t) => (t, Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)),
-        };
-        frame.render_widget(
-            Paragraph::new(Span::styled(format!(" {text}"), style)),
-            notice,
-        );
+    if let Some((text, style)) = notice {
+        let lines: Vec<Line<'static>> = text::wrap(&text, notice_width)
+            .into_iter()
+            .map(|piece| Line::from(Span::styled(format!(" {piece}"), style)))
+            .collect();
+        frame.render_widget(Paragraph::new(lines), notice_area);
     }
     frame.render_widget(
         Paragraph::new(format!(" {}", model.status()))
@@ -131,11 +142,11 @@ fn entry_lines(entry: &Entry, width: usize) -> Vec<Line<'static>> {
             (spans, &s.lines)
         }
         EntryKind::System(t) => {
-            let spans = vec![
-                clock,
-                Span::styled(format!("* {t}"), Style::new().fg(Color::Magenta)),
-            ];
-            (spans, &[])
+            let style = Style::new().fg(Color::Magenta);
+            return text::wrap(&format!("{} * {t}", entry.clock), width)
+                .into_iter()
+                .map(|piece| Line::from(Span::styled(piece, style)))
+                .collect();
         }
     };
     let mut lines = wrap_spans(header, width);
