@@ -14,14 +14,23 @@
 //! readers check order and completeness.
 
 use crate::args::{child_args, Args};
+use crate::peers::mailslot::{record as mailslot_record, ring_for as mailslot_ring};
 use crate::peers::{self, Peer};
 use crate::proc::{self, BenchResult, Child, TempDir};
 use crate::report::{Record, Table};
 use crate::sys::{self, Usage};
 
-/// The mailslot ring: large enough that a round never laps a reader (checked), so nothing can
-/// be dropped; the mailslot runs without back-pressure.
-pub const MAILSLOT_CAPACITY: usize = 64 << 20;
+/// Largest mailslot capacity the bench asks for (a round of messages must fit).
+pub const MAX_CAPACITY: usize = 1 << 30;
+
+/// The mailslot capacity for a configuration: exactly one round of records. The writer waits
+/// at the end of each round until every reader has the whole round, so no reader can lag by
+/// more than the capacity and nothing can be dropped: no back-pressure is needed (or used).
+/// A ring this size laps every couple of rounds, so the warm-up makes all its pages resident
+/// quickly, as they are in a long-lived name.
+pub fn mailslot_capacity(messages: usize, size: usize) -> usize {
+    messages * mailslot_record(size)
+}
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -38,7 +47,7 @@ impl Options {
 
     pub fn from_args(args: &Args) -> BenchResult<Options> {
         let options = Options {
-            messages: args.get("messages", 50_000)?,
+            messages: args.get("messages", 20_000)?,
             sizes: args.list("sizes", &[64, 1024])?,
             readers: args.list("readers", &[1, 2, 4, 8])?,
             rounds: args.get("rounds", 3)?,
@@ -54,22 +63,17 @@ impl Options {
             if !(8..=65_536).contains(&size) {
                 return Err(format!("--sizes: {size} is outside 8..=65536"));
             }
-            let round_bytes = options.messages * mailslot_record(size);
-            if round_bytes > MAILSLOT_CAPACITY {
+            let round_bytes = mailslot_capacity(options.messages, size);
+            if round_bytes > MAX_CAPACITY {
                 return Err(format!(
-                    "--messages {} of {size} bytes need {round_bytes} bytes of ring per round, \
-                     more than the {MAILSLOT_CAPACITY} the bench gives the mailslot; use fewer",
+                    "--messages {} of {size} bytes need {round_bytes} bytes of mailslot ring per \
+                     round, more than the bench's {MAX_CAPACITY}; use fewer",
                     options.messages
                 ));
             }
         }
         Ok(options)
     }
-}
-
-/// Bytes a message takes in the mailslot ring (48-byte record header, data padded to 8).
-fn mailslot_record(size: usize) -> usize {
-    48 + size.div_ceil(8) * 8
 }
 
 /// What one configuration measured (the median of its rounds).
@@ -119,9 +123,8 @@ fn usage_fields(u: Usage) -> String {
 fn warmup_rounds(peer: Peer, options: &Options, size: usize) -> usize {
     if peer == Peer::Mailslot {
         // Lap the ring once so every page of it is resident, as in a long-lived name.
-        let ring = MAILSLOT_CAPACITY.next_power_of_two();
-        ring.div_ceil(options.messages * mailslot_record(size))
-            .max(1)
+        let capacity = mailslot_capacity(options.messages, size);
+        mailslot_ring(capacity).div_ceil(capacity).max(1)
     } else {
         1
     }
@@ -139,7 +142,10 @@ fn run_one(peer: Peer, size: usize, k: usize, options: &Options) -> BenchResult<
             ("messages", options.messages.to_string()),
             ("rounds", rounds.to_string()),
             ("readers", k.to_string()),
-            ("capacity", MAILSLOT_CAPACITY.to_string()),
+            (
+                "capacity",
+                mailslot_capacity(options.messages, size).to_string(),
+            ),
         ];
         pairs.extend(extra.iter().cloned());
         pairs
@@ -315,11 +321,15 @@ fn tables(
              readers, over all measured rounds.",
             options.messages, options.rounds
         ));
+        let capacity = mailslot_capacity(options.messages, size);
         table.note(format!(
-            "mailslot: capacity {} MiB, drop-oldest, no back-pressure (a round always fits in \
-             the ring, so `lost` must be 0); unix-dgram: blocking sends to each reader in turn, \
-             net.unix.max_dgram_qlen = {qlen}.",
-            MAILSLOT_CAPACITY >> 20
+            "mailslot: capacity = one round ({capacity} bytes of records, ring {} MiB), \
+             drop-oldest, no back-pressure: the writer waits for every reader only at the end of \
+             a round, so no reader can lag past the capacity and `lost` must be 0. unix-dgram: \
+             blocking sends to each reader in turn, net.unix.max_dgram_qlen = {qlen}. zmq: \
+             XPUB_NODROP, blocking sends (back-pressure at the high-water mark). iceoryx2: \
+             RetryUntilDelivered (back-pressure), one notify per message.",
+            mailslot_ring(capacity) >> 20
         ));
         if !skipped.is_empty() {
             table.note(format!("skipped: {}", skipped.join(", ")));

@@ -14,6 +14,27 @@ use crate::proc::BenchResult;
 /// The name every fan-out reader shares.
 const FANOUT_NAME: &str = "bench-fanout";
 
+/// Bytes a message takes in the mailslot ring (48-byte record header, data padded to 8).
+pub fn record(size: usize) -> usize {
+    48 + size.div_ceil(8) * 8
+}
+
+/// The ring the library makes for a capacity (`segment::ring_size_for` with the default 1 MiB
+/// maximum message): a power of two, at least two maximum messages.
+pub fn ring_for(capacity: usize) -> usize {
+    capacity
+        .max(2 * record(1 << 20))
+        .max(4096)
+        .next_power_of_two()
+}
+
+/// Messages of `size` bytes that lap a ring made for `capacity` once: after that many, every
+/// page of the ring has been touched (a fresh ring faults its pages in one by one, a
+/// long-lived name has them resident).
+pub fn messages_to_lap(capacity: usize, size: usize) -> usize {
+    ring_for(capacity).div_ceil(record(size))
+}
+
 fn scope(args: &Args) -> BenchResult<Scope> {
     Ok(Scope::Dir(PathBuf::from(args.required("dir")?)))
 }
