@@ -65,11 +65,19 @@ pub struct Options {
     pub warmup: usize,
     pub placements: Vec<Placement>,
     pub peers: Vec<Peer>,
+    /// Runs of the unpinned placement (fresh processes each).
+    pub repeat: usize,
 }
 
 impl Options {
-    pub const KEYS: &'static [&'static str] =
-        &["iterations", "warmup", "placements", "peers", "out"];
+    pub const KEYS: &'static [&'static str] = &[
+        "iterations",
+        "warmup",
+        "placements",
+        "peers",
+        "repeat",
+        "out",
+    ];
 
     pub fn from_args(args: &Args) -> BenchResult<Options> {
         let iterations: usize = args.get("iterations", 20_000)?;
@@ -77,6 +85,7 @@ impl Options {
             iterations,
             warmup: args.get("warmup", (iterations / 10).max(100))?,
             placements: args.list("placements", &Placement::ALL)?,
+            repeat: args.get("repeat", 3)?,
             peers: args.list(
                 "peers",
                 &[
@@ -89,7 +98,7 @@ impl Options {
                 ],
             )?,
         };
-        if options.iterations == 0 {
+        if options.iterations == 0 || options.repeat == 0 {
             return Err("--iterations must be at least 1".into());
         }
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -112,6 +121,9 @@ pub struct Outcome {
     pub mean: f64,
     pub max: f64,
     pub samples: u64,
+    /// Lowest and highest p50 over the repeated runs (unpinned placement).
+    pub p50_range: (f64, f64),
+    pub runs: usize,
 }
 
 /// Unmeasured round trips first. A mailslot's ring (default capacity) is lapped once, so its
@@ -189,6 +201,8 @@ fn run_one(peer: Peer, placement: Placement, options: &Options) -> BenchResult<O
         mean: result.f64("mean")?,
         max: result.f64("max")?,
         samples: result.u64("samples")?,
+        p50_range: (0.0, 0.0),
+        runs: 1,
     })
 }
 
@@ -206,8 +220,29 @@ pub fn run(options: &Options) -> BenchResult<(Vec<Table>, Vec<Record>)> {
             .iter()
             .filter(|p| p.does_latency() && p.missing_feature().is_none())
         {
-            eprintln!("latency: {} {} ...", peer.name(), placement.name());
-            outcomes.push(run_one(peer, placement, options)?);
+            // Unpinned, the scheduler sometimes keeps both on one core and sometimes not, for
+            // a whole run: repeat it and report the median run plus the spread.
+            let runs = if placement == Placement::Unpinned {
+                options.repeat
+            } else {
+                1
+            };
+            let mut all = Vec::with_capacity(runs);
+            for run in 0..runs {
+                eprintln!(
+                    "latency: {} {} (run {}/{runs}) ...",
+                    peer.name(),
+                    placement.name(),
+                    run + 1
+                );
+                all.push(run_one(peer, placement, options)?);
+            }
+            all.sort_by(|a, b| a.p50.total_cmp(&b.p50));
+            let range = (all[0].p50, all[all.len() - 1].p50);
+            let mut median = all.swap_remove(all.len() / 2);
+            median.p50_range = range;
+            median.runs = runs;
+            outcomes.push(median);
         }
     }
     Ok(tables(options, &outcomes, &skipped))
@@ -228,6 +263,7 @@ fn tables(
             "p99.9",
             "min",
             "mean",
+            "p50 over runs",
             "p50 vs futex",
             "p99 vs futex",
             "p50 vs eventfd",
@@ -255,6 +291,11 @@ fn tables(
                 format!("{:.0}", o.p999),
                 format!("{:.0}", o.min),
                 format!("{:.0}", o.mean),
+                if o.runs > 1 {
+                    format!("{:.0}..{:.0} ({})", o.p50_range.0, o.p50_range.1, o.runs)
+                } else {
+                    "-".into()
+                },
                 ratio(o.p50, futex.map(|b| b.p50)),
                 ratio(o.p99, futex.map(|b| b.p99)),
                 ratio(o.p50, eventfd.map(|b| b.p50)),
@@ -272,6 +313,9 @@ fn tables(
                     ("mean_ns", o.mean.into()),
                     ("max_ns", o.max.into()),
                     ("samples", o.samples.into()),
+                    ("runs", o.runs.into()),
+                    ("p50_min_over_runs_ns", o.p50_range.0.into()),
+                    ("p50_max_over_runs_ns", o.p50_range.1.into()),
                 ],
             ));
         }
@@ -280,12 +324,16 @@ fn tables(
         "{} round trips per configuration after {} warm-up ones (mailslot: {}, to lap its ring \
          once); one-way = RTT/2, percentiles \
          of the exact samples; same-core = both on CPU 0, cross-core = CPU 0 and 1 \
-         (sched_setaffinity), unpinned = scheduler's choice. futex = bare shared-word handoff \
-         (always FUTEX_WAKE, no payload); eventfd = blocking read/write; unix-dgram = connected \
-         SOCK_DGRAM pair.",
+         (sched_setaffinity), unpinned = scheduler's choice, {} runs each (fresh processes), the \
+         median run shown and the spread of p50 over runs: the scheduler keeps a pair on one \
+         core for a whole run or spreads it, so unpinned is a mix of the two pinned cases. \
+         futex = bare shared-word handoff (always FUTEX_WAKE, no payload); eventfd = blocking \
+         read/write; unix-dgram = connected SOCK_DGRAM pair; zmq = PUB/SUB pair over ipc://; \
+         iceoryx2 = publish-subscribe + event notify / blocking_wait.",
         options.iterations,
         options.warmup,
-        warmup_for(Peer::Mailslot, options)
+        warmup_for(Peer::Mailslot, options),
+        options.repeat
     ));
     if !skipped.is_empty() {
         table.note(format!("skipped: {}", skipped.join(", ")));

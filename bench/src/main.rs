@@ -5,7 +5,7 @@
 //! mailslot-bench fanout  [--messages N] [--sizes 64,1024] [--readers 1,2,4,8] [--rounds R]
 //!                        [--peers mailslot,unix-dgram,zmq,iceoryx2] [--out FILE]
 //! mailslot-bench latency [--iterations N] [--warmup N]
-//!                        [--placements same-core,cross-core,unpinned]
+//!                        [--placements same-core,cross-core,unpinned] [--repeat 3]
 //!                        [--peers mailslot,futex,eventfd,unix-dgram,zmq,iceoryx2] [--out FILE]
 //! mailslot-bench all     [options of both] [--out FILE]
 //! mailslot-bench takeover | netrecv   (not yet: they need the network role)
@@ -83,6 +83,7 @@ const USAGE: &str = "usage: mailslot-bench <fanout|latency|all|takeover|netrecv>
   fanout  [--messages 50000] [--sizes 64,1024] [--readers 1,2,4,8] [--rounds 3]
           [--peers mailslot,unix-dgram,zmq,iceoryx2]
   latency [--iterations 20000] [--warmup N] [--placements same-core,cross-core,unpinned]
+          [--repeat 3 (runs of the unpinned placement)]
           [--peers mailslot,futex,eventfd,unix-dgram,zmq,iceoryx2]
   all     options of both (--peers applies to both)
   every scenario: [--out FILE]  raw numbers as JSON (FILE ends in .json) or CSV";
