@@ -7,8 +7,9 @@
 //! mailslot-bench latency [--iterations N] [--warmup N]
 //!                        [--placements same-core,cross-core,unpinned] [--repeat 3]
 //!                        [--peers mailslot,futex,eventfd,unix-dgram,zmq,iceoryx2] [--out FILE]
-//! mailslot-bench all     [options of both] [--out FILE]
-//! mailslot-bench takeover | netrecv   (not yet: they need the network role)
+//! mailslot-bench takeover [--kills 100] [--pool 3] [--interval-us 100] [--out FILE]
+//! mailslot-bench all     [options of all three] [--out FILE]
+//! mailslot-bench netrecv  (a placeholder: not implemented yet)
 //! ```
 //!
 //! Every process of a scenario is this binary re-executed with the hidden `__child` command,
@@ -23,6 +24,7 @@ mod peers;
 mod proc;
 mod report;
 mod sys;
+mod takeover;
 
 use std::process::ExitCode;
 
@@ -37,10 +39,10 @@ enum Scenario {
     Fanout,
     /// One-way blocking latency, ping-pong between two processes.
     Latency,
-    /// Network role takeover after `kill -9` of its holder (DESIGN.md §5): needs the role.
+    /// Network role takeover after `kill -9` of its holder (DESIGN.md §5).
     Takeover,
-    /// Datagrams/s delivered from the network into a shared name with 4 instances: needs the
-    /// role.
+    /// Datagrams/s delivered from the network into a shared name with 4 instances, against a
+    /// bare UDP receive loop (a placeholder: not implemented yet).
     Netrecv,
 }
 
@@ -63,16 +65,20 @@ impl Scenario {
 
     /// Whether this build can run it.
     fn implemented(self) -> bool {
-        matches!(self, Scenario::Fanout | Scenario::Latency)
+        matches!(
+            self,
+            Scenario::Fanout | Scenario::Latency | Scenario::Takeover
+        )
     }
 
     fn run(self, args: &Args) -> BenchResult<(Vec<Table>, Vec<Record>)> {
         match self {
             Scenario::Fanout => fanout::run(&fanout::Options::from_args(args)?),
             Scenario::Latency => latency::run(&latency::Options::from_args(args)?),
-            Scenario::Takeover | Scenario::Netrecv => Err(format!(
-                "scenario `{}` is not implemented yet: it measures the network role \
-                 (mailslot::net), which has not landed",
+            Scenario::Takeover => takeover::run(&takeover::Options::from_args(args)?),
+            Scenario::Netrecv => Err(format!(
+                "scenario `{}` is not implemented yet (the network role's receive path into a \
+                 shared name with 4 instances against a bare UDP receive loop)",
                 self.name()
             )),
         }
@@ -80,12 +86,13 @@ impl Scenario {
 }
 
 const USAGE: &str = "usage: mailslot-bench <fanout|latency|all|takeover|netrecv> [options]
-  fanout  [--messages 50000] [--sizes 64,1024] [--readers 1,2,4,8] [--rounds 3]
+  fanout  [--messages 20000] [--sizes 64,1024] [--readers 1,2,4,8] [--rounds 3]
           [--peers mailslot,unix-dgram,zmq,iceoryx2]
   latency [--iterations 20000] [--warmup N] [--placements same-core,cross-core,unpinned]
           [--repeat 3 (runs of the unpinned placement)]
           [--peers mailslot,futex,eventfd,unix-dgram,zmq,iceoryx2]
-  all     options of both (--peers applies to both)
+  takeover [--kills 100] [--pool 3] [--interval-us 100]
+  all     options of all three (--peers applies to fanout and latency)
   every scenario: [--out FILE]  raw numbers as JSON (FILE ends in .json) or CSV";
 
 fn main() -> ExitCode {
@@ -118,6 +125,7 @@ fn run(command: &str, rest: &[String]) -> BenchResult<()> {
         "all" => {
             let mut keys: Vec<&str> = fanout::Options::KEYS.to_vec();
             keys.extend(latency::Options::KEYS);
+            keys.extend(takeover::Options::KEYS);
             args.only(&keys)?;
             Scenario::ALL
                 .into_iter()
@@ -132,7 +140,8 @@ fn run(command: &str, rest: &[String]) -> BenchResult<()> {
             match scenario {
                 Scenario::Fanout => args.only(fanout::Options::KEYS)?,
                 Scenario::Latency => args.only(latency::Options::KEYS)?,
-                _ => {}
+                Scenario::Takeover => args.only(takeover::Options::KEYS)?,
+                Scenario::Netrecv => {}
             }
             vec![scenario]
         }
@@ -194,6 +203,7 @@ fn child(words: &[String]) -> BenchResult<()> {
         "fanout-reader" => fanout::reader_main(&args),
         "fanout-writer" => fanout::writer_main(&args),
         "latency" => latency::child_main(&args),
+        "net-role" => takeover::child_main(&args),
         other => Err(format!("unknown child role `{other}`")),
     }
 }

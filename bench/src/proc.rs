@@ -129,6 +129,26 @@ impl Child {
         }
     }
 
+    /// The next line if one is already there (`None` if not, or once the child is gone).
+    pub fn try_line(&mut self) -> BenchResult<Option<Line>> {
+        match self.lines.try_recv() {
+            Ok(text) => {
+                let line = Line::parse(&text);
+                if line.kind == "error" {
+                    return Err(format!("{}: {text}", self.label));
+                }
+                Ok(Some(line))
+            }
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// SIGKILL (`kill -9`) and reap: the scenario under test, not a cleanup.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Closes stdin and waits for the child to exit successfully.
     pub fn finish(mut self) -> BenchResult<()> {
         self.stdin = None;
