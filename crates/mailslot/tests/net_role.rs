@@ -15,7 +15,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -196,17 +196,17 @@ fn helper_process() {
         ));
         Delivery::Delivered
     });
-    let start = |cfg: &NetConfig| {
+    // A role plus the thread that prints its state changes.
+    type Running = (Arc<NetRole>, Arc<AtomicBool>, std::thread::JoinHandle<()>);
+    let start = |cfg: &NetConfig| -> Running {
         let role = Arc::new(NetRole::start(cfg.clone(), deliver.clone()).unwrap());
-        let weak = Arc::downgrade(&role);
-        let say = say.clone();
-        std::thread::spawn(move || {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (role2, stop2, say) = (role.clone(), stop.clone(), say.clone());
+        let printer = std::thread::spawn(move || {
             let mut last: Option<RoleState> = None;
-            loop {
-                let Some(role) = weak.upgrade() else { return };
+            while !stop2.load(Ordering::Relaxed) {
                 let prev = last.clone();
-                let st = role.wait_until(Duration::from_millis(200), |s| Some(s) != prev.as_ref());
-                drop(role);
+                let st = role2.wait_until(Duration::from_millis(20), |s| Some(s) != prev.as_ref());
                 if Some(&st) != last.as_ref() {
                     let kind = match &st {
                         RoleState::Waiting => "waiting".to_string(),
@@ -220,7 +220,16 @@ fn helper_process() {
                 }
             }
         });
-        role
+        (role, stop, printer)
+    };
+    // Drop the role here and now (after its printer let go of it).
+    let release = |running: Option<Running>| {
+        let Some((role, stop, printer)) = running else {
+            return;
+        };
+        stop.store(true, Ordering::Relaxed);
+        printer.join().unwrap();
+        drop(Arc::try_unwrap(role).expect("only reference"));
     };
     let mut role = Some(start(&cfg));
     say(format!("ready {}", std::process::id()));
@@ -229,12 +238,12 @@ fn helper_process() {
         let words: Vec<&str> = line.splitn(4, ' ').collect();
         match words.as_slice() {
             ["quit"] => {
-                drop(role.take());
+                release(role.take());
                 say("released".into());
                 std::process::exit(0);
             }
             ["drop"] => {
-                drop(role.take());
+                release(role.take());
                 say("dropped".into());
             }
             ["start"] => {
@@ -452,7 +461,16 @@ fn a_parked_waiter_passes_the_role_on_and_can_be_reused() {
     c.command("quit");
     c.expect("released");
     p.expect("state holding");
-    assert_eq!(net::status(&dir, port).holder_pid, Some(p.pid));
+    let st = net::status(&dir, port);
+    assert_eq!(
+        st.holder_pid,
+        Some(p.pid),
+        "a={} p={} c={} {st:?} {:?}",
+        a.pid,
+        p.pid,
+        c.pid,
+        std::fs::read_to_string("/proc/locks")
+    );
 }
 
 #[test]

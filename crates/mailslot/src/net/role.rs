@@ -370,38 +370,46 @@ fn run(entry: Arc<Entry>, stop_rx: UnixDatagram) {
             if reg.get(&entry.key).is_some_and(|e| Arc::ptr_eq(e, &entry)) {
                 reg.remove(&entry.key);
             }
+            drop(flock);
             inner.state = RoleState::Stopped { reason: None };
             entry.changed.notify_all();
-            drop(inner);
-            drop(reg);
-            drop(flock);
             return;
         }
         inner.state = RoleState::Starting;
         entry.changed.notify_all();
         (inner.config.clone(), inner.deliver.clone())
     };
-    let result = hold(&entry, &config, deliver, stop_rx);
-    let reason = match result {
-        Ok(()) => None,
-        Err(r) => Some(r),
+    let end = hold(&entry, &config, deliver, stop_rx);
+    // SYNC POINT: `hold` closed the sockets; the lock goes next, and only then is the final
+    // state published, so whoever sees it (or reads `status`) finds the port and lock free.
+    drop(flock);
+    let state = match end {
+        End::Released => RoleState::Stopped { reason: None },
+        End::Unavailable(reason) => RoleState::Unavailable { reason },
+        End::Failed(reason) => {
+            config.reporter.report(&format!(
+                "network role on UDP port {} stopped: {reason}",
+                config.port
+            ));
+            RoleState::Stopped {
+                reason: Some(reason),
+            }
+        }
     };
-    if let Some(r) = &reason {
-        config.reporter.report(&format!(
-            "network role on UDP port {} stopped: {r}",
-            config.port
-        ));
-    }
     let mut inner = lock(&entry.inner);
     inner.socket = None;
-    if !matches!(inner.state, RoleState::Unavailable { .. }) {
-        inner.state = RoleState::Stopped { reason };
-    }
+    inner.state = state;
     entry.changed.notify_all();
-    drop(inner);
-    // SYNC POINT: the sockets are closed (in `hold`) before the lock is released here, so the
-    // next holder finds the port free.
-    drop(flock);
+}
+
+/// How a holder's term ended.
+enum End {
+    /// Stopped because this process no longer wants the role.
+    Released,
+    /// The port could not be bound.
+    Unavailable(String),
+    /// The receive loop failed.
+    Failed(String),
 }
 
 fn give_up(entry: &Entry, reason: String) {
@@ -421,12 +429,12 @@ fn base_record(config: &NetConfig) -> StateRecord {
 }
 
 /// Bind, run the loop, clean up. `Err` only for a failure of the loop itself.
-fn hold(
-    entry: &Arc<Entry>,
-    config: &NetConfig,
-    deliver: DeliverFn,
-    stop_rx: UnixDatagram,
-) -> Result<(), String> {
+fn hold(entry: &Arc<Entry>, config: &NetConfig, deliver: DeliverFn, stop_rx: UnixDatagram) -> End {
+    // Validated by `NetRole::start`; a failure here is only a defence.
+    let identity = match identity(config) {
+        Ok(i) => i,
+        Err(e) => return End::Unavailable(e.to_string()),
+    };
     let state_path = config.state_path();
     let (udp, shared) = match bind_role_socket(config) {
         Ok(x) => x,
@@ -438,8 +446,7 @@ fn hold(
             config
                 .reporter
                 .report(&format!("network role unavailable: {reason}"));
-            set_state(entry, RoleState::Unavailable { reason });
-            return Ok(());
+            return End::Unavailable(reason);
         }
     };
     let local = match udp.local_addr() {
@@ -467,7 +474,6 @@ fn hold(
         inner.state = RoleState::Holding { local, shared };
         entry.changed.notify_all();
     }
-    let identity = identity(config).map_err(|e| e.to_string())?;
     let names = OurNames {
         host: identity.host,
         workgroup: identity.workgroup,
@@ -511,7 +517,10 @@ fn hold(
         thread::sleep(Duration::from_micros(200));
     }
     drop(udp);
-    result
+    match result {
+        Ok(()) => End::Released,
+        Err(e) => End::Failed(e),
+    }
 }
 
 fn new_udp(addr: SocketAddrV4, reuse: bool) -> io::Result<UdpSocket> {
@@ -1043,6 +1052,64 @@ mod tests {
         assert!(local_socket(&dir, port).is_none());
         // The port is free again at once.
         UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)).unwrap();
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// A waiter whose process gave up the role stays parked; granted the lock, it passes it on
+    /// at once; wanted again before that, it is reused.
+    #[test]
+    fn parked_waiter_passes_on_or_is_reused() {
+        let dir = tmpdir("parked");
+        let port = free_port();
+        let c = cfg(&dir, port);
+        let open = || {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .open(c.lock_path())
+                .unwrap()
+        };
+        // Another "process" holds the election lock (another open file description).
+        let other = Flock::lock(open(), FlockArg::LockExclusive).unwrap();
+        let deliver: DeliverFn = Arc::new(|_, _, _| Delivery::NoMailslot);
+        let role = NetRole::start(c.clone(), deliver.clone()).unwrap();
+        assert_eq!(
+            role.wait_settled(Duration::from_millis(50)),
+            RoleState::Waiting
+        );
+        let entry = role.entry.clone();
+        drop(role);
+        // Parked: still registered, refcount 0, still waiting.
+        assert!(registry()
+            .get(&key_of(&dir, port))
+            .is_some_and(|e| Arc::ptr_eq(e, &entry)));
+        // Wanted again: the same waiter is reused.
+        let again = NetRole::start(c.clone(), deliver.clone()).unwrap();
+        assert!(Arc::ptr_eq(&again.entry, &entry));
+        drop(again);
+        // The lock is released: the parked waiter takes it and passes it on at once.
+        drop(other);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while lock(&entry.inner).state != (RoleState::Stopped { reason: None }) {
+            assert!(
+                Instant::now() < deadline,
+                "the parked waiter never got the lock"
+            );
+            thread::sleep(Duration::from_millis(1));
+        }
+        // ... and it is free again (the thread drops it right after publishing Stopped).
+        let relocked = loop {
+            match Flock::lock(open(), FlockArg::LockExclusiveNonblock) {
+                Ok(l) => break l,
+                Err(_) => {
+                    assert!(Instant::now() < deadline, "the parked waiter kept the lock");
+                    thread::sleep(Duration::from_millis(1));
+                }
+            }
+        };
+        assert!(registry().get(&key_of(&dir, port)).is_none());
+        drop(relocked);
         let _ = fs::remove_dir_all(&dir);
     }
 
