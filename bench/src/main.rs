@@ -8,8 +8,8 @@
 //!                        [--placements same-core,cross-core,unpinned] [--repeat 3]
 //!                        [--peers mailslot,futex,eventfd,unix-dgram,zmq,iceoryx2] [--out FILE]
 //! mailslot-bench takeover [--kills 100] [--pool 3] [--interval-us 100] [--out FILE]
-//! mailslot-bench all     [options of all three] [--out FILE]
-//! mailslot-bench netrecv  (a placeholder: not implemented yet)
+//! mailslot-bench netrecv [--datagrams 50000] [--instances 4] [--size 64] [--net-rounds 3]
+//! mailslot-bench all     [options of all four] [--out FILE]
 //! ```
 //!
 //! Every process of a scenario is this binary re-executed with the hidden `__child` command,
@@ -20,6 +20,7 @@
 mod args;
 mod fanout;
 mod latency;
+mod netrecv;
 mod peers;
 mod proc;
 mod report;
@@ -42,7 +43,7 @@ enum Scenario {
     /// Network role takeover after `kill -9` of its holder (DESIGN.md §5).
     Takeover,
     /// Datagrams/s delivered from the network into a shared name with 4 instances, against a
-    /// bare UDP receive loop (a placeholder: not implemented yet).
+    /// bare UDP receive loop.
     Netrecv,
 }
 
@@ -67,7 +68,7 @@ impl Scenario {
     fn implemented(self) -> bool {
         matches!(
             self,
-            Scenario::Fanout | Scenario::Latency | Scenario::Takeover
+            Scenario::Fanout | Scenario::Latency | Scenario::Takeover | Scenario::Netrecv
         )
     }
 
@@ -76,11 +77,7 @@ impl Scenario {
             Scenario::Fanout => fanout::run(&fanout::Options::from_args(args)?),
             Scenario::Latency => latency::run(&latency::Options::from_args(args)?),
             Scenario::Takeover => takeover::run(&takeover::Options::from_args(args)?),
-            Scenario::Netrecv => Err(format!(
-                "scenario `{}` is not implemented yet (the network role's receive path into a \
-                 shared name with 4 instances against a bare UDP receive loop)",
-                self.name()
-            )),
+            Scenario::Netrecv => netrecv::run(&netrecv::Options::from_args(args)?),
         }
     }
 }
@@ -92,7 +89,8 @@ const USAGE: &str = "usage: mailslot-bench <fanout|latency|all|takeover|netrecv>
           [--repeat 3 (runs of the unpinned placement)]
           [--peers mailslot,futex,eventfd,unix-dgram,zmq,iceoryx2]
   takeover [--kills 100] [--pool 3] [--interval-us 100]
-  all     options of all three (--peers applies to fanout and latency)
+  netrecv [--datagrams 50000] [--instances 4] [--size 64] [--net-rounds 3]
+  all     options of all four (--peers applies to fanout and latency)
   every scenario: [--out FILE]  raw numbers as JSON (FILE ends in .json) or CSV";
 
 fn main() -> ExitCode {
@@ -126,6 +124,7 @@ fn run(command: &str, rest: &[String]) -> BenchResult<()> {
             let mut keys: Vec<&str> = fanout::Options::KEYS.to_vec();
             keys.extend(latency::Options::KEYS);
             keys.extend(takeover::Options::KEYS);
+            keys.extend(netrecv::Options::KEYS);
             args.only(&keys)?;
             Scenario::ALL
                 .into_iter()
@@ -141,7 +140,7 @@ fn run(command: &str, rest: &[String]) -> BenchResult<()> {
                 Scenario::Fanout => args.only(fanout::Options::KEYS)?,
                 Scenario::Latency => args.only(latency::Options::KEYS)?,
                 Scenario::Takeover => args.only(takeover::Options::KEYS)?,
-                Scenario::Netrecv => {}
+                Scenario::Netrecv => args.only(netrecv::Options::KEYS)?,
             }
             vec![scenario]
         }
@@ -204,6 +203,9 @@ fn child(words: &[String]) -> BenchResult<()> {
         "fanout-writer" => fanout::writer_main(&args),
         "latency" => latency::child_main(&args),
         "net-role" => takeover::child_main(&args),
+        "udp-recv" => netrecv::udp_main(&args),
+        "netrecv-instance" => netrecv::instance_main(&args),
+        "netrecv-role" => netrecv::role_main(&args),
         other => Err(format!("unknown child role `{other}`")),
     }
 }

@@ -46,7 +46,7 @@ impl Options {
 }
 
 /// The role's configuration for the bench: loopback only, no name service, silent.
-fn role_config(dir: &std::path::Path, port: u16) -> NetConfig {
+pub fn role_config(dir: &std::path::Path, port: u16) -> NetConfig {
     let mut config = NetConfig::new(dir);
     config.port = port;
     config.bind = Ipv4Addr::LOCALHOST;
@@ -60,7 +60,7 @@ fn role_config(dir: &std::path::Path, port: u16) -> NetConfig {
 }
 
 /// A UDP port on 127.0.0.1 that is free now.
-fn free_port() -> BenchResult<u16> {
+pub fn free_port() -> BenchResult<u16> {
     let socket = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))
         .map_err(|e| format!("cannot find a free UDP port: {e}"))?;
     let port = socket
