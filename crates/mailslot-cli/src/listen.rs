@@ -57,7 +57,11 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<Outcome> {
         builder = builder.capacity(capacity);
     }
     let mut server = builder.open().context("cannot listen")?;
-    let _role = crate::network::start_role(global, &server)?;
+    let role = crate::network::start_role(global, server.dir())?;
+    if let Some(role) = &role {
+        // Reports an unavailable port once (on stderr) before the first message.
+        crate::network::settle(role);
+    }
     if !args.json {
         eprintln!(
             "listening on mailslot \"{}\"{} (instance {:016x}); Ctrl-C to stop",

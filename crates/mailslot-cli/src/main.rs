@@ -16,6 +16,7 @@ mod listen;
 mod network;
 mod pcap;
 mod send;
+mod serve;
 mod status;
 
 /// Options shared by every subcommand (DESIGN.md §4); each also reads an environment variable.
@@ -51,6 +52,16 @@ pub struct Global {
     #[arg(long, env = "MAILSLOT_NO_NETWORK", global = true,
           value_parser = clap::builder::BoolishValueParser::new())]
     pub no_network: bool,
+    /// If another program (Samba's nmbd) holds the port, bind alongside it with SO_REUSEADDR:
+    /// broadcasts reach both, unicast goes to whichever socket the kernel prefers.
+    #[arg(long, global = true)]
+    pub share_port: bool,
+    /// Deliver every mailslot write the role receives, whatever its destination name.
+    #[arg(long, global = true)]
+    pub accept_any: bool,
+    /// Do not answer NetBIOS name queries for our name on UDP 137.
+    #[arg(long, global = true)]
+    pub no_name_service: bool,
 }
 
 #[derive(Debug, Parser)]
@@ -80,6 +91,8 @@ enum Command {
     Demo(demo::Args),
     /// A terminal messenger (WinPopup-like) over the shared MESSNGR mailslot.
     Chat(chat::Args),
+    /// Hold the host's network role (UDP 138) until SIGINT/SIGTERM, delivering to local mailslots.
+    Serve(serve::Args),
 }
 
 /// What a subcommand asks `main` to exit with, beyond plain success.
@@ -98,6 +111,7 @@ fn main() -> ExitCode {
         Command::Decode(args) => decode::run(&cli.global, args),
         Command::Demo(args) => demo::run(&cli.global, args),
         Command::Chat(args) => chat::run(&cli.global, args),
+        Command::Serve(args) => serve::run(&cli.global, args),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

@@ -1,44 +1,147 @@
-//! The CLI's side of the network role: taking the role while listening, remote sends, and
-//! the role's status. The role itself lives in `mailslot::net`.
+//! The CLI's side of the network role: taking part in it while a mailslot is open, remote
+//! sends, and the role's status. The role itself lives in `mailslot::net`.
 
 use std::path::Path;
+use std::time::Duration;
 
-use anyhow::bail;
-use mailslot::{MailslotName, Server, Target};
+use anyhow::Context;
+use mailslot::net::{self, NetConfig, NetRole, RoleState, SendOptions};
+use mailslot::{Deliverer, MailslotName, Target};
 use serde_json::{json, Value};
 
+use crate::common::{self, emit_line};
 use crate::{send, Global, Outcome};
 
-/// Keeps this process a candidate for the host's network role while it lives.
-#[derive(Debug)]
-pub struct RoleGuard;
+/// The network settings the global options describe, for runtime directory `dir`.
+pub fn config(global: &Global, dir: &Path) -> NetConfig {
+    let mut config = NetConfig::new(dir);
+    config.port = global.port;
+    if let Some(bind) = global.bind {
+        config.bind = bind;
+    }
+    config.broadcast = global.broadcast.clone();
+    if let Some(name) = &global.netbios_name {
+        config.netbios_name = name.to_uppercase();
+    }
+    config.workgroup = global.workgroup.to_uppercase();
+    config.share_port = global.share_port;
+    config.accept_any = global.accept_any;
+    config.name_service = !global.no_name_service;
+    config
+}
 
-pub fn start_role(global: &Global, _server: &Server) -> anyhow::Result<Option<RoleGuard>> {
+/// Makes this process a candidate for the host's network role while the result lives: if no
+/// other live process holds it, this one binds the port and delivers what arrives into this
+/// host's mailslots (every name, not only `dir`'s one it opened). `None` with `--no-network`.
+pub fn start_role(global: &Global, dir: &Path) -> anyhow::Result<Option<NetRole>> {
     if global.no_network {
         return Ok(None);
     }
-    Ok(None)
+    let config = config(global, dir);
+    let role = NetRole::start(config, Deliverer::callback(dir.to_path_buf()))
+        .context("cannot take part in the network role")?;
+    Ok(Some(role))
+}
+
+/// Waits briefly for the role to settle, so that `listen` reports an unavailable port (once)
+/// before its first message.
+pub fn settle(role: &NetRole) -> RoleState {
+    role.wait_settled(Duration::from_millis(500))
 }
 
 pub fn send_remote(
-    _global: &Global,
+    global: &Global,
     target: &Target,
     name: &MailslotName,
-    _data: &[u8],
+    data: &[u8],
     args: &send::Args,
 ) -> anyhow::Result<Outcome> {
-    let _ = (send::is_messenger(args), send::wire_name(name));
-    bail!(
-        "mailslot \"{name}\": sending to {target:?} needs the network role, which is not built yet"
-    )
+    let dir = common::scope(global).dir()?;
+    let config = config(global, &dir);
+    let target = match target {
+        Target::Local => unreachable!("local targets are written directly"),
+        Target::AllInWorkgroup => net::Target::OwnGroup,
+        Target::Host(host) if args.group => net::Target::Group(host.clone()),
+        Target::Host(host) => net::Target::parse(host)?,
+    };
+    let options = if args.messenger {
+        SendOptions::messenger()
+    } else {
+        SendOptions::default()
+    };
+    if args.dry_run {
+        let datagram = net::encode(&config, &target, name.as_str(), data, &options)
+            .with_context(|| format!("mailslot \"{name}\": cannot build the datagram"))?;
+        emit_line(&common::hex(&datagram))?;
+        return Ok(Outcome::Success);
+    }
+    let report = net::send(&config, &target, name.as_str(), data, &options)
+        .with_context(|| format!("mailslot \"{name}\": cannot send"))?;
+    if args.verbose {
+        eprintln!(
+            "sent {} bytes as {} to {}<{:02x}> via {:?} (source port {}) to {}",
+            report.datagram_len,
+            if report.group {
+                "a group datagram"
+            } else {
+                "a unique datagram"
+            },
+            report.destination_name.0,
+            report.destination_name.1,
+            report.path,
+            report.source_port,
+            report
+                .destinations
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(Outcome::Success)
 }
 
-pub fn status_json(global: &Global, _dir: &Path) -> Value {
-    json!({"holder_pid": null, "port": global.port, "state": "off", "reason": null,
-           "received": 0, "delivered": 0, "dropped_malformed": 0, "dropped_no_mailslot": 0,
-           "dropped_fragment": 0})
+/// The `network` object of `status --json` (DESIGN.md §4).
+pub fn status_json(global: &Global, dir: &Path) -> Value {
+    let status = net::status(dir, global.port);
+    let c = &status.counters;
+    let mut out = json!({
+        "holder_pid": status.holder_pid,
+        "port": status.port,
+        "state": status.state,
+        "reason": status.reason,
+        "bind": status.bind,
+        "name_service": status.name_service,
+    });
+    for (key, value) in c.fields() {
+        out[key] = json!(value);
+    }
+    out
 }
 
-pub fn status_line(global: &Global, _dir: &Path) -> String {
-    format!("network role: off (port {})", global.port)
+/// One line about the role for the human `status`.
+pub fn status_line(global: &Global, dir: &Path) -> String {
+    let status = net::status(dir, global.port);
+    let holder = status
+        .holder_pid
+        .map_or("nobody".to_owned(), |pid| format!("pid {pid}"));
+    let counters = status
+        .counters
+        .fields()
+        .into_iter()
+        .filter(|(_, v)| *v > 0)
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut line = format!(
+        "network role (port {}): {}, held by {holder}",
+        status.port, status.state
+    );
+    if let Some(reason) = status.reason {
+        line.push_str(&format!("\n  reason: {reason}"));
+    }
+    if !counters.is_empty() {
+        line.push_str(&format!("\n  {counters}"));
+    }
+    line
 }

@@ -4,7 +4,7 @@
 use std::io::Read;
 
 use anyhow::{bail, Context};
-use mailslot::{MailslotName, Target, Writer};
+use mailslot::{Target, Writer};
 
 use crate::common;
 use crate::{Global, Outcome};
@@ -36,6 +36,12 @@ pub struct Args {
     /// Print the datagram that would be sent as lower-case hex; send nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// TARGET is a workgroup (broadcast), not a host.
+    #[arg(long)]
+    pub group: bool,
+    /// Say where the datagram went.
+    #[arg(long, short)]
+    pub verbose: bool,
 }
 
 /// The message body the arguments describe.
@@ -87,14 +93,4 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<Outcome> {
         }
         remote => crate::network::send_remote(global, &remote, &name, &data, &args),
     }
-}
-
-/// Names shared with the network sender.
-pub fn is_messenger(args: &Args) -> bool {
-    args.messenger
-}
-
-/// The mailslot name for the wire (`MESSNGR` for Messenger popups).
-pub fn wire_name(name: &MailslotName) -> &str {
-    name.as_str()
 }

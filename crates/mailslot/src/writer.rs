@@ -247,3 +247,26 @@ impl Deliverer {
         result
     }
 }
+
+impl Deliverer {
+    /// The network role's delivery callback for the runtime directory `dir`: every mailslot
+    /// write the role receives goes to the local mailslot of that name, stamped with its
+    /// network source.
+    pub fn callback(dir: PathBuf) -> crate::net::DeliverFn {
+        let deliverer = std::sync::Mutex::new(Deliverer::new(dir));
+        std::sync::Arc::new(move |name, data, from| {
+            let source = Source::Network {
+                ip: from.ip,
+                port: from.port,
+                netbios_name: from.netbios_name.clone(),
+                suffix: from.netbios_suffix,
+            };
+            let mut deliverer = deliverer.lock().unwrap_or_else(|p| p.into_inner());
+            match deliverer.deliver(name, data, &source) {
+                Ok(()) => crate::net::Delivery::Delivered,
+                Err(e) if e.kind() == ErrorKind::NotFound => crate::net::Delivery::NoMailslot,
+                Err(e) => crate::net::Delivery::Failed(e.to_string()),
+            }
+        })
+    }
+}
