@@ -1,0 +1,165 @@
+//! `mailslot serve`: hold the host's network role until SIGINT or SIGTERM.
+//!
+//! The process joins the election like any server would, waits for the role if another
+//! process holds it, and once holding delivers every mailslot write it receives to the local
+//! mailslot of that name (every instance of a shared name). It is the process to run as a
+//! system service with `CAP_NET_BIND_SERVICE` for port 138.
+//!
+//! Exit: 0 when stopped by SIGINT/SIGTERM (the role is released at once and passed on), 1 when
+//! the port cannot be bound (the reason names the program holding it and the remedies).
+
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use mailslot::net::{
+    self, DeliverFn, Delivery, NetConfig, NetRole, NetSource, Reporter, RoleState,
+};
+use mailslot::{Deliverer, ErrorKind, Source};
+
+use crate::{common, Global, Outcome};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    // --accept-any, --share-port and --no-name-service are global options (main.rs).
+    /// UDP port of the NetBIOS name service.
+    #[arg(long, default_value_t = net::DEFAULT_NAME_SERVICE_PORT)]
+    pub name_service_port: u16,
+    /// Drop datagrams this host sent itself (by default our own broadcasts reach our own
+    /// mailslots, once).
+    #[arg(long)]
+    pub drop_own: bool,
+    /// Print one line per delivered or dropped network message on stderr.
+    #[arg(long, short)]
+    pub verbose: bool,
+}
+
+/// The network configuration the global options and `serve` options select.
+pub fn config(global: &Global, args: &Args) -> anyhow::Result<NetConfig> {
+    let dir = common::scope(global).dir().context("runtime directory")?;
+    let mut c = NetConfig::new(dir);
+    c.port = global.port;
+    c.bind = global.bind.unwrap_or(Ipv4Addr::UNSPECIFIED);
+    c.broadcast = global.broadcast.clone();
+    if let Some(name) = &global.netbios_name {
+        c.netbios_name = name.to_uppercase();
+    }
+    c.workgroup = global.workgroup.to_uppercase();
+    c.accept_any = global.accept_any;
+    c.share_port = global.share_port;
+    c.name_service = !global.no_name_service;
+    c.name_service_port = args.name_service_port;
+    c.deliver_own = !args.drop_own;
+    // serve reports the role's conditions itself, as its exit reason.
+    c.reporter = Reporter::silent();
+    Ok(c)
+}
+
+/// Local delivery through the library's `Deliverer` (no server for the name → `NoMailslot`).
+pub fn local_delivery(dir: std::path::PathBuf, verbose: bool) -> DeliverFn {
+    let deliverer = Mutex::new(Deliverer::new(dir));
+    Arc::new(move |name: &str, data: &[u8], source: &NetSource| {
+        let src = Source::Network {
+            ip: source.ip,
+            port: source.port,
+            netbios_name: source.netbios_name.clone(),
+            suffix: source.netbios_suffix,
+        };
+        let result = deliverer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .deliver(name, data, &src);
+        let outcome = match result {
+            Ok(()) => Delivery::Delivered,
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::InvalidName) => {
+                Delivery::NoMailslot
+            }
+            Err(e) => Delivery::Failed(e.to_string()),
+        };
+        if verbose {
+            eprintln!(
+                "mailslot serve: {} bytes for {name:?} from {}:{} ({}): {outcome:?}",
+                data.len(),
+                source.ip,
+                source.port,
+                source.netbios_name
+            );
+        }
+        outcome
+    })
+}
+
+pub fn run(global: &Global, args: Args) -> anyhow::Result<Outcome> {
+    if global.no_network {
+        bail!("serve holds the network role; it cannot run with --no-network");
+    }
+    let config = config(global, &args)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).context("installing a signal handler")?;
+    }
+    let deliver = local_delivery(config.dir.clone(), args.verbose);
+    let role = NetRole::start(config.clone(), deliver)
+        .with_context(|| format!("starting the network role on UDP port {}", config.port))?;
+    let mut last: Option<RoleState> = None;
+    // Signals only set a flag: wake up a few times a second to look at it (and at the state).
+    while !stop.load(Ordering::Relaxed) {
+        let prev = last.clone();
+        let state = role.wait_until(Duration::from_millis(100), |s| Some(s) != prev.as_ref());
+        if Some(&state) == last.as_ref() {
+            continue;
+        }
+        match &state {
+            RoleState::Waiting => {
+                let holder = net::status(&config.dir, config.port).holder_pid;
+                let who = holder.map_or("another process".to_string(), |p| format!("pid {p}"));
+                eprintln!(
+                    "mailslot serve: waiting for the network role on UDP port {} (held by {who})",
+                    config.port
+                );
+            }
+            RoleState::Starting => {}
+            RoleState::Holding { local, shared } => {
+                let ns = net::status(&config.dir, config.port)
+                    .name_service
+                    .unwrap_or_default();
+                eprintln!(
+                    "mailslot serve: holding the network role on {local}{} as {} in {}; name \
+                     service: {ns}",
+                    if *shared {
+                        " (shared with another program)"
+                    } else {
+                        ""
+                    },
+                    config.netbios_name,
+                    config.workgroup,
+                );
+            }
+            RoleState::Unavailable { reason } => {
+                bail!("network role on UDP port {}: {reason}", config.port)
+            }
+            RoleState::Stopped { reason } => {
+                bail!(
+                    "network role on UDP port {} stopped: {}",
+                    config.port,
+                    reason.as_deref().unwrap_or("unknown reason")
+                )
+            }
+        }
+        last = Some(state);
+    }
+    let counters = role.counters();
+    drop(role);
+    eprintln!(
+        "mailslot serve: released the network role (received {}, delivered {}, dropped: {} \
+         malformed, {} without a mailslot, {} fragments)",
+        counters.received,
+        counters.delivered,
+        counters.dropped_malformed,
+        counters.dropped_no_mailslot,
+        counters.dropped_fragment
+    );
+    Ok(Outcome::Success)
+}
