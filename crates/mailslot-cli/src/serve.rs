@@ -10,14 +10,12 @@
 
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use mailslot::net::{
-    self, DeliverFn, Delivery, NetConfig, NetRole, NetSource, Reporter, RoleState,
-};
-use mailslot::{Deliverer, ErrorKind, Source};
+use mailslot::net::{self, DeliverFn, NetConfig, NetRole, NetSource, Reporter, RoleState};
+use mailslot::Deliverer;
 
 use crate::{common, Global, Outcome};
 
@@ -57,36 +55,22 @@ pub fn config(global: &Global, args: &Args) -> anyhow::Result<NetConfig> {
     Ok(c)
 }
 
-/// Local delivery through the library's `Deliverer` (no server for the name → `NoMailslot`).
+/// Local delivery through the library's `Deliverer::callback`, logging each outcome when
+/// `verbose`.
 pub fn local_delivery(dir: std::path::PathBuf, verbose: bool) -> DeliverFn {
-    let deliverer = Mutex::new(Deliverer::new(dir));
+    let deliver = Deliverer::callback(dir);
+    if !verbose {
+        return deliver;
+    }
     Arc::new(move |name: &str, data: &[u8], source: &NetSource| {
-        let src = Source::Network {
-            ip: source.ip,
-            port: source.port,
-            netbios_name: source.netbios_name.clone(),
-            suffix: source.netbios_suffix,
-        };
-        let result = deliverer
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .deliver(name, data, &src);
-        let outcome = match result {
-            Ok(()) => Delivery::Delivered,
-            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::InvalidName) => {
-                Delivery::NoMailslot
-            }
-            Err(e) => Delivery::Failed(e.to_string()),
-        };
-        if verbose {
-            eprintln!(
-                "mailslot serve: {} bytes for {name:?} from {}:{} ({}): {outcome:?}",
-                data.len(),
-                source.ip,
-                source.port,
-                source.netbios_name
-            );
-        }
+        let outcome = deliver(name, data, source);
+        eprintln!(
+            "mailslot serve: {} bytes for {name:?} from {}:{} ({}): {outcome:?}",
+            data.len(),
+            source.ip,
+            source.port,
+            source.netbios_name
+        );
         outcome
     })
 }

@@ -1,0 +1,210 @@
+//! `mailslot serve` as a process: holds the role, delivers network writes to `listen`, passes
+//! the role on when stopped by SIGTERM (exit 0), and exits 1 naming the program that holds the
+//! port. Loopback only, unprivileged ports, one runtime directory per test; hang guards only.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use mailslot_wire::{MailslotDatagram, MessageType, NetbiosName, SizeLimit};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mailslot");
+const GUARD: Duration = Duration::from_secs(20);
+
+fn dir(tag: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let d = std::env::temp_dir().join(format!(
+        "ms-serve-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    d
+}
+
+/// A free port pair (datagram, name service) in 20000..32000 (below the ephemeral range).
+fn ports() -> u16 {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    for _ in 0..1000 {
+        let i = NEXT.fetch_add(2, Ordering::Relaxed);
+        let p = 20_000 + ((std::process::id() as usize * 13 + i * 2 + 6000) % 12_000) as u16;
+        let a = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, p));
+        let b = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, p + 1));
+        if a.is_ok() && b.is_ok() {
+            return p;
+        }
+    }
+    panic!("no free port pair");
+}
+
+fn serve(dir: &PathBuf, port: u16) -> Child {
+    Command::new(BIN)
+        .args([
+            "serve",
+            "--netbios-name",
+            "SRVHOST",
+            "--workgroup",
+            "TESTGRP",
+        ])
+        .args([
+            "--broadcast",
+            "127.255.255.255",
+            "--port",
+            &port.to_string(),
+        ])
+        .args(["--name-service-port", &(port + 1).to_string()])
+        .env("MAILSLOT_DIR", dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Read stderr lines until one contains `needle`.
+fn wait_stderr(child: &mut Child, needle: &str) -> String {
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + GUARD;
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) if l.contains(needle) => return l,
+            Ok(l) => seen.push(l),
+            Err(_) => panic!("serve never said {needle:?}; it said {seen:?}"),
+        }
+    }
+}
+
+fn wait_exit(child: &mut Child) -> i32 {
+    let deadline = Instant::now() + GUARD;
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st.code().unwrap_or(-1);
+        }
+        assert!(Instant::now() < deadline, "serve did not exit");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn sigterm(child: &Child) {
+    // Our own child, by its pid.
+    let rc = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(rc.success());
+}
+
+#[test]
+fn serve_delivers_to_listen_and_releases_on_sigterm() {
+    let d = dir("deliver");
+    let port = ports();
+    let mut srv = serve(&d, port);
+    let line = wait_stderr(&mut srv, "holding the network role");
+    assert!(line.contains(&format!("0.0.0.0:{port}")), "{line}");
+    let mut listen = Command::new(BIN)
+        .args([
+            "listen",
+            "TEST",
+            "--count",
+            "1",
+            "--json",
+            "--timeout",
+            "15000",
+            "--no-network",
+        ])
+        .env("MAILSLOT_DIR", &d)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the server exists (status lists it), then send from "another host".
+    let deadline = Instant::now() + GUARD;
+    loop {
+        let out = Command::new(BIN)
+            .args(["status", "--json"])
+            .env("MAILSLOT_DIR", &d)
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&out.stdout).contains("\"mailslot\":\"TEST\"") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "listen never opened TEST");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut dg = MailslotDatagram::new(
+        MessageType::DirectGroup,
+        NetbiosName::new("PEER", 0).unwrap(),
+        NetbiosName::new("TESTGRP", 0).unwrap(),
+        "\\MAILSLOT\\TEST",
+        b"hello from the LAN",
+    );
+    dg.dgm_id = 77;
+    let bytes = dg.to_vec(SizeLimit::Windows).unwrap();
+    let s = UdpSocket::bind("0.0.0.0:0").unwrap();
+    s.set_broadcast(true).unwrap();
+    s.send_to(
+        &bytes,
+        SocketAddrV4::new(Ipv4Addr::new(127, 255, 255, 255), port),
+    )
+    .unwrap();
+    let mut out = String::new();
+    listen
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert_eq!(wait_exit(&mut listen), 0);
+    assert!(out.contains("\"text\":\"hello from the LAN\""), "{out}");
+    assert!(
+        out.contains("\"kind\":\"network\"") && out.contains("\"netbios_name\":\"PEER\""),
+        "{out}"
+    );
+    // The role's status names serve as holder.
+    let st = Command::new(BIN)
+        .args(["status", "--json", "--port", &port.to_string()])
+        .env("MAILSLOT_DIR", &d)
+        .output()
+        .unwrap();
+    let st = String::from_utf8_lossy(&st.stdout).to_string();
+    assert!(st.contains(&format!("\"holder_pid\":{}", srv.id())), "{st}");
+    sigterm(&srv);
+    assert_eq!(wait_exit(&mut srv), 0);
+    // Released at once: the port is free again.
+    UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)).unwrap();
+}
+
+#[test]
+fn serve_exits_1_naming_the_program_that_holds_the_port() {
+    let d = dir("inuse");
+    let port = ports();
+    let blocker = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)).unwrap();
+    let mut srv = serve(&d, port);
+    let mut err = String::new();
+    srv.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert_eq!(wait_exit(&mut srv), 1, "{err}");
+    assert!(
+        err.contains(&format!("pid {}", std::process::id())),
+        "{err}"
+    );
+    assert!(
+        err.contains("--share-port") && err.contains("--port"),
+        "{err}"
+    );
+    drop(blocker);
+}
