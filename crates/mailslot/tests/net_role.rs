@@ -574,10 +574,11 @@ fn hostile_datagrams_are_dropped_and_counted() {
     let set_le = |d: &mut Vec<u8>, at: usize, v: u16| {
         d[smb + at..smb + at + 2].copy_from_slice(&v.to_le_bytes())
     };
-    let mut malformed: Vec<(&str, Vec<u8>)> = Vec::new();
-    malformed.push(("empty datagram (CVE-2020-14303)", vec![]));
-    malformed.push(("short header", base[..13].to_vec()));
-    malformed.push(("truncated source name", base[..30].to_vec()));
+    let mut malformed: Vec<(&str, Vec<u8>)> = vec![
+        ("empty datagram (CVE-2020-14303)", vec![]),
+        ("short header", base[..13].to_vec()),
+        ("truncated source name", base[..30].to_vec()),
+    ];
     malformed.push(("truncated SMB", base[..smb + 60].to_vec()));
     let mut d = base.clone();
     d[14] = 0x1f;
@@ -638,7 +639,7 @@ fn hostile_datagrams_are_dropped_and_counted() {
         g[0] = 0x10;
         g
     }));
-    let other = vec![
+    let other = [
         (
             "DATAGRAM ERROR 0x13",
             vec![0x13, 0x02, 0, 1, 10, 0, 0, 1, 0, 138, 0x82],
@@ -661,7 +662,7 @@ fn hostile_datagrams_are_dropped_and_counted() {
     let mut d = base.clone();
     d[12..14].copy_from_slice(&100u16.to_be_bytes());
     fragments.push(d);
-    let not_for_us = vec![
+    let not_for_us = [
         dgram(
             101,
             MessageType::DirectUnique,

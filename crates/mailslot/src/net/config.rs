@@ -55,7 +55,9 @@ pub type DeliverFn = Arc<dyn Fn(&str, &[u8], &NetSource) -> Delivery + Send + Sy
 /// Where one-line reports of the role go (why the port cannot be bound, who holds it, ...).
 /// Each distinct condition is reported once per role start.
 #[derive(Clone)]
-pub struct Reporter(Option<Arc<dyn Fn(&str) + Send + Sync>>);
+pub struct Reporter(Option<ReportFn>);
+
+type ReportFn = Arc<dyn Fn(&str) + Send + Sync>;
 
 impl Reporter {
     /// Write `mailslot: <text>` to standard error (the default).

@@ -341,6 +341,7 @@ fn run(entry: Arc<Entry>, stop_rx: UnixDatagram) {
         .read(true)
         .write(true)
         .create(true)
+        .truncate(false)
         .mode(0o600)
         .open(&lock_path)
     {
@@ -660,7 +661,7 @@ fn recv_one(sock: &UdpSocket, buf: &mut [u8]) -> io::Result<Recv> {
             }
             let from = msg
                 .address
-                .map(|a| SocketAddrV4::new(Ipv4Addr::from(a.ip()), a.port()))
+                .map(|a| SocketAddrV4::new(a.ip(), a.port()))
                 .unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
             Ok(Recv::Datagram {
                 len: msg.bytes,
@@ -839,7 +840,7 @@ impl Holder {
         }
         if self
             .ifaces_at
-            .map_or(true, |t| t.elapsed() > Duration::from_secs(5))
+            .is_none_or(|t| t.elapsed() > Duration::from_secs(5))
         {
             self.ifaces = iface::interfaces();
             self.ifaces_at = Some(Instant::now());
@@ -1067,6 +1068,7 @@ mod tests {
                 .read(true)
                 .write(true)
                 .create(true)
+                .truncate(false)
                 .open(c.lock_path())
                 .unwrap()
         };

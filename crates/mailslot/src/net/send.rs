@@ -75,8 +75,8 @@ impl Target {
     }
 }
 
-/// Per-send options.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Per-send options (default: every suffix 0x00, destination name `*` for IP targets).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SendOptions {
     /// Suffix of a unique destination name (0x00; 0x03 for Messenger).
     pub unique_suffix: u8,
@@ -86,17 +86,6 @@ pub struct SendOptions {
     pub source_suffix: u8,
     /// Destination NetBIOS name for a target given as an IP address (default `*`).
     pub destination_name: Option<String>,
-}
-
-impl Default for SendOptions {
-    fn default() -> Self {
-        SendOptions {
-            unique_suffix: 0x00,
-            group_suffix: 0x00,
-            source_suffix: 0x00,
-            destination_name: None,
-        }
-    }
 }
 
 impl SendOptions {
