@@ -203,6 +203,7 @@ fn child(words: &[String]) -> BenchResult<()> {
         "fanout-writer" => fanout::writer_main(&args),
         "latency" => latency::child_main(&args),
         "net-role" => takeover::child_main(&args),
+        "flock-holder" => takeover::flock_main(&args),
         "udp-recv" => netrecv::udp_main(&args),
         "netrecv-instance" => netrecv::instance_main(&args),
         "netrecv-role" => netrecv::role_main(&args),

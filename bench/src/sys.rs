@@ -192,3 +192,19 @@ pub fn inherited_fd(fd: RawFd) -> io::Result<File> {
     // owning it (and closing it on drop) cannot invalidate anyone else's descriptor.
     Ok(unsafe { File::from_raw_fd(fd) })
 }
+
+/// Blocks until this open file description holds an exclusive `flock` on `file` (released by
+/// the kernel when the last descriptor of it closes, e.g. when the process dies).
+pub fn flock_exclusive(file: &File) -> io::Result<()> {
+    loop {
+        // SAFETY: flock takes a descriptor we own (borrowed for the call) and no pointers.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+        if rc == 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}

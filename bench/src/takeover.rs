@@ -114,14 +114,64 @@ struct Sample {
     first_ns: u64,
 }
 
-pub fn run(options: &Options) -> BenchResult<(Vec<Table>, Vec<Record>)> {
+/// Kills the holder `iterations` times; after each kill waits for the successor's `holding`
+/// and `first` reports and starts a replacement (`spawn`).
+fn kill_loop(
+    pool: &mut Vec<Child>,
+    iterations: usize,
+    spawn: &mut dyn FnMut() -> BenchResult<Child>,
+) -> BenchResult<Vec<Sample>> {
+    let (mut holder, _) = wait_all(pool, &["holding", "first"])?;
+    let mut samples = Vec::with_capacity(iterations);
+    for _ in 0..iterations {
+        let t_kill = sys::monotonic_ns();
+        pool[holder].kill();
+        pool.remove(holder);
+        let (next, t) = wait_all(pool, &["holding", "first"])?;
+        samples.push(Sample {
+            holding_ns: t[0].saturating_sub(t_kill),
+            first_ns: t[1].saturating_sub(t_kill),
+        });
+        holder = next;
+        pool.push(spawn()?);
+        // Let the new waiter park in the election before the next kill.
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(samples)
+}
+
+/// The baseline: processes that only wait in `flock(LOCK_EX)` on one file.
+fn run_bare_flock(options: &Options) -> BenchResult<Vec<Sample>> {
+    let dir = TempDir::new("flock")?;
+    let mut n = 0;
+    let mut spawn = || -> BenchResult<Child> {
+        n += 1;
+        let args = child_args(
+            "flock-holder",
+            &[("path", dir.path().join("lock").display().to_string())],
+        );
+        let mut child = Child::spawn(&format!("flock holder {n}"), &args)?;
+        child.expect("ready")?;
+        Ok(child)
+    };
+    let mut pool = Vec::with_capacity(options.pool);
+    for _ in 0..options.pool {
+        pool.push(spawn()?);
+    }
+    kill_loop(&mut pool, options.iterations, &mut spawn)
+}
+
+fn run_role(options: &Options) -> BenchResult<(Vec<Sample>, u64)> {
     let dir = TempDir::new("takeover")?;
     let port = free_port()?;
     let mut spawned = 0;
+    let mut spawn = || -> BenchResult<Child> {
+        spawned += 1;
+        spawn_role(&dir, port, spawned)
+    };
     let mut pool = Vec::with_capacity(options.pool);
     for _ in 0..options.pool {
-        pool.push(spawn_role(&dir, port, spawned)?);
-        spawned += 1;
+        pool.push(spawn()?);
     }
 
     // The sender: one mailslot datagram every interval, until the end.
@@ -148,35 +198,22 @@ pub fn run(options: &Options) -> BenchResult<(Vec<Table>, Vec<Record>)> {
             Ok(seq)
         })
     };
-
-    let result = (|| -> BenchResult<Vec<Sample>> {
-        let (mut holder, _) = wait_all(&mut pool, &["holding", "first"])?;
-        let mut samples = Vec::with_capacity(options.iterations);
-        for _ in 0..options.iterations {
-            let t_kill = sys::monotonic_ns();
-            pool[holder].kill();
-            pool.remove(holder);
-            let (next, t) = wait_all(&mut pool, &["holding", "first"])?;
-            samples.push(Sample {
-                holding_ns: t[0].saturating_sub(t_kill),
-                first_ns: t[1].saturating_sub(t_kill),
-            });
-            holder = next;
-            pool.push(spawn_role(&dir, port, spawned)?);
-            spawned += 1;
-            // Let the new waiter park in the election before the next kill.
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Ok(samples)
-    })();
+    let result = kill_loop(&mut pool, options.iterations, &mut spawn);
     stop.store(true, Ordering::Relaxed);
     let sent = sender
         .join()
         .map_err(|_| "sender thread panicked".to_owned())??;
     drop(pool);
-    let samples = result?;
+    Ok((result?, sent))
+}
 
-    let stats = |f: &dyn Fn(&Sample) -> u64| {
+pub fn run(options: &Options) -> BenchResult<(Vec<Table>, Vec<Record>)> {
+    eprintln!("takeover: bare flock baseline ...");
+    let bare = run_bare_flock(options)?;
+    eprintln!("takeover: network role ...");
+    let (role, sent) = run_role(options)?;
+
+    let stats = |samples: &[Sample], f: &dyn Fn(&Sample) -> u64| {
         let mut v: Vec<u64> = samples.iter().map(f).collect();
         v.sort_unstable();
         let at = |q: f64| v[((v.len() as f64 * q).ceil() as usize).clamp(1, v.len()) - 1];
@@ -184,31 +221,47 @@ pub fn run(options: &Options) -> BenchResult<(Vec<Table>, Vec<Record>)> {
     };
     let mut table = Table::new(
         "network role takeover after kill -9 of the holder (ms)",
-        &["until", "p50", "p99", "max", "target"],
+        &[
+            "until",
+            "p50",
+            "p99",
+            "max",
+            "p50 vs bare",
+            "p99 vs bare",
+            "target",
+        ],
     );
     let mut records = Vec::new();
     let ms = |ns: u64| format!("{:.3}", ns as f64 / 1e6);
-    for (what, f, target) in [
+    let holding = |s: &Sample| s.holding_ns;
+    let first = |s: &Sample| s.first_ns;
+    let (b50, b99, _) = stats(&bare, &holding);
+    let rows: [(&str, &[Sample], &dyn Fn(&Sample) -> u64, bool); 3] = [
         (
-            "successor holds the role",
-            &(|s: &Sample| s.holding_ns) as &dyn Fn(&Sample) -> u64,
-            "-",
+            "bare flock: the next waiter has the lock",
+            &bare,
+            &holding,
+            false,
         ),
-        (
-            "successor receives",
-            &(|s: &Sample| s.first_ns) as &dyn Fn(&Sample) -> u64,
-            "p99 < 5 ms",
-        ),
-    ] {
-        let (p50, p99, max) = stats(f);
-        let verdict = if target == "-" {
-            "-".to_owned()
-        } else if p99 < 5_000_000 {
-            "p99 < 5 ms: met".to_owned()
-        } else {
-            "p99 < 5 ms: NOT met".to_owned()
+        ("role: the successor holds the role", &role, &holding, false),
+        ("role: the successor receives", &role, &first, true),
+    ];
+    for (what, samples, f, judged) in rows {
+        let (p50, p99, max) = stats(samples, f);
+        let verdict = match (judged, p99 < 5_000_000) {
+            (false, _) => "-".to_owned(),
+            (true, true) => "p99 < 5 ms: met".to_owned(),
+            (true, false) => "p99 < 5 ms: NOT met".to_owned(),
         };
-        table.row(vec![what.into(), ms(p50), ms(p99), ms(max), verdict]);
+        table.row(vec![
+            what.into(),
+            ms(p50),
+            ms(p99),
+            ms(max),
+            format!("{:.2}", p50 as f64 / b50.max(1) as f64),
+            format!("{:.2}", p99 as f64 / b99.max(1) as f64),
+            verdict,
+        ]);
         records.push(Record::new(
             "takeover",
             vec![
@@ -221,12 +274,11 @@ pub fn run(options: &Options) -> BenchResult<(Vec<Table>, Vec<Record>)> {
         ));
     }
     table.note(format!(
-        "{} kills; pool of {} role processes (NetRole on 127.0.0.1, one runtime directory); a \
-         mailslot datagram every {} us ({sent} sent); times from SIGKILL to the successor's \
-         report on the monotonic clock. `receives` includes up to one send interval.",
-        samples.len(),
-        options.pool,
-        options.interval_us
+        "{} kills each; pools of {} processes. Bare: processes blocked in flock(LOCK_EX) on one \
+         file, the next one reports when it has the lock. Role: NetRole on 127.0.0.1 (one \
+         runtime directory), a mailslot datagram every {} us ({sent} sent); `receives` includes \
+         up to one send interval. Times from SIGKILL to the successor's report, monotonic clock.",
+        options.iterations, options.pool, options.interval_us
     ));
     Ok((vec![table], records))
 }
@@ -262,6 +314,34 @@ pub fn child_main(args: &Args) -> BenchResult<()> {
             other => proc::report(&format!("error role ended as {other:?}")),
         }
         // Keep the role (owned by this thread) for the life of the process.
+        loop {
+            std::thread::park();
+        }
+    });
+    while proc::next_command().is_some() {}
+    Ok(())
+}
+
+/// `__child flock-holder`: waits for an exclusive `flock` on `--path`, then reports
+/// `holding`/`first` at once and keeps it until killed or stdin closes.
+pub fn flock_main(args: &Args) -> BenchResult<()> {
+    let path = args.required("path")?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| format!("cannot open {path}: {e}"))?;
+    proc::report("ready");
+    std::thread::spawn(move || {
+        match sys::flock_exclusive(&file) {
+            Ok(()) => {
+                let t = sys::monotonic_ns();
+                proc::report(&format!("holding t={t}"));
+                proc::report(&format!("first t={t}"));
+            }
+            Err(e) => proc::report(&format!("error flock: {e}")),
+        }
         loop {
             std::thread::park();
         }
