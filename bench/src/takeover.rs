@@ -114,6 +114,9 @@ struct Sample {
     first_ns: u64,
 }
 
+/// Which time of a sample a table row shows.
+type Metric<'a> = &'a dyn Fn(&Sample) -> u64;
+
 /// Kills the holder `iterations` times; after each kill waits for the successor's `holding`
 /// and `first` reports and starts a replacement (`spawn`).
 fn kill_loop(
@@ -236,7 +239,7 @@ pub fn run(options: &Options) -> BenchResult<(Vec<Table>, Vec<Record>)> {
     let holding = |s: &Sample| s.holding_ns;
     let first = |s: &Sample| s.first_ns;
     let (b50, b99, _) = stats(&bare, &holding);
-    let rows: [(&str, &[Sample], &dyn Fn(&Sample) -> u64, bool); 3] = [
+    let rows: [(&str, &[Sample], Metric<'_>, bool); 3] = [
         (
             "bare flock: the next waiter has the lock",
             &bare,
