@@ -437,7 +437,11 @@ fn hold(entry: &Arc<Entry>, config: &NetConfig, deliver: DeliverFn, stop_rx: Uni
         Err(e) => return End::Unavailable(e.to_string()),
     };
     let state_path = config.state_path();
-    let (udp, shared) = match bind_role_socket(config) {
+    // What the previous holder left (a `kill -9` leaves "holding").
+    let prev = fs::read_to_string(&state_path)
+        .map(|t| StateRecord::parse(&t))
+        .unwrap_or_default();
+    let (udp, shared) = match bind_role_socket(config, &prev) {
         Ok(x) => x,
         Err(reason) => {
             let mut rec = base_record(config);
@@ -455,7 +459,7 @@ fn hold(entry: &Arc<Entry>, config: &NetConfig, deliver: DeliverFn, stop_rx: Uni
         _ => SocketAddrV4::new(config.bind, config.port),
     };
     let udp = Arc::new(udp);
-    let (ns, ns_state) = bind_name_service(config);
+    let (ns, ns_state) = bind_name_service(config, &prev);
     if config.name_service && ns.is_none() {
         config
             .reporter
@@ -538,9 +542,16 @@ fn new_udp(addr: SocketAddrV4, reuse: bool) -> io::Result<UdpSocket> {
 }
 
 /// Bind the datagram port, or say why not (one line with the remedies).
-fn bind_role_socket(config: &NetConfig) -> Result<(UdpSocket, bool), String> {
+fn bind_role_socket(config: &NetConfig, prev: &StateRecord) -> Result<(UdpSocket, bool), String> {
     let addr = SocketAddrV4::new(config.bind, config.port);
-    let deadline = Instant::now() + BIND_RETRY;
+    // Retry only when a holder of ours was there before us (its socket may still be
+    // closing); a port held by another program is reported without delay.
+    let retry = if prev.state.starts_with("holding") {
+        BIND_RETRY
+    } else {
+        Duration::ZERO
+    };
+    let deadline = Instant::now() + retry;
     let mut delay = Duration::from_micros(50);
     let in_use = loop {
         match new_udp(addr, false) {
@@ -592,12 +603,18 @@ fn bind_role_socket(config: &NetConfig) -> Result<(UdpSocket, bool), String> {
 }
 
 /// Bind the name-service port if wanted and free; returns the socket and a one-line state.
-fn bind_name_service(config: &NetConfig) -> (Option<UdpSocket>, String) {
+fn bind_name_service(config: &NetConfig, prev: &StateRecord) -> (Option<UdpSocket>, String) {
     if !config.name_service {
         return (None, "off".into());
     }
     let addr = SocketAddrV4::new(config.bind, config.name_service_port);
-    let deadline = Instant::now() + BIND_RETRY;
+    // As for the datagram port: wait only for a previous holder of ours to let go.
+    let retry = if prev.state.starts_with("holding") && prev.name_service.starts_with("answering") {
+        BIND_RETRY
+    } else {
+        Duration::ZERO
+    };
+    let deadline = Instant::now() + retry;
     loop {
         match new_udp(addr, false) {
             Ok(s) => return (Some(s), format!("answering on {addr}")),
