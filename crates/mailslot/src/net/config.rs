@@ -100,6 +100,8 @@ pub struct NetConfig {
     /// UDP port of the datagram service (default 138).
     pub port: u16,
     /// Local address the role binds (default 0.0.0.0: unicast and broadcast on every interface).
+    /// A socket bound to one interface address receives only unicast (no broadcasts), as
+    /// measured in lab/REPORT.md §2.
     pub bind: Ipv4Addr,
     /// Broadcast addresses for group targets and name queries; empty means every IPv4
     /// interface's broadcast address.

@@ -37,6 +37,9 @@
 //! counted as `dropped_kernel`), name-service answers rate-limited. Memory does not grow with
 //! the traffic; the counters do.
 
+// Everything here goes through safe wrappers (std, nix, socket2); `unsafe` lives in `sys`.
+#![forbid(unsafe_code)]
+
 mod codec;
 mod config;
 mod dedupe;
