@@ -196,6 +196,7 @@ fn environment() -> String {
 }
 
 fn child(words: &[String]) -> BenchResult<()> {
+    sys::die_with_parent().map_err(|e| format!("child setup: {e}"))?;
     let (role, rest) = words.split_first().ok_or("__child needs a role")?;
     let args = Args::parse(rest)?;
     match role.as_str() {

@@ -208,3 +208,19 @@ pub fn flock_exclusive(file: &File) -> io::Result<()> {
         }
     }
 }
+
+/// Makes the kernel SIGKILL this process when its parent dies, so children of an interrupted
+/// run (Ctrl-C, a timeout killing the orchestrator) never linger, whatever they block in.
+pub fn die_with_parent() -> io::Result<()> {
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number by value; no pointers.
+    let rc = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // The parent may have died before the call: then we were re-parented already.
+    // SAFETY: getppid has no preconditions.
+    if unsafe { libc::getppid() } == 1 {
+        return Err(io::Error::other("the parent is already gone"));
+    }
+    Ok(())
+}
