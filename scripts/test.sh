@@ -24,4 +24,4 @@ if [ -z "${MAILSLOT_LAB_DIR:-}" ] && [ -d ../shared/lab ]; then
 fi
 
 cargo build --workspace --all-targets --features mailslot/tokio
-cargo test --workspace --features mailslot/tokio -- --test-threads="${TEST_THREADS:-4}"
+cargo test --workspace --no-fail-fast --features mailslot/tokio -- --test-threads="${TEST_THREADS:-4}"

@@ -3,6 +3,7 @@
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind};
 use crate::name::{MailslotName, Target};
@@ -11,6 +12,10 @@ use crate::scope::Scope;
 use crate::segment::{RecordSource, Segment, SLOT_ACTIVE};
 use crate::server::{bell_address, Source, MAX_MESSAGE_SIZE};
 use crate::sys;
+
+/// How stale a writer's knowledge that its server lives may be: within this time after the
+/// last server was killed (not closed) a write may still succeed into the dead name.
+pub const LIVENESS_PROBE_INTERVAL: Duration = Duration::from_millis(1);
 
 /// An opened writer of a local mailslot, for repeated writes.
 ///
@@ -24,6 +29,8 @@ pub struct Writer {
     /// Unbound; rings the doorbells of readers that wait on their descriptor.
     doorbell: Option<UnixDatagram>,
     source: RecordSource,
+    /// When the liveness of the name's instances was last asked of the kernel.
+    probed_at: Instant,
 }
 
 impl Writer {
@@ -52,12 +59,25 @@ impl Writer {
                 pid: std::process::id(),
                 uid: sys::current_uid(),
             },
+            probed_at: Instant::now(),
         })
     }
 
     /// The mailslot's name.
     pub fn name(&self) -> &str {
         self.name.as_str()
+    }
+
+    /// A closing server marks the name closed (checked on every write); only a server killed
+    /// outright needs the kernel's word, which costs a system call, so it is asked at most
+    /// once per [`LIVENESS_PROBE_INTERVAL`].
+    fn probe_due(&mut self) -> bool {
+        let now = Instant::now();
+        if now.duration_since(self.probed_at) < LIVENESS_PROBE_INTERVAL {
+            return false;
+        }
+        self.probed_at = now;
+        true
     }
 
     /// Writes one message.
@@ -73,7 +93,7 @@ impl Writer {
     fn write_as(&mut self, data: &[u8], source: Option<&RecordSource>) -> Result<(), Error> {
         // Like a Windows client handle, a writer dies with the server it opened: after the
         // last instance closed (or died) it fails, even if a new server took the name since.
-        if self.segment.closed() || !self.segment.any_alive()? {
+        if self.segment.closed() || (self.probe_due() && !self.segment.any_alive()?) {
             registry::reap(&self.dir, &self.name);
             return Err(Error::new(
                 ErrorKind::NotFound,
@@ -197,8 +217,6 @@ impl Deliverer {
     /// `InvalidName`, `NotFound` (no server has the name: drop and count it),
     /// `MessageTooLarge`, `QueueFull`, `TimedOut`, as for [`Writer::write`].
     pub fn deliver(&mut self, name: &str, data: &[u8], source: &Source) -> Result<(), Error> {
-        let parsed = MailslotName::parse(name)?;
-        let key = parsed.file_name();
         let record = match source {
             Source::Local { pid, uid } => RecordSource::Local {
                 pid: *pid,
@@ -222,7 +240,10 @@ impl Deliverer {
                 }
             }
         };
-        if !self.writers.contains_key(&key) {
+        // Keyed by the name exactly as received: a stream of datagrams costs one lookup each,
+        // no parsing (other spellings of the same name get entries of their own).
+        if !self.writers.contains_key(name) {
+            let parsed = MailslotName::parse(name)?;
             if self.writers.len() >= DELIVERER_CACHE {
                 self.writers.clear();
             }
@@ -233,16 +254,19 @@ impl Deliverer {
                 segment,
                 doorbell: None,
                 source: record.clone(),
+                probed_at: Instant::now(),
             };
-            self.writers.insert(key.clone(), writer);
+            self.writers.insert(name.to_owned(), writer);
         }
-        let writer = self.writers.get_mut(&key).expect("inserted above");
+        let Some(writer) = self.writers.get_mut(name) else {
+            return Err(Error::new(ErrorKind::NotFound, "no writer"));
+        };
         let result = writer.write_as(data, Some(&record));
         if result
             .as_ref()
             .is_err_and(|e| e.kind() == ErrorKind::NotFound)
         {
-            self.writers.remove(&key);
+            self.writers.remove(name);
         }
         result
     }
