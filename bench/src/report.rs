@@ -114,7 +114,7 @@ impl Value {
                 out
             }
             Value::Int(v) => v.to_string(),
-            Value::Float(v) if v.is_finite() => format!("{v:.1}"),
+            Value::Float(v) if v.is_finite() => format!("{v:.4}"),
             Value::Float(_) => "null".into(),
         }
     }
@@ -126,7 +126,7 @@ impl Value {
             }
             Value::Text(s) => s.clone(),
             Value::Int(v) => v.to_string(),
-            Value::Float(v) => format!("{v:.1}"),
+            Value::Float(v) => format!("{v:.4}"),
         }
     }
 }
