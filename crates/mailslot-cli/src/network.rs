@@ -64,11 +64,15 @@ pub fn send_remote(
         Target::Host(host) if args.group => net::Target::Group(host.clone()),
         Target::Host(host) => net::Target::parse(host)?,
     };
-    let options = if args.messenger {
+    let mut options = if args.messenger {
         SendOptions::messenger()
     } else {
         SendOptions::default()
     };
+    if let Some(suffix) = args.suffix {
+        options.unique_suffix = suffix;
+        options.group_suffix = suffix;
+    }
     if args.dry_run {
         let datagram = net::encode(&config, &target, name.as_str(), data, &options)
             .with_context(|| format!("mailslot \"{name}\": cannot build the datagram"))?;

@@ -39,6 +39,10 @@ pub struct Args {
     /// TARGET is a workgroup (broadcast), not a host.
     #[arg(long)]
     pub group: bool,
+    /// Suffix (16th byte, hex) of the destination NetBIOS name, e.g. 1d for a workgroup's
+    /// local master browser (default 00; 03 for --messenger to a host).
+    #[arg(long, value_parser = parse_suffix)]
+    pub suffix: Option<u8>,
     /// Say where the datagram went.
     #[arg(long, short)]
     pub verbose: bool,
@@ -93,4 +97,9 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<Outcome> {
         }
         remote => crate::network::send_remote(global, &remote, &name, &data, &args),
     }
+}
+
+fn parse_suffix(text: &str) -> Result<u8, String> {
+    let digits = text.trim_start_matches("0x").trim_start_matches('<').trim_end_matches('>');
+    u8::from_str_radix(digits, 16).map_err(|_| format!("'{text}' is not a hex byte (e.g. 1d)"))
 }
