@@ -100,6 +100,9 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<Outcome> {
 }
 
 fn parse_suffix(text: &str) -> Result<u8, String> {
-    let digits = text.trim_start_matches("0x").trim_start_matches('<').trim_end_matches('>');
+    let digits = text
+        .trim_start_matches("0x")
+        .trim_start_matches('<')
+        .trim_end_matches('>');
     u8::from_str_radix(digits, 16).map_err(|_| format!("'{text}' is not a hex byte (e.g. 1d)"))
 }
