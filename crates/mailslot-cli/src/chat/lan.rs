@@ -8,28 +8,22 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use mailslot::net::{
-    self, DeliverFn, Delivery, NetConfig, NetRole, Reporter, RoleState, SendOptions,
-};
-use mailslot::{Deliverer, ErrorKind, Source};
+use mailslot::net::{self, NetConfig, NetRole, Reporter, RoleState, SendOptions};
+use mailslot::Deliverer;
 
 use super::model::{NetTarget, RoleView, MAILSLOT};
 use super::Event;
 use crate::Global;
 
-/// The network settings of this chat (DESIGN.md §4 global options).
+/// The network settings of this chat: the global options as every subcommand reads them
+/// (`network::config`), with the NetBIOS name and workgroup the chat shows.
 pub fn config(
     global: &Global,
     dir: &std::path::Path,
     netbios_name: &str,
     workgroup: &str,
 ) -> NetConfig {
-    let mut config = NetConfig::new(dir);
-    config.port = global.port;
-    if let Some(bind) = global.bind {
-        config.bind = bind;
-    }
-    config.broadcast = global.broadcast.clone();
+    let mut config = crate::network::config(global, dir);
     config.netbios_name = netbios_name.to_owned();
     config.workgroup = workgroup.to_owned();
     config
@@ -52,21 +46,7 @@ pub fn start_role(mut config: NetConfig, events: Sender<Event>) -> anyhow::Resul
         let tx = reports.lock().unwrap_or_else(|p| p.into_inner());
         let _ = tx.send(Event::Report(line.to_owned()));
     });
-    let deliverer = Mutex::new(Deliverer::new(config.dir.clone()));
-    let deliver: DeliverFn = Arc::new(move |name, data, from| {
-        let source = Source::Network {
-            ip: from.ip,
-            port: from.port,
-            netbios_name: from.netbios_name.clone(),
-            suffix: from.netbios_suffix,
-        };
-        let mut deliverer = deliverer.lock().unwrap_or_else(|p| p.into_inner());
-        match deliverer.deliver(name, data, &source) {
-            Ok(()) => Delivery::Delivered,
-            Err(e) if e.kind() == ErrorKind::NotFound => Delivery::NoMailslot,
-            Err(e) => Delivery::Failed(e.to_string()),
-        }
-    });
+    let deliver = Deliverer::callback(config.dir.clone());
     let role =
         Arc::new(NetRole::start(config, deliver).context("cannot take part in the network role")?);
     let watched = role.clone();
