@@ -190,6 +190,13 @@ impl Tmux {
         })
     }
 
+    /// Whether the terminal rang its bell (tmux flags the window of a detached session).
+    fn bell(&self, name: &str) -> bool {
+        self.ok(&["display-message", "-p", "-t", name, "#{window_bell_flag}"])
+            .trim()
+            == "1"
+    }
+
     fn pane_pid(&self, name: &str) -> u32 {
         self.ok(&["display-message", "-p", "-t", name, "#{pane_pid}"])
             .trim()
@@ -319,7 +326,9 @@ fn two_terminals_on_one_host() {
             alice.trim_start_matches("exec ")
         ),
     );
-    tmux.start("bob", &chat_command(&env, &["--no-network"], "BOB"));
+    // Bob's chat rings the bell for each popup.
+    let bob = chat_command(&env, &["--no-network"], "BOB");
+    tmux.start("bob", &format!("{bob} --bell"));
     tmux.wait_for("alice", &["ALICE@CHATHOST · TESTGROUP · network off"]);
     tmux.wait_for("bob", &["BOB@CHATHOST · TESTGROUP · network off"]);
 
@@ -339,6 +348,7 @@ fn two_terminals_on_one_host() {
         "alice",
         &["you → . (CHATHOST) ✓ sent (this host) · seen here"],
     );
+    tmux.wait("bob", "bell", |_| tmux.bell("bob"));
     assert_eq!(count(&screen, "hello bob, from alice"), 1, "{screen}");
 
     // A broadcast (`*`, the default target) reaches both.
@@ -396,6 +406,8 @@ fn two_terminals_on_one_host() {
             ],
         );
     }
+
+    assert!(!tmux.bell("alice"), "only --bell rings");
 
     // Esc quits cleanly: the terminal is restored and the exit status is 0.
     tmux.key("alice", "Escape");

@@ -45,6 +45,9 @@ pub struct Args {
     /// The first target: `.` this host, `*` everyone, or a user, host or workgroup name.
     #[arg(long, default_value = "*")]
     pub to: String,
+    /// Ring the terminal's bell when a popup arrives.
+    #[arg(long)]
+    pub bell: bool,
 }
 
 /// Everything the main loop reacts to.
@@ -67,13 +70,18 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<Outcome> {
              `mailslot send MESSNGR --messenger` and `mailslot listen MESSNGR --messenger`"
         );
     }
-    let me = identity(global, &args)?;
+    let mut me = identity(global, &args)?;
     let scope = common::scope(global);
     let server = Server::builder(MAILSLOT)
         .shared(true)
         .scope(scope.clone())
         .open()
         .with_context(|| format!("mailslot \"{MAILSLOT}\": cannot open it for the chat"))?;
+    // Whoever created MESSNGR may have given it a smaller maximum than ours.
+    me.local_limit = match server.info().max_message_size {
+        0 => model::LOCAL_LIMIT,
+        max => max.min(model::LOCAL_LIMIT),
+    };
     let (tx, rx) = mpsc::channel();
 
     let net_config = me
@@ -97,7 +105,7 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<Outcome> {
 
     let mut model = Model::new(me, &args.to);
     let mut screen = Screen::enter()?;
-    main_loop(&mut screen, &mut model, &rx, &sends)?;
+    main_loop(&mut screen, &mut model, &rx, &sends, args.bell)?;
     drop(screen);
     Ok(Outcome::Success)
 }
@@ -107,8 +115,10 @@ fn main_loop(
     model: &mut Model,
     rx: &Receiver<Event>,
     sends: &Sender<SendRequest>,
+    bell: bool,
 ) -> anyhow::Result<()> {
     loop {
+        let received = model.received;
         screen
             .terminal
             .draw(|frame| ui::draw(frame, model))
@@ -130,6 +140,13 @@ fn main_loop(
                 Ok(next) => event = next,
                 Err(_) => break,
             }
+        }
+        if bell && model.received > received {
+            use std::io::Write;
+            let out = screen.terminal.backend_mut();
+            out.write_all(b"\x07")
+                .and_then(|()| out.flush())
+                .context("cannot ring the bell")?;
         }
     }
 }
@@ -254,6 +271,7 @@ fn identity(global: &Global, args: &Args) -> anyhow::Result<Me> {
         workgroup,
         pid: std::process::id(),
         network: !global.no_network,
+        local_limit: model::LOCAL_LIMIT,
     })
 }
 

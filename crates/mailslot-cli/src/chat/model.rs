@@ -19,7 +19,7 @@ use super::text;
 pub const MAILSLOT: &str = "MESSNGR";
 /// Longest sender name (a NetBIOS-style name, PROTOCOL.md §5).
 pub const NAME_MAX: usize = 15;
-/// Largest body of a local send: the mailslot maximum.
+/// Largest body of a local send when MESSNGR has no smaller maximum: the mailslot maximum.
 pub const LOCAL_LIMIT: usize = mailslot::MAX_MESSAGE_SIZE;
 /// Copies of one message that arrive through both the local mailslot and the network role of
 /// this host within this window are shown once.
@@ -50,6 +50,8 @@ pub struct Me {
     pub pid: u32,
     /// LAN sends and the network role are on (no `--no-network`).
     pub network: bool,
+    /// Largest message this host's MESSNGR takes (its creator may have set a maximum).
+    pub local_limit: usize,
 }
 
 /// A target as the user typed it, validated.
@@ -150,9 +152,9 @@ pub fn parse_target(input: &str, me: &Me) -> Result<ChatTarget, String> {
 pub fn route(target: &ChatTarget, me: &Me) -> Route {
     let net_limit = |network: bool| {
         if network {
-            network_limit()
+            network_limit().min(me.local_limit)
         } else {
-            LOCAL_LIMIT
+            me.local_limit
         }
     };
     match target {
@@ -160,7 +162,7 @@ pub fn route(target: &ChatTarget, me: &Me) -> Route {
             to_field: me.netbios_name.clone(),
             local: true,
             network: None,
-            limit: LOCAL_LIMIT,
+            limit: me.local_limit,
         },
         ChatTarget::Workgroup => Route {
             to_field: me.workgroup.clone(),
@@ -178,7 +180,11 @@ pub fn route(target: &ChatTarget, me: &Me) -> Route {
                 to_field,
                 local: !me.network,
                 network: me.network.then(|| NetTarget::Host(name.clone())),
-                limit: net_limit(me.network),
+                limit: if me.network {
+                    network_limit()
+                } else {
+                    me.local_limit
+                },
             }
         }
     }
@@ -986,6 +992,7 @@ mod tests {
             workgroup: "WORKGROUP".into(),
             pid: 100,
             network,
+            local_limit: LOCAL_LIMIT,
         }
     }
 
@@ -1152,6 +1159,23 @@ mod tests {
         assert!(matches!(e, ComposeError::TooLong { network: false, .. }));
         assert!(
             e.to_string().contains("the mailslot takes 1048576 bytes"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_smaller_messngr_maximum_is_the_local_limit() {
+        let mut m = me(true);
+        m.local_limit = 100;
+        assert_eq!(route(&ChatTarget::ThisHost, &m).limit, 100);
+        // `*` is written here too: the smaller of both limits.
+        assert_eq!(route(&ChatTarget::Workgroup, &m).limit, 100);
+        // A directed LAN send does not touch this host's MESSNGR.
+        assert_eq!(route(&ChatTarget::Name("HOSTB".into()), &m).limit, 424);
+        let e = prepare(&m, ".", &"x".repeat(100)).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("at most 87 (the mailslot takes 100 bytes"),
             "{e}"
         );
     }

@@ -268,6 +268,7 @@ mod tests {
             workgroup: "WORKGROUP".into(),
             pid: 1,
             network: false,
+            local_limit: super::super::model::LOCAL_LIMIT,
         };
         let mut model = Model::new(me, "*");
         let s = Stamp {
@@ -316,6 +317,7 @@ mod tests {
             workgroup: "W".into(),
             pid: 1,
             network: false,
+            local_limit: super::super::model::LOCAL_LIMIT,
         };
         let mut model = Model::new(me, "*");
         let s = Stamp {
