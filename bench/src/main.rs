@@ -145,8 +145,9 @@ fn run(command: &str, rest: &[String]) -> BenchResult<()> {
             vec![scenario]
         }
     };
-    let mut records = Vec::new();
-    println!("{}\n", environment());
+    let environment = Environment::probe();
+    let mut records = vec![environment.record()];
+    println!("{}\n", environment.line());
     for scenario in scenarios {
         // With `all`, --peers lists peers of both scenarios: each takes the ones it runs.
         let (tables, mut raw) = scenario.run(&args)?;
@@ -163,36 +164,106 @@ fn run(command: &str, rest: &[String]) -> BenchResult<()> {
     Ok(())
 }
 
-/// One line of conditions printed above the tables.
-fn environment() -> String {
-    let read = |p: &str| {
-        std::fs::read_to_string(p)
-            .map(|s| s.trim().to_owned())
-            .unwrap_or_else(|_| "?".into())
-    };
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let model = read("/proc/cpuinfo")
-        .lines()
-        .find(|l| l.starts_with("model name"))
-        .and_then(|l| l.split(':').nth(1))
-        .map_or("?".to_owned(), |s| s.trim().to_owned());
-    let kernel = read("/proc/sys/kernel/osrelease");
-    let load = read("/proc/loadavg")
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ");
-    format!(
-        "Conditions: {cpus} CPUs ({model}), Linux {kernel}, load average {load} at start, \
-         net.unix.max_dgram_qlen = {}, mailslot-bench {} ({} build).",
-        read("/proc/sys/net/unix/max_dgram_qlen"),
-        env!("CARGO_PKG_VERSION"),
+/// The conditions of a run: printed as one line above the tables, and the first record of the
+/// raw output (scenario `environment`), so a report can be generated from the raw file alone.
+struct Environment {
+    cpus: usize,
+    model: String,
+    kernel: String,
+    load: [f64; 3],
+    qlen: String,
+    /// Unix time of the start of the run.
+    started: u64,
+    /// `MAILSLOT_BENCH_SOURCE` (e.g. `git describe --dirty`, set by scripts/bench-report.sh).
+    source: String,
+    command: String,
+}
+
+impl Environment {
+    fn probe() -> Environment {
+        let read = |p: &str| {
+            std::fs::read_to_string(p)
+                .map(|s| s.trim().to_owned())
+                .unwrap_or_else(|_| "?".into())
+        };
+        let model = read("/proc/cpuinfo")
+            .lines()
+            .find(|l| l.starts_with("model name"))
+            .and_then(|l| l.split(':').nth(1))
+            .map_or("?".to_owned(), |s| s.trim().to_owned());
+        let loadavg = read("/proc/loadavg");
+        let mut load = loadavg.split_whitespace();
+        let mut next = || load.next().and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
+        Environment {
+            cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            model,
+            kernel: read("/proc/sys/kernel/osrelease"),
+            load: [next(), next(), next()],
+            qlen: read("/proc/sys/net/unix/max_dgram_qlen"),
+            started: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            source: std::env::var("MAILSLOT_BENCH_SOURCE").unwrap_or_default(),
+            command: std::env::args().skip(1).collect::<Vec<_>>().join(" "),
+        }
+    }
+
+    fn build() -> &'static str {
         if cfg!(debug_assertions) {
             "debug"
         } else {
             "release"
         }
-    )
+    }
+
+    fn line(&self) -> String {
+        format!(
+            "Conditions: {} CPUs ({}), Linux {}, load average {:.2} {:.2} {:.2} at start, \
+             net.unix.max_dgram_qlen = {}, mailslot-bench {} ({} build).",
+            self.cpus,
+            self.model,
+            self.kernel,
+            self.load[0],
+            self.load[1],
+            self.load[2],
+            self.qlen,
+            env!("CARGO_PKG_VERSION"),
+            Environment::build()
+        )
+    }
+
+    fn record(&self) -> Record {
+        let features: Vec<&str> = [
+            (cfg!(feature = "peers-zmq"), "peers-zmq"),
+            (cfg!(feature = "peers-iceoryx2"), "peers-iceoryx2"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect();
+        Record::new(
+            "environment",
+            vec![
+                ("cpus", self.cpus.into()),
+                ("cpu_model", self.model.as_str().into()),
+                ("kernel", self.kernel.as_str().into()),
+                ("load1", self.load[0].into()),
+                ("load5", self.load[1].into()),
+                ("load15", self.load[2].into()),
+                (
+                    "max_dgram_qlen",
+                    self.qlen
+                        .parse::<u64>()
+                        .map_or_else(|_| self.qlen.as_str().into(), Into::into),
+                ),
+                ("version", env!("CARGO_PKG_VERSION").into()),
+                ("build", Environment::build().into()),
+                ("features", features.join(",").as_str().into()),
+                ("started_unix", self.started.into()),
+                ("source", self.source.as_str().into()),
+                ("command", self.command.as_str().into()),
+            ],
+        )
+    }
 }
 
 fn child(words: &[String]) -> BenchResult<()> {

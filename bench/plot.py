@@ -1,0 +1,570 @@
+#!/usr/bin/env python3
+"""Render the raw numbers of one `mailslot-bench all --out FILE.json` run.
+
+    plot.py RESULTS.json --png docs/perf.png --md docs/perf.md [--json-path P] [--png-link L]
+
+--png: the plot (fan-out cost per delivered 64-byte message vs k, wall and CPU, log y; latency
+p50/p99 per placement, log y). Needs matplotlib.
+--md: the tables of ratios against every peer and baseline, the DESIGN.md section 5 targets
+with a met / not met verdict each, and the conditions of the run. Everything in it comes from
+the JSON (the bench writes the conditions as its first record, scenario `environment`), so the
+file is regenerated, never edited. Standard library only.
+
+Ratios are always mailslot / peer: below 1 means mailslot is cheaper or faster.
+"""
+
+import argparse
+import datetime
+import json
+import math
+import sys
+
+FANOUT_PEERS = ["mailslot", "unix-dgram", "zmq", "iceoryx2"]
+LATENCY_PEERS = ["mailslot", "futex", "eventfd", "unix-dgram", "zmq", "iceoryx2"]
+PLOT_LATENCY_PEERS = ["mailslot", "futex", "eventfd", "zmq", "iceoryx2"]
+PLACEMENTS = ["same-core", "cross-core", "unpinned"]
+COLORS = {
+    "mailslot": "#d62728",
+    "unix-dgram": "#7f7f7f",
+    "futex": "#2ca02c",
+    "eventfd": "#17becf",
+    "zmq": "#1f77b4",
+    "iceoryx2": "#9467bd",
+}
+MARKERS = {"mailslot": "o", "unix-dgram": "s", "zmq": "^", "iceoryx2": "D"}
+
+TAKEOVER_BARE = "bare flock: the next waiter has the lock"
+TAKEOVER_HOLD = "role: the successor holds the role"
+TAKEOVER_RECV = "role: the successor receives"
+NETRECV_BARE = "bare UDP recv loop"
+NETRECV_MAILSLOT = "mailslot role + Deliverer"
+
+# DESIGN.md section 5.
+FANOUT_VS_DGRAM = 0.5
+FANOUT_VS_ZMQ = 1.0
+LATENCY_VS_BASELINE = 1.2
+LATENCY_VS_ICEORYX2 = 1.0
+TAKEOVER_P99_MS = 5.0
+NETRECV_VS_BARE = 0.8
+
+
+class Run:
+    def __init__(self, records):
+        self.env = next((r for r in records if r["scenario"] == "environment"), {})
+        self.fanout = {}
+        self.latency = {}
+        self.takeover = {}
+        self.netrecv = {}
+        for r in records:
+            s = r["scenario"]
+            if s == "fanout":
+                self.fanout[(r["peer"], r["size"], r["readers"])] = r
+            elif s == "latency":
+                self.latency[(r["peer"], r["placement"])] = r
+            elif s == "takeover":
+                self.takeover[r["until"]] = r
+            elif s == "netrecv":
+                self.netrecv[r["receiver"]] = r
+        self.sizes = sorted({k[1] for k in self.fanout})
+        self.ks = sorted({k[2] for k in self.fanout})
+        self.fanout_peers = [p for p in FANOUT_PEERS if any(k[0] == p for k in self.fanout)]
+        self.placements = [p for p in PLACEMENTS if any(k[1] == p for k in self.latency)]
+        self.latency_peers = [p for p in LATENCY_PEERS if any(k[0] == p for k in self.latency)]
+
+    def fan(self, peer, size, k, field):
+        r = self.fanout.get((peer, size, k))
+        return None if r is None else r.get(field)
+
+    def lat(self, peer, placement, field):
+        r = self.latency.get((peer, placement))
+        return None if r is None else r.get(field)
+
+
+def ratio(a, b):
+    if a is None or b is None or not b:
+        return None
+    return a / b
+
+
+def fmt_ratio(x):
+    return "-" if x is None else f"{x:.2f}"
+
+
+def fmt_ns(x):
+    if x is None:
+        return "-"
+    return f"{x:.0f}"
+
+
+def fmt_us(ns):
+    return "-" if ns is None else f"{ns / 1000:.2f}"
+
+
+def fmt_ms(ns):
+    return "-" if ns is None else f"{ns / 1e6:.2f}"
+
+
+def yes_no(ok):
+    if ok is None:
+        return "not measured"
+    return "**met**" if ok else "**not met**"
+
+
+def table(header, rows, align=None):
+    align = align or ["---:"] * len(header)
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
+    for row in rows:
+        out.append("| " + " | ".join(str(c) for c in row) + " |")
+    return "\n".join(out)
+
+
+# ---- the verdicts ---------------------------------------------------------------------------
+
+
+def fanout_verdicts(run, size=64):
+    """Per k: (ratio vs dgram wall, cpu), (ratio vs zmq wall, cpu), lost."""
+    out = []
+    for k in run.ks:
+        m = [run.fan("mailslot", size, k, f) for f in ("wall_ns_per_msg", "cpu_ns_per_msg")]
+        d = [run.fan("unix-dgram", size, k, f) for f in ("wall_ns_per_msg", "cpu_ns_per_msg")]
+        z = [run.fan("zmq", size, k, f) for f in ("wall_ns_per_msg", "cpu_ns_per_msg")]
+        out.append(
+            {
+                "k": k,
+                "dgram": (ratio(m[0], d[0]), ratio(m[1], d[1])),
+                "zmq": (ratio(m[0], z[0]), ratio(m[1], z[1])),
+                "lost": run.fan("mailslot", size, k, "lost"),
+            }
+        )
+    return out
+
+
+def both_within(pair, limit):
+    """Met if wall and CPU are both within the limit; None if not measured."""
+    if pair[0] is None or pair[1] is None:
+        return None
+    return pair[0] <= limit and pair[1] <= limit
+
+
+def latency_checks(run, placement):
+    """(p50 vs best baseline, p99 vs best baseline, p50 vs iceoryx2, p99 vs iceoryx2)."""
+    res = {}
+    for q in ("p50_ns", "p99_ns"):
+        m = run.lat("mailslot", placement, q)
+        bases = [run.lat(b, placement, q) for b in ("futex", "eventfd")]
+        bases = [b for b in bases if b]
+        res[q + "_base"] = ratio(m, min(bases)) if bases else None
+        res[q + "_ice"] = ratio(m, run.lat("iceoryx2", placement, q))
+    return res
+
+
+def targets(run):
+    """Rows of (target, measured, verdict) for DESIGN.md section 5."""
+    rows = []
+    fv = fanout_verdicts(run)
+    if fv:
+        parts, oks = [], []
+        for v in fv:
+            ok = both_within(v["dgram"], FANOUT_VS_DGRAM)
+            oks.append(ok)
+            parts.append(f"k={v['k']}: {fmt_ratio(v['dgram'][0])} / {fmt_ratio(v['dgram'][1])}")
+        met = [v["k"] for v, ok in zip(fv, oks) if ok]
+        verdict = yes_no(all(oks)) if None not in oks else "not measured"
+        if not all(oks) and met:
+            verdict += " (met at k = " + ", ".join(map(str, met)) + ")"
+        rows.append(
+            (
+                "fan-out, 64 B, nothing lost: mailslot <= 1/2 of raw Unix datagram fan-out at every k",
+                "wall / CPU ratio " + "; ".join(parts),
+                verdict,
+            )
+        )
+        if "zmq" in run.fanout_peers:
+            parts, oks = [], []
+            for v in fv:
+                oks.append(both_within(v["zmq"], FANOUT_VS_ZMQ))
+                parts.append(f"k={v['k']}: {fmt_ratio(v['zmq'][0])} / {fmt_ratio(v['zmq'][1])}")
+            met = [v["k"] for v, ok in zip(fv, oks) if ok]
+            verdict = yes_no(all(oks)) if None not in oks else "not measured"
+            if not all(oks) and met:
+                verdict += " (met at k = " + ", ".join(map(str, met)) + ")"
+            rows.append(
+                (
+                    "fan-out, 64 B: mailslot <= ZeroMQ PUB/SUB (no-drop)",
+                    "wall / CPU ratio " + "; ".join(parts),
+                    verdict,
+                )
+            )
+        lost = sum(v["lost"] or 0 for v in fv)
+        rows.append(("fan-out: nothing lost", f"{lost} lost (mailslot, 64 B, all k)", yes_no(lost == 0)))
+    for placement in ("same-core", "unpinned"):
+        if placement not in run.placements:
+            continue
+        c = latency_checks(run, placement)
+        ok_base = None
+        if c["p50_ns_base"] is not None and c["p99_ns_base"] is not None:
+            ok_base = c["p50_ns_base"] <= LATENCY_VS_BASELINE and c["p99_ns_base"] <= LATENCY_VS_BASELINE
+        rows.append(
+            (
+                f"latency, {placement}: p50 and p99 within 1.2x of the faster of futex / eventfd",
+                f"p50 {fmt_ratio(c['p50_ns_base'])}x, p99 {fmt_ratio(c['p99_ns_base'])}x "
+                f"({fmt_us(run.lat('mailslot', placement, 'p50_ns'))} / "
+                f"{fmt_us(run.lat('mailslot', placement, 'p99_ns'))} us)",
+                yes_no(ok_base),
+            )
+        )
+        ok_ice = None
+        if c["p50_ns_ice"] is not None and c["p99_ns_ice"] is not None:
+            ok_ice = c["p50_ns_ice"] <= LATENCY_VS_ICEORYX2 and c["p99_ns_ice"] <= LATENCY_VS_ICEORYX2
+        rows.append(
+            (
+                f"latency, {placement}: p50 and p99 at most iceoryx2's event path",
+                f"p50 {fmt_ratio(c['p50_ns_ice'])}x, p99 {fmt_ratio(c['p99_ns_ice'])}x",
+                yes_no(ok_ice),
+            )
+        )
+    recv = run.takeover.get(TAKEOVER_RECV)
+    if recv:
+        rows.append(
+            (
+                "network role takeover after kill -9: p99 < 5 ms until the successor receives",
+                f"p50 {fmt_ms(recv['p50_ns'])} ms, p99 {fmt_ms(recv['p99_ns'])} ms",
+                yes_no(recv["p99_ns"] / 1e6 < TAKEOVER_P99_MS),
+            )
+        )
+    bare, ms = run.netrecv.get(NETRECV_BARE), run.netrecv.get(NETRECV_MAILSLOT)
+    if bare and ms:
+        r = ratio(ms["datagrams_per_s"], bare["datagrams_per_s"])
+        rows.append(
+            (
+                f"network receive into {ms['instances']} instances: >= 0.8x a bare UDP loop",
+                f"{fmt_ratio(r)}x ({ms['datagrams_per_s']:.0f} vs {bare['datagrams_per_s']:.0f} datagrams/s)",
+                yes_no(r is not None and r >= NETRECV_VS_BARE),
+            )
+        )
+    return rows
+
+
+# ---- markdown -------------------------------------------------------------------------------
+
+
+def conditions(run, json_path):
+    e = run.env
+    started = e.get("started_unix")
+    when = (
+        datetime.datetime.fromtimestamp(started, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        if started
+        else "?"
+    )
+    load = " / ".join(
+        "?" if e.get(k) is None else f"{e[k]:.2f}" for k in ("load1", "load5", "load15")
+    )
+    sizes = ", ".join(f"{s} B" for s in run.sizes) or "-"
+    net_size = next((r.get("size") for r in run.netrecv.values() if r.get("size")), None)
+    lines = [
+        f"- machine: {e.get('cpus', '?')} CPUs (`nproc`), {e.get('cpu_model', '?')}, "
+        f"Linux {e.get('kernel', '?')}",
+        f"- load average at start (1 / 5 / 15 min): {load} — the machine is shared, other "
+        "builds and tests ran beside the bench",
+        f"- `net.unix.max_dgram_qlen` = {e.get('max_dgram_qlen', '?')}",
+        f"- message sizes: fan-out {sizes}; latency 64 B; network receive "
+        f"{net_size if net_size else '?'} B",
+        "- placement: fan-out processes unpinned (the scheduler's choice); latency same-core "
+        "(both on CPU 0), cross-core (CPU 0 and 1), unpinned (median of several runs)",
+        f"- build: {e.get('build', '?')}, features `{e.get('features', '') or 'none'}`, "
+        f"mailslot-bench {e.get('version', '?')}, source `{e.get('source') or '?'}`",
+        f"- run: {when}, `mailslot-bench {e.get('command', '?')}`; raw numbers: `{json_path}`",
+    ]
+    return "\n".join(lines)
+
+
+def fanout_md(run, size):
+    out = [f"### Fan-out, {size}-byte messages: cost per delivered message\n"]
+    peers = [p for p in run.fanout_peers if p != "mailslot"]
+    header = ["k", "mailslot wall ns", "mailslot CPU ns"]
+    for p in peers:
+        header += [f"vs {p} wall", f"vs {p} CPU"]
+    header += ["lost"]
+    rows = []
+    for k in run.ks:
+        mw = run.fan("mailslot", size, k, "wall_ns_per_msg")
+        mc = run.fan("mailslot", size, k, "cpu_ns_per_msg")
+        row = [k, fmt_ns(mw), fmt_ns(mc)]
+        for p in peers:
+            row += [
+                fmt_ratio(ratio(mw, run.fan(p, size, k, "wall_ns_per_msg"))),
+                fmt_ratio(ratio(mc, run.fan(p, size, k, "cpu_ns_per_msg"))),
+            ]
+        row.append(run.fan("mailslot", size, k, "lost"))
+        rows.append(row)
+    out.append(table(header, rows))
+    out.append(
+        "\nRatios are mailslot / peer (below 1: mailslot cheaper). Absolute numbers, ns per "
+        "delivered message, wall / CPU (user+sys of all processes), and voluntary context "
+        "switches per delivered message:\n"
+    )
+    header = ["k"] + run.fanout_peers
+    rows = []
+    for k in run.ks:
+        row = [k]
+        for p in run.fanout_peers:
+            w = run.fan(p, size, k, "wall_ns_per_msg")
+            c = run.fan(p, size, k, "cpu_ns_per_msg")
+            v = run.fan(p, size, k, "vcsw_per_msg")
+            row.append(
+                "-" if w is None else f"{fmt_ns(w)} / {fmt_ns(c)} ({v:.3f} csw)"
+            )
+        rows.append(row)
+    out.append(table(header, rows))
+    return "\n".join(out)
+
+
+def latency_md(run):
+    out = ["### Latency: one-way, blocking, 64-byte messages\n"]
+    others = [p for p in run.latency_peers if p != "mailslot"]
+    header = ["placement", "mailslot p50 us", "mailslot p99 us"]
+    for p in others:
+        header += [f"vs {p} p50", f"vs {p} p99"]
+    rows = []
+    for pl in run.placements:
+        m50 = run.lat("mailslot", pl, "p50_ns")
+        m99 = run.lat("mailslot", pl, "p99_ns")
+        row = [pl, fmt_us(m50), fmt_us(m99)]
+        for p in others:
+            row += [
+                fmt_ratio(ratio(m50, run.lat(p, pl, "p50_ns"))),
+                fmt_ratio(ratio(m99, run.lat(p, pl, "p99_ns"))),
+            ]
+        rows.append(row)
+    out.append(table(header, rows, ["---"] + ["---:"] * (len(header) - 1)))
+    out.append("\nAbsolute numbers, one-way p50 / p99 in us (unpinned: median run, p50 range over runs):\n")
+    header = ["placement"] + run.latency_peers
+    rows = []
+    for pl in run.placements:
+        row = [pl]
+        for p in run.latency_peers:
+            r = run.latency.get((p, pl))
+            if r is None:
+                row.append("-")
+                continue
+            cell = f"{fmt_us(r['p50_ns'])} / {fmt_us(r['p99_ns'])}"
+            if r.get("runs", 1) > 1:
+                cell += f" ({fmt_us(r['p50_min_over_runs_ns'])}..{fmt_us(r['p50_max_over_runs_ns'])})"
+            row.append(cell)
+        rows.append(row)
+    out.append(table(header, rows, ["---"] + ["---:"] * (len(header) - 1)))
+    return "\n".join(out)
+
+
+def takeover_md(run):
+    out = ["### Network role takeover after kill -9 of the holder\n"]
+    bare = run.takeover.get(TAKEOVER_BARE)
+    rows = []
+    for until in (TAKEOVER_BARE, TAKEOVER_HOLD, TAKEOVER_RECV):
+        r = run.takeover.get(until)
+        if r is None:
+            continue
+        rows.append(
+            [
+                until,
+                fmt_ms(r["p50_ns"]),
+                fmt_ms(r["p99_ns"]),
+                fmt_ms(r["max_ns"]),
+                fmt_ratio(ratio(r["p50_ns"], bare and bare["p50_ns"])),
+                fmt_ratio(ratio(r["p99_ns"], bare and bare["p99_ns"])),
+                r["kills"],
+            ]
+        )
+    out.append(
+        table(
+            ["until", "p50 ms", "p99 ms", "max ms", "p50 vs bare", "p99 vs bare", "kills"],
+            rows,
+            ["---"] + ["---:"] * 6,
+        )
+    )
+    return "\n".join(out)
+
+
+def netrecv_md(run):
+    out = ["### Network receive into a shared name\n"]
+    bare = run.netrecv.get(NETRECV_BARE)
+    rows = []
+    for what in (NETRECV_BARE, NETRECV_MAILSLOT):
+        r = run.netrecv.get(what)
+        if r is None:
+            continue
+        rows.append(
+            [
+                what,
+                f"{r['datagrams_per_s']:.0f}",
+                fmt_ratio(ratio(r["datagrams_per_s"], bare and bare["datagrams_per_s"])),
+                r["delivered"],
+                r["sent"],
+            ]
+        )
+    out.append(
+        table(["receiver", "datagrams/s", "vs bare UDP", "delivered", "sent"], rows, ["---"] + ["---:"] * 4)
+    )
+    inst = run.netrecv.get(NETRECV_MAILSLOT, {}).get("instances")
+    if inst:
+        out.append(f"\nMailslot: delivered = datagrams that reached all {inst} instances.")
+    return "\n".join(out)
+
+
+def markdown(run, json_path, png_link):
+    parts = [
+        "# mailslot performance (generated)\n",
+        f"Generated by `bench/plot.py` from `{json_path}`; do not edit, re-run "
+        "`bash scripts/bench-report.sh`. Ratios are mailslot / peer: below 1 means mailslot "
+        "is cheaper or faster. One run on a shared 2-core machine: single numbers move "
+        "between runs (see the conditions).\n",
+    ]
+    if png_link:
+        parts.append(f"![fan-out cost and latency, mailslot against its peers]({png_link})\n")
+    parts.append("## Targets (DESIGN.md section 5)\n")
+    parts.append(
+        table(["target", "measured", "verdict"], targets(run), ["---", "---", "---"])
+    )
+    parts.append(
+        "\nFan-out ratios are given as wall / CPU; a target counts as met at a k when both are "
+        "within it. Latency is compared with the faster of the two bare baselines.\n"
+    )
+    parts.append("## Conditions\n")
+    parts.append(conditions(run, json_path) + "\n")
+    parts.append("## Tables\n")
+    for size in run.sizes:
+        parts.append(fanout_md(run, size) + "\n")
+    if run.latency:
+        parts.append(latency_md(run) + "\n")
+    if run.takeover:
+        parts.append(takeover_md(run) + "\n")
+    if run.netrecv:
+        parts.append(netrecv_md(run) + "\n")
+    return "\n".join(parts)
+
+
+# ---- plot -----------------------------------------------------------------------------------
+
+
+def plot(run, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    size = 64 if 64 in run.sizes else (run.sizes[0] if run.sizes else None)
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    def log_ticks(ax):
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+
+    fig = plt.figure(figsize=(12, 9.5))
+    grid = fig.add_gridspec(2, 2, height_ratios=[1, 1.05])
+    axes = [fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1]), fig.add_subplot(grid[1, :])]
+    for ax, field, what in (
+        (axes[0], "wall_ns_per_msg", "wall time"),
+        (axes[1], "cpu_ns_per_msg", "CPU time (user+sys, all processes)"),
+    ):
+        if size is None:
+            ax.set_visible(False)
+            continue
+        for p in run.fanout_peers:
+            ks = [k for k in run.ks if run.fan(p, size, k, field)]
+            ys = [run.fan(p, size, k, field) for k in ks]
+            ax.plot(
+                ks,
+                ys,
+                marker=MARKERS.get(p, "o"),
+                color=COLORS.get(p),
+                linewidth=2.5 if p == "mailslot" else 1.5,
+                label=p,
+            )
+        dg = [(k, run.fan("unix-dgram", size, k, field)) for k in run.ks]
+        dg = [(k, v * FANOUT_VS_DGRAM) for k, v in dg if v]
+        if dg:
+            ax.plot(
+                [k for k, _ in dg],
+                [v for _, v in dg],
+                linestyle=":",
+                color=COLORS["unix-dgram"],
+                label="target: 1/2 of unix-dgram",
+            )
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(run.ks)
+        ax.set_xticklabels([str(k) for k in run.ks])
+        ax.set_yscale("log")
+        log_ticks(ax)
+        ax.set_xlabel("k blocking readers")
+        ax.set_ylabel("ns per delivered message (log)")
+        ax.set_title(f"Fan-out, {size} B: {what}")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+
+    ax = axes[2]
+    peers = [p for p in PLOT_LATENCY_PEERS if p in run.latency_peers]
+    if run.placements and peers:
+        width = 0.8 / len(peers)
+        for i, p in enumerate(peers):
+            xs, p50, p99 = [], [], []
+            for j, pl in enumerate(run.placements):
+                a, b = run.lat(p, pl, "p50_ns"), run.lat(p, pl, "p99_ns")
+                if a is None:
+                    continue
+                xs.append(j - 0.4 + width * (i + 0.5))
+                p50.append(a / 1000)
+                p99.append(b / 1000)
+            ax.bar(xs, p99, width * 0.9, color=COLORS.get(p), alpha=0.35, edgecolor=COLORS.get(p))
+            ax.bar(xs, p50, width * 0.9, color=COLORS.get(p), label=p)
+        ax.set_xticks(range(len(run.placements)))
+        ax.set_xticklabels(run.placements)
+        ax.set_yscale("log")
+        log_ticks(ax)
+        ax.set_ylabel("one-way latency, us (log)")
+        ax.set_title("Latency, one-way, 64 B: p50 (solid) and p99 (light), per placement")
+        ax.grid(True, axis="y", which="both", alpha=0.3)
+        ax.legend(fontsize=8, ncol=len(peers), loc="upper left")
+        lo, hi = ax.get_ylim()
+        ax.set_ylim(min(lo, 1.0), hi * 3)  # bars start at 1 us; room for the legend
+    else:
+        ax.set_visible(False)
+
+    e = run.env
+    load = e.get("load1")
+    fig.suptitle(
+        f"mailslot vs peers, lower is better. {e.get('cpus', '?')} CPUs ({e.get('cpu_model', '?')}), "
+        f"Linux {e.get('kernel', '?')}, load {'?' if load is None else f'{load:.1f}'} at start,\n"
+        f"net.unix.max_dgram_qlen = {e.get('max_dgram_qlen', '?')}, fan-out processes unpinned, "
+        f"one run ({e.get('source') or '?'})",
+        fontsize=10,
+    )
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("results")
+    ap.add_argument("--png")
+    ap.add_argument("--md")
+    ap.add_argument("--json-path", help="how the markdown names the JSON file")
+    ap.add_argument("--png-link", help="image link in the markdown (relative to it)")
+    a = ap.parse_args()
+    with open(a.results) as f:
+        run = Run(json.load(f))
+    if not run.fanout and not run.latency:
+        sys.exit(f"{a.results}: no fanout or latency records")
+    if a.png:
+        plot(run, a.png)
+    if a.md:
+        text = markdown(run, a.json_path or a.results, a.png_link)
+        with open(a.md, "w") as f:
+            f.write(text.rstrip() + "\n")
+    for row in targets(run):
+        print(f"{row[2]:>14}  {row[0]}: {row[1]}".replace("**", ""))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The performance report (README "Performance", DESIGN.md §5), fully automatic:
+#   1. builds mailslot-bench in release with both peers (zmq, iceoryx2),
+#   2. runs every scenario once: raw numbers -> bench/results/latest.json,
+#      the bench's own tables -> bench/results/latest.md,
+#   3. renders docs/perf.png (plot) and docs/perf.md (tables of ratios, targets, conditions),
+#      both generated from the JSON alone by bench/plot.py (matplotlib in .venv-bench).
+#
+#   bash scripts/bench-report.sh                 # ~1-2 min with a warm build cache
+#   bash scripts/bench-report.sh --rounds 5      # extra arguments go to `mailslot-bench all`
+#   bash scripts/bench-report.sh --render-only   # re-render from the existing JSON
+#
+# A failed run leaves the previous results in place. Nothing is committed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+json=bench/results/latest.json
+tables=bench/results/latest.md
+png=docs/perf.png
+md=docs/perf.md
+venv=.venv-bench
+
+render_only=false
+if [ "${1:-}" = "--render-only" ]; then
+    render_only=true
+    shift
+fi
+
+t0=$(date +%s)
+
+# The plotting environment first: a missing matplotlib should fail before a long run.
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import matplotlib' 2>/dev/null; then
+    echo "bench-report: setting up $venv with matplotlib" >&2
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q matplotlib
+fi
+
+if ! $render_only; then
+    features=peers-zmq,peers-iceoryx2
+    echo "bench-report: building mailslot-bench (release, $features)" >&2
+    cargo build --release -p mailslot-bench --features "$features"
+    t_built=$(date +%s)
+
+    # The binary re-executes itself for every child process: run it directly, from the
+    # target directory cargo used.
+    target_dir=$(cargo metadata --format-version 1 --no-deps \
+        | "$venv/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+    bin="$target_dir/release/mailslot-bench"
+
+    mkdir -p "$(dirname "$json")" docs
+    tmp=$(mktemp -d)
+    trap 'rm -rf "$tmp"' EXIT
+    echo "bench-report: running all scenarios (load average: $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+    MAILSLOT_BENCH_SOURCE="$(git describe --always --dirty 2>/dev/null || echo unknown)" \
+        "$bin" all --out "$tmp/latest.json" "$@" | tee "$tmp/latest.md"
+    mv "$tmp/latest.json" "$json"
+    mv "$tmp/latest.md" "$tables"
+    t_ran=$(date +%s)
+fi
+
+"$venv/bin/python" bench/plot.py "$json" --png "$png" --md "$md" \
+    --json-path "$json" --png-link perf.png
+
+t_end=$(date +%s)
+if $render_only; then
+    echo "bench-report: rendered $png and $md from $json in $((t_end - t0)) s" >&2
+else
+    echo "bench-report: build $((t_built - t0)) s, run $((t_ran - t_built)) s, render $((t_end - t_ran)) s;" \
+        "wrote $json, $tables, $png, $md" >&2
+fi
