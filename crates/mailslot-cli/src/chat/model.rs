@@ -48,6 +48,9 @@ pub struct Me {
     pub workgroup: String,
     /// Our process id: local copies of our own sends carry it.
     pub pid: u32,
+    /// Our user id: a local sender with another one (a global-scope MESSNGR shared by the
+    /// users of a terminal server) is shown with its uid, which the kernel vouches for.
+    pub uid: u32,
     /// LAN sends and the network role are on (no `--no-network`).
     pub network: bool,
     /// Largest message this host's MESSNGR takes (its creator may have set a maximum).
@@ -934,6 +937,10 @@ fn sent_label(typed: &str, to_field: &str) -> String {
 /// A received message as the list shows it.
 pub fn describe(message: &Message, me: &Me) -> Received {
     let (host, via) = match &message.source {
+        Source::Local { pid, uid } if *uid != me.uid => (
+            me.netbios_name.clone(),
+            format!("this host, pid {pid}, uid {uid}"),
+        ),
         Source::Local { pid, .. } => (me.netbios_name.clone(), format!("this host, pid {pid}")),
         Source::Network {
             ip, netbios_name, ..
@@ -991,6 +998,7 @@ mod tests {
             netbios_name: "HOSTA".into(),
             workgroup: "WORKGROUP".into(),
             pid: 100,
+            uid: 0,
             network,
             local_limit: LOCAL_LIMIT,
         }
@@ -1333,8 +1341,15 @@ mod tests {
         );
         model.on_message(&local(300, b"raw bytes, no NULs"), &stamp(3, base));
         model.on_message(&local(300, "UTF\0x\0Grüße\0".as_bytes()), &stamp(4, base));
+        let mut other_user = local(400, b"MALLORY\0*\0hi\0");
+        other_user.source = Source::Local {
+            pid: 400,
+            uid: 1000,
+        };
+        model.on_message(&other_user, &stamp(5, base));
         let r = received(&model);
-        assert_eq!(r.len(), 5);
+        assert_eq!(r.len(), 6);
+        assert_eq!(r[5].via, "this host, pid 400, uid 1000");
         assert_eq!(
             (r[0].from.as_str(), r[0].host.as_str(), r[0].via.as_str()),
             ("BOB", "HOSTA", "this host, pid 200")
@@ -1354,7 +1369,7 @@ mod tests {
         );
         assert_eq!(r[4].lines, ["Grüße"]);
         assert_eq!(r[4].note.as_deref(), Some("UTF-8, not the OEM code page"));
-        assert_eq!(model.received, 5);
+        assert_eq!(model.received, 6);
     }
 
     #[test]

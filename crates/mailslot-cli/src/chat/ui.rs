@@ -267,6 +267,7 @@ mod tests {
             netbios_name: "HOSTA".into(),
             workgroup: "WORKGROUP".into(),
             pid: 1,
+            uid: 0,
             network: false,
             local_limit: super::super::model::LOCAL_LIMIT,
         };
@@ -316,6 +317,7 @@ mod tests {
             netbios_name: "H".into(),
             workgroup: "W".into(),
             pid: 1,
+            uid: 0,
             network: false,
             local_limit: super::super::model::LOCAL_LIMIT,
         };
