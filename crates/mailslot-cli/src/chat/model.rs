@@ -30,6 +30,25 @@ pub const MAX_ENTRIES: usize = 1000;
 pub const PAGE: usize = 5;
 /// Bodies remembered for duplicate detection (a flood cannot grow it).
 const MAX_RECENT: usize = 256;
+/// Bytes of one received text kept for display: with [`MAX_ENTRIES`] this bounds the history
+/// to a few megabytes, however large the local messages are.
+pub const MAX_SHOWN: usize = 4096;
+/// Characters of a From or To field shown (Messenger names have at most 15).
+const MAX_NAME_SHOWN: usize = 40;
+
+/// A body's fingerprint: its length and a hash (SipHash with fixed keys), so that duplicate
+/// and echo detection keeps no copies of large bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Fingerprint(usize, u64);
+
+impl Fingerprint {
+    fn of(body: &[u8]) -> Fingerprint {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::hash::DefaultHasher::new();
+        body.hash(&mut hasher);
+        Fingerprint(body.len(), hasher.finish())
+    }
+}
 
 /// Largest Messenger body for a network send: Windows' limit for `\MAILSLOT\MESSNGR`
 /// (512-byte SMB, 424 bytes of data) and the 424-byte rule for groups and `*`.
@@ -562,7 +581,7 @@ pub struct Sent {
     pub state: SentState,
     /// A copy came back through this host's MESSNGR (so the other windows here have it).
     pub seen_here: bool,
-    body: Vec<u8>,
+    body: Fingerprint,
     at: Instant,
 }
 
@@ -597,7 +616,7 @@ enum Transport {
 #[derive(Debug, Clone)]
 struct Recent {
     at: Instant,
-    body: Vec<u8>,
+    body: Fingerprint,
     transport: Transport,
 }
 
@@ -738,10 +757,10 @@ impl Model {
                     kind: EntryKind::Sent(Sent {
                         id,
                         to: sent_label(&self.to.text(), &prepared.route.to_field),
-                        lines: text::lines(&text),
+                        lines: sent_lines(&text),
                         state: SentState::Sending,
                         seen_here: false,
-                        body: prepared.body.clone(),
+                        body: Fingerprint::of(&prepared.body),
                         at: stamp.at,
                     }),
                 });
@@ -849,12 +868,13 @@ impl Model {
         }
         let (this_host, transport) = self.origin(&message.source);
         if this_host {
+            let body = Fingerprint::of(&message.data);
             // The other copy of a message this host sent both ways (local write and network
             // broadcast): the pair is complete, show nothing more.
             if let Some(i) = self
                 .recent
                 .iter()
-                .position(|r| r.body == message.data && r.transport != transport)
+                .position(|r| r.body == body && r.transport != transport)
             {
                 self.recent.remove(i);
                 return;
@@ -863,13 +883,13 @@ impl Model {
                 Source::Local { pid, .. } => *pid == self.me.pid,
                 Source::Network { .. } => true,
             };
-            let echo = ours && self.mark_echo(&message.data, stamp.at);
+            let echo = ours && self.mark_echo(body, stamp.at);
             if self.recent.len() >= MAX_RECENT {
                 self.recent.pop_front();
             }
             self.recent.push_back(Recent {
                 at: stamp.at,
-                body: message.data.clone(),
+                body,
                 transport,
             });
             if echo {
@@ -886,7 +906,7 @@ impl Model {
 
     /// Marks the oldest own message with this body that was sent within the echo window and
     /// not seen yet as seen here.
-    fn mark_echo(&mut self, body: &[u8], now: Instant) -> bool {
+    fn mark_echo(&mut self, body: Fingerprint, now: Instant) -> bool {
         for entry in self.entries.iter_mut() {
             if let EntryKind::Sent(sent) = &mut entry.kind {
                 if !sent.seen_here
@@ -923,6 +943,16 @@ impl Model {
     }
 }
 
+/// The lines of an own message as the list keeps them (clipped like received ones).
+fn sent_lines(text: &str) -> Vec<String> {
+    let (shown, hidden) = text::clip(text, MAX_SHOWN);
+    let mut lines = text::lines(shown);
+    if hidden > 0 {
+        lines.push(format!("[{hidden} more characters not shown]"));
+    }
+    lines
+}
+
 /// How an own message's target is shown: as typed, with the To field when they differ
 /// (`* (WORKGROUP)`).
 fn sent_label(typed: &str, to_field: &str) -> String {
@@ -954,28 +984,35 @@ pub fn describe(message: &Message, me: &Me) -> Received {
             (host, ip.to_string())
         }
     };
-    let (from, to, body, note) = match MessengerMessage::parse(&message.data) {
+    let name = |bytes: &[u8]| {
+        let decoded = text::decode(bytes).0;
+        let (shown, hidden) = text::clip(&decoded, MAX_NAME_SHOWN);
+        let ellipsis = if hidden > 0 { "…" } else { "" };
+        format!("{}{ellipsis}", text::one_line(shown))
+    };
+    let (from, to, body, mut notes) = match MessengerMessage::parse(&message.data) {
         Ok(m) => {
             let (text, charset) = text::decode(m.text);
-            let note =
-                (charset == text::Charset::Utf8).then(|| "UTF-8, not the OEM code page".to_owned());
-            (
-                text::one_line(&text::decode(m.from).0),
-                text::one_line(&text::decode(m.to).0),
-                text,
-                note,
-            )
+            let mut notes = Vec::new();
+            if charset == text::Charset::Utf8 {
+                notes.push("UTF-8, not the OEM code page".to_owned());
+            }
+            (name(m.from), name(m.to), text, notes)
         }
         Err(_) => (
             "?".to_owned(),
             "?".to_owned(),
             text::decode(&message.data).0,
-            Some(format!(
+            vec![format!(
                 "not a Messenger message, {} bytes",
                 message.data.len()
-            )),
+            )],
         ),
     };
+    let (shown, hidden) = text::clip(&body, MAX_SHOWN);
+    if hidden > 0 {
+        notes.push(format!("{hidden} more characters not shown"));
+    }
     let to_me = to.eq_ignore_ascii_case(&me.from) || to.eq_ignore_ascii_case(&me.netbios_name);
     Received {
         from,
@@ -983,8 +1020,8 @@ pub fn describe(message: &Message, me: &Me) -> Received {
         via,
         to,
         to_me,
-        lines: text::lines(&body),
-        note,
+        lines: text::lines(shown),
+        note: (!notes.is_empty()).then(|| notes.join("; ")),
     }
 }
 
@@ -1370,6 +1407,26 @@ mod tests {
         assert_eq!(r[4].lines, ["Grüße"]);
         assert_eq!(r[4].note.as_deref(), Some("UTF-8, not the OEM code page"));
         assert_eq!(model.received, 6);
+    }
+
+    #[test]
+    fn large_bodies_are_clipped_for_display() {
+        let base = Instant::now();
+        let mut model = Model::new(me(false), "*");
+        let mut body = b"A".repeat(100);
+        body.extend_from_slice(b"\0*\0");
+        body.extend(std::iter::repeat_n(b'x', MAX_SHOWN + 10));
+        model.on_message(&local(200, &body), &stamp(0, base));
+        let r = received(&model);
+        assert_eq!(r[0].from, format!("{}…", "A".repeat(40)));
+        assert_eq!(r[0].lines, ["x".repeat(MAX_SHOWN)]);
+        assert_eq!(r[0].note.as_deref(), Some("10 more characters not shown"));
+        model.on_paste(&"y".repeat(MAX_SHOWN + 1));
+        let Some(Action::Send(req)) = model.on_key(Key::Enter, &stamp(1, base)) else {
+            panic!()
+        };
+        assert_eq!(req.body.len(), 5 + 9 + 3 + MAX_SHOWN + 1, "sent whole");
+        assert_eq!(sent(&model)[0].lines[1], "[1 more characters not shown]");
     }
 
     #[test]

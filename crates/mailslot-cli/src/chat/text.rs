@@ -96,6 +96,14 @@ pub fn lines(text: &str) -> Vec<String> {
     lines
 }
 
+/// The first `max` characters of `text`, and how many were left out.
+pub fn clip(text: &str, max: usize) -> (&str, usize) {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => (&text[..end], text[end..].chars().count()),
+        None => (text, 0),
+    }
+}
+
 /// Display width of a character in a terminal cell grid (controls never get here).
 pub fn char_width(c: char) -> usize {
     c.width().unwrap_or(0)
@@ -177,6 +185,13 @@ mod tests {
         assert_eq!(lines(""), [""]);
         assert_eq!(lines("a\n\nb"), ["a", "", "b"]);
         assert_eq!(lines("bell\x07"), ["bell^G"]);
+    }
+
+    #[test]
+    fn clips_by_characters() {
+        assert_eq!(clip("Grüße", 3), ("Grü", 2));
+        assert_eq!(clip("abc", 3), ("abc", 0));
+        assert_eq!(clip("", 0), ("", 0));
     }
 
     #[test]
