@@ -418,6 +418,48 @@ fn two_terminals_on_one_host() {
     );
 }
 
+#[test]
+fn a_flood_leaves_the_chat_responsive() {
+    if !have_tmux() {
+        return;
+    }
+    let dir = PrivateDir::new();
+    let tmux = Tmux::new();
+    let env = [
+        ("MAILSLOT_DIR", dir.path()),
+        ("MAILSLOT_NETBIOS_NAME", "CHATHOST"),
+        ("MAILSLOT_WORKGROUP", "TESTGROUP"),
+    ];
+    tmux.start("alice", &chat_command(&env, &["--no-network"], "ALICE"));
+    tmux.wait_for("alice", &["ALICE@CHATHOST · TESTGROUP · network off"]);
+    let scope = mailslot::Scope::Dir(dir.0.clone());
+    let mut writer = mailslot::Writer::open_in(&scope, "MESSNGR").unwrap();
+    const FLOOD: usize = 20_000;
+    for i in 0..FLOOD {
+        writer
+            .write(format!("FLOOD\0*\0message {i}\0").as_bytes())
+            .unwrap();
+    }
+    // Every message is either shown or counted as lost; the last one is on the screen.
+    tmux.wait("alice", "the whole flood", |screen| {
+        screen.contains(&format!("message {}", FLOOD - 1)) && screen.lines().any(|line| {
+            let number = |key: &str| -> Option<usize> {
+                let at = line.find(key)? + key.len();
+                line[at..].split_whitespace().next()?.parse().ok()
+            };
+            matches!((number("received "), number("lost ")), (Some(r), Some(l)) if r + l == FLOOD)
+        })
+    });
+    tmux.say("alice", "still here");
+    tmux.wait_for(
+        "alice",
+        &[
+            "you → * (TESTGROUP) ✓ sent (this host) · seen here",
+            "  still here",
+        ],
+    );
+}
+
 /// A UDP port nobody uses right now.
 fn free_udp_port() -> u16 {
     let socket = std::net::UdpSocket::bind("0.0.0.0:0").expect("bind a UDP socket");
