@@ -16,7 +16,6 @@ Ratios are always mailslot / peer: below 1 means mailslot is cheaper or faster.
 import argparse
 import datetime
 import json
-import math
 import sys
 
 FANOUT_PEERS = ["mailslot", "unix-dgram", "zmq", "iceoryx2"]
@@ -443,6 +442,90 @@ def markdown(run, json_path, png_link):
     return "\n".join(parts)
 
 
+# ---- the summary block spliced into the README section ------------------------------------
+
+BEGIN = "<!-- bench-report:begin"
+END = "<!-- bench-report:end -->"
+
+
+def pair(a, b):
+    return f"{fmt_ratio(a)} / {fmt_ratio(b)}"
+
+
+def summary(run, json_path, png_link):
+    """Headline tables, verdicts and conditions: the generated part of the README section."""
+    e = run.env
+    out = []
+    if png_link:
+        out.append(f"![mailslot against its peers: fan-out cost and latency]({png_link})\n")
+    size = 64
+    peers = [p for p in run.fanout_peers if p != "mailslot"]
+    if size in run.sizes:
+        out.append(
+            f"Fan-out, {size}-byte messages, 1 writer to k blocking readers, nothing lost: "
+            "mailslot / peer, cost per delivered message, wall / CPU:\n"
+        )
+        rows = []
+        for k in run.ks:
+            mw = run.fan("mailslot", size, k, "wall_ns_per_msg")
+            mc = run.fan("mailslot", size, k, "cpu_ns_per_msg")
+            row = [k, f"{fmt_ns(mw)} / {fmt_ns(mc)}"]
+            for p in peers:
+                row.append(
+                    pair(
+                        ratio(mw, run.fan(p, size, k, "wall_ns_per_msg")),
+                        ratio(mc, run.fan(p, size, k, "cpu_ns_per_msg")),
+                    )
+                )
+            rows.append(row)
+        out.append(table(["k", "mailslot ns"] + [f"vs {p}" for p in peers], rows))
+        out.append("")
+    if run.placements:
+        others = [p for p in ("futex", "eventfd", "iceoryx2", "zmq", "unix-dgram") if p in run.latency_peers]
+        out.append("One-way blocking latency, 64 bytes: mailslot / peer, p50 / p99:\n")
+        rows = []
+        for pl in run.placements:
+            m50, m99 = run.lat("mailslot", pl, "p50_ns"), run.lat("mailslot", pl, "p99_ns")
+            row = [pl, f"{fmt_us(m50)} / {fmt_us(m99)} us"]
+            for p in others:
+                row.append(pair(ratio(m50, run.lat(p, pl, "p50_ns")), ratio(m99, run.lat(p, pl, "p99_ns"))))
+            rows.append(row)
+        out.append(
+            table(["placement", "mailslot"] + [f"vs {p}" for p in others], rows, ["---"] + ["---:"] * (len(others) + 1))
+        )
+        out.append("")
+    out.append("DESIGN.md §5 targets in this run:\n")
+    out.append(table(["target", "measured", "verdict"], targets(run), ["---", "---", "---"]))
+    out.append("")
+    load = e.get("load1")
+    sizes = ", ".join(str(s) for s in run.sizes)
+    out.append(
+        f"Conditions: {e.get('cpus', '?')} CPUs ({e.get('cpu_model', '?')}), Linux {e.get('kernel', '?')}, "
+        f"load average {'?' if load is None else f'{load:.2f}'} at start (shared machine), "
+        f"`net.unix.max_dgram_qlen` = {e.get('max_dgram_qlen', '?')}, fan-out {sizes} B unpinned, "
+        f"latency 64 B pinned same-core / cross-core and unpinned, {e.get('build', '?')} build of "
+        f"`{e.get('source') or '?'}`. All tables, the 1024-byte fan-out and the absolute numbers: "
+        f"[docs/perf.md](docs/perf.md); raw numbers: `{json_path}`."
+    )
+    return "\n".join(out)
+
+
+def splice(path, block):
+    """Replaces the text between the bench-report markers in `path`; False if it has none."""
+    with open(path) as f:
+        text = f.read()
+    start = text.find(BEGIN)
+    end = text.find(END)
+    if start < 0 or end < start:
+        return False
+    head = text[: text.index("\n", start) + 1]  # keeps the begin marker line as it is
+    new = head + "\n" + block.rstrip() + "\n\n" + text[end:]
+    if new != text:
+        with open(path, "w") as f:
+            f.write(new)
+    return True
+
+
 # ---- plot -----------------------------------------------------------------------------------
 
 
@@ -500,7 +583,7 @@ def plot(run, path):
         ax.set_ylabel("ns per delivered message (log)")
         ax.set_title(f"Fan-out, {size} B: {what}")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="best", framealpha=0.9)
 
     ax = axes[2]
     peers = [p for p in PLOT_LATENCY_PEERS if p in run.latency_peers]
@@ -551,6 +634,15 @@ def main():
     ap.add_argument("--md")
     ap.add_argument("--json-path", help="how the markdown names the JSON file")
     ap.add_argument("--png-link", help="image link in the markdown (relative to it)")
+    ap.add_argument(
+        "--splice",
+        nargs="*",
+        default=[],
+        metavar="FILE",
+        help="replace the block between <!-- bench-report:begin ...--> and <!-- bench-report:end --> "
+        "in each FILE (image link docs/perf.png, for a file at the repository root)",
+    )
+    ap.add_argument("--splice-png-link", default="docs/perf.png")
     a = ap.parse_args()
     with open(a.results) as f:
         run = Run(json.load(f))
@@ -562,6 +654,12 @@ def main():
         text = markdown(run, a.json_path or a.results, a.png_link)
         with open(a.md, "w") as f:
             f.write(text.rstrip() + "\n")
+    for path in a.splice:
+        try:
+            done = splice(path, summary(run, a.json_path or a.results, a.splice_png_link))
+        except FileNotFoundError:
+            done = False
+        print(f"{path}: {'summary block updated' if done else 'no bench-report markers, left alone'}")
     for row in targets(run):
         print(f"{row[2]:>14}  {row[0]}: {row[1]}".replace("**", ""))
 

@@ -4,7 +4,10 @@
 #   2. runs every scenario once: raw numbers -> bench/results/latest.json,
 #      the bench's own tables -> bench/results/latest.md,
 #   3. renders docs/perf.png (plot) and docs/perf.md (tables of ratios, targets, conditions),
-#      both generated from the JSON alone by bench/plot.py (matplotlib in .venv-bench).
+#      both generated from the JSON alone by bench/plot.py (matplotlib in .venv-bench), and
+#      refreshes the generated block between `<!-- bench-report:begin` and
+#      `<!-- bench-report:end -->` in docs/perf-section.md and, if it has one, README.md
+#      (nothing else in those files is touched).
 #
 #   bash scripts/bench-report.sh                 # ~1-2 min with a warm build cache
 #   bash scripts/bench-report.sh --rounds 5      # extra arguments go to `mailslot-bench all`
@@ -51,20 +54,30 @@ if ! $render_only; then
     tmp=$(mktemp -d)
     trap 'rm -rf "$tmp"' EXIT
     echo "bench-report: running all scenarios (load average: $(cut -d' ' -f1-3 /proc/loadavg))" >&2
-    MAILSLOT_BENCH_SOURCE="$(git describe --always --dirty 2>/dev/null || echo unknown)" \
-        "$bin" all --out "$tmp/latest.json" "$@" | tee "$tmp/latest.md"
+    # What was measured: the commit, "-dirty" if the library, the bench or the lock file have
+    # uncommitted changes (other files' changes do not matter here).
+    source=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+    if ! git diff --quiet HEAD -- crates/mailslot crates/mailslot-wire bench Cargo.toml Cargo.lock \
+        2>/dev/null; then
+        source="$source-dirty"
+    fi
+    MAILSLOT_BENCH_SOURCE="$source" "$bin" all --out "$tmp/latest.json" "$@" | tee "$tmp/latest.md"
     mv "$tmp/latest.json" "$json"
     mv "$tmp/latest.md" "$tables"
     t_ran=$(date +%s)
 fi
 
+splice=(docs/perf-section.md)
+if grep -q '<!-- bench-report:begin' README.md 2>/dev/null; then
+    splice+=(README.md)
+fi
 "$venv/bin/python" bench/plot.py "$json" --png "$png" --md "$md" \
-    --json-path "$json" --png-link perf.png
+    --json-path "$json" --png-link perf.png --splice "${splice[@]}"
 
 t_end=$(date +%s)
 if $render_only; then
     echo "bench-report: rendered $png and $md from $json in $((t_end - t0)) s" >&2
 else
     echo "bench-report: build $((t_built - t0)) s, run $((t_ran - t_built)) s, render $((t_end - t_ran)) s;" \
-        "wrote $json, $tables, $png, $md" >&2
+        "wrote $json, $tables, $png, $md; spliced ${splice[*]}" >&2
 fi
