@@ -58,6 +58,9 @@ const H_GROUP_POS: usize = 56;
 const H_GROUP_LOST: usize = 64;
 const H_REFUSED: usize = 72;
 const H_HIGH_WATER: usize = 80;
+/// The futex word every blocking reader of the name sleeps on: bumped by a writer that saw a
+/// sleeper, so one wake system call serves all of them.
+const H_WAKE_EPOCH: usize = 84;
 const H_NAME_LEN: usize = 88;
 const H_NAME: usize = 96;
 const H_MUTEX: usize = 256;
@@ -296,6 +299,11 @@ impl Segment {
 
     pub fn group_lost(&self) -> &AtomicU64 {
         self.map.u64_at(H_GROUP_LOST)
+    }
+
+    /// The shared futex word of blocking readers (see `ring_bells`).
+    pub fn wake_epoch(&self) -> &AtomicU32 {
+        self.map.u32_at(H_WAKE_EPOCH)
     }
 
     pub fn high_water(&self) -> usize {
@@ -654,20 +662,32 @@ impl Segment {
     }
 
     /// Wakes every waiting instance (all of them in `one` mode too: one of them claims).
+    ///
+    /// Readers blocked in the library sleep on the name's shared wake epoch: however many
+    /// there are, one `FUTEX_WAKE` wakes them all. Readers waiting on their descriptor get a
+    /// doorbell datagram each.
     pub fn ring_bells(&self, ring_socket: &mut dyn FnMut(u64)) {
         // SYNC POINT: the SeqCst store of `head` in append, then these SeqCst loads: a reader
         // that set its bell before re-checking `head` is either seen here or sees the record.
         fence(Ordering::SeqCst);
+        let mut futex_sleepers = false;
         for slot in 0..self.high_water() {
             let bell = self.bell(slot);
             if bell.load(Ordering::SeqCst) == BELL_IDLE {
                 continue;
             }
             match bell.swap(BELL_IDLE, Ordering::SeqCst) {
-                BELL_FUTEX => sys::futex_wake(bell, i32::MAX),
+                BELL_FUTEX => futex_sleepers = true,
                 BELL_SOCKET => ring_socket(self.slot_id(slot)),
                 _ => {}
             }
+        }
+        if futex_sleepers {
+            // SYNC POINT: a sleeper read the epoch after setting its bell; bumping it makes
+            // its FUTEX_WAIT return at once if it has not slept yet.
+            let epoch = self.wake_epoch();
+            epoch.fetch_add(1, Ordering::SeqCst);
+            sys::futex_wake(epoch, i32::MAX);
         }
     }
 }

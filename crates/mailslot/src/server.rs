@@ -424,6 +424,7 @@ impl Server {
         deadline: Option<Instant>,
         limit: usize,
     ) -> Result<(RecordHeader, u64), Error> {
+        let mut yielded = false;
         loop {
             match self.take(limit)? {
                 Take::Got(header, lost) => return Ok((header, lost)),
@@ -448,10 +449,22 @@ impl Server {
                 }
                 None => None,
             };
-            // SYNC POINT: mark ourselves waiting, then re-check; pairs with `ring_bells`.
+            // Before sleeping, give the CPU away once: on a busy host a writer that is ready to
+            // run often appends meanwhile, and a reader that finds it saves two context
+            // switches and the writer a wake-up.
+            if !yielded {
+                yielded = true;
+                std::thread::yield_now();
+                continue;
+            }
+            yielded = false;
+            // SYNC POINT: mark ourselves waiting, read the wake epoch, then re-check; pairs
+            // with `ring_bells` (a writer that saw our bell bumps the epoch before waking).
             self.bell().store(BELL_FUTEX, Ordering::SeqCst);
+            let epoch = self.member.segment.wake_epoch();
+            let seen = epoch.load(Ordering::SeqCst);
             if self.is_empty() {
-                sys::futex_wait(self.bell(), BELL_FUTEX, remaining);
+                sys::futex_wait(epoch, seen, remaining);
             }
             self.bell().store(BELL_IDLE, Ordering::SeqCst);
         }
