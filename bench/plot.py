@@ -247,6 +247,21 @@ def targets(run):
 # ---- markdown -------------------------------------------------------------------------------
 
 
+def shown_command(command):
+    """The bench's arguments without `--out FILE` (a temporary file of the script)."""
+    words = command.split()
+    out = []
+    skip = False
+    for w in words:
+        if skip:
+            skip = False
+        elif w == "--out":
+            skip = True
+        elif not w.startswith("--out="):
+            out.append(w)
+    return " ".join(out)
+
+
 def conditions(run, json_path):
     e = run.env
     started = e.get("started_unix")
@@ -272,7 +287,8 @@ def conditions(run, json_path):
         "(both on CPU 0), cross-core (CPU 0 and 1), unpinned (median of several runs)",
         f"- build: {e.get('build', '?')}, features `{e.get('features', '') or 'none'}`, "
         f"mailslot-bench {e.get('version', '?')}, source `{e.get('source') or '?'}`",
-        f"- run: {when}, `mailslot-bench {e.get('command', '?')}`; raw numbers: `{json_path}`",
+        f"- run: {when}, `mailslot-bench {shown_command(e.get('command', '?'))}`; raw numbers: "
+        f"`{json_path}`",
     ]
     return "\n".join(lines)
 
@@ -583,7 +599,9 @@ def plot(run, path):
         ax.set_ylabel("ns per delivered message (log)")
         ax.set_title(f"Fan-out, {size} B: {what}")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8, loc="best", framealpha=0.9)
+        lo, hi = ax.get_ylim()
+        ax.set_ylim(lo, hi * 8)  # room for the legend above the lines
+        ax.legend(fontsize=8, loc="upper center", ncol=3, framealpha=0.9)
 
     ax = axes[2]
     peers = [p for p in PLOT_LATENCY_PEERS if p in run.latency_peers]
