@@ -13,7 +13,7 @@
 //! | `third_party_senders` | python3-samba (from A) and scapy (from C) datagrams, padded (Windows) and unpadded (Samba), group, unique, `<1d>`, `*`, a lying header: data, source IP and NetBIOS name in `listen --json` |
 //! | `nmbd_announcements` | Samba's nmbd in C: its `\MAILSLOT\BROWSE` HostAnnouncement and `\MAILSLOT\LANMAN` announcement (`lm announce = yes`) reach `listen BROWSE` / `listen LANMAN` in B |
 //! | `nmbd_backup_list` | once nmbd is local master browser (~25 s), our GetBackupListRequest (`send BROWSE --to MSLAB --group --suffix 1d --stdin`, source port 138 through the holder) is answered: the GetBackupListResponse (0x0a, our token) reaches `listen BROWSE` |
-//! | `hostile_and_flood` | every case of PROTOCOL.md §11 / §3.4 built with scapy, sent A → B: dropped and counted exactly, edge cases delivered intact; then 100,000 datagrams A → B: the holder keeps running with bounded VmRSS, counters rise, listeners still receive |
+//! | `hostile_and_flood` | every case of PROTOCOL.md §11 / §3.4 built with scapy, sent A → B: dropped and counted exactly, edge cases delivered intact; over-limit messages refused by our sender; then 100,000 datagrams A → B: the holder keeps running with bounded VmRSS, counters rise, listeners still receive |
 //! | `takeover_while_sending` | two `listen --shared` in B (both candidates for the role); the holder is killed with SIGKILL while A sends every millisecond; the survivor holds the role and receives again; the gap is printed |
 //! | `unprivileged_lan` | as root: the six scenarios above again as `nobody` inside `unshare -rn` (no privilege outside the namespace: port 138, the bridge, nmbd, tshark, the role) |
 //! | `single_host_loopback` | no namespaces: a holder on an unprivileged port, `send --to *` over 127.255.255.255 from its own directory and from a second directory (a second "host" without a holder), `status`; a second holder on the same port is refused with the owner named |
@@ -1467,6 +1467,30 @@ fn hostile_and_flood() {
         lab.wait_open('b', name, 1);
     }
     let (_, before) = lab.status('b', &[]);
+
+    // §11 "a reply larger than the datagram buffer" (CVE-2007-6015, CVE-2007-4572) is a
+    // sender's bug: ours refuses over-limit messages before building anything, so nothing
+    // reaches B (the exact counter check below sees no extra datagram).
+    for (to, len) in [
+        ("10.99.0.2", 429),
+        ("HOSTB", 429),
+        ("*", 425),
+        ("*", 426),
+        ("10.99.0.2", 65_000),
+    ] {
+        let r = lab.run_input(
+            'a',
+            &bin,
+            &ms("HOSTA", &["send", "TEST", "--stdin", "--to", to]),
+            &vec![b'x'; len],
+        );
+        assert!(
+            r.code == 1 && r.stderr.contains("too large"),
+            "{len} bytes to {to}: {}{}",
+            r.stdout,
+            r.stderr
+        );
+    }
 
     // Every hostile case, 2 ms apart, from A; expected counter increases come with them.
     let r = lab.run_ok(
