@@ -205,8 +205,18 @@ fn reexec(tests: &[&str], as_nobody: bool) {
         let s = PathBuf::from(support("lan_send.py"));
         (exe, PathBuf::from(bin()), s.parent().unwrap().to_path_buf())
     };
-    let mut cmd = Command::new("timeout");
-    cmd.args(["-s", "KILL", "300", "setpriv"]);
+    // The hang guard dies with us too (then the inner run dies with it: pdeathsig).
+    let mut cmd = Command::new("setpriv");
+    cmd.args([
+        "--pdeathsig",
+        "KILL",
+        "--",
+        "timeout",
+        "-s",
+        "KILL",
+        "300",
+        "setpriv",
+    ]);
     if as_nobody {
         cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"]);
     }
@@ -475,6 +485,28 @@ impl Ran {
 // ---------------------------------------------------------------------------------------------
 // The lab
 
+/// Removes the temporary directories of test processes that were killed (`kill -9` leaves
+/// them; everything else of ours dies with the test): `msl-lan-NAME-PID-N`, `msl-unpriv-PID-N`.
+fn remove_stale_dirs() {
+    for e in std::fs::read_dir(std::env::temp_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("msl-lan-") && !name.starts_with("msl-unpriv-") {
+            continue;
+        }
+        let mut parts = name.rsplit('-');
+        let (_, Some(pid)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 /// Host `h`'s address: a = .1, b = .2, c = .3.
 fn ip_of(h: char) -> String {
     format!("10.99.0.{}", h as u8 - b'a' + 1)
@@ -493,6 +525,7 @@ struct Lab {
 impl Lab {
     fn tmp(name: &str) -> PathBuf {
         static SEQ: AtomicUsize = AtomicUsize::new(0);
+        remove_stale_dirs();
         let tmp = std::env::temp_dir().join(format!(
             "msl-lan-{name}-{}-{}",
             std::process::id(),
