@@ -1329,7 +1329,7 @@ fn nmbd_announcements() {
     );
     let name_hex = hex(b"NMBD-C");
     let from_nmbd = |l: &str| l.contains("\"netbios_name\":\"NMBD-C\"");
-    // HostAnnouncement: opcode 0x01, our... its name at offset 6.
+    // HostAnnouncement ([MS-BRWS] to MSLAB<1d>): opcode 0x01, ServerName at offset 6.
     let l = lab.procs[browse]
         .out()
         .next_where("nmbd's HostAnnouncement", |l| {
