@@ -87,6 +87,9 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<Outcome> {
     let deliver = local_delivery(config.dir.clone(), args.verbose);
     let role = NetRole::start(config.clone(), deliver)
         .with_context(|| format!("starting the network role on UDP port {}", config.port))?;
+    // The role starts as Waiting before it has even tried the lock: let it settle so that an
+    // uncontended start does not announce a wait.
+    role.wait_settled(Duration::from_millis(500));
     let mut last: Option<RoleState> = None;
     // Signals only set a flag: wake up a few times a second to look at it (and at the state).
     while !stop.load(Ordering::Relaxed) {

@@ -10,6 +10,7 @@ use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind};
@@ -473,31 +474,19 @@ pub fn status_of(dir: &Path, name: &MailslotName) -> Result<Option<MailslotStatu
         let options = segment.options();
         let backlog = if options.deliver_one {
             segment
-                .backlog_from(
-                    segment
-                        .group_pos()
-                        .load(std::sync::atomic::Ordering::Acquire),
-                )
+                .backlog_from(segment.group_pos().load(Ordering::Acquire))
                 .0 as u64
         } else {
             segment
-                .backlog_from(
-                    segment
-                        .slot_cursor(slot)
-                        .load(std::sync::atomic::Ordering::Acquire),
-                )
+                .backlog_from(segment.slot_cursor(slot).load(Ordering::Acquire))
                 .0 as u64
         };
         instances.push(InstanceStatus {
             id: segment.slot_id(slot),
             pid,
             uid,
-            delivered: segment
-                .slot_delivered(slot)
-                .load(std::sync::atomic::Ordering::Relaxed),
-            lost: segment
-                .slot_lost(slot)
-                .load(std::sync::atomic::Ordering::Relaxed),
+            delivered: segment.slot_delivered(slot).load(Ordering::Relaxed),
+            lost: segment.slot_lost(slot).load(Ordering::Relaxed),
             backlog,
         });
     }

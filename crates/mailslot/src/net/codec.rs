@@ -70,6 +70,10 @@ pub(crate) fn parse_mailslot_datagram(buf: &[u8]) -> Result<Parsed<'_>, ParseErr
     if mailslot.is_empty() {
         return Err(ParseError::Malformed("empty mailslot name"));
     }
+    // A name no local mailslot can have (`..`, empty components, too long) is malformed.
+    if crate::MailslotName::parse(mailslot).is_err() {
+        return Err(ParseError::Malformed("invalid mailslot name"));
+    }
     let dgm_length_ok = Datagram::new_checked(buf)
         .map(|v| v.dgm_length_matches())
         .unwrap_or(false);

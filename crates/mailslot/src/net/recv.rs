@@ -43,7 +43,11 @@ pub(crate) fn classify<'a>(buf: &'a [u8], id: &Identity) -> Result<Parsed<'a>, D
     if !id.accept_any {
         let d = &p.destination;
         let ours = !p.destination_scoped
-            && (same_name(d, &id.host) || same_name(d, &id.workgroup) || d.is_wildcard());
+            // `*` padded with spaces (scapy) is the wildcard too, not only the RFC's NULs.
+            && (same_name(d, &id.host)
+                || same_name(d, &id.workgroup)
+                || d.is_wildcard()
+                || d.name() == "*");
         if !ours {
             return Err(Drop::NotForUs);
         }

@@ -300,6 +300,8 @@ fn resolve(config: &NetConfig, target: &Target, opts: &SendOptions) -> Result<Re
 
 fn check_size(resolved: &Resolved, mailslot: &str, len: usize) -> Result<(), NetError> {
     let limit = match resolved {
+        // An IP target goes to `*<00>`, which receivers treat as a group: the group limit.
+        Resolved::Unique { name, .. } if name.is_wildcard() => codec::group_limit(mailslot),
         Resolved::Unique { .. } => codec::unique_limit(mailslot),
         Resolved::Group { .. } => codec::group_limit(mailslot),
     };
