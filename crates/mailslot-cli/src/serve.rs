@@ -8,7 +8,6 @@
 //! Exit: 0 when stopped by SIGINT/SIGTERM (the role is released at once and passed on), 1 when
 //! the port cannot be bound (the reason names the program holding it and the remedies).
 
-use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,17 +36,7 @@ pub struct Args {
 /// The network configuration the global options and `serve` options select.
 pub fn config(global: &Global, args: &Args) -> anyhow::Result<NetConfig> {
     let dir = common::scope(global).dir().context("runtime directory")?;
-    let mut c = NetConfig::new(dir);
-    c.port = global.port;
-    c.bind = global.bind.unwrap_or(Ipv4Addr::UNSPECIFIED);
-    c.broadcast = global.broadcast.clone();
-    if let Some(name) = &global.netbios_name {
-        c.netbios_name = name.to_uppercase();
-    }
-    c.workgroup = global.workgroup.to_uppercase();
-    c.accept_any = global.accept_any;
-    c.share_port = global.share_port;
-    c.name_service = !global.no_name_service;
+    let mut c = crate::network::config(global, &dir);
     c.name_service_port = args.name_service_port;
     c.deliver_own = !args.drop_own;
     // serve reports the role's conditions itself, as its exit reason.
