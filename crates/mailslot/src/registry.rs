@@ -431,6 +431,7 @@ pub fn list(dir: &Path) -> Result<Vec<MailslotStatus>, Error> {
             continue;
         };
         if file_name.starts_with('.') {
+            remove_abandoned_draft(&entry);
             continue;
         }
         let Some(key) = MailslotName::key_from_file_name(file_name) else {
@@ -447,6 +448,25 @@ pub fn list(dir: &Path) -> Result<Vec<MailslotStatus>, Error> {
     }
     out.sort_by_key(|status| status.name.to_lowercase());
     Ok(out)
+}
+
+/// A new name is drafted in a `.NAME.RANDOM.tmp` file and linked into place within
+/// microseconds; a draft this old belonged to a creator killed in between.
+fn remove_abandoned_draft(entry: &fs::DirEntry) {
+    const ABANDONED_AFTER: Duration = Duration::from_secs(60);
+    let is_draft = entry
+        .file_name()
+        .to_str()
+        .is_some_and(|n| n.ends_with(".tmp"));
+    let old = entry
+        .metadata()
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age > ABANDONED_AFTER);
+    if is_draft && old {
+        let _ = fs::remove_file(entry.path());
+    }
 }
 
 /// The status of one name, `None` if it has no live instance (it is then cleaned up).

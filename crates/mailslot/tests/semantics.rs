@@ -602,3 +602,23 @@ fn a_huge_finite_timeout_waits_instead_of_panicking() {
         Err(_) => panic!("LIBRARY BUG: recv with Timeout::After(Duration::MAX) panicked"),
     }
 }
+
+#[test]
+fn listing_removes_drafts_abandoned_by_a_killed_creator() {
+    let dir = TestDir::new("drafts");
+    let abandoned = dir.path().join(".x.slot.00000000000000ab.tmp");
+    let fresh = dir.path().join(".y.slot.00000000000000cd.tmp");
+    for path in [&abandoned, &fresh] {
+        std::fs::write(path, b"").unwrap();
+    }
+    let long_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&abandoned)
+        .unwrap()
+        .set_modified(long_ago)
+        .unwrap();
+    assert!(mailslot::list(dir.path()).unwrap().is_empty());
+    assert!(!abandoned.exists(), "an hour-old draft is abandoned");
+    assert!(fresh.exists(), "a draft being written right now stays");
+}
