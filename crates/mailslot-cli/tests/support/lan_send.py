@@ -42,46 +42,10 @@ def local_ip_towards(ip):
 
 
 def build_samba(c):
-    from samba.dcerpc import nbt
-    from samba.ndr import ndr_pack
+    from samba_dgram import mailslot_datagram
 
-    slot, payload, pad = c["mailslot"], c["payload"], c["pad"]
-    trans = nbt.smb_trans_body()
-    trans.total_param_count = 0
-    trans.total_data_count = len(payload)
-    trans.max_param_count = trans.max_data_count = trans.max_setup_count = 0
-    trans.trans_flags = trans.timeout = trans.param_count = trans.param_offset = 0
-    trans.data_count = len(payload)
-    trans.data_offset = 70 + len(slot) + len(pad)
-    trans.opcode, trans.priority = 1, 1
-    setattr(trans, "_class", 2)
-    trans.mailslot_name = slot
-    # NDR's data is "everything after the name": the padding goes in front of the payload.
-    trans.data = pad + payload
-    smb = nbt.dgram_smb_packet()
-    smb.smb_command = nbt.SMB_TRANSACTION
-    smb.err_class = smb.pad = smb.err_code = smb.flags = smb.flags2 = 0
-    smb.pid_high = smb.reserved = smb.tid = smb.pid = smb.vuid = smb.mid = 0
-    smb.signature = [0] * 8
-    smb.body = trans
-    msg = nbt.dgram_message()
-    msg.length = 138 + len(slot) + len(pad) + len(payload)
-    msg.offset = 0
-    sn = nbt.name()
-    sn.name, sn.type = c["src"], 0
-    dn = nbt.name()
-    dn.name, dn.type = c["dst"], c["dst_suffix"]
-    msg.source_name, msg.dest_name = sn, dn
-    msg.dgram_body_type = nbt.DGRAM_SMB
-    msg.body = smb
-    pkt = nbt.dgram_packet()
-    pkt.msg_type = c["type"]
-    pkt.flags = nbt.DGRAM_FLAG_FIRST
-    pkt.dgram_id = c["id"]
-    pkt.src_addr = c["hdr_ip"]
-    pkt.src_port = c["hdr_port"]
-    pkt.data = msg
-    return ndr_pack(pkt)
+    return mailslot_datagram(c["type"], c["src"], 0, c["dst"], c["dst_suffix"], c["mailslot"],
+                             c["payload"], c["pad"], c["id"], c["hdr_ip"], c["hdr_port"])
 
 
 def build_scapy(c):

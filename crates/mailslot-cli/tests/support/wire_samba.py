@@ -8,7 +8,9 @@ import json
 import sys
 
 from samba.dcerpc import nbt
-from samba.ndr import ndr_pack, ndr_unpack
+from samba.ndr import ndr_unpack
+
+from samba_dgram import mailslot_datagram
 
 CASES = [
     # case, type, src, src_sfx, dst, dst_sfx, mailslot, payload, pad(bytes or None)
@@ -22,39 +24,8 @@ CASES = [
 def build():
     for case, typ, src, ssx, dst, dsx, slot, payload, pad in CASES:
         pad = pad or b""
-        trans = nbt.smb_trans_body()
-        trans.total_param_count = 0
-        trans.total_data_count = len(payload)
-        trans.max_param_count = trans.max_data_count = trans.max_setup_count = 0
-        trans.trans_flags = trans.timeout = trans.param_count = trans.param_offset = 0
-        trans.data_count = len(payload)
-        trans.data_offset = 70 + len(slot) + len(pad)
-        trans.opcode, trans.priority = 1, 1
-        setattr(trans, "_class", 2)
-        trans.mailslot_name = slot
-        trans.data = pad + payload
-        smb = nbt.dgram_smb_packet()
-        smb.smb_command = nbt.SMB_TRANSACTION
-        smb.err_class = smb.pad = smb.err_code = smb.flags = smb.flags2 = 0
-        smb.pid_high = smb.reserved = smb.tid = smb.pid = smb.vuid = smb.mid = 0
-        smb.signature = [0] * 8
-        smb.body = trans
-        msg = nbt.dgram_message()
-        msg.length = 138 + len(slot) + len(pad) + len(payload)
-        msg.offset = 0
-        s = nbt.name(); s.name = src; s.type = ssx
-        d = nbt.name(); d.name = dst; d.type = dsx
-        msg.source_name, msg.dest_name = s, d
-        msg.dgram_body_type = nbt.DGRAM_SMB
-        msg.body = smb
-        pkt = nbt.dgram_packet()
-        pkt.msg_type = typ
-        pkt.flags = nbt.DGRAM_FLAG_FIRST
-        pkt.dgram_id = 0x4321
-        pkt.src_addr = "10.99.0.9"
-        pkt.src_port = 138
-        pkt.data = msg
-        print(json.dumps({"case": case, "hex": ndr_pack(pkt).hex(), "msg_type": typ,
+        datagram = mailslot_datagram(typ, src, ssx, dst, dsx, slot, payload, pad)
+        print(json.dumps({"case": case, "hex": datagram.hex(), "msg_type": typ,
                           "source_name": src, "source_suffix": ssx, "destination_name": dst,
                           "destination_suffix": dsx, "mailslot": slot, "data_hex": payload.hex(),
                           "data_offset": 70 + len(slot) + len(pad)}))
