@@ -192,7 +192,12 @@ fn reexec(tests: &[&str], as_nobody: bool) {
         let support_dir = tmp.join("support");
         std::fs::create_dir_all(&support_dir).unwrap();
         mode(&support_dir, 0o755);
-        for f in ["lan_peer.py", "lan_send.py", "lan_hostile.py", "samba_dgram.py"] {
+        for f in [
+            "lan_peer.py",
+            "lan_send.py",
+            "lan_hostile.py",
+            "samba_dgram.py",
+        ] {
             std::fs::copy(support(f), support_dir.join(f)).unwrap();
             mode(&support_dir.join(f), 0o644);
         }
