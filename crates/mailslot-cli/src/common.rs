@@ -18,6 +18,35 @@ pub fn scope(global: &Global) -> Scope {
     }
 }
 
+/// `--mode`: octal permission bits (`660`, `0640`).
+pub fn parse_mode(text: &str) -> Result<u32, String> {
+    match u32::from_str_radix(text, 8) {
+        Ok(mode) if mode <= 0o777 => Ok(mode),
+        _ => Err(format!(
+            "'{text}' is not an octal mode from 000 to 777 (e.g. 660)"
+        )),
+    }
+}
+
+/// `--group`: a gid, or a group name looked up in /etc/group.
+pub fn parse_group(text: &str) -> Result<u32, String> {
+    if let Ok(gid) = text.parse::<u32>() {
+        return Ok(gid);
+    }
+    let groups = std::fs::read_to_string("/etc/group")
+        .map_err(|e| format!("cannot read /etc/group to find group '{text}': {e}"))?;
+    groups
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split(':');
+            let name = fields.next()?;
+            let gid = fields.nth(1)?.parse::<u32>().ok()?;
+            (name == text).then_some(gid)
+        })
+        .next()
+        .ok_or_else(|| format!("no group named '{text}' in /etc/group (give a gid instead)"))
+}
+
 /// The `source` object of DESIGN.md §4.
 pub fn source_json(source: &Source) -> Value {
     match source {

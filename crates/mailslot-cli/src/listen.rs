@@ -37,6 +37,13 @@ pub struct Args {
     /// Parse each body as a Messenger popup (From\0To\0Text\0).
     #[arg(long)]
     pub messenger: bool,
+    /// With --global: permission bits of a name this creates, in octal (read = may listen,
+    /// write = may send; default 660).
+    #[arg(long, value_parser = common::parse_mode)]
+    pub mode: Option<u32>,
+    /// With --global: the group of a name this creates (a name or a gid; you must be a member).
+    #[arg(long, value_parser = common::parse_group)]
+    pub group: Option<u32>,
 }
 
 pub fn run(global: &Global, args: Args) -> anyhow::Result<Outcome> {
@@ -56,8 +63,22 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<Outcome> {
     if let Some(capacity) = args.capacity {
         builder = builder.capacity(capacity);
     }
+    if let Some(mode) = args.mode {
+        builder = builder.mode(mode);
+    }
+    if let Some(group) = args.group {
+        builder = builder.group(group);
+    }
+    if !global.global && (args.mode.is_some() || args.group.is_some()) {
+        anyhow::bail!("--mode and --group apply to global names (add --global)");
+    }
     let mut server = builder.open().context("cannot listen")?;
-    let role = crate::network::start_role(global, server.dir())?;
+    // A global name's network delivery is the host service's (it holds the port).
+    let role = if global.global {
+        None
+    } else {
+        crate::network::start_role(global, server.dir())?
+    };
     if let Some(role) = &role {
         // Reports an unavailable port once (on stderr) before the first message.
         crate::network::settle(role);

@@ -90,6 +90,8 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<Outcome> {
             let mut writer =
                 Writer::open_in(&common::scope(global), name.as_str()).context("cannot send")?;
             writer.write(&data).context("cannot send")?;
+            // A global name's write is confirmed by the host service, not just handed to it.
+            writer.flush().context("cannot send")?;
             Ok(Outcome::Success)
         }
         Target::Local => {

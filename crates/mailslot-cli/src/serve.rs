@@ -5,8 +5,15 @@
 //! mailslot of that name (every instance of a shared name). It is the process to run as a
 //! system service with `CAP_NET_BIND_SERVICE` for port 138.
 //!
+//! `mailslot serve --system` is the host service (run by `packaging/systemd/`): it owns the
+//! global names in its directory (`--global-dir`, default `/run/mailslot`), decides every
+//! user's opens and writes with the kernel's credentials, and holds the port for the whole
+//! host, delivering into global names. Without the port (no privilege, nmbd holds it) it
+//! reports why once and keeps serving the global names.
+//!
 //! Exit: 0 when stopped by SIGINT/SIGTERM (the role is released at once and passed on), 1 when
-//! the port cannot be bound (the reason names the program holding it and the remedies).
+//! the port cannot be bound (the reason names the program holding it and the remedies), or
+//! the global directory cannot be taken (another service, or a directory others can write).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -14,6 +21,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use mailslot::net::{self, DeliverFn, NetConfig, NetRole, NetSource, Reporter, RoleState};
+use mailslot::service::HostService;
 use mailslot::Deliverer;
 
 use crate::{common, Global, Outcome};
@@ -31,6 +39,13 @@ pub struct Args {
     /// Print one line per delivered or dropped network message on stderr.
     #[arg(long, short)]
     pub verbose: bool,
+    /// Run as the host service: own the global names (for every local user) and the port.
+    #[arg(long)]
+    pub system: bool,
+    /// The host service's directory (created if missing; it must be the service's own and
+    /// writable by nobody else). Clients find it through MAILSLOT_GLOBAL_DIR.
+    #[arg(long, env = "MAILSLOT_GLOBAL_DIR", requires = "system")]
+    pub global_dir: Option<std::path::PathBuf>,
 }
 
 /// The network configuration the global options and `serve` options select.
@@ -47,7 +62,11 @@ pub fn config(global: &Global, args: &Args) -> anyhow::Result<NetConfig> {
 /// Local delivery through the library's `Deliverer::callback`, logging each outcome when
 /// `verbose`.
 pub fn local_delivery(dir: std::path::PathBuf, verbose: bool) -> DeliverFn {
-    let deliver = Deliverer::callback(dir);
+    logged(Deliverer::callback(dir), verbose)
+}
+
+/// `deliver`, logging each outcome on stderr when `verbose`.
+fn logged(deliver: DeliverFn, verbose: bool) -> DeliverFn {
     if !verbose {
         return deliver;
     }
@@ -65,15 +84,67 @@ pub fn local_delivery(dir: std::path::PathBuf, verbose: bool) -> DeliverFn {
 }
 
 pub fn run(global: &Global, args: Args) -> anyhow::Result<Outcome> {
-    if global.no_network {
-        bail!("serve holds the network role; it cannot run with --no-network");
-    }
-    let config = config(global, &args)?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone()).context("installing a signal handler")?;
     }
+    if args.system {
+        return run_system(global, &args, &stop);
+    }
+    if global.no_network {
+        bail!("serve holds the network role; it cannot run with --no-network");
+    }
+    let config = config(global, &args)?;
     let deliver = local_delivery(config.dir.clone(), args.verbose);
+    hold_role(config, deliver, &stop, false)
+}
+
+/// `serve --system`: the host service, with the network role for the whole host.
+fn run_system(global: &Global, args: &Args, stop: &Arc<AtomicBool>) -> anyhow::Result<Outcome> {
+    let dir = args
+        .global_dir
+        .clone()
+        .unwrap_or_else(|| std::path::PathBuf::from(mailslot::service::DEFAULT_GLOBAL_DIR));
+    let service = Arc::new(HostService::bind(&dir).context("cannot start the host service")?);
+    eprintln!(
+        "mailslot serve: host service on {} (global names for every local user)",
+        dir.join(mailslot::service::SOCKET_NAME).display()
+    );
+    let serving = {
+        let service = service.clone();
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("mailslot service".into())
+            .spawn(move || service.run(&stop))
+            .context("cannot start the host service's thread")?
+    };
+    let outcome = if global.no_network {
+        while !stop.load(Ordering::Relaxed) && !serving.is_finished() {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(Outcome::Success)
+    } else {
+        let mut config = config(global, args)?;
+        config.dir = dir.clone();
+        let deliver = logged(service.network_delivery(), args.verbose);
+        hold_role(config, deliver, stop, true)
+    };
+    stop.store(true, Ordering::Relaxed);
+    match serving.join() {
+        Ok(Ok(())) => outcome,
+        Ok(Err(e)) => Err(e).context("the host service failed"),
+        Err(_) => bail!("the host service's thread panicked"),
+    }
+}
+
+/// Holds the network role until `stop`; a service (`keep_serving`) outlives a port it cannot
+/// bind, reporting why once.
+fn hold_role(
+    config: NetConfig,
+    deliver: DeliverFn,
+    stop: &Arc<AtomicBool>,
+    keep_serving: bool,
+) -> anyhow::Result<Outcome> {
     let role = NetRole::start(config.clone(), deliver)
         .with_context(|| format!("starting the network role on UDP port {}", config.port))?;
     // The role starts as Waiting before it has even tried the lock: let it settle so that an
@@ -111,6 +182,13 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<Outcome> {
                     },
                     config.netbios_name,
                     config.workgroup,
+                );
+            }
+            RoleState::Unavailable { reason } if keep_serving => {
+                eprintln!(
+                    "mailslot serve: no network role on UDP port {}: {reason}; global names \
+                     keep working on this host",
+                    config.port
                 );
             }
             RoleState::Unavailable { reason } => {

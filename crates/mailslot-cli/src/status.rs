@@ -19,10 +19,20 @@ pub struct Args {
 pub fn run(global: &Global, args: Args) -> anyhow::Result<Outcome> {
     let dir = common::scope(global).dir().context("cannot read status")?;
     let names = match &args.name {
+        Some(name) if global.global => {
+            let name = MailslotName::parse(name)?;
+            let wanted = name.as_str().to_lowercase();
+            mailslot::service::status()
+                .context("cannot read status")?
+                .into_iter()
+                .filter(|s| s.name.to_lowercase() == wanted)
+                .collect()
+        }
         Some(name) => {
             let name = MailslotName::parse(name)?;
             mailslot::status_of(&dir, &name)?.into_iter().collect()
         }
+        None if global.global => mailslot::service::status().context("cannot read status")?,
         None => mailslot::list(&dir).context("cannot read status")?,
     };
     if args.json {

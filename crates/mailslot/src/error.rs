@@ -30,6 +30,9 @@ pub enum ErrorKind {
     NetworkUnavailable,
     /// Shared state of the mailslot was found damaged and was not trusted.
     Corrupted,
+    /// The host service (the global scope's owner) is not running or stopped answering;
+    /// the message says how to start it.
+    ServiceUnavailable,
     /// Any other operating-system error.
     Io,
 }

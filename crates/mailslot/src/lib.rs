@@ -42,6 +42,7 @@ mod registry;
 mod scope;
 mod segment;
 mod server;
+pub mod service;
 #[allow(unsafe_code)]
 mod sys;
 mod writer;

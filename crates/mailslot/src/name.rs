@@ -41,6 +41,11 @@ impl MailslotName {
         &self.display
     }
 
+    /// The case-folded name: two spellings of one mailslot have the same key.
+    pub(crate) fn key(&self) -> String {
+        self.key.clone()
+    }
+
     /// The file name of this mailslot in its runtime directory: lower-cased, every byte other
     /// than `[a-z0-9_-]` written as `%xx`, so no name can spell `..` or `/`.
     pub fn file_name(&self) -> String {

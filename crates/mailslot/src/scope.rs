@@ -4,12 +4,12 @@
 //!   `/dev/shm/mailslot-<uid>`; mode 0700 and owned by the user, so other users can neither
 //!   open, read, write nor list its names. An existing directory that others can enter is
 //!   refused rather than trusted.
-//! - Global scope: `$MAILSLOT_GLOBAL_DIR`, else `/dev/shm/mailslot-global`; mode 1777 like
-//!   `/tmp` (anyone may create a name, only its owner may remove it); each name's file carries
-//!   the mode and group its creator chose.
+//! - Global scope: names shared between users, owned by the host service (see
+//!   [`crate::service`]) in its directory, `$MAILSLOT_GLOBAL_DIR`, else `/run/mailslot`. No
+//!   file of it is ever opened by a client; without a running service it is unavailable.
 
 use std::fs;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, ErrorKind};
@@ -21,14 +21,15 @@ pub enum Scope {
     /// The user's own directory (see the module docs).
     #[default]
     User,
-    /// The shared multi-user directory.
+    /// Names shared between users through the host service.
     Global,
     /// An explicit directory (tests, containers); treated like the user scope.
     Dir(PathBuf),
 }
 
 impl Scope {
-    /// The directory this scope stands for, created if missing and checked.
+    /// The directory this scope stands for, created if missing and checked (the global
+    /// scope's is the host service's: named, never created or checked here).
     ///
     /// # Errors
     /// `PermissionDenied` if the directory belongs to someone else or is open to others (user
@@ -37,7 +38,7 @@ impl Scope {
         match self {
             Scope::User => ensure_private_dir(&user_dir()),
             Scope::Dir(dir) => ensure_private_dir(dir),
-            Scope::Global => ensure_global_dir(&global_dir()),
+            Scope::Global => Ok(crate::service::global_dir()),
         }
     }
 
@@ -59,14 +60,6 @@ pub fn user_dir() -> PathBuf {
         return Path::new(&run).join("mailslot");
     }
     PathBuf::from(format!("/dev/shm/mailslot-{}", sys::current_uid()))
-}
-
-/// The global scope's directory, before any check.
-pub fn global_dir() -> PathBuf {
-    std::env::var_os("MAILSLOT_GLOBAL_DIR")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/dev/shm/mailslot-global"))
 }
 
 fn ensure_private_dir(dir: &Path) -> Result<PathBuf, Error> {
@@ -114,33 +107,6 @@ fn ensure_private_dir(dir: &Path) -> Result<PathBuf, Error> {
                 dir.display()
             ),
         ));
-    }
-    Ok(dir.to_path_buf())
-}
-
-fn ensure_global_dir(dir: &Path) -> Result<PathBuf, Error> {
-    if let Err(e) = fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o1777)
-        .create(dir)
-    {
-        return Err(Error::io(
-            format!("cannot create the global directory {}", dir.display()),
-            e,
-        ));
-    }
-    let meta = fs::symlink_metadata(dir)
-        .map_err(|e| Error::io(format!("cannot inspect {}", dir.display()), e))?;
-    if !meta.is_dir() {
-        return Err(Error::new(
-            ErrorKind::PermissionDenied,
-            format!("{} is not a directory", dir.display()),
-        ));
-    }
-    // The creator's umask may have cleared bits: whoever owns it makes it 1777 once.
-    if meta.mode() & 0o7777 != 0o1777 && meta.uid() == sys::current_uid() {
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o1777))
-            .map_err(|e| Error::io(format!("cannot set the mode of {}", dir.display()), e))?;
     }
     Ok(dir.to_path_buf())
 }

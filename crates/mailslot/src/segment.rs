@@ -176,6 +176,20 @@ impl Segment {
     ///
     /// Returns `Ok(None)` when the file is not (yet) a published segment.
     pub fn map_existing(file: File) -> Result<Option<Segment>, Error> {
+        Segment::map_checked(file, SharedMap::map)
+    }
+
+    /// Maps a segment the host service handed over, read-only (its checks as for
+    /// [`Segment::map_existing`]). Only reads may be used on the result: `read_at`,
+    /// `backlog_from`, `head`, `closed`, `options` and the other loads.
+    pub fn map_read_only(file: File) -> Result<Option<Segment>, Error> {
+        Segment::map_checked(file, SharedMap::map_read_only)
+    }
+
+    fn map_checked(
+        file: File,
+        map_fn: fn(&File, usize) -> std::io::Result<SharedMap>,
+    ) -> Result<Option<Segment>, Error> {
         let len = file
             .metadata()
             .map_err(|e| Error::io("cannot inspect a mailslot file", e))?
@@ -183,8 +197,8 @@ impl Segment {
         if len < RING_OFFSET as u64 + 4096 {
             return Ok(None);
         }
-        let map = SharedMap::map(&file, RING_OFFSET)
-            .map_err(|e| Error::io("cannot map a mailslot file", e))?;
+        let map =
+            map_fn(&file, RING_OFFSET).map_err(|e| Error::io("cannot map a mailslot file", e))?;
         if map.u64_at(H_MAGIC).load(Ordering::Acquire) != MAGIC {
             return Ok(None);
         }
@@ -202,7 +216,7 @@ impl Segment {
             ));
         }
         drop(map);
-        let map = SharedMap::map(&file, file_size(ring_size) as usize)
+        let map = map_fn(&file, file_size(ring_size) as usize)
             .map_err(|e| Error::io("cannot map a mailslot file", e))?;
         Ok(Some(Segment {
             file,

@@ -15,6 +15,7 @@ use crate::scope::Scope;
 use crate::segment::{
     self, ReadStep, RecordHeader, RecordSource, SegmentOptions, BELL_FUTEX, BELL_IDLE, BELL_SOCKET,
 };
+use crate::service::{self, GlobalReader};
 use crate::sys;
 
 /// The largest message a mailslot accepts when no smaller maximum is set (1 MiB).
@@ -239,6 +240,9 @@ impl ServerBuilder {
                 format!("mailslot \"{name}\": a maximum message size above {MAX_MESSAGE_SIZE} bytes is not supported"),
             ));
         }
+        if self.scope == Scope::Global {
+            return self.open_global(name);
+        }
         let dir = self.scope.dir()?;
         let max = if self.max_message_size == 0 {
             MAX_MESSAGE_SIZE
@@ -274,21 +278,53 @@ impl ServerBuilder {
             .segment
             .slot_next_seq(member.slot)
             .load(Ordering::Relaxed);
-        let server = Server {
-            dir,
+        // Readable-when-waiting from the start (see `AsFd`).
+        member
+            .segment
+            .bell(member.slot)
+            .store(BELL_SOCKET, Ordering::SeqCst);
+        Ok(Server {
             name,
-            member,
-            bell_socket,
+            link: Link::Local(LocalLink {
+                dir,
+                member,
+                bell_socket,
+                deliver_one: options.deliver_one,
+            }),
             cursor,
             next_seq,
             read_timeout: self.read_timeout,
-            deliver_one: options.deliver_one,
             max_message_size: options.max_message as usize,
+            delivered: 0,
+            lost: 0,
             scratch: Vec::new(),
+        })
+    }
+
+    /// A global name: an instance in the host service, reading its ring read-only.
+    fn open_global(self, name: MailslotName) -> Result<Server, Error> {
+        let request = service::OpenReader {
+            name: name.as_str().to_owned(),
+            shared: self.shared,
+            deliver_one: self.delivery == Delivery::One,
+            refuse_when_full: self.overflow == Overflow::Refuse,
+            mode: self.mode.unwrap_or_else(|| self.scope.default_mode()) as u16,
+            group: self.group,
+            max_message: self.max_message_size as u32,
+            capacity: self.capacity as u64,
         };
-        // Readable-when-waiting from the start (see `AsFd`).
-        server.bell().store(BELL_SOCKET, Ordering::SeqCst);
-        Ok(server)
+        let (reader, cursor, next_seq) = GlobalReader::open(request)?;
+        Ok(Server {
+            name,
+            link: Link::Global(reader),
+            cursor,
+            next_seq,
+            read_timeout: self.read_timeout,
+            max_message_size: self.max_message_size,
+            delivered: 0,
+            lost: 0,
+            scratch: Vec::new(),
+        })
     }
 }
 
@@ -314,16 +350,35 @@ fn bind_bell(id: u64) -> std::io::Result<UnixDatagram> {
 /// [`Server::try_recv`]) until `TimedOut`; only then is it re-armed.
 #[derive(Debug)]
 pub struct Server {
-    dir: PathBuf,
     name: MailslotName,
-    member: Membership,
-    bell_socket: UnixDatagram,
+    link: Link,
+    /// Position of the next record to read (not used in `one` mode, which claims from the
+    /// name's shared group cursor).
     cursor: u64,
     next_seq: u64,
     read_timeout: Timeout,
-    deliver_one: bool,
     max_message_size: usize,
+    /// This instance's counters (global names report them to the service).
+    delivered: u64,
+    lost: u64,
     scratch: Vec<u8>,
+}
+
+/// Where an instance's ring lives.
+#[derive(Debug)]
+enum Link {
+    /// A user-scope name: the ring is a file of the user's directory, mapped read-write.
+    Local(LocalLink),
+    /// A global name: the host service owns the ring; we map it read-only.
+    Global(GlobalReader),
+}
+
+#[derive(Debug)]
+struct LocalLink {
+    dir: PathBuf,
+    member: Membership,
+    bell_socket: UnixDatagram,
+    deliver_one: bool,
 }
 
 enum Take {
@@ -364,16 +419,18 @@ impl Server {
 
     /// This instance's unique id (as `mailslot status` shows it).
     pub fn instance_id(&self) -> u64 {
-        self.member.id
+        match &self.link {
+            Link::Local(local) => local.member.id,
+            Link::Global(global) => global.id,
+        }
     }
 
-    /// The runtime directory this server lives in.
+    /// The runtime directory this server lives in (the host service's, for a global name).
     pub fn dir(&self) -> &std::path::Path {
-        &self.dir
-    }
-
-    fn bell(&self) -> &std::sync::atomic::AtomicU32 {
-        self.member.segment.bell(self.member.slot)
+        match &self.link {
+            Link::Local(local) => &local.dir,
+            Link::Global(global) => global.dir(),
+        }
     }
 
     /// Reads the next message, waiting as the read timeout says.
@@ -458,25 +515,74 @@ impl Server {
                 continue;
             }
             yielded = false;
-            // SYNC POINT: mark ourselves waiting, read the wake epoch, then re-check; pairs
-            // with `ring_bells` (a writer that saw our bell bumps the epoch before waking).
-            self.bell().store(BELL_FUTEX, Ordering::SeqCst);
-            let epoch = self.member.segment.wake_epoch();
-            let seen = epoch.load(Ordering::SeqCst);
-            if self.is_empty() {
-                sys::futex_wait(epoch, seen, remaining);
+            self.sleep(remaining);
+        }
+    }
+
+    /// Sleeps until a writer may have appended, at most `remaining`.
+    fn sleep(&mut self, remaining: Option<Duration>) {
+        match &mut self.link {
+            Link::Local(local) => {
+                let segment = &local.member.segment;
+                let bell = segment.bell(local.member.slot);
+                // SYNC POINT: mark ourselves waiting, read the wake epoch, then re-check; pairs
+                // with `ring_bells` (a writer that saw our bell bumps the epoch before waking).
+                bell.store(BELL_FUTEX, Ordering::SeqCst);
+                let epoch = segment.wake_epoch();
+                let seen = epoch.load(Ordering::SeqCst);
+                let at = if local.deliver_one {
+                    segment.group_pos().load(Ordering::SeqCst)
+                } else {
+                    self.cursor
+                };
+                if at >= segment.head() {
+                    sys::futex_wait(epoch, seen, remaining);
+                }
+                bell.store(BELL_IDLE, Ordering::SeqCst);
             }
-            self.bell().store(BELL_IDLE, Ordering::SeqCst);
+            Link::Global(global) => {
+                // The old ring of a service that went away is read to its end first
+                // (`take` found it empty): then join the next service.
+                if !global.connected() {
+                    if let Some((cursor, next_seq)) = global.reconnect() {
+                        self.cursor = cursor;
+                        self.next_seq = next_seq;
+                        return;
+                    }
+                }
+                // SYNC POINT: the service rings an armed reader after the append that passes
+                // its cursor, or at once if one already did.
+                global.arm(self.cursor, self.delivered, self.lost);
+                let _ = global.wait(remaining);
+            }
         }
     }
 
     /// Empty at the deadline: arm the socket doorbell (so the fd turns readable on the next
     /// message), look once more, and report `TimedOut`.
     fn timed_out(&mut self, limit: usize) -> Result<(RecordHeader, u64), Error> {
-        if self.bell().load(Ordering::SeqCst) != BELL_SOCKET {
-            let mut sink = [0u8; 64];
-            while self.bell_socket.recv(&mut sink).is_ok() {}
-            self.bell().store(BELL_SOCKET, Ordering::SeqCst);
+        match &mut self.link {
+            Link::Local(local) => {
+                // Always drain: a doorbell datagram that found nothing (a spurious or foreign
+                // ring) must not leave the descriptor readable, or a poller would spin.
+                let mut sink = [0u8; 64];
+                while local.bell_socket.recv(&mut sink).is_ok() {}
+                local
+                    .member
+                    .segment
+                    .bell(local.member.slot)
+                    .store(BELL_SOCKET, Ordering::SeqCst);
+            }
+            Link::Global(global) => {
+                global.drain();
+                if !global.connected() {
+                    if let Some((cursor, next_seq)) = global.reconnect() {
+                        self.cursor = cursor;
+                        self.next_seq = next_seq;
+                    }
+                }
+                global.arm(self.cursor, self.delivered, self.lost);
+            }
         }
         match self.take(limit)? {
             Take::Got(header, lost) => Ok((header, lost)),
@@ -494,21 +600,19 @@ impl Server {
         }
     }
 
-    fn is_empty(&self) -> bool {
-        let at = if self.deliver_one {
-            self.member.segment.group_pos().load(Ordering::SeqCst)
-        } else {
-            self.cursor
-        };
-        at >= self.member.segment.head()
-    }
-
     /// Takes the next message into `self.scratch` if one is waiting.
     fn take(&mut self, limit: usize) -> Result<Take, Error> {
-        let segment = &self.member.segment;
-        let slot = self.member.slot;
+        let (segment, slot, deliver_one) = match &self.link {
+            Link::Local(local) => (
+                &local.member.segment,
+                Some(local.member.slot),
+                local.deliver_one,
+            ),
+            // Read-only: nothing of ours is written into the service's ring.
+            Link::Global(global) => (&global.segment, None, false),
+        };
         loop {
-            let at = if self.deliver_one {
+            let at = if deliver_one {
                 segment.group_pos().load(Ordering::Acquire)
             } else {
                 self.cursor
@@ -516,7 +620,7 @@ impl Server {
             match segment.read_at(at, &mut self.scratch, limit) {
                 ReadStep::Empty => return Ok(Take::Empty),
                 ReadStep::Resync(next) => {
-                    if self.deliver_one {
+                    if deliver_one {
                         let _ = segment.group_pos().compare_exchange(
                             at,
                             next,
@@ -536,7 +640,7 @@ impl Server {
                     if !copied {
                         return Ok(Take::TooSmall(header.len));
                     }
-                    let lost = if self.deliver_one {
+                    let lost = if deliver_one {
                         if segment
                             .group_pos()
                             .compare_exchange(at, next, Ordering::AcqRel, Ordering::Acquire)
@@ -549,15 +653,21 @@ impl Server {
                         let lost = header.seq.saturating_sub(self.next_seq);
                         self.cursor = next;
                         self.next_seq = header.seq + 1;
-                        segment.slot_cursor(slot).store(next, Ordering::Release);
-                        segment
-                            .slot_next_seq(slot)
-                            .store(self.next_seq, Ordering::Relaxed);
+                        if let Some(slot) = slot {
+                            segment.slot_cursor(slot).store(next, Ordering::Release);
+                            segment
+                                .slot_next_seq(slot)
+                                .store(self.next_seq, Ordering::Relaxed);
+                        }
                         lost
                     };
-                    segment.slot_delivered(slot).fetch_add(1, Ordering::Relaxed);
-                    if lost > 0 {
-                        segment.slot_lost(slot).fetch_add(lost, Ordering::Relaxed);
+                    self.delivered += 1;
+                    self.lost += lost;
+                    if let Some(slot) = slot {
+                        segment.slot_delivered(slot).fetch_add(1, Ordering::Relaxed);
+                        if lost > 0 {
+                            segment.slot_lost(slot).fetch_add(lost, Ordering::Relaxed);
+                        }
                     }
                     return Ok(Take::Got(header, lost));
                 }
@@ -567,12 +677,14 @@ impl Server {
 
     /// The mailslot's state as `GetMailslotInfo` reports it; consumes nothing.
     pub fn info(&self) -> Info {
-        let from = if self.deliver_one {
-            self.member.segment.group_pos().load(Ordering::Acquire)
-        } else {
-            self.cursor
+        let (count, next_size) = match &self.link {
+            Link::Local(local) if local.deliver_one => {
+                let segment = &local.member.segment;
+                segment.backlog_from(segment.group_pos().load(Ordering::Acquire))
+            }
+            Link::Local(local) => local.member.segment.backlog_from(self.cursor),
+            Link::Global(global) => global.segment.backlog_from(self.cursor),
         };
-        let (count, next_size) = self.member.segment.backlog_from(from);
         Info {
             max_message_size: self.max_message_size,
             next_size,
@@ -593,18 +705,24 @@ impl Server {
 
 impl std::os::fd::AsRawFd for Server {
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        self.bell_socket.as_raw_fd()
+        self.as_fd().as_raw_fd()
     }
 }
 
 impl AsFd for Server {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.bell_socket.as_fd()
+        match &self.link {
+            Link::Local(local) => local.bell_socket.as_fd(),
+            Link::Global(global) => global.fd(),
+        }
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        registry::close_server(&self.dir, &self.name, &self.member);
+        // A global instance ends when its connection closes: the service sees that at once.
+        if let Link::Local(local) = &self.link {
+            registry::close_server(&local.dir, &self.name, &local.member);
+        }
     }
 }

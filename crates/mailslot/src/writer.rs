@@ -11,6 +11,7 @@ use crate::registry;
 use crate::scope::Scope;
 use crate::segment::{RecordSource, Segment, SLOT_ACTIVE};
 use crate::server::{bell_address, Source, MAX_MESSAGE_SIZE};
+use crate::service::GlobalWriter;
 use crate::sys;
 
 /// How stale a writer's knowledge that its server lives may be: within this time after the
@@ -20,9 +21,21 @@ pub const LIVENESS_PROBE_INTERVAL: Duration = Duration::from_millis(1);
 /// An opened writer of a local mailslot, for repeated writes.
 ///
 /// A write never blocks on a slow, stopped or dead reader: it appends to the name's log and
-/// wakes only readers that sleep.
+/// wakes only readers that sleep. A writer of a global name hands each message to the host
+/// service without waiting for it (the service stamps it with the kernel's word on who sent
+/// it); [`Writer::flush`] waits until the service has taken everything written.
 #[derive(Debug)]
-pub struct Writer {
+pub struct Writer(WriterLink);
+
+#[derive(Debug)]
+enum WriterLink {
+    Local(LocalWriter),
+    Global(GlobalWriter),
+}
+
+/// A writer of a user-scope name: appends to the name's ring itself.
+#[derive(Debug)]
+struct LocalWriter {
     dir: PathBuf,
     name: MailslotName,
     segment: Segment,
@@ -48,9 +61,12 @@ impl Writer {
     /// As [`Writer::open`].
     pub fn open_in(scope: &Scope, name: &str) -> Result<Writer, Error> {
         let name = MailslotName::parse(name)?;
+        if *scope == Scope::Global {
+            return Ok(Writer(WriterLink::Global(GlobalWriter::open(&name)?)));
+        }
         let dir = scope.dir()?;
         let segment = registry::open_for_write(&dir, &name)?;
-        Ok(Writer {
+        Ok(Writer(WriterLink::Local(LocalWriter {
             dir,
             name,
             segment,
@@ -60,14 +76,49 @@ impl Writer {
                 uid: sys::current_uid(),
             },
             probed_at: Instant::now(),
-        })
+        })))
     }
 
     /// The mailslot's name.
     pub fn name(&self) -> &str {
-        self.name.as_str()
+        match &self.0 {
+            WriterLink::Local(local) => local.name.as_str(),
+            WriterLink::Global(global) => global.name(),
+        }
     }
 
+    /// Writes one message.
+    ///
+    /// # Errors
+    /// `NotFound` when the server has closed (or died) and no new one has the name;
+    /// `MessageTooLarge` (nothing queued); `QueueFull` when the name refuses rather than
+    /// drops; `TimedOut` when another writer holds the append lock for seconds (stopped), or
+    /// the host service takes nothing for seconds; `ServiceUnavailable` when the host service
+    /// of a global name went away.
+    pub fn write(&mut self, data: &[u8]) -> Result<(), Error> {
+        match &mut self.0 {
+            WriterLink::Local(local) => local.write_as(data, None),
+            WriterLink::Global(global) => global.write(data),
+        }
+    }
+
+    /// Returns once every message written so far is in the mailslot (a no-op for user-scope
+    /// names, whose writes are appended before `write` returns).
+    ///
+    /// # Errors
+    /// For a global name, the last error the service met with this writer's messages since
+    /// the last flush (`NotFound` when the server closed meanwhile, ...), or
+    /// `ServiceUnavailable` when it went away (what was written since the last flush may be
+    /// lost, and the error says how many).
+    pub fn flush(&mut self) -> Result<(), Error> {
+        match &mut self.0 {
+            WriterLink::Local(_) => Ok(()),
+            WriterLink::Global(global) => global.flush(),
+        }
+    }
+}
+
+impl LocalWriter {
     /// A closing server marks the name closed (checked on every write); only a server killed
     /// outright needs the kernel's word, which costs a system call, so it is asked at most
     /// once per [`LIVENESS_PROBE_INTERVAL`].
@@ -78,16 +129,6 @@ impl Writer {
         }
         self.probed_at = now;
         true
-    }
-
-    /// Writes one message.
-    ///
-    /// # Errors
-    /// `NotFound` when the server has closed (or died) and no new one has the name;
-    /// `MessageTooLarge` (nothing queued); `QueueFull` when the name refuses rather than
-    /// drops; `TimedOut` when another writer holds the append lock for seconds (stopped).
-    pub fn write(&mut self, data: &[u8]) -> Result<(), Error> {
-        self.write_as(data, None)
     }
 
     fn write_as(&mut self, data: &[u8], source: Option<&RecordSource>) -> Result<(), Error> {
@@ -196,7 +237,7 @@ pub fn write(path: &str, data: &[u8]) -> Result<(), Error> {
 #[derive(Debug)]
 pub struct Deliverer {
     dir: PathBuf,
-    writers: std::collections::HashMap<String, Writer>,
+    writers: std::collections::HashMap<String, LocalWriter>,
 }
 
 /// Most names a [`Deliverer`] keeps open at once.
@@ -248,7 +289,7 @@ impl Deliverer {
                 self.writers.clear();
             }
             let segment = registry::open_for_write(&self.dir, &parsed)?;
-            let writer = Writer {
+            let writer = LocalWriter {
                 dir: self.dir.clone(),
                 name: parsed,
                 segment,

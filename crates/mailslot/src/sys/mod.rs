@@ -11,6 +11,8 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+pub mod fdpass;
+
 /// A `MAP_SHARED` mapping of a whole file, unmapped on drop.
 ///
 /// Other processes map the same file and may write anything at any time, so every accessor
@@ -31,6 +33,16 @@ unsafe impl Sync for SharedMap {}
 impl SharedMap {
     /// Maps the first `len` bytes of `file` read-write and shared.
     pub fn map(file: &File, len: usize) -> io::Result<SharedMap> {
+        SharedMap::map_with(file, len, libc::PROT_READ | libc::PROT_WRITE)
+    }
+
+    /// Maps the first `len` bytes of `file` read-only and shared (a mailslot of the host
+    /// service). Only the loads and copies of this type may be used on it: a store would fault.
+    pub fn map_read_only(file: &File, len: usize) -> io::Result<SharedMap> {
+        SharedMap::map_with(file, len, libc::PROT_READ)
+    }
+
+    fn map_with(file: &File, len: usize, prot: libc::c_int) -> io::Result<SharedMap> {
         if len == 0 {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty mapping"));
         }
@@ -40,7 +52,7 @@ impl SharedMap {
             libc::mmap(
                 std::ptr::null_mut(),
                 len,
-                libc::PROT_READ | libc::PROT_WRITE,
+                prot,
                 libc::MAP_SHARED,
                 file.as_raw_fd(),
                 0,

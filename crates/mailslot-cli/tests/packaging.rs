@@ -1,0 +1,239 @@
+//! The systemd unit of the host service (`packaging/systemd/mailslot.service`), checked offline
+//! with `systemd-analyze` on a copy whose `ExecStart=` runs the binary just built:
+//!
+//! - `verify` accepts it without a word about it (unknown keys, bad values, a missing
+//!   executable are all reported as lines naming the unit);
+//! - `security --offline=yes` rates its sandbox no worse than measured when it was written.
+//!
+//! Nothing is started: no running systemd is needed (containers included).
+//!
+//! Tool policy: without `systemd-analyze` a test prints `SKIP:` and passes, unless `CI` is
+//! `true`, where it fails. Each command runs with a deadline that only guards against hangs.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mailslot");
+const UNIT_NAME: &str = "mailslot.service";
+/// The path `ExecStart=` names in the shipped unit.
+const INSTALLED_BIN: &str = "/usr/bin/mailslot";
+/// Only a guard against hangs; `systemd-analyze` normally answers within a second.
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Overall exposure, in tenths, that `systemd-analyze security --offline=yes` printed for the
+/// unit with systemd 252 (Debian 12): "1.5 OK". What remains is inherent to a LAN service
+/// holding UDP 137/138: host network (PrivateNetwork=, IPAddressDeny=), AF_INET/AF_UNIX/
+/// AF_NETLINK sockets, CAP_NET_BIND_SERVICE (ambient), no PrivateUsers= (it would void the
+/// capability in the host's network namespace), the rtc device ProtectClock= allows, UMask=0022,
+/// the host's root directory, and no ProcSubset=pid (it hides /proc/net/udp, read to name the
+/// program holding the port).
+const MEASURED_EXPOSURE_TENTHS: u32 = 15;
+/// `--threshold=` (tenths of the printed exposure): a little above the measured score, so that
+/// scoring changes of a newer systemd do not fail the test, while a lost hardening line does.
+const THRESHOLD_TENTHS: u32 = 17;
+
+fn unit_source() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../packaging/systemd/mailslot.service")
+}
+
+/// A private directory holding a copy of the unit whose `ExecStart=` runs the built binary;
+/// removed on drop.
+struct UnitCopy {
+    dir: PathBuf,
+}
+
+impl UnitCopy {
+    fn new(tag: &str) -> UnitCopy {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "ms-packaging-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+
+        let bin = Path::new(BIN);
+        assert!(bin.is_absolute(), "binary path is not absolute: {BIN}");
+        let text = std::fs::read_to_string(unit_source()).expect("read the unit");
+        let exec = format!("ExecStart={INSTALLED_BIN} ");
+        assert_eq!(
+            text.lines().filter(|l| l.starts_with(&exec)).count(),
+            1,
+            "the unit must have exactly one `{exec}...` line"
+        );
+        let copy = text.replace(&exec, &format!("ExecStart={} ", bin.display()));
+        std::fs::write(dir.join(UNIT_NAME), copy).unwrap();
+        UnitCopy { dir }
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.join(UNIT_NAME)
+    }
+}
+
+impl Drop for UnitCopy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The outcome of one command: whether it exited 0, and stdout then stderr.
+struct Run {
+    success: bool,
+    status: String,
+    output: String,
+}
+
+/// Runs `systemd-analyze` with `args` and no pager or colours; `None` if it is not installed.
+/// Panics (after killing it) when it outlives [`DEADLINE`].
+fn systemd_analyze(args: &[&str]) -> Option<Run> {
+    let mut child = match Command::new("systemd-analyze")
+        .arg("--no-pager")
+        .args(args)
+        .env("SYSTEMD_COLORS", "0")
+        .env("SYSTEMD_PAGER", "cat")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => panic!("cannot run systemd-analyze: {e}"),
+    };
+    let stdout = drain(child.stdout.take().unwrap());
+    let stderr = drain(child.stderr.take().unwrap());
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for systemd-analyze") {
+            break status;
+        }
+        if start.elapsed() > DEADLINE {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("systemd-analyze {args:?} still running after {DEADLINE:?}: killed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut output = stdout.join().expect("stdout reader");
+    output.push_str(&stderr.join().expect("stderr reader"));
+    Some(Run {
+        success: status.success(),
+        status: status.to_string(),
+        output,
+    })
+}
+
+/// Reads a pipe to its end on a thread (so that a full pipe never blocks the child).
+fn drain(mut pipe: impl Read + Send + 'static) -> JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut text = Vec::new();
+        let _ = pipe.read_to_end(&mut text);
+        String::from_utf8_lossy(&text).into_owned()
+    })
+}
+
+/// `true` when `systemd-analyze` is installed; otherwise SKIP (or fail when `CI` is `true`).
+fn require_systemd_analyze(test: &str) -> bool {
+    if systemd_analyze(&["--version"]).is_some() {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI: {test}: systemd-analyze is not installed (apt-get install systemd)"
+    );
+    eprintln!("SKIP: systemd-analyze not installed");
+    false
+}
+
+/// The overall exposure in tenths from `security`'s last line, e.g.
+/// `→ Overall exposure level for mailslot.service: 1.5 OK 🙂` gives 15.
+fn overall_exposure_tenths(output: &str) -> Option<u32> {
+    let line = output
+        .lines()
+        .find(|l| l.contains("Overall exposure level for"))?;
+    let score = line.rsplit_once(": ")?.1.split_whitespace().next()?;
+    let (units, tenths) = score.split_once('.')?;
+    Some(units.parse::<u32>().ok()? * 10 + tenths.parse::<u32>().ok()?)
+}
+
+#[test]
+fn unit_verifies() {
+    if !require_systemd_analyze("unit_verifies") {
+        return;
+    }
+    let unit = UnitCopy::new("verify");
+    let path = unit.path();
+    // --man=no: a Documentation=man: entry would otherwise run man(1), absent from minimal
+    // systems. No running systemd is needed: verify loads the unit in a test manager.
+    let run = systemd_analyze(&["--man=no", "verify", path.to_str().unwrap()]).unwrap();
+    let about_unit: Vec<&str> = run
+        .output
+        .lines()
+        .filter(|l| l.contains(UNIT_NAME))
+        .collect();
+    assert!(
+        run.success && about_unit.is_empty(),
+        "systemd-analyze verify {}: {}\n{}",
+        path.display(),
+        run.status,
+        run.output
+    );
+}
+
+#[test]
+fn unit_security_exposure() {
+    if !require_systemd_analyze("unit_security_exposure") {
+        return;
+    }
+    let unit = UnitCopy::new("security");
+    let path = unit.path();
+    let threshold = format!("--threshold={THRESHOLD_TENTHS}");
+    let run = systemd_analyze(&[
+        "security",
+        "--offline=yes",
+        &threshold,
+        path.to_str().unwrap(),
+    ])
+    .unwrap();
+    assert!(
+        run.success,
+        "systemd-analyze security {threshold} {}: {}\n{}",
+        path.display(),
+        run.status,
+        run.output
+    );
+    let exposure = overall_exposure_tenths(&run.output).unwrap_or_else(|| {
+        panic!(
+            "no overall exposure in the output of systemd-analyze security:\n{}",
+            run.output
+        )
+    });
+    assert!(
+        exposure <= MEASURED_EXPOSURE_TENTHS,
+        "overall exposure {}.{} is above the measured {}.{}:\n{}",
+        exposure / 10,
+        exposure % 10,
+        MEASURED_EXPOSURE_TENTHS / 10,
+        MEASURED_EXPOSURE_TENTHS % 10,
+        run.output
+    );
+}
+
+#[test]
+fn exposure_line_parses() {
+    assert_eq!(
+        overall_exposure_tenths("x\n→ Overall exposure level for mailslot.service: 1.5 OK 🙂\n"),
+        Some(15)
+    );
+    assert_eq!(
+        overall_exposure_tenths("→ Overall exposure level for a.service: 9.6 UNSAFE 😨"),
+        Some(96)
+    );
+    assert_eq!(overall_exposure_tenths("nothing"), None);
+}

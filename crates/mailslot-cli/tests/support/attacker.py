@@ -1,0 +1,160 @@
+"""A hostile client of the mailslot host service, run as another user by tests/host_service.rs.
+
+It speaks the service's packet protocol directly (SOCK_SEQPACKET, first byte = type; see
+crates/mailslot/src/service/proto.rs) and prints one line per attempt: `NAME ok` when the
+attempt succeeded, `NAME refused ERRNO-OR-REASON` when the system or service stopped it.
+Usage: attacker.py SOCKET ATTACK NAME [ARG]
+"""
+import array
+import errno
+import mmap
+import os
+import socket
+import struct
+import sys
+import time
+
+OPEN_READER, OPEN_WRITER, ARM, WRITE = 1, 2, 3, 4
+
+
+def connect(path):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.connect(path)
+    return s
+
+
+def short(text):
+    raw = text.encode()
+    return bytes([len(raw)]) + raw
+
+
+def open_reader(path, name, mode=0o666):
+    s = connect(path)
+    s.send(struct.pack("<BBHIIQ", OPEN_READER, 1, mode, 0, 0, 0) + short(name))
+    fds = array.array("i")
+    msg, anc, _, _ = s.recvmsg(4096, socket.CMSG_LEN(4 * fds.itemsize))
+    for level, kind, data in anc:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[: len(data) - (len(data) % fds.itemsize)])
+    return s, msg, list(fds)
+
+
+def open_writer(path, name):
+    s = connect(path)
+    s.send(bytes([OPEN_WRITER]) + short(name))
+    msg, _, _, _ = s.recvmsg(4096, socket.CMSG_LEN(16))
+    return s, msg
+
+
+def attempt(label, fn):
+    try:
+        fn()
+        print(f"{label} ok", flush=True)
+    except OSError as e:
+        print(f"{label} refused {errno.errorcode.get(e.errno, e.errno)}", flush=True)
+
+
+def ring(path, name):
+    """Everything a reader could try on the read-only ring it was handed."""
+    s, reply, fds = open_reader(path, name)
+    if reply[:1] != b"\x81" or not fds:
+        print(f"open refused {reply[:1].hex()}", flush=True)
+        return
+    print("open ok", flush=True)
+    fd = fds[0]
+    size = os.fstat(fd).st_size
+    print(f"ring_size {size}", flush=True)
+    attempt("mmap_write", lambda: mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE))
+    attempt("write", lambda: os.pwrite(fd, b"\xff" * 64, 0))
+    attempt("truncate", lambda: os.ftruncate(fd, 4096))
+    attempt("grow", lambda: os.ftruncate(fd, size * 2))
+    attempt("reopen_rw", lambda: os.open(f"/proc/self/fd/{fd}", os.O_RDWR))
+    attempt("fallocate", lambda: os.posix_fallocate(fd, 0, size * 2))
+    F_ADD_SEALS = 1033
+    F_SEAL_WRITE = 8
+    import fcntl
+    attempt("seal_write", lambda: fcntl.fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE))
+    attempt("fchmod", lambda: os.fchmod(fd, 0o666))
+    # A private copy-on-write mapping is allowed and harms no one: prove it stays private.
+    m = mmap.mmap(fd, size, mmap.MAP_PRIVATE, mmap.PROT_READ | mmap.PROT_WRITE)
+    m[0:8] = b"\0" * 8
+    print("private_scribble ok", flush=True)
+    s.close()
+
+
+def forge(path, name):
+    """Claim to be root, then another process; then one honest write."""
+    s, reply = open_writer(path, name)
+    if reply[:1] != b"\x82":
+        print(f"open refused {reply[:1].hex()}", flush=True)
+        return
+    print("open ok", flush=True)
+    for label, creds in [("as_root", (os.getpid(), 0, 0)), ("as_pid1", (1, os.getuid(), os.getgid()))]:
+        cmsg = [(socket.SOL_SOCKET, socket.SCM_CREDENTIALS, struct.pack("iII", *creds))]
+        attempt(label, lambda: s.sendmsg([bytes([WRITE]) + b"forged " + label.encode()], cmsg))
+    s.send(bytes([WRITE]) + b"honest from attacker")
+    s.send(bytes([6]))  # flush, so the writes are in before we exit
+    s.recv(4096)
+    print("honest ok", flush=True)
+
+
+def garbage(path, name):
+    """Malformed, truncated and oversized packets, then an arm flood on its own instance."""
+    for i, packet in enumerate([b"", b"\x00", b"\x55" * 10, b"\x01", b"\x01\xff", b"\x02\xff",
+                                bytes([OPEN_READER]) + b"\xff" * 30, b"\x04" * 200_000]):
+        try:
+            s = connect(path)
+            s.send(packet)
+            s.settimeout(2)
+            try:
+                s.recv(4096)
+            except (socket.timeout, OSError):
+                pass
+            s.close()
+            print(f"garbage{i} sent", flush=True)
+        except OSError as e:
+            print(f"garbage{i} refused {errno.errorcode.get(e.errno, e.errno)}", flush=True)
+    s, reply, fds = open_reader(path, name)
+    for _ in range(20000):
+        s.send(struct.pack("<BQQQ", ARM, 0, 0, 0))
+    s.send(b"\x63")  # unknown: the service ends this instance
+    print("arm_flood ok", flush=True)
+
+
+def flood(path, name, count):
+    s, reply = open_writer(path, name)
+    if reply[:1] != b"\x82":
+        print(f"open refused {reply[:1].hex()}", flush=True)
+        return
+    payload = bytes([WRITE]) + b"x" * 1000
+    for _ in range(int(count)):
+        s.send(payload)
+    s.send(bytes([6]))
+    s.recv(4096)
+    print("flood ok", flush=True)
+
+
+def connections(path, name, count):
+    held = []
+    refused = 0
+    for _ in range(int(count)):
+        try:
+            s = connect(path)
+            s.send(bytes([OPEN_WRITER]) + short(name))
+            s.settimeout(5)
+            reply = s.recv(4096)
+            if reply[:1] == b"\x82":
+                held.append(s)
+            else:
+                refused += 1
+        except OSError:
+            refused += 1
+    print(f"held {len(held)} refused {refused}", flush=True)
+    sys.stdin.readline()  # keep them until the test says so
+
+
+if __name__ == "__main__":
+    path, attack, name = sys.argv[1:4]
+    extra = sys.argv[4:]
+    {"ring": ring, "forge": forge, "garbage": garbage, "flood": flood,
+     "connections": connections}[attack](path, name, *extra)

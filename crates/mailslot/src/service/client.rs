@@ -1,0 +1,437 @@
+//! The clients' side of the host service: a global reader instance and a global writer.
+
+use std::fs::{self, File};
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use socket2::Socket;
+
+use super::proto::{self, OpenReader, Reply, Request};
+use super::{global_dir, SOCKET_NAME};
+use crate::error::{Error, ErrorKind};
+use crate::name::MailslotName;
+use crate::registry::{InstanceStatus, MailslotStatus};
+use crate::segment::Segment;
+use crate::server::MAX_MESSAGE_SIZE;
+use crate::sys::fdpass;
+
+/// How long a client waits for the service to answer an open, a flush or a status question,
+/// and for room in its socket when writing.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often a reader whose service went away looks for a new one.
+const RECONNECT_INTERVAL: Duration = Duration::from_millis(100);
+
+fn unavailable(dir: &Path, why: impl std::fmt::Display) -> Error {
+    Error::new(
+        ErrorKind::ServiceUnavailable,
+        format!(
+            "the host service is not running ({why}); global names need it: start it with \
+             `systemctl start mailslot` or `mailslot serve --system` as root (directory {}, \
+             MAILSLOT_GLOBAL_DIR relocates it)",
+            dir.display()
+        ),
+    )
+}
+
+/// Connects to the service of `dir`, after checking that nobody but the service can have
+/// put the socket there.
+fn connect(dir: &Path) -> Result<Socket, Error> {
+    let meta = match fs::symlink_metadata(dir) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(unavailable(dir, "no global directory"))
+        }
+        Err(e) => return Err(Error::io(format!("cannot inspect {}", dir.display()), e)),
+    };
+    if !meta.is_dir() || meta.mode() & 0o022 != 0 {
+        return Err(Error::new(
+            ErrorKind::PermissionDenied,
+            format!(
+                "refusing the global directory {}: it is not a directory that only the host \
+                 service can write (mode {:o}, owner uid {})",
+                dir.display(),
+                meta.mode() & 0o7777,
+                meta.uid()
+            ),
+        ));
+    }
+    let conn = match fdpass::seqpacket_connect(&dir.join(SOCKET_NAME)) {
+        Ok(conn) => conn,
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ENOENT | libc::ECONNREFUSED | libc::ENOTSOCK)
+            ) =>
+        {
+            return Err(unavailable(dir, e))
+        }
+        Err(e) => return Err(Error::io("cannot connect to the host service", e)),
+    };
+    let peer = fdpass::peer_creds(conn.as_fd())
+        .map_err(|e| Error::io("cannot identify the host service", e))?;
+    if peer.uid != 0 && peer.uid != meta.uid() {
+        return Err(Error::new(
+            ErrorKind::PermissionDenied,
+            format!(
+                "refusing the host service on {}: it runs as uid {}, the directory belongs to uid {}",
+                dir.display(),
+                peer.uid,
+                meta.uid()
+            ),
+        ));
+    }
+    Ok(conn)
+}
+
+/// Sends `request` and waits for the answer and the descriptor that comes with it.
+fn ask(dir: &Path, conn: &Socket, request: &Request) -> Result<(Reply, Option<File>), Error> {
+    fdpass::send_packet(conn.as_fd(), &request.encode(), &[], false)
+        .map_err(|e| unavailable(dir, e))?;
+    let mut buf = vec![0u8; proto::MAX_PACKET];
+    let deadline = Instant::now() + ANSWER_TIMEOUT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if !fdpass::wait_readable(conn.as_fd(), Some(left)).map_err(|e| unavailable(dir, e))? {
+            return Err(Error::new(
+                ErrorKind::ServiceUnavailable,
+                format!(
+                    "the host service on {} did not answer within 5 s",
+                    dir.display()
+                ),
+            ));
+        }
+        let packet = fdpass::recv_packet(conn.as_fd(), &mut buf, true);
+        let packet = match packet {
+            Ok(packet) => packet,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(unavailable(dir, e)),
+        };
+        if packet.eof {
+            return Err(unavailable(dir, "it closed the connection"));
+        }
+        let reply = Reply::decode(&buf[..packet.len]).map_err(|_| {
+            Error::new(
+                ErrorKind::Io,
+                "the host service sent a packet this library does not understand (another release?)",
+            )
+        })?;
+        if reply == Reply::Bell {
+            continue;
+        }
+        let file = packet.fds.into_iter().next().map(File::from);
+        return Ok((reply, file));
+    }
+}
+
+fn reply_error(reply: Reply) -> Error {
+    match reply {
+        Reply::Error(kind, message) => Error::new(kind, message),
+        other => Error::new(
+            ErrorKind::Io,
+            format!("unexpected answer from the host service: {other:?}"),
+        ),
+    }
+}
+
+fn map_ring(file: Option<File>) -> Result<Segment, Error> {
+    let file = file.ok_or_else(|| Error::new(ErrorKind::Io, "the host service sent no ring"))?;
+    Segment::map_read_only(file)?
+        .ok_or_else(|| Error::new(ErrorKind::Corrupted, "the host service sent an empty ring"))
+}
+
+/// A reader instance of a global name.
+#[derive(Debug)]
+pub(crate) struct GlobalReader {
+    dir: PathBuf,
+    request: OpenReader,
+    conn: Socket,
+    connected: bool,
+    next_attempt: Instant,
+    pub segment: Segment,
+    pub id: u64,
+}
+
+/// What a reader's wait ended with.
+pub(crate) enum Wake {
+    /// Look at the ring again.
+    Look,
+    /// The wait timed out.
+    Timeout,
+}
+
+impl GlobalReader {
+    /// Opens an instance; returns it with its starting cursor and sequence number.
+    pub fn open(request: OpenReader) -> Result<(GlobalReader, u64, u64), Error> {
+        let dir = global_dir();
+        let (conn, segment, id, cursor, next_seq) = Self::join(&dir, &request)?;
+        Ok((
+            GlobalReader {
+                dir,
+                request,
+                conn,
+                connected: true,
+                next_attempt: Instant::now(),
+                segment,
+                id,
+            },
+            cursor,
+            next_seq,
+        ))
+    }
+
+    fn join(dir: &Path, request: &OpenReader) -> Result<(Socket, Segment, u64, u64, u64), Error> {
+        let conn = connect(dir)?;
+        match ask(dir, &conn, &Request::OpenReader(request.clone()))? {
+            (
+                Reply::Reader {
+                    id,
+                    cursor,
+                    next_seq,
+                },
+                file,
+            ) => Ok((conn, map_ring(file)?, id, cursor, next_seq)),
+            (other, _) => Err(reply_error(other)),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn connected(&self) -> bool {
+        self.connected
+    }
+
+    /// The descriptor that turns readable when the service rings (or goes away).
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.conn.as_fd()
+    }
+
+    /// Asks to be rung once something is written past `cursor`.
+    pub fn arm(&mut self, cursor: u64, delivered: u64, lost: u64) {
+        if !self.connected {
+            return;
+        }
+        let arm = Request::Arm {
+            cursor,
+            delivered,
+            lost,
+        };
+        if fdpass::send_packet(self.conn.as_fd(), &arm.encode(), &[], true).is_err() {
+            // A full socket cannot happen (one arm per sleep); anything else is a lost service.
+            self.connected = false;
+        }
+    }
+
+    /// Swallows the bells that woke us; notices a service that went away.
+    pub fn drain(&mut self) {
+        let mut buf = [0u8; 16];
+        while self.connected {
+            match fdpass::recv_packet(self.conn.as_fd(), &mut buf, true) {
+                Ok(packet) if packet.eof => self.connected = false,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => self.connected = false,
+            }
+        }
+    }
+
+    /// Waits for a bell, at most `timeout`.
+    pub fn wait(&mut self, timeout: Option<Duration>) -> Wake {
+        if !self.connected {
+            // Between services: look for the next one now and then.
+            let pause = timeout.map_or(RECONNECT_INTERVAL, |t| t.min(RECONNECT_INTERVAL));
+            std::thread::sleep(
+                pause.min(self.next_attempt.saturating_duration_since(Instant::now())),
+            );
+            return Wake::Look;
+        }
+        match fdpass::wait_readable(self.conn.as_fd(), timeout) {
+            Ok(true) => {
+                self.drain();
+                Wake::Look
+            }
+            Ok(false) => Wake::Timeout,
+            Err(_) => {
+                self.connected = false;
+                Wake::Look
+            }
+        }
+    }
+
+    /// After the service went away and the old ring is read to its end: joins the name again
+    /// in the next service, if one runs. Returns the new cursor and sequence number.
+    pub fn reconnect(&mut self) -> Option<(u64, u64)> {
+        if self.connected || Instant::now() < self.next_attempt {
+            return None;
+        }
+        self.next_attempt = Instant::now() + RECONNECT_INTERVAL;
+        let (conn, segment, id, cursor, next_seq) = Self::join(&self.dir, &self.request).ok()?;
+        self.conn = conn;
+        self.segment = segment;
+        self.id = id;
+        self.connected = true;
+        Some((cursor, next_seq))
+    }
+}
+
+/// A writer of a global name.
+#[derive(Debug)]
+pub(crate) struct GlobalWriter {
+    dir: PathBuf,
+    name: MailslotName,
+    conn: Socket,
+    segment: Segment,
+    /// Messages sent since the last flush (what a service crash could take with it).
+    unconfirmed: u64,
+}
+
+impl GlobalWriter {
+    pub fn open(name: &MailslotName) -> Result<GlobalWriter, Error> {
+        let dir = global_dir();
+        let conn = connect(&dir)?;
+        let request = Request::OpenWriter {
+            name: name.as_str().to_owned(),
+        };
+        let segment = match ask(&dir, &conn, &request)? {
+            (Reply::Writer, file) => map_ring(file)?,
+            (other, _) => return Err(reply_error(other)),
+        };
+        conn.set_write_timeout(Some(ANSWER_TIMEOUT))
+            .map_err(|e| Error::io("cannot set a send timeout", e))?;
+        Ok(GlobalWriter {
+            dir,
+            name: name.clone(),
+            conn,
+            segment,
+            unconfirmed: 0,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        self.name.as_str()
+    }
+
+    fn lost_service(&self, e: io::Error) -> Error {
+        if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut {
+            return Error::new(
+                ErrorKind::TimedOut,
+                format!(
+                    "mailslot \"{}\": the host service took no message for 5 s (stopped?)",
+                    self.name
+                ),
+            );
+        }
+        Error::new(
+            ErrorKind::ServiceUnavailable,
+            format!(
+                "mailslot \"{}\": the host service went away ({e}); {} message(s) written since \
+                 the last flush may be lost; open a new writer once it runs again",
+                self.name, self.unconfirmed
+            ),
+        )
+    }
+
+    pub fn write(&mut self, data: &[u8]) -> Result<(), Error> {
+        if self.segment.closed() {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!(
+                    "mailslot \"{}\": the server this writer opened is gone (open a new writer)",
+                    self.name
+                ),
+            ));
+        }
+        let max = match self.segment.options().max_message as usize {
+            0 => MAX_MESSAGE_SIZE,
+            n => n,
+        }
+        .min(self.segment.ring_max_message());
+        if data.len() > max {
+            return Err(Error::new(
+                ErrorKind::MessageTooLarge,
+                format!(
+                    "mailslot \"{}\": the message is {} bytes, the maximum is {max}; nothing was queued",
+                    self.name,
+                    data.len()
+                ),
+            ));
+        }
+        let mut rest = data;
+        while rest.len() > proto::CHUNK {
+            let (part, tail) = rest.split_at(proto::CHUNK);
+            fdpass::send_gather(
+                self.conn.as_fd(),
+                &[&[proto::WRITE_PART_TAG], part],
+                &[],
+                false,
+            )
+            .map_err(|e| self.lost_service(e))?;
+            rest = tail;
+        }
+        fdpass::send_gather(self.conn.as_fd(), &[&[proto::WRITE_TAG], rest], &[], false)
+            .map_err(|e| self.lost_service(e))?;
+        self.unconfirmed += 1;
+        Ok(())
+    }
+
+    /// Waits until the service has appended (or refused) everything written so far.
+    pub fn flush(&mut self) -> Result<(), Error> {
+        let (reply, _) = ask(&self.dir, &self.conn, &Request::Flush).map_err(|e| {
+            Error::new(
+                e.kind(),
+                format!(
+                    "mailslot \"{}\": {e}; {} message(s) written since the last flush may be lost",
+                    self.name, self.unconfirmed
+                ),
+            )
+        })?;
+        self.unconfirmed = 0;
+        match reply {
+            Reply::Flushed {
+                last_error: Some((kind, message)),
+                failed,
+                ..
+            } => Err(Error::new(
+                kind,
+                format!("{message} ({failed} write(s) of this writer failed)"),
+            )),
+            Reply::Flushed { .. } => Ok(()),
+            other => Err(reply_error(other)),
+        }
+    }
+}
+
+/// The service's answer to `status`, as the library's status types.
+pub(crate) fn status() -> Result<Vec<MailslotStatus>, Error> {
+    let dir = global_dir();
+    let conn = connect(&dir)?;
+    match ask(&dir, &conn, &Request::Status)? {
+        (Reply::Status(names), _) => Ok(names
+            .into_iter()
+            .map(|n| MailslotStatus {
+                name: n.name,
+                shared: n.shared,
+                deliver_one: n.deliver_one,
+                refused: 0,
+                instances: n
+                    .instances
+                    .into_iter()
+                    .map(|i| InstanceStatus {
+                        id: i.id,
+                        pid: i.pid,
+                        uid: i.uid,
+                        delivered: i.delivered,
+                        lost: i.lost,
+                        backlog: i.backlog,
+                    })
+                    .collect(),
+            })
+            .collect()),
+        (other, _) => Err(reply_error(other)),
+    }
+}

@@ -1,0 +1,960 @@
+//! The host service's side: the socket every local user connects to, the global names it
+//! owns, and the checks it makes with the kernel's word about each caller.
+//!
+//! One thread per connection (a connection is one reader instance, one writer, or one status
+//! question); the names live in this process only. Each name's ring is a sealed memfd: the
+//! service maps it read-write, readers and writers get a read-only descriptor of it, so no
+//! client can write, truncate or grow a byte another user reads.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use socket2::Socket;
+
+use super::proto::{self, InstanceEntry, NameEntry, OpenReader, Reply, Request};
+use super::SOCKET_NAME;
+use crate::error::{Error, ErrorKind};
+use crate::name::MailslotName;
+use crate::net::{DeliverFn, Delivery as NetDelivery, NetSource};
+use crate::segment::{self, RecordSource, Segment, SegmentOptions};
+use crate::server::{DEFAULT_CAPACITY, MAX_MESSAGE_SIZE};
+use crate::sys::{self, fdpass};
+
+/// Most connections one user (other than root) may hold at once: each costs the service a
+/// thread, so a user cannot exhaust it for the others.
+pub const MAX_CONNECTIONS_PER_USER: usize = 256;
+
+/// Largest ring a client may ask for (its capacity rounds up to a power of two).
+const MAX_CAPACITY: usize = 64 << 20;
+
+/// Most names the service holds at once (each costs at least one ring).
+const MAX_NAMES: usize = 4096;
+
+/// The running host service: owns the global directory, its socket and every global name.
+#[derive(Debug)]
+pub struct HostService {
+    dir: PathBuf,
+    listener: Socket,
+    _lock: File,
+    state: Arc<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    dir: PathBuf,
+    names: Mutex<HashMap<String, Arc<Name>>>,
+    /// Names a previous run of the service held, kept for their instances to rejoin with
+    /// the owner, group and mode their creator chose (not whoever rejoins first).
+    reserved: Mutex<HashMap<String, Reserved>>,
+    connections: Mutex<HashMap<u32, usize>>,
+    own_uid: u32,
+}
+
+/// How long after a restart a previous run's name waits for its instances to rejoin.
+const RESERVATION: Duration = Duration::from_secs(30);
+
+/// A name's settings as the service records them (in `names/` of its directory) so that
+/// they survive a restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Meta {
+    display: String,
+    owner: u32,
+    group: u32,
+    mode: u16,
+    shared: bool,
+    max_message: u32,
+    ring_size: u64,
+}
+
+#[derive(Debug)]
+struct Reserved {
+    meta: Meta,
+    until: Instant,
+}
+
+impl Meta {
+    fn encode(&self) -> String {
+        format!(
+            "mailslot-name 1 {} {} {:o} {} {} {} {}\n",
+            self.owner,
+            self.group,
+            self.mode,
+            u8::from(self.shared),
+            self.max_message,
+            self.ring_size,
+            self.display
+        )
+    }
+
+    fn decode(text: &str) -> Option<Meta> {
+        let line = text.strip_suffix('\n')?;
+        let mut fields = line.splitn(9, ' ');
+        if fields.next()? != "mailslot-name" || fields.next()? != "1" {
+            return None;
+        }
+        let meta = Meta {
+            owner: fields.next()?.parse().ok()?,
+            group: fields.next()?.parse().ok()?,
+            mode: u16::from_str_radix(fields.next()?, 8)
+                .ok()
+                .filter(|m| *m <= 0o777)?,
+            shared: fields.next()? == "1",
+            max_message: fields.next()?.parse().ok()?,
+            ring_size: fields.next()?.parse().ok()?,
+            display: fields.next()?.to_owned(),
+        };
+        let max = segment::ring_size_for(MAX_CAPACITY, MAX_MESSAGE_SIZE);
+        let valid = meta.ring_size.is_power_of_two()
+            && meta.ring_size <= max
+            && meta.max_message as usize <= MAX_MESSAGE_SIZE
+            && MailslotName::parse(&meta.display).is_ok();
+        valid.then_some(meta)
+    }
+}
+
+/// Who is at the other end of a connection, as the kernel reported it at connect time.
+#[derive(Debug, Clone)]
+struct Peer {
+    pid: u32,
+    uid: u32,
+    gid: u32,
+    groups: Vec<u32>,
+}
+
+#[derive(Debug)]
+struct Name {
+    display: String,
+    /// Where its settings are recorded (removed when the name closes).
+    record: PathBuf,
+    owner: u32,
+    group: u32,
+    mode: u16,
+    options: SegmentOptions,
+    segment: Segment,
+    read_only: File,
+    inner: Mutex<NameInner>,
+}
+
+#[derive(Debug, Default)]
+struct NameInner {
+    instances: Vec<Instance>,
+    closed: bool,
+}
+
+#[derive(Debug)]
+struct Instance {
+    id: u64,
+    pid: u32,
+    uid: u32,
+    conn: Arc<Socket>,
+    /// Set while the reader sleeps: ring it once `head` passes this position.
+    armed: Option<u64>,
+    cursor: u64,
+    delivered: u64,
+    lost: u64,
+}
+
+const READ: u16 = 4;
+const WRITE: u16 = 2;
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic on another connection's thread must not take every name down with it.
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Name {
+    fn allows(&self, peer: &Peer, own_uid: u32, want: u16) -> bool {
+        access(self.owner, self.group, self.mode, peer, own_uid, want)
+    }
+
+    fn allows_meta(meta: &Meta, peer: &Peer, own_uid: u32, want: u16) -> bool {
+        access(meta.owner, meta.group, meta.mode, peer, own_uid, want)
+    }
+
+    fn max_message(&self) -> usize {
+        match self.options.max_message as usize {
+            0 => MAX_MESSAGE_SIZE,
+            n => n,
+        }
+        .min(self.segment.ring_max_message())
+    }
+
+    /// Appends one message and rings the readers that sleep.
+    fn append(&self, data: &[u8], source: &RecordSource) -> Result<(), Error> {
+        let mut inner = lock(&self.inner);
+        if inner.closed {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!("mailslot \"{}\": the server closed", self.display),
+            ));
+        }
+        let max = self.max_message();
+        if data.len() > max {
+            return Err(Error::new(
+                ErrorKind::MessageTooLarge,
+                format!(
+                    "mailslot \"{}\": the message is {} bytes, the maximum is {max}; nothing was queued",
+                    self.display,
+                    data.len()
+                ),
+            ));
+        }
+        self.segment
+            .append(data, source, &mut |_| None)
+            .map_err(|e| Error::new(e.kind(), format!("mailslot \"{}\": {e}", self.display)))?;
+        let head = self.segment.head();
+        for instance in &mut inner.instances {
+            if instance.armed.is_some_and(|at| at < head) {
+                instance.armed = None;
+                ring(&instance.conn);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether `peer` may `want` (READ, WRITE) a name of `owner`, `group` and `mode`: the owner's,
+/// the group's or the others' bits, as for a file; root and the service may do anything.
+fn access(owner: u32, group: u32, mode: u16, peer: &Peer, own_uid: u32, want: u16) -> bool {
+    if peer.uid == 0 || peer.uid == own_uid {
+        return true;
+    }
+    let bits = if peer.uid == owner {
+        mode >> 6
+    } else if peer.gid == group || peer.groups.contains(&group) {
+        mode >> 3
+    } else {
+        mode
+    };
+    bits & want == want
+}
+
+/// Tells a sleeping reader to look. Never blocks: a full socket already holds a bell.
+fn ring(conn: &Socket) {
+    let _ = fdpass::send_packet(conn.as_fd(), &Reply::Bell.encode(), &[], true);
+}
+
+fn send_reply(conn: &Socket, reply: &Reply, fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+    fdpass::send_packet(conn.as_fd(), &reply.encode(), fds, false)
+}
+
+fn error_reply(conn: &Socket, err: &Error) {
+    let _ = send_reply(conn, &Reply::Error(err.kind(), err.to_string()), &[]);
+}
+
+/// Checks (or creates) the service's directory: a real directory of the service's user that
+/// nobody else can write, so that nothing in it can have been planted by another user.
+fn prepare_dir(dir: &Path) -> Result<(), Error> {
+    if let Err(e) = fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dir)
+    {
+        return Err(Error::io(
+            format!("cannot create the global directory {}", dir.display()),
+            e,
+        ));
+    }
+    let meta = fs::symlink_metadata(dir)
+        .map_err(|e| Error::io(format!("cannot inspect {}", dir.display()), e))?;
+    let uid = sys::current_uid();
+    let problem = if !meta.is_dir() {
+        Some("is not a directory (a symlink?)".to_string())
+    } else if meta.uid() != uid {
+        Some(format!(
+            "belongs to uid {}, not to the service (uid {uid})",
+            meta.uid()
+        ))
+    } else if meta.mode() & 0o022 != 0 {
+        Some(format!(
+            "is writable by others (mode {:o})",
+            meta.mode() & 0o7777
+        ))
+    } else {
+        None
+    };
+    if let Some(problem) = problem {
+        return Err(Error::new(
+            ErrorKind::PermissionDenied,
+            format!(
+                "refusing the global directory {}: it {problem}; it must be a directory of the \
+                 service's user that only it can write (remove it, or choose another with \
+                 --global-dir)",
+                dir.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Reads the names a previous run recorded in `dir/names` (which only the service can
+/// write), as reservations for their instances to rejoin.
+fn load_records(dir: &Path) -> Result<HashMap<String, Reserved>, Error> {
+    let records = dir.join("names");
+    if let Err(e) = fs::DirBuilder::new().mode(0o755).create(&records) {
+        if e.kind() != io::ErrorKind::AlreadyExists {
+            return Err(Error::io(format!("cannot create {}", records.display()), e));
+        }
+    }
+    let meta = fs::symlink_metadata(&records)
+        .map_err(|e| Error::io(format!("cannot inspect {}", records.display()), e))?;
+    if !meta.is_dir() {
+        return Err(Error::new(
+            ErrorKind::PermissionDenied,
+            format!("{} is not a directory", records.display()),
+        ));
+    }
+    let until = Instant::now() + RESERVATION;
+    let mut reserved = HashMap::new();
+    let entries = fs::read_dir(&records)
+        .map_err(|e| Error::io(format!("cannot list {}", records.display()), e))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let text = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .and_then(|f| io::read_to_string(io::Read::take(f, 4096)));
+        match text.ok().as_deref().and_then(Meta::decode) {
+            Some(meta) => {
+                if let Ok(name) = MailslotName::parse(&meta.display) {
+                    reserved.insert(name.key(), Reserved { meta, until });
+                }
+            }
+            None => {
+                let _ = fs::remove_file(&path);
+            }
+        }
+    }
+    Ok(reserved)
+}
+
+impl HostService {
+    /// Takes the global directory `dir` (created if missing, checked), becomes the only
+    /// service on it, and listens on its socket.
+    ///
+    /// # Errors
+    /// `PermissionDenied` when `dir` is not the service's own private-write directory;
+    /// `AlreadyExists` when another service runs on it; `Io`.
+    pub fn bind(dir: &Path) -> Result<HostService, Error> {
+        prepare_dir(dir)?;
+        // Nothing here follows a symlink: the directory is ours alone (checked above), and
+        // O_NOFOLLOW refuses one anyway.
+        let lock_path = dir.join("service.lock");
+        let lock_file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&lock_path)
+            .map_err(|e| Error::io(format!("cannot open {}", lock_path.display()), e))?;
+        match nix::fcntl::Flock::lock(
+            lock_file
+                .try_clone()
+                .map_err(|e| Error::io("cannot duplicate the lock", e))?,
+            nix::fcntl::FlockArg::LockExclusiveNonblock,
+        ) {
+            Ok(held) => std::mem::forget(held), // held for the life of `lock_file`'s description
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+                return Err(Error::new(
+                    ErrorKind::AlreadyExists,
+                    format!("another host service already serves {}", dir.display()),
+                ))
+            }
+            Err((_, e)) => return Err(Error::io("cannot lock the global directory", e.into())),
+        }
+        let reserved = load_records(dir)?;
+        let socket_path = dir.join(SOCKET_NAME);
+        match fs::remove_file(&socket_path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(Error::io(
+                    format!("cannot remove {}", socket_path.display()),
+                    e,
+                ))
+            }
+        }
+        let listener = fdpass::seqpacket_listen(&socket_path)
+            .map_err(|e| Error::io(format!("cannot listen on {}", socket_path.display()), e))?;
+        // Every local user may connect; what each may do is decided per name.
+        fs::set_permissions(&socket_path, fs::Permissions::from_mode(0o666))
+            .map_err(|e| Error::io(format!("cannot open {} to users", socket_path.display()), e))?;
+        // Accepted connections inherit it: every packet then carries its sender's credentials.
+        fdpass::pass_credentials(listener.as_fd())
+            .map_err(|e| Error::io("cannot ask for the senders' credentials", e))?;
+        Ok(HostService {
+            dir: dir.to_path_buf(),
+            listener,
+            _lock: lock_file,
+            state: Arc::new(State {
+                dir: dir.to_path_buf(),
+                names: Mutex::new(HashMap::new()),
+                reserved: Mutex::new(reserved),
+                connections: Mutex::new(HashMap::new()),
+                own_uid: sys::current_uid(),
+            }),
+        })
+    }
+
+    /// The directory this service owns.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Serves connections until `stop` is set (looked at every 100 ms).
+    ///
+    /// # Errors
+    /// `Io` when the listening socket fails.
+    pub fn run(&self, stop: &AtomicBool) -> Result<(), Error> {
+        while !stop.load(Ordering::Relaxed) {
+            match fdpass::wait_readable(self.listener.as_fd(), Some(Duration::from_millis(100))) {
+                Ok(false) => continue,
+                Ok(true) => {}
+                Err(e) => return Err(Error::io("cannot wait for connections", e)),
+            }
+            let conn = match self.listener.accept() {
+                Ok((conn, _)) => conn,
+                Err(e) if is_transient(&e) => continue,
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                    // Out of descriptors: let the connections that hold them finish first.
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+                Err(e) => return Err(Error::io("cannot accept a connection", e)),
+            };
+            self.admit(conn);
+        }
+        Ok(())
+    }
+
+    fn admit(&self, conn: Socket) {
+        let peer = match peer_of(&conn) {
+            Ok(peer) => peer,
+            Err(_) => return,
+        };
+        {
+            let mut connections = lock(&self.state.connections);
+            let count = connections.entry(peer.uid).or_default();
+            if peer.uid != 0 && *count >= MAX_CONNECTIONS_PER_USER {
+                error_reply(
+                    &conn,
+                    &Error::new(
+                        ErrorKind::Io,
+                        format!(
+                            "the host service refuses more than {MAX_CONNECTIONS_PER_USER} \
+                             connections per user"
+                        ),
+                    ),
+                );
+                return;
+            }
+            *count += 1;
+        }
+        let state = self.state.clone();
+        let uid = peer.uid;
+        let spawned = std::thread::Builder::new()
+            .name("mailslot conn".into())
+            .spawn(move || {
+                serve_connection(&state, conn, &peer);
+                let mut connections = lock(&state.connections);
+                if let Some(count) = connections.get_mut(&uid) {
+                    *count -= 1;
+                }
+            });
+        if spawned.is_err() {
+            if let Some(count) = lock(&self.state.connections).get_mut(&uid) {
+                *count -= 1;
+            }
+        }
+    }
+
+    /// Delivery of datagrams from the network into the global names (the network role's
+    /// callback when this service holds the port).
+    pub fn network_delivery(&self) -> DeliverFn {
+        let state = self.state.clone();
+        Arc::new(move |name: &str, data: &[u8], from: &NetSource| {
+            let Ok(parsed) = MailslotName::parse(name) else {
+                return NetDelivery::NoMailslot;
+            };
+            let Some(entry) = lock(&state.names).get(&parsed.key()).cloned() else {
+                return NetDelivery::NoMailslot;
+            };
+            let mut padded = [0u8; 16];
+            let bytes = from.netbios_name.as_bytes();
+            let n = bytes.len().min(16);
+            padded[..n].copy_from_slice(&bytes[..n]);
+            let source = RecordSource::Network {
+                ip: from.ip.octets(),
+                port: from.port,
+                name: padded,
+                suffix: from.netbios_suffix,
+            };
+            match entry.append(data, &source) {
+                Ok(()) => NetDelivery::Delivered,
+                Err(e) if e.kind() == ErrorKind::NotFound => NetDelivery::NoMailslot,
+                Err(e) => NetDelivery::Failed(e.to_string()),
+            }
+        })
+    }
+}
+
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EINTR | libc::EAGAIN | libc::ECONNABORTED | libc::EPROTO)
+    )
+}
+
+fn peer_of(conn: &Socket) -> io::Result<Peer> {
+    let creds = fdpass::peer_creds(conn.as_fd())?;
+    let groups = fdpass::peer_groups(conn.as_fd()).unwrap_or_default();
+    Ok(Peer {
+        pid: creds.pid,
+        uid: creds.uid,
+        gid: creds.gid,
+        groups,
+    })
+}
+
+/// Reads one request; `None` when the peer is gone or broke the protocol.
+fn next_request(conn: &Socket, buf: &mut [u8]) -> Option<(Request, Option<fdpass::Creds>)> {
+    let packet = fdpass::recv_packet(conn.as_fd(), buf, false).ok()?;
+    if packet.eof || packet.truncated {
+        return None;
+    }
+    let request = proto::Request::decode(&buf[..packet.len]).ok()?;
+    Some((request, packet.creds))
+}
+
+fn serve_connection(state: &Arc<State>, conn: Socket, peer: &Peer) {
+    let _ = fdpass::pass_credentials(conn.as_fd());
+    let mut buf = vec![0u8; proto::MAX_PACKET];
+    let Some((first, _)) = next_request(&conn, &mut buf) else {
+        return;
+    };
+    match first {
+        Request::OpenReader(open) => serve_reader(state, conn, peer, &open, &mut buf),
+        Request::OpenWriter { name } => serve_writer(state, conn, peer, &name, &mut buf),
+        Request::Status => {
+            let _ = send_reply(&conn, &Reply::Status(status(state, peer)), &[]);
+        }
+        _ => {}
+    }
+}
+
+fn open_reader(
+    state: &State,
+    conn: &Arc<Socket>,
+    peer: &Peer,
+    open: &OpenReader,
+) -> Result<(Arc<Name>, u64, u64, u64), Error> {
+    let name = MailslotName::parse(&open.name)?;
+    let mut names = lock(&state.names);
+    let entry = match names.get(&name.key()) {
+        Some(existing) => {
+            if !existing.options.shared || !open.shared {
+                return Err(Error::new(
+                    ErrorKind::AlreadyExists,
+                    format!("mailslot \"{name}\": already open (not shared)"),
+                ));
+            }
+            if existing.options.deliver_one != open.deliver_one {
+                return Err(Error::new(
+                    ErrorKind::AlreadyExists,
+                    format!("mailslot \"{name}\": open shared with another delivery mode"),
+                ));
+            }
+            if !existing.allows(peer, state.own_uid, READ) {
+                return Err(Error::new(
+                    ErrorKind::PermissionDenied,
+                    format!(
+                        "mailslot \"{name}\": uid {} may not read it (owner {}, group {}, mode {:03o})",
+                        peer.uid, existing.owner, existing.group, existing.mode
+                    ),
+                ));
+            }
+            existing.clone()
+        }
+        None => {
+            let key = name.key();
+            let reservation = {
+                let mut reserved = lock(&state.reserved);
+                let now = Instant::now();
+                reserved.retain(|_, r| {
+                    let keep = r.until > now;
+                    if !keep {
+                        forget_record(state, &r.meta);
+                    }
+                    keep
+                });
+                reserved.remove(&key)
+            };
+            if let Some(reservation) = reservation {
+                let rejoined = rejoin_name(state, peer, &name, open, &reservation.meta);
+                if rejoined.is_err() {
+                    lock(&state.reserved).insert(key, reservation);
+                }
+                let created = Arc::new(rejoined?);
+                names.insert(name.key(), created.clone());
+                created
+            } else {
+                if names.len() >= MAX_NAMES {
+                    return Err(Error::new(
+                        ErrorKind::Io,
+                        format!(
+                            "mailslot \"{name}\": the host service holds {MAX_NAMES} names already"
+                        ),
+                    ));
+                }
+                let created = Arc::new(create_name(state, peer, &name, open)?);
+                names.insert(name.key(), created.clone());
+                created
+            }
+        }
+    };
+    drop(names);
+    let id = sys::random_u64();
+    let mut inner = lock(&entry.inner);
+    // Under the name's lock, so that no append slips between the position and the join.
+    let cursor = entry.segment.head();
+    let next_seq = entry.segment.next_seq();
+    inner.instances.push(Instance {
+        id,
+        pid: peer.pid,
+        uid: peer.uid,
+        conn: conn.clone(),
+        armed: Some(cursor),
+        cursor,
+        delivered: 0,
+        lost: 0,
+    });
+    drop(inner);
+    Ok((entry, id, cursor, next_seq))
+}
+
+fn create_name(
+    state: &State,
+    peer: &Peer,
+    name: &MailslotName,
+    open: &OpenReader,
+) -> Result<Name, Error> {
+    if open.deliver_one || open.refuse_when_full {
+        return Err(Error::new(
+            ErrorKind::Io,
+            format!(
+                "mailslot \"{name}\": global names deliver to every instance and drop the oldest \
+                 when full; `deliver one` and refuse-when-full are for user-scope names"
+            ),
+        ));
+    }
+    if open.max_message as usize > MAX_MESSAGE_SIZE {
+        return Err(Error::new(
+            ErrorKind::MessageTooLarge,
+            format!("mailslot \"{name}\": a maximum message size above {MAX_MESSAGE_SIZE} bytes is not supported"),
+        ));
+    }
+    let group = match open.group {
+        Some(gid) if gid != peer.gid && !peer.groups.contains(&gid) && peer.uid != 0 => {
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                format!(
+                    "mailslot \"{name}\": uid {} is not a member of group {gid}",
+                    peer.uid
+                ),
+            ))
+        }
+        Some(gid) => gid,
+        None => peer.gid,
+    };
+    let max = match open.max_message {
+        0 => MAX_MESSAGE_SIZE,
+        n => n as usize,
+    };
+    let capacity = match open.capacity as usize {
+        0 => DEFAULT_CAPACITY,
+        n => n.min(MAX_CAPACITY),
+    };
+    let meta = Meta {
+        display: name.as_str().to_owned(),
+        owner: peer.uid,
+        group,
+        mode: open.mode & 0o777,
+        shared: open.shared,
+        max_message: open.max_message,
+        ring_size: segment::ring_size_for(capacity, max),
+    };
+    build_name(state, name, meta)
+}
+
+/// A name of a previous run, rejoined by one of its instances: its recorded settings hold.
+fn rejoin_name(
+    state: &State,
+    peer: &Peer,
+    name: &MailslotName,
+    open: &OpenReader,
+    meta: &Meta,
+) -> Result<Name, Error> {
+    let probe = Name::allows_meta(meta, peer, state.own_uid, READ);
+    if !probe {
+        return Err(Error::new(
+            ErrorKind::PermissionDenied,
+            format!(
+                "mailslot \"{name}\": uid {} may not read it (owner {}, group {}, mode {:03o})",
+                peer.uid, meta.owner, meta.group, meta.mode
+            ),
+        ));
+    }
+    if meta.shared != open.shared || open.deliver_one || open.refuse_when_full {
+        return Err(Error::new(
+            ErrorKind::AlreadyExists,
+            format!("mailslot \"{name}\": held with other settings before the service restarted"),
+        ));
+    }
+    build_name(state, name, meta.clone())
+}
+
+fn forget_record(state: &State, meta: &Meta) {
+    if let Ok(name) = MailslotName::parse(&meta.display) {
+        let _ = fs::remove_file(state.dir.join("names").join(name.file_name()));
+    }
+}
+
+/// Allocates a name's ring and records its settings.
+fn build_name(state: &State, name: &MailslotName, meta: Meta) -> Result<Name, Error> {
+    let options = SegmentOptions {
+        shared: meta.shared,
+        deliver_one: false,
+        refuse_when_full: false,
+        max_message: meta.max_message,
+        ring_size: meta.ring_size,
+    };
+    let file = fdpass::sealed_memfd("mailslot", segment::file_size(options.ring_size))
+        .map_err(|e| Error::io(format!("mailslot \"{name}\": cannot allocate its ring"), e))?;
+    let read_only = fdpass::reopen_read_only(&file)
+        .map_err(|e| Error::io(format!("mailslot \"{name}\": cannot share its ring"), e))?;
+    let segment = Segment::create(file, options, name.as_str())?;
+    let record = state.dir.join("names").join(name.file_name());
+    // Written beside and renamed: a crash never leaves half a record. The directory is the
+    // service's alone, so neither path can be a planted link.
+    let draft = record.with_extension("draft");
+    let written = fs::write(&draft, meta.encode()).and_then(|()| fs::rename(&draft, &record));
+    if let Err(e) = written {
+        let _ = fs::remove_file(&draft);
+        return Err(Error::io(
+            format!("mailslot \"{name}\": cannot record it"),
+            e,
+        ));
+    }
+    Ok(Name {
+        display: meta.display,
+        record,
+        owner: meta.owner,
+        group: meta.group,
+        mode: meta.mode,
+        options,
+        segment,
+        read_only,
+        inner: Mutex::new(NameInner::default()),
+    })
+}
+
+fn serve_reader(state: &Arc<State>, conn: Socket, peer: &Peer, open: &OpenReader, buf: &mut [u8]) {
+    let conn = Arc::new(conn);
+    let (entry, id, cursor, next_seq) = match open_reader(state, &conn, peer, open) {
+        Ok(joined) => joined,
+        Err(e) => return error_reply(&conn, &e),
+    };
+    let reply = Reply::Reader {
+        id,
+        cursor,
+        next_seq,
+    };
+    if send_reply(&conn, &reply, &[entry.read_only.as_fd()]).is_ok() {
+        while let Some((request, _)) = next_request(&conn, buf) {
+            let Request::Arm {
+                cursor,
+                delivered,
+                lost,
+            } = request
+            else {
+                break; // a reader only arms; anything else ends the instance
+            };
+            let head = entry.segment.head();
+            let mut inner = lock(&entry.inner);
+            let Some(me) = inner.instances.iter_mut().find(|i| i.id == id) else {
+                break;
+            };
+            me.cursor = cursor.min(head);
+            me.delivered = delivered;
+            me.lost = lost;
+            if cursor < head {
+                me.armed = None;
+                ring(&conn);
+            } else {
+                me.armed = Some(cursor);
+            }
+        }
+    }
+    close_instance(state, &entry, id);
+}
+
+/// Removes instance `id`; the last one out closes the name and frees it.
+fn close_instance(state: &State, entry: &Arc<Name>, id: u64) {
+    let mut names = lock(&state.names);
+    let mut inner = lock(&entry.inner);
+    inner.instances.retain(|i| i.id != id);
+    if inner.instances.is_empty() && !inner.closed {
+        inner.closed = true;
+        entry.segment.mark_closed();
+        let _ = fs::remove_file(&entry.record);
+        let key = MailslotName::parse(&entry.display).map(|n| n.key());
+        if let Ok(key) = key {
+            if names
+                .get(&key)
+                .is_some_and(|current| Arc::ptr_eq(current, entry))
+            {
+                names.remove(&key);
+            }
+        }
+    }
+}
+
+fn serve_writer(state: &Arc<State>, conn: Socket, peer: &Peer, name: &str, buf: &mut [u8]) {
+    let entry = match open_writer(state, peer, name) {
+        Ok(entry) => entry,
+        Err(e) => return error_reply(&conn, &e),
+    };
+    if send_reply(&conn, &Reply::Writer, &[entry.read_only.as_fd()]).is_err() {
+        return;
+    }
+    let max = entry.max_message();
+    let mut appended = 0u64;
+    let mut failed = 0u64;
+    let mut last_error: Option<(ErrorKind, String)> = None;
+    let mut parts: Vec<u8> = Vec::new();
+    let mut parts_too_long = false;
+    while let Some((request, creds)) = next_request(&conn, buf) {
+        match request {
+            Request::WritePart(data) => {
+                if parts.len() + data.len() > max {
+                    parts_too_long = true;
+                } else {
+                    parts.extend_from_slice(&data);
+                }
+            }
+            Request::Write(data) => {
+                let message = if parts.is_empty() && !parts_too_long {
+                    data
+                } else {
+                    parts.extend_from_slice(&data);
+                    std::mem::take(&mut parts)
+                };
+                // The kernel's word on who sent this packet, never the writer's.
+                let creds = creds.unwrap_or(fdpass::Creds {
+                    pid: peer.pid,
+                    uid: peer.uid,
+                    gid: peer.gid,
+                });
+                let source = RecordSource::Local {
+                    pid: creds.pid,
+                    uid: creds.uid,
+                };
+                let result = if std::mem::take(&mut parts_too_long) {
+                    Err(Error::new(
+                        ErrorKind::MessageTooLarge,
+                        format!(
+                            "mailslot \"{}\": a message above {max} bytes; nothing was queued",
+                            entry.display
+                        ),
+                    ))
+                } else {
+                    entry.append(&message, &source)
+                };
+                match result {
+                    Ok(()) => appended += 1,
+                    Err(e) => {
+                        failed += 1;
+                        last_error = Some((e.kind(), e.to_string()));
+                    }
+                }
+            }
+            Request::Flush => {
+                let reply = Reply::Flushed {
+                    appended,
+                    failed,
+                    last_error: last_error.take(),
+                };
+                if send_reply(&conn, &reply, &[]).is_err() {
+                    return;
+                }
+            }
+            _ => return,
+        }
+    }
+}
+
+fn open_writer(state: &State, peer: &Peer, name: &str) -> Result<Arc<Name>, Error> {
+    let name = MailslotName::parse(name)?;
+    let Some(entry) = lock(&state.names).get(&name.key()).cloned() else {
+        return Err(Error::new(
+            ErrorKind::NotFound,
+            format!("mailslot \"{name}\": no server has it open in the global scope"),
+        ));
+    };
+    if !entry.allows(peer, state.own_uid, WRITE) {
+        return Err(Error::new(
+            ErrorKind::PermissionDenied,
+            format!(
+                "mailslot \"{name}\": uid {} may not write it (owner {}, group {}, mode {:03o})",
+                peer.uid, entry.owner, entry.group, entry.mode
+            ),
+        ));
+    }
+    Ok(entry)
+}
+
+/// The names `peer` may read or write, with their instances.
+fn status(state: &State, peer: &Peer) -> Vec<NameEntry> {
+    let names: Vec<Arc<Name>> = lock(&state.names).values().cloned().collect();
+    let mut out = Vec::new();
+    for entry in names {
+        if !entry.allows(peer, state.own_uid, READ) && !entry.allows(peer, state.own_uid, WRITE) {
+            continue;
+        }
+        let head = entry.segment.head();
+        let inner = lock(&entry.inner);
+        let instances = inner
+            .instances
+            .iter()
+            .map(|i| InstanceEntry {
+                id: i.id,
+                pid: i.pid,
+                uid: i.uid,
+                delivered: i.delivered,
+                lost: i.lost,
+                backlog: entry.segment.backlog_from(i.cursor.min(head)).0 as u64,
+            })
+            .collect();
+        out.push(NameEntry {
+            name: entry.display.clone(),
+            shared: entry.options.shared,
+            deliver_one: entry.options.deliver_one,
+            owner: entry.owner,
+            group: entry.group,
+            mode: entry.mode,
+            instances,
+        });
+    }
+    out.sort_by_key(|n| n.name.to_lowercase());
+    out
+}

@@ -1,0 +1,549 @@
+//! The host service's packets: what clients ask and what the service answers, as bytes.
+//!
+//! Pure code: no I/O. Every packet is one `SOCK_SEQPACKET` message whose first byte is its
+//! type; integers are little-endian; a name is a length byte and that many bytes. A packet
+//! that does not parse is a protocol error (the service closes that connection; a client
+//! reports `Io`), never a panic.
+
+use crate::error::ErrorKind;
+
+/// Most bytes of one message carried in one packet; longer messages come in parts
+/// ([`Request::WritePart`] then [`Request::Write`]), because an unprivileged socket cannot
+/// send a 1 MiB packet.
+pub const CHUNK: usize = 64 * 1024;
+
+/// Size of a receive buffer that holds any packet.
+pub const MAX_PACKET: usize = CHUNK + 64;
+
+/// What a reader asks for when it opens a name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenReader {
+    pub name: String,
+    pub shared: bool,
+    pub deliver_one: bool,
+    pub refuse_when_full: bool,
+    /// Permission bits of a name this open creates (0o777 at most).
+    pub mode: u16,
+    pub group: Option<u32>,
+    pub max_message: u32,
+    pub capacity: u64,
+}
+
+/// A client's packet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    OpenReader(OpenReader),
+    OpenWriter {
+        name: String,
+    },
+    /// A reader is about to sleep at `cursor`: ring its connection once something is past it.
+    /// It also reports its counters, for `status`.
+    Arm {
+        cursor: u64,
+        delivered: u64,
+        lost: u64,
+    },
+    /// A whole message (or the last part of one).
+    Write(Vec<u8>),
+    /// A part of a long message; the next `Write` ends it.
+    WritePart(Vec<u8>),
+    /// Answer with what this connection's writes came to so far.
+    Flush,
+    Status,
+}
+
+/// One instance in a status answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceEntry {
+    pub id: u64,
+    pub pid: u32,
+    pub uid: u32,
+    pub delivered: u64,
+    pub lost: u64,
+    pub backlog: u64,
+}
+
+/// One name in a status answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameEntry {
+    pub name: String,
+    pub shared: bool,
+    pub deliver_one: bool,
+    pub owner: u32,
+    pub group: u32,
+    pub mode: u16,
+    pub instances: Vec<InstanceEntry>,
+}
+
+/// The service's packet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// The reader joined; its segment's read-only descriptor comes with the packet.
+    Reader {
+        id: u64,
+        cursor: u64,
+        next_seq: u64,
+    },
+    /// The writer may write; the segment's read-only descriptor comes with the packet.
+    Writer,
+    /// Something was written past the reader's cursor.
+    Bell,
+    /// Writes of this connection: appended so far, and failed so far with the last failure.
+    Flushed {
+        appended: u64,
+        failed: u64,
+        last_error: Option<(ErrorKind, String)>,
+    },
+    Status(Vec<NameEntry>),
+    Error(ErrorKind, String),
+}
+
+mod tag {
+    pub const OPEN_READER: u8 = 1;
+    pub const OPEN_WRITER: u8 = 2;
+    pub const ARM: u8 = 3;
+    pub const WRITE: u8 = 4;
+    pub const WRITE_PART: u8 = 5;
+    pub const FLUSH: u8 = 6;
+    pub const STATUS: u8 = 7;
+    pub const READER: u8 = 0x81;
+    pub const WRITER: u8 = 0x82;
+    pub const BELL: u8 = 0x83;
+    pub const FLUSHED: u8 = 0x84;
+    pub const STATUS_REPLY: u8 = 0x85;
+    pub const ERROR: u8 = 0x8f;
+}
+
+/// A packet that does not parse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Malformed;
+
+/// The first byte of a write packet, for senders that build the packet themselves (so that
+/// the message is not copied into a `Request` first).
+pub const WRITE_TAG: u8 = tag::WRITE;
+pub const WRITE_PART_TAG: u8 = tag::WRITE_PART;
+
+struct Out(Vec<u8>);
+
+impl Out {
+    fn new(tag: u8) -> Out {
+        Out(vec![tag])
+    }
+    fn u8(&mut self, v: u8) -> &mut Out {
+        self.0.push(v);
+        self
+    }
+    fn u16(&mut self, v: u16) -> &mut Out {
+        self.0.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+    fn u32(&mut self, v: u32) -> &mut Out {
+        self.0.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+    fn u64(&mut self, v: u64) -> &mut Out {
+        self.0.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+    /// A string of at most 255 bytes (cut at a character boundary).
+    fn short(&mut self, s: &str) -> &mut Out {
+        let mut end = s.len().min(255);
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.u8(end as u8);
+        self.0.extend_from_slice(&s.as_bytes()[..end]);
+        self
+    }
+    /// A string of at most 4096 bytes.
+    fn long(&mut self, s: &str) -> &mut Out {
+        let mut end = s.len().min(4096);
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.u16(end as u16);
+        self.0.extend_from_slice(&s.as_bytes()[..end]);
+        self
+    }
+}
+
+struct In<'a>(&'a [u8]);
+
+impl<'a> In<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Malformed> {
+        if self.0.len() < n {
+            return Err(Malformed);
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+    fn u8(&mut self) -> Result<u8, Malformed> {
+        Ok(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Result<u16, Malformed> {
+        let b = self.take(2)?;
+        Ok(u16::from_le_bytes([b[0], b[1]]))
+    }
+    fn u32(&mut self) -> Result<u32, Malformed> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn u64(&mut self) -> Result<u64, Malformed> {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(self.take(8)?);
+        Ok(u64::from_le_bytes(a))
+    }
+    fn string(&mut self, len: usize) -> Result<String, Malformed> {
+        String::from_utf8(self.take(len)?.to_vec()).map_err(|_| Malformed)
+    }
+    fn short(&mut self) -> Result<String, Malformed> {
+        let len = self.u8()? as usize;
+        self.string(len)
+    }
+    fn long(&mut self) -> Result<String, Malformed> {
+        let len = self.u16()? as usize;
+        self.string(len)
+    }
+    fn end(&self) -> Result<(), Malformed> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(Malformed)
+        }
+    }
+}
+
+/// Error kinds by wire code (append only: the code is the index).
+const KINDS: [ErrorKind; 12] = [
+    ErrorKind::InvalidName,
+    ErrorKind::AlreadyExists,
+    ErrorKind::NotFound,
+    ErrorKind::PermissionDenied,
+    ErrorKind::MessageTooLarge,
+    ErrorKind::InsufficientBuffer,
+    ErrorKind::TimedOut,
+    ErrorKind::QueueFull,
+    ErrorKind::NetworkUnavailable,
+    ErrorKind::Corrupted,
+    ErrorKind::Io,
+    ErrorKind::ServiceUnavailable,
+];
+
+fn kind_code(kind: ErrorKind) -> u8 {
+    KINDS.iter().position(|k| *k == kind).unwrap_or(10) as u8
+}
+
+fn kind_of(code: u8) -> ErrorKind {
+    KINDS.get(code as usize).copied().unwrap_or(ErrorKind::Io)
+}
+
+impl Request {
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            Request::OpenReader(o) => {
+                let flags = u8::from(o.shared)
+                    | u8::from(o.deliver_one) << 1
+                    | u8::from(o.refuse_when_full) << 2
+                    | u8::from(o.group.is_some()) << 3;
+                let mut out = Out::new(tag::OPEN_READER);
+                out.u8(flags)
+                    .u16(o.mode)
+                    .u32(o.group.unwrap_or(0))
+                    .u32(o.max_message)
+                    .u64(o.capacity)
+                    .short(&o.name);
+                out.0
+            }
+            Request::OpenWriter { name } => Out::new(tag::OPEN_WRITER).short(name).0.clone(),
+            Request::Arm {
+                cursor,
+                delivered,
+                lost,
+            } => Out::new(tag::ARM)
+                .u64(*cursor)
+                .u64(*delivered)
+                .u64(*lost)
+                .0
+                .clone(),
+            Request::Write(data) => [&[tag::WRITE][..], data].concat(),
+            Request::WritePart(data) => [&[tag::WRITE_PART][..], data].concat(),
+            Request::Flush => vec![tag::FLUSH],
+            Request::Status => vec![tag::STATUS],
+        }
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Request, Malformed> {
+        let (&first, rest) = bytes.split_first().ok_or(Malformed)?;
+        let mut r = In(rest);
+        let request = match first {
+            tag::OPEN_READER => {
+                let flags = r.u8()?;
+                let mode = r.u16()?;
+                let group = r.u32()?;
+                Request::OpenReader(OpenReader {
+                    shared: flags & 1 != 0,
+                    deliver_one: flags & 2 != 0,
+                    refuse_when_full: flags & 4 != 0,
+                    mode,
+                    group: (flags & 8 != 0).then_some(group),
+                    max_message: r.u32()?,
+                    capacity: r.u64()?,
+                    name: r.short()?,
+                })
+            }
+            tag::OPEN_WRITER => Request::OpenWriter { name: r.short()? },
+            tag::ARM => Request::Arm {
+                cursor: r.u64()?,
+                delivered: r.u64()?,
+                lost: r.u64()?,
+            },
+            tag::WRITE => return Ok(Request::Write(rest.to_vec())),
+            tag::WRITE_PART => return Ok(Request::WritePart(rest.to_vec())),
+            tag::FLUSH => Request::Flush,
+            tag::STATUS => Request::Status,
+            _ => return Err(Malformed),
+        };
+        r.end()?;
+        Ok(request)
+    }
+}
+
+impl Reply {
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            Reply::Reader {
+                id,
+                cursor,
+                next_seq,
+            } => Out::new(tag::READER)
+                .u64(*id)
+                .u64(*cursor)
+                .u64(*next_seq)
+                .0
+                .clone(),
+            Reply::Writer => vec![tag::WRITER],
+            Reply::Bell => vec![tag::BELL],
+            Reply::Flushed {
+                appended,
+                failed,
+                last_error,
+            } => {
+                let mut out = Out::new(tag::FLUSHED);
+                out.u64(*appended).u64(*failed);
+                if let Some((kind, message)) = last_error {
+                    out.u8(1).u8(kind_code(*kind)).long(message);
+                } else {
+                    out.u8(0);
+                }
+                out.0
+            }
+            Reply::Status(names) => {
+                let mut out = Out::new(tag::STATUS_REPLY);
+                out.u32(names.len() as u32);
+                for n in names {
+                    out.short(&n.name)
+                        .u8(u8::from(n.shared) | u8::from(n.deliver_one) << 1)
+                        .u32(n.owner)
+                        .u32(n.group)
+                        .u16(n.mode)
+                        .u32(n.instances.len() as u32);
+                    for i in &n.instances {
+                        out.u64(i.id)
+                            .u32(i.pid)
+                            .u32(i.uid)
+                            .u64(i.delivered)
+                            .u64(i.lost)
+                            .u64(i.backlog);
+                    }
+                }
+                out.0
+            }
+            Reply::Error(kind, message) => Out::new(tag::ERROR)
+                .u8(kind_code(*kind))
+                .long(message)
+                .0
+                .clone(),
+        }
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Reply, Malformed> {
+        let (&first, rest) = bytes.split_first().ok_or(Malformed)?;
+        let mut r = In(rest);
+        let reply = match first {
+            tag::READER => Reply::Reader {
+                id: r.u64()?,
+                cursor: r.u64()?,
+                next_seq: r.u64()?,
+            },
+            tag::WRITER => Reply::Writer,
+            tag::BELL => Reply::Bell,
+            tag::FLUSHED => {
+                let appended = r.u64()?;
+                let failed = r.u64()?;
+                let last_error = match r.u8()? {
+                    0 => None,
+                    _ => Some((kind_of(r.u8()?), r.long()?)),
+                };
+                Reply::Flushed {
+                    appended,
+                    failed,
+                    last_error,
+                }
+            }
+            tag::STATUS_REPLY => {
+                let count = r.u32()? as usize;
+                let mut names = Vec::new();
+                for _ in 0..count {
+                    let name = r.short()?;
+                    let flags = r.u8()?;
+                    let owner = r.u32()?;
+                    let group = r.u32()?;
+                    let mode = r.u16()?;
+                    let n = r.u32()? as usize;
+                    let mut instances = Vec::new();
+                    for _ in 0..n {
+                        instances.push(InstanceEntry {
+                            id: r.u64()?,
+                            pid: r.u32()?,
+                            uid: r.u32()?,
+                            delivered: r.u64()?,
+                            lost: r.u64()?,
+                            backlog: r.u64()?,
+                        });
+                    }
+                    names.push(NameEntry {
+                        name,
+                        shared: flags & 1 != 0,
+                        deliver_one: flags & 2 != 0,
+                        owner,
+                        group,
+                        mode,
+                        instances,
+                    });
+                }
+                Reply::Status(names)
+            }
+            tag::ERROR => Reply::Error(kind_of(r.u8()?), r.long()?),
+            _ => return Err(Malformed),
+        };
+        r.end()?;
+        Ok(reply)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip() {
+        let all = [
+            Request::OpenReader(OpenReader {
+                name: "taxes\\bob".into(),
+                shared: true,
+                deliver_one: false,
+                refuse_when_full: true,
+                mode: 0o640,
+                group: Some(1234),
+                max_message: 424,
+                capacity: 1 << 20,
+            }),
+            Request::OpenWriter { name: "x".into() },
+            Request::Arm {
+                cursor: 7,
+                delivered: 8,
+                lost: 9,
+            },
+            Request::Write(vec![]),
+            Request::Write(b"hello".to_vec()),
+            Request::WritePart(vec![1; 100]),
+            Request::Flush,
+            Request::Status,
+        ];
+        for request in all {
+            assert_eq!(Request::decode(&request.encode()), Ok(request));
+        }
+    }
+
+    #[test]
+    fn replies_round_trip() {
+        let all = [
+            Reply::Reader {
+                id: 1,
+                cursor: 2,
+                next_seq: 3,
+            },
+            Reply::Writer,
+            Reply::Bell,
+            Reply::Flushed {
+                appended: 5,
+                failed: 1,
+                last_error: Some((ErrorKind::NotFound, "gone".into())),
+            },
+            Reply::Flushed {
+                appended: 5,
+                failed: 0,
+                last_error: None,
+            },
+            Reply::Status(vec![NameEntry {
+                name: "N".into(),
+                shared: true,
+                deliver_one: false,
+                owner: 1000,
+                group: 100,
+                mode: 0o660,
+                instances: vec![InstanceEntry {
+                    id: 9,
+                    pid: 10,
+                    uid: 11,
+                    delivered: 12,
+                    lost: 13,
+                    backlog: 14,
+                }],
+            }]),
+            Reply::Error(ErrorKind::PermissionDenied, "no".into()),
+        ];
+        for reply in all {
+            assert_eq!(Reply::decode(&reply.encode()), Ok(reply));
+        }
+    }
+
+    #[test]
+    fn truncated_and_unknown_packets_are_malformed_never_a_panic() {
+        for packet in [
+            Request::OpenReader(OpenReader {
+                name: "abc".into(),
+                shared: false,
+                deliver_one: false,
+                refuse_when_full: false,
+                mode: 0o600,
+                group: None,
+                max_message: 0,
+                capacity: 0,
+            })
+            .encode(),
+            Request::Arm {
+                cursor: 1,
+                delivered: 2,
+                lost: 3,
+            }
+            .encode(),
+        ] {
+            for cut in 0..packet.len() {
+                assert_eq!(Request::decode(&packet[..cut]), Err(Malformed));
+            }
+            let mut longer = packet.clone();
+            longer.push(0);
+            assert_eq!(Request::decode(&longer), Err(Malformed));
+        }
+        assert_eq!(Request::decode(&[0x55]), Err(Malformed));
+        let status = Reply::Status(vec![]).encode();
+        assert_eq!(Reply::decode(&status[..3]), Err(Malformed));
+        // A count larger than the packet cannot allocate or loop beyond the bytes present.
+        assert_eq!(
+            Reply::decode(&[0x85, 0xff, 0xff, 0xff, 0xff]),
+            Err(Malformed)
+        );
+    }
+}
