@@ -12,11 +12,16 @@
 //! the mailslot's ring pages (a fresh ring's pages fault in on first touch; a long-lived name
 //! has them resident) reach their steady state. Each message carries its sequence number so
 //! readers check order and completeness.
+//!
+//! The global-scope peer (`mailslot-global`) adds a third kind of process: the host service
+//! (`crate::global`), started per configuration; its CPU time counts in the CPU per message
+//! like the writer's and the readers'. As root, its writer and readers run as other users.
 
 use crate::args::{child_args, Args};
+use crate::global::{Role, Service, Users};
 use crate::peers::mailslot::{record as mailslot_record, ring_for as mailslot_ring};
 use crate::peers::{self, Peer};
-use crate::proc::{self, BenchResult, Child, TempDir};
+use crate::proc::{self, BenchResult, Child, Launch, TempDir};
 use crate::report::{Record, Table};
 use crate::sys::{self, Usage};
 
@@ -53,7 +58,13 @@ impl Options {
             rounds: args.get("rounds", 3)?,
             peers: args.list(
                 "peers",
-                &[Peer::Mailslot, Peer::UnixDgram, Peer::Zmq, Peer::Iceoryx2],
+                &[
+                    Peer::Mailslot,
+                    Peer::MailslotGlobal,
+                    Peer::UnixDgram,
+                    Peer::Zmq,
+                    Peer::Iceoryx2,
+                ],
             )?,
         };
         if options.messages == 0 || options.rounds == 0 {
@@ -85,25 +96,31 @@ pub struct Outcome {
     pub wall_ns_per_msg: f64,
     pub cpu_ns_per_msg: f64,
     pub writer_cpu_ns_per_msg: f64,
+    /// The host service's CPU (global scope only; included in `cpu_ns_per_msg`).
+    pub service_cpu_ns_per_msg: Option<f64>,
     pub vcsw_per_msg: f64,
     pub ivcsw_per_msg: f64,
     pub sent: u64,
     pub delivered: u64,
     pub lost: u64,
     pub bad: u64,
+    /// Receives that waited out the global peer's guard timeout (lost wake-ups).
+    pub stalls: u64,
 }
 
 struct Round {
     wall_ns: u64,
     usage: Usage,
     writer: Usage,
+    service: Option<Usage>,
     sent: u64,
     delivered: u64,
     lost: u64,
     bad: u64,
+    stalls: u64,
 }
 
-fn usage_of(line: &proc::Line) -> BenchResult<Usage> {
+pub fn usage_of(line: &proc::Line) -> BenchResult<Usage> {
     Ok(Usage {
         user_ns: line.u64("user")?,
         sys_ns: line.u64("sys")?,
@@ -112,7 +129,7 @@ fn usage_of(line: &proc::Line) -> BenchResult<Usage> {
     })
 }
 
-fn usage_fields(u: Usage) -> String {
+pub fn usage_fields(u: Usage) -> String {
     format!(
         "user={} sys={} vcsw={} ivcsw={}",
         u.user_ns, u.sys_ns, u.vcsw, u.ivcsw
@@ -121,7 +138,7 @@ fn usage_fields(u: Usage) -> String {
 
 /// How many unreported rounds come first.
 fn warmup_rounds(peer: Peer, options: &Options, size: usize) -> usize {
-    if peer == Peer::Mailslot {
+    if matches!(peer, Peer::Mailslot | Peer::MailslotGlobal) {
         // Lap the ring once so every page of it is resident, as in a long-lived name.
         let capacity = mailslot_capacity(options.messages, size);
         mailslot_ring(capacity).div_ceil(capacity).max(1)
@@ -130,8 +147,24 @@ fn warmup_rounds(peer: Peer, options: &Options, size: usize) -> usize {
     }
 }
 
-fn run_one(peer: Peer, size: usize, k: usize, options: &Options) -> BenchResult<Outcome> {
+fn run_one(
+    peer: Peer,
+    size: usize,
+    k: usize,
+    options: &Options,
+    users: Option<&Users>,
+) -> BenchResult<Outcome> {
     let dir = TempDir::new("fanout")?;
+    // The global scope's host service, and how its clients start (other users as root).
+    let mut service = match (peer, users) {
+        (Peer::MailslotGlobal, Some(users)) => Some((Service::start(None)?, users)),
+        (Peer::MailslotGlobal, None) => return Err("mailslot-global needs its users".into()),
+        _ => None,
+    };
+    let launch = |role: Role| match &service {
+        Some((service, users)) => users.launch(role, service),
+        None => Launch::default(),
+    };
     let warmup = warmup_rounds(peer, options, size);
     let rounds = warmup + options.rounds;
     let common = |extra: &[(&'static str, String)]| {
@@ -153,17 +186,26 @@ fn run_one(peer: Peer, size: usize, k: usize, options: &Options) -> BenchResult<
     let mut readers = Vec::with_capacity(k);
     for i in 0..k {
         let args = child_args("fanout-reader", &common(&[("index", i.to_string())]));
-        readers.push(Child::spawn(&format!("{} reader {i}", peer.name()), &args)?);
+        readers.push(Child::spawn_with(
+            &format!("{} reader {i}", peer.name()),
+            &args,
+            &launch(Role::Reader(i)),
+        )?);
         // One at a time: the first creates the name, the rest join it.
         readers[i].expect("ready")?;
     }
-    let mut writer = Child::spawn(
+    let mut writer = Child::spawn_with(
         &format!("{} writer", peer.name()),
         &child_args("fanout-writer", &common(&[])),
+        &launch(Role::Writer),
     )?;
     writer.expect("ready")?;
     let mut measured = Vec::new();
     for round in 0..rounds {
+        let service_before = match &mut service {
+            Some((service, _)) => Some(service.usage()?),
+            None => None,
+        };
         writer.send("go")?;
         let sent = writer.expect("sent")?;
         let start = sent.u64("t_start")?;
@@ -172,10 +214,12 @@ fn run_one(peer: Peer, size: usize, k: usize, options: &Options) -> BenchResult<
             wall_ns: 0,
             usage: writer_usage,
             writer: writer_usage,
+            service: None,
             sent: sent.u64("sent")?,
             delivered: 0,
             lost: 0,
             bad: 0,
+            stalls: 0,
         };
         for reader in &mut readers {
             let done = reader.expect("done")?;
@@ -184,12 +228,21 @@ fn run_one(peer: Peer, size: usize, k: usize, options: &Options) -> BenchResult<
             result.delivered += done.u64("delivered")?;
             result.lost += done.u64("lost")?;
             result.bad += done.u64("bad")?;
+            result.stalls += done.u64("stalls")?;
+        }
+        if let (Some((service, _)), Some(before)) = (&mut service, service_before) {
+            let used = service.usage()?.since(before);
+            result.usage = result.usage.add(used);
+            result.service = Some(used);
         }
         if round >= warmup {
             measured.push(result);
         }
     }
     proc::finish_all(std::iter::once(writer).chain(readers).collect())?;
+    if let Some((service, _)) = service {
+        service.finish()?;
+    }
 
     let per_msg = |r: &Round, v: u64| v as f64 / r.delivered.max(1) as f64;
     let median = |f: &dyn Fn(&Round) -> f64| {
@@ -204,12 +257,17 @@ fn run_one(peer: Peer, size: usize, k: usize, options: &Options) -> BenchResult<
         wall_ns_per_msg: median(&|r| per_msg(r, r.wall_ns)),
         cpu_ns_per_msg: median(&|r| per_msg(r, r.usage.cpu_ns())),
         writer_cpu_ns_per_msg: median(&|r| per_msg(r, r.writer.cpu_ns())),
+        service_cpu_ns_per_msg: measured
+            .iter()
+            .all(|r| r.service.is_some())
+            .then(|| median(&|r| per_msg(r, r.service.unwrap_or_default().cpu_ns()))),
         vcsw_per_msg: median(&|r| per_msg(r, r.usage.vcsw)),
         ivcsw_per_msg: median(&|r| per_msg(r, r.usage.ivcsw)),
         sent: measured.iter().map(|r| r.sent).sum(),
         delivered: measured.iter().map(|r| r.delivered).sum(),
         lost: measured.iter().map(|r| r.lost).sum(),
         bad: measured.iter().map(|r| r.bad).sum(),
+        stalls: measured.iter().map(|r| r.stalls).sum(),
     })
 }
 
@@ -229,16 +287,21 @@ pub fn run(options: &Options) -> BenchResult<(Vec<Table>, Vec<Record>)> {
             None => runnable.push(peer),
         }
     }
+    let users = if runnable.contains(&Peer::MailslotGlobal) {
+        Some(Users::new()?)
+    } else {
+        None
+    };
     // Peers side by side per configuration, so a burst of outside load hits them alike.
     for &size in &options.sizes {
         for &k in &options.readers {
             for &peer in &runnable {
                 eprintln!("fanout: {} size={size} k={k} ...", peer.name());
-                outcomes.push(run_one(peer, size, k, options)?);
+                outcomes.push(run_one(peer, size, k, options, users.as_ref())?);
             }
         }
     }
-    Ok(tables(options, &outcomes, &qlen, &skipped))
+    Ok(tables(options, &outcomes, &qlen, &skipped, users.as_ref()))
 }
 
 fn tables(
@@ -246,12 +309,22 @@ fn tables(
     outcomes: &[Outcome],
     qlen: &str,
     skipped: &[String],
+    users: Option<&Users>,
 ) -> (Vec<Table>, Vec<Record>) {
-    let baseline = |size: usize, k: usize| {
+    let find = |peer: Peer, size: usize, k: usize| {
         outcomes
             .iter()
-            .find(|o| o.peer == Peer::UnixDgram && o.size == size && o.readers == k)
+            .find(|o| o.peer == peer && o.size == size && o.readers == k)
     };
+    let baseline = |size: usize, k: usize| find(Peer::UnixDgram, size, k);
+    let roles: Vec<Role> = [Role::Writer, Role::Reader(0), Role::Reader(1)]
+        .into_iter()
+        .take(if options.readers.iter().any(|&k| k > 1) {
+            3
+        } else {
+            2
+        })
+        .collect();
     let mut tables = Vec::new();
     let mut records = Vec::new();
     for &size in &options.sizes {
@@ -265,6 +338,7 @@ fn tables(
                 "CPU ns/msg",
                 "CPU vs dgram",
                 "writer CPU ns/msg",
+                "service CPU ns/msg",
                 "vol. ctx sw/msg",
                 "sent",
                 "delivered",
@@ -285,6 +359,8 @@ fn tables(
                     format!("{:.0}", o.cpu_ns_per_msg),
                     ratio(o.cpu_ns_per_msg, base.map(|b| b.cpu_ns_per_msg)),
                     format!("{:.0}", o.writer_cpu_ns_per_msg),
+                    o.service_cpu_ns_per_msg
+                        .map_or("-".into(), |v| format!("{v:.0}")),
                     format!("{:.3}", o.vcsw_per_msg),
                     o.sent.to_string(),
                     o.delivered.to_string(),
@@ -303,21 +379,35 @@ fn tables(
                         ("wall_ns_per_msg", o.wall_ns_per_msg.into()),
                         ("cpu_ns_per_msg", o.cpu_ns_per_msg.into()),
                         ("writer_cpu_ns_per_msg", o.writer_cpu_ns_per_msg.into()),
+                        (
+                            "service_cpu_ns_per_msg",
+                            o.service_cpu_ns_per_msg.unwrap_or(f64::NAN).into(),
+                        ),
                         ("vcsw_per_msg", o.vcsw_per_msg.into()),
                         ("ivcsw_per_msg", o.ivcsw_per_msg.into()),
                         ("sent", o.sent.into()),
                         ("delivered", o.delivered.into()),
                         ("lost", o.lost.into()),
                         ("out_of_order", o.bad.into()),
+                        ("stalls", o.stalls.into()),
                         ("max_dgram_qlen", qlen.into()),
+                        (
+                            "users",
+                            match (o.peer, users) {
+                                (Peer::MailslotGlobal, Some(users)) => users.record(&roles),
+                                _ => String::new(),
+                            }
+                            .as_str()
+                            .into(),
+                        ),
                     ],
                 ));
             }
         }
         table.note(format!(
             "{} messages per round, median of {} rounds after warm-up; wall = writer start to \
-             last reader done / (messages x k); CPU = user+sys of writer and all readers / \
-             (messages x k); sent = messages written (each reaches all k), delivered = sum over \
+             last reader done / (messages x k); CPU = user+sys of writer and all readers (and the host service, for \
+             mailslot-global) / (messages x k); sent = messages written (each reaches all k), delivered = sum over \
              readers, over all measured rounds.",
             options.messages, options.rounds
         ));
@@ -331,12 +421,118 @@ fn tables(
              RetryUntilDelivered (back-pressure), one notify per message.",
             mailslot_ring(capacity) >> 20
         ));
+        if let Some(users) = users {
+            let stall_list: Vec<String> = options
+                .readers
+                .iter()
+                .filter_map(|&k| find(Peer::MailslotGlobal, size, k))
+                .map(|o| format!("k={}: {}", o.readers, o.stalls))
+                .collect();
+            let stall_list = stall_list.join(", ");
+            table.note(format!(
+                "mailslot-global: the same shared name in the global scope (mode 0666, same \
+                 capacity, drop-oldest); the writer's `write` hands each message to the host \
+                 service and returns, and a round ends with its `flush`; CPU includes the \
+                 service's (all its threads, getrusage); readers wait at most {} ms at a time \
+                 and count a receive that needed the whole wait although a message was there \
+                 as a stall (a lost wake-up): {} over the measured rounds. {}.",
+                crate::peers::global::GUARD.as_millis(),
+                stall_list,
+                users.describe(&roles)
+            ));
+        }
         if !skipped.is_empty() {
             table.note(format!("skipped: {}", skipped.join(", ")));
         }
         tables.push(table);
+        if let Some(table) = global_targets(options, size, &find) {
+            tables.push(table);
+        }
     }
     (tables, records)
+}
+
+/// The DESIGN targets of the global scope's fan-out, from the configurations of this run:
+/// cost per delivered message <= 0.5 x the datagram fan-out's and <= ZeroMQ's, at every k.
+fn global_targets<'a>(
+    options: &Options,
+    size: usize,
+    find: &dyn Fn(Peer, usize, usize) -> Option<&'a Outcome>,
+) -> Option<Table> {
+    const VS_DGRAM: f64 = 0.5;
+    const VS_ZMQ: f64 = 1.0;
+    if !options
+        .readers
+        .iter()
+        .any(|&k| find(Peer::MailslotGlobal, size, k).is_some())
+    {
+        return None;
+    }
+    let mut table = Table::new(
+        format!("fanout, global scope against the targets, {size}-byte messages"),
+        &[
+            "k",
+            "global wall ns/msg",
+            "global CPU ns/msg",
+            "vs dgram wall",
+            "vs dgram CPU",
+            "vs zmq wall",
+            "vs zmq CPU",
+            "vs mailslot wall",
+            "vs mailslot CPU",
+            "<= 0.5 x dgram",
+            "<= 1.0 x zmq",
+        ],
+    );
+    for &k in &options.readers {
+        let Some(global) = find(Peer::MailslotGlobal, size, k) else {
+            continue;
+        };
+        let ratios = |peer: Peer| {
+            find(peer, size, k).map(|o| {
+                (
+                    global.wall_ns_per_msg / o.wall_ns_per_msg,
+                    global.cpu_ns_per_msg / o.cpu_ns_per_msg,
+                )
+            })
+        };
+        let cell = |r: Option<f64>| r.map_or("-".into(), |r| format!("{r:.2}"));
+        let verdict = |r: Option<(f64, f64)>, target: f64| match r {
+            None => "-".to_owned(),
+            Some((wall, cpu)) => match (wall <= target, cpu <= target) {
+                (true, true) => "met".into(),
+                (true, false) => "wall only".into(),
+                (false, true) => "CPU only".into(),
+                (false, false) => "NOT met".into(),
+            },
+        };
+        let (dgram, zmq, mailslot) = (
+            ratios(Peer::UnixDgram),
+            ratios(Peer::Zmq),
+            ratios(Peer::Mailslot),
+        );
+        table.row(vec![
+            k.to_string(),
+            format!("{:.0}", global.wall_ns_per_msg),
+            format!("{:.0}", global.cpu_ns_per_msg),
+            cell(dgram.map(|r| r.0)),
+            cell(dgram.map(|r| r.1)),
+            cell(zmq.map(|r| r.0)),
+            cell(zmq.map(|r| r.1)),
+            cell(mailslot.map(|r| r.0)),
+            cell(mailslot.map(|r| r.1)),
+            verdict(dgram, VS_DGRAM),
+            verdict(zmq, VS_ZMQ),
+        ]);
+    }
+    table.note(
+        "Ratios are mailslot-global / peer, per delivered message, from the table above (same \
+         run): wall and CPU (writer + readers + host service for mailslot-global). Targets \
+         (DESIGN): <= 0.5 x the raw datagram fan-out and <= ZeroMQ PUB/SUB at every k; `met` \
+         when both wall and CPU are within; `-` when that peer did not run. `vs mailslot` is \
+         the same-user direct path (user scope, no service).",
+    );
+    Some(table)
 }
 
 // ---- child roles -----------------------------------------------------------------------------
@@ -352,6 +548,7 @@ pub fn reader_main(args: &Args) -> BenchResult<()> {
     let mut buf = vec![0u8; size.max(64) * 2];
     let mut expected = 0u64; // the next sequence number
     let mut last = Usage::now();
+    let mut last_stalls = 0;
     for round in 0..rounds {
         let end = (round + 1) * messages;
         let (mut delivered, mut lost, mut bad) = (0u64, 0u64, 0u64);
@@ -370,11 +567,15 @@ pub fn reader_main(args: &Args) -> BenchResult<()> {
         }
         let t_end = sys::monotonic_ns();
         let now = Usage::now();
+        let stalls = reader.stalls();
         proc::report(&format!(
-            "done round={round} t_end={t_end} delivered={delivered} lost={lost} bad={bad} {}",
+            "done round={round} t_end={t_end} delivered={delivered} lost={lost} bad={bad} \
+             stalls={} {}",
+            stalls - last_stalls,
             usage_fields(now.since(last))
         ));
         last = now;
+        last_stalls = stalls;
     }
     Ok(())
 }
@@ -399,6 +600,7 @@ pub fn writer_main(args: &Args) -> BenchResult<()> {
             writer.send(&message)?;
             seq += 1;
         }
+        writer.end_round()?;
         let usage = Usage::now().since(before);
         proc::report(&format!(
             "sent t_start={t_start} sent={messages} {}",

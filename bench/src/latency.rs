@@ -4,13 +4,18 @@
 //! with the monotonic clock; one-way = RTT / 2. Both sides block (no spinning) in every peer,
 //! so this is the cost of a send, a wake-up and a receive. Placements: both processes pinned to
 //! the same core, pinned to different cores, and left to the scheduler.
+//!
+//! The global-scope peer (`mailslot-global`) goes through the host service, a third process
+//! (`crate::global`): pinned to CPU 0 with both sides in the same-core placement, left to the
+//! scheduler otherwise. As root, ping and pong run as two other users.
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
 
 use crate::args::{child_args, Args};
+use crate::global::{Role, Service, Users};
 use crate::peers::{self, futex, Peer, Side};
-use crate::proc::{self, BenchResult, Child, TempDir};
+use crate::proc::{self, BenchResult, Child, Launch, TempDir};
 use crate::report::{Record, Table};
 use crate::sys;
 
@@ -90,6 +95,7 @@ impl Options {
                 "peers",
                 &[
                     Peer::Mailslot,
+                    Peer::MailslotGlobal,
                     Peer::Futex,
                     Peer::Eventfd,
                     Peer::UnixDgram,
@@ -124,6 +130,8 @@ pub struct Outcome {
     /// Lowest and highest p50 over the repeated runs (unpinned placement).
     pub p50_range: (f64, f64),
     pub runs: usize,
+    /// Receives (both sides) that waited out the global peer's guard timeout.
+    pub stalls: u64,
 }
 
 /// Unmeasured round trips first. A mailslot's ring (default capacity) is lapped once, so its
@@ -131,15 +139,29 @@ pub struct Outcome {
 /// touches a new page and pays a page fault on both sides, which would be all of its p99.
 fn warmup_for(peer: Peer, options: &Options) -> usize {
     match peer {
-        Peer::Mailslot => options
+        Peer::Mailslot | Peer::MailslotGlobal => options
             .warmup
             .max(peers::mailslot::messages_to_lap(mailslot::DEFAULT_CAPACITY, MESSAGE_SIZE) + 100),
         _ => options.warmup,
     }
 }
 
-fn run_one(peer: Peer, placement: Placement, options: &Options) -> BenchResult<Outcome> {
+fn run_one(
+    peer: Peer,
+    placement: Placement,
+    options: &Options,
+    users: Option<&Users>,
+) -> BenchResult<Outcome> {
     let dir = TempDir::new("latency")?;
+    // The global scope's host service, on the pair's core when both share one.
+    let service = match (peer, users) {
+        (Peer::MailslotGlobal, Some(users)) => {
+            let cpu = (placement == Placement::SameCore).then_some(0);
+            Some((Service::start(cpu)?, users))
+        }
+        (Peer::MailslotGlobal, None) => return Err("mailslot-global needs its users".into()),
+        _ => None,
+    };
     let mut pairs = vec![
         ("peer", peer.name().to_owned()),
         ("dir", dir.path().display().to_string()),
@@ -174,9 +196,20 @@ fn run_one(peer: Peer, placement: Placement, options: &Options) -> BenchResult<O
         if let Some(cpu) = cpu {
             p.push(("cpu", cpu.to_string()));
         }
-        Child::spawn(
+        let launch = match &service {
+            Some((service, users)) => users.launch(
+                match side {
+                    Side::Ping => Role::Ping,
+                    Side::Pong => Role::Pong,
+                },
+                service,
+            ),
+            None => Launch::default(),
+        };
+        Child::spawn_with(
             &format!("{} {} ({})", peer.name(), side.name(), placement.name()),
             &child_args("latency", &p),
+            &launch,
         )
     };
     let mut pong = spawn(Side::Pong, pong_cpu)?;
@@ -190,7 +223,11 @@ fn run_one(peer: Peer, placement: Placement, options: &Options) -> BenchResult<O
     ping.send("go")?;
     pong.expect("connected")?;
     let result = ping.expect("result")?;
+    let stalls = result.u64("stalls")? + pong.expect("stalls")?.u64("n")?;
     proc::finish_all(vec![ping, pong])?;
+    if let Some((service, _)) = service {
+        service.finish()?;
+    }
     Ok(Outcome {
         peer,
         placement,
@@ -203,6 +240,7 @@ fn run_one(peer: Peer, placement: Placement, options: &Options) -> BenchResult<O
         samples: result.u64("samples")?,
         p50_range: (0.0, 0.0),
         runs: 1,
+        stalls,
     })
 }
 
@@ -214,6 +252,11 @@ pub fn run(options: &Options) -> BenchResult<(Vec<Table>, Vec<Record>)> {
             skipped.push(format!("{} (build with --features {feature})", peer.name()));
         }
     }
+    let users = if options.peers.contains(&Peer::MailslotGlobal) {
+        Some(Users::new()?)
+    } else {
+        None
+    };
     for &placement in &options.placements {
         for &peer in options
             .peers
@@ -235,7 +278,7 @@ pub fn run(options: &Options) -> BenchResult<(Vec<Table>, Vec<Record>)> {
                     placement.name(),
                     run + 1
                 );
-                all.push(run_one(peer, placement, options)?);
+                all.push(run_one(peer, placement, options, users.as_ref())?);
             }
             all.sort_by(|a, b| a.p50.total_cmp(&b.p50));
             let range = (all[0].p50, all[all.len() - 1].p50);
@@ -245,13 +288,14 @@ pub fn run(options: &Options) -> BenchResult<(Vec<Table>, Vec<Record>)> {
             outcomes.push(median);
         }
     }
-    Ok(tables(options, &outcomes, &skipped))
+    Ok(tables(options, &outcomes, &skipped, users.as_ref()))
 }
 
 fn tables(
     options: &Options,
     outcomes: &[Outcome],
     skipped: &[String],
+    users: Option<&Users>,
 ) -> (Vec<Table>, Vec<Record>) {
     let mut table = Table::new(
         format!("latency, one-way, {MESSAGE_SIZE}-byte messages (ns)"),
@@ -316,6 +360,7 @@ fn tables(
                     ("runs", o.runs.into()),
                     ("p50_min_over_runs_ns", o.p50_range.0.into()),
                     ("p50_max_over_runs_ns", o.p50_range.1.into()),
+                    ("stalls", o.stalls.into()),
                 ],
             ));
         }
@@ -335,10 +380,101 @@ fn tables(
         warmup_for(Peer::Mailslot, options),
         options.repeat
     ));
+    if let Some(users) = users {
+        let stall_list: Vec<String> = outcomes
+            .iter()
+            .filter(|o| o.peer == Peer::MailslotGlobal)
+            .map(|o| format!("{} {} (median run)", o.placement.name(), o.stalls))
+            .collect();
+        let stall_list = stall_list.join(", ");
+        table.note(format!(
+            "mailslot-global: each side's inbox is a global name (mode 0666) and the other side \
+             writes it through the host service (write hands the message over and returns; the \
+             service appends and rings the sleeping reader over its connection); warm-up as for \
+             mailslot; the service is pinned to CPU 0 with both sides in same-core, unpinned \
+             otherwise. Each side waits at most {} ms at a time; a receive that needed the \
+             whole wait although the message was there is a stall (a lost wake-up; it costs \
+             that sample the wait): {}. {}.",
+            crate::peers::global::GUARD.as_millis(),
+            stall_list,
+            users.describe(&[Role::Ping, Role::Pong])
+        ));
+    }
     if !skipped.is_empty() {
         table.note(format!("skipped: {}", skipped.join(", ")));
     }
-    (vec![table], records)
+    let mut tables = vec![table];
+    tables.extend(global_target(options, outcomes));
+    (tables, records)
+}
+
+/// The DESIGN target of the global scope's latency: p50 <= 2 x the Unix datagram pair's.
+fn global_target(options: &Options, outcomes: &[Outcome]) -> Option<Table> {
+    const VS_DGRAM_P50: f64 = 2.0;
+    let find = |peer: Peer, placement: Placement| {
+        outcomes
+            .iter()
+            .find(|o| o.peer == peer && o.placement == placement)
+    };
+    if !outcomes.iter().any(|o| o.peer == Peer::MailslotGlobal) {
+        return None;
+    }
+    let mut table = Table::new(
+        format!(
+            "latency, global scope against the target, one-way, {MESSAGE_SIZE}-byte messages (ns)"
+        ),
+        &[
+            "placement",
+            "global p50",
+            "global p99",
+            "dgram p50",
+            "dgram p99",
+            "p50 vs dgram",
+            "p99 vs dgram",
+            "mailslot p50",
+            "p50 vs mailslot",
+            "p99 vs mailslot",
+            "p50 <= 2 x dgram",
+        ],
+    );
+    for &placement in &options.placements {
+        let Some(global) = find(Peer::MailslotGlobal, placement) else {
+            continue;
+        };
+        let dgram = find(Peer::UnixDgram, placement);
+        let mailslot = find(Peer::Mailslot, placement);
+        let ns = |o: Option<&Outcome>, f: fn(&Outcome) -> f64| {
+            o.map_or("-".into(), |o| format!("{:.0}", f(o)))
+        };
+        let ratio = |o: Option<&Outcome>, f: fn(&Outcome) -> f64| {
+            o.map_or("-".into(), |o| format!("{:.2}", f(global) / f(o)))
+        };
+        table.row(vec![
+            placement.name().to_owned(),
+            format!("{:.0}", global.p50),
+            format!("{:.0}", global.p99),
+            ns(dgram, |o| o.p50),
+            ns(dgram, |o| o.p99),
+            ratio(dgram, |o| o.p50),
+            ratio(dgram, |o| o.p99),
+            ns(mailslot, |o| o.p50),
+            ratio(mailslot, |o| o.p50),
+            ratio(mailslot, |o| o.p99),
+            dgram.map_or("-".into(), |d| {
+                if global.p50 <= VS_DGRAM_P50 * d.p50 {
+                    "met".into()
+                } else {
+                    "NOT met".into()
+                }
+            }),
+        ]);
+    }
+    table.note(
+        "Ratios are mailslot-global / peer from the table above (same run; unpinned: the median \
+         runs). Target (DESIGN): p50 <= 2 x the connected Unix datagram pair. `mailslot` is the \
+         same-user direct path (user scope, no service).",
+    );
+    Some(table)
 }
 
 // ---- child role --------------------------------------------------------------------------
@@ -372,6 +508,7 @@ pub fn child_main(args: &Args) -> BenchResult<()> {
                 let n = endpoint.recv(&mut buf)?;
                 endpoint.send(&buf[..n.min(MESSAGE_SIZE)])?;
             }
+            proc::report(&format!("stalls n={}", endpoint.stalls()));
         }
         Side::Ping => {
             let mut rtts = Vec::with_capacity(iterations);
@@ -392,13 +529,14 @@ pub fn child_main(args: &Args) -> BenchResult<()> {
             };
             let mean = rtts.iter().sum::<u64>() as f64 / rtts.len() as f64 / 2.0;
             proc::report(&format!(
-                "result samples={} p50={} p99={} p999={} min={} mean={mean} max={}",
+                "result samples={} p50={} p99={} p999={} min={} mean={mean} max={} stalls={}",
                 rtts.len(),
                 at(0.50),
                 at(0.99),
                 at(0.999),
                 rtts[0] as f64 / 2.0,
                 *rtts.last().expect("at least one iteration") as f64 / 2.0,
+                endpoint.stalls(),
             ));
         }
     }

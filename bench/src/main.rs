@@ -3,10 +3,12 @@
 //!
 //! ```text
 //! mailslot-bench fanout  [--messages N] [--sizes 64,1024] [--readers 1,2,4,8] [--rounds R]
-//!                        [--peers mailslot,unix-dgram,zmq,iceoryx2] [--out FILE]
+//!                        [--peers mailslot,mailslot-global,unix-dgram,zmq,iceoryx2]
+//!                        [--out FILE]
 //! mailslot-bench latency [--iterations N] [--warmup N]
 //!                        [--placements same-core,cross-core,unpinned] [--repeat 3]
-//!                        [--peers mailslot,futex,eventfd,unix-dgram,zmq,iceoryx2] [--out FILE]
+//!                        [--peers mailslot,mailslot-global,futex,eventfd,unix-dgram,zmq,
+//!                                 iceoryx2] [--out FILE]
 //! mailslot-bench takeover [--kills 100] [--pool 3] [--interval-us 100] [--out FILE]
 //! mailslot-bench netrecv [--datagrams 50000] [--instances 4] [--size 64] [--net-rounds 3]
 //! mailslot-bench all     [options of all four] [--out FILE]
@@ -19,6 +21,7 @@
 
 mod args;
 mod fanout;
+mod global;
 mod latency;
 mod netrecv;
 mod peers;
@@ -84,10 +87,10 @@ impl Scenario {
 
 const USAGE: &str = "usage: mailslot-bench <fanout|latency|all|takeover|netrecv> [options]
   fanout  [--messages 20000] [--sizes 64,1024] [--readers 1,2,4,8] [--rounds 3]
-          [--peers mailslot,unix-dgram,zmq,iceoryx2]
+          [--peers mailslot,mailslot-global,unix-dgram,zmq,iceoryx2]
   latency [--iterations 20000] [--warmup N] [--placements same-core,cross-core,unpinned]
           [--repeat 3 (runs of the unpinned placement)]
-          [--peers mailslot,futex,eventfd,unix-dgram,zmq,iceoryx2]
+          [--peers mailslot,mailslot-global,futex,eventfd,unix-dgram,zmq,iceoryx2]
   takeover [--kills 100] [--pool 3] [--interval-us 100]
   netrecv [--datagrams 50000] [--instances 4] [--size 64] [--net-rounds 3]
   all     options of all four (--peers applies to fanout and latency)
@@ -172,6 +175,8 @@ struct Environment {
     kernel: String,
     load: [f64; 3],
     qlen: String,
+    /// The bench's effective uid (root: the global scope's clients run as other users).
+    uid: u32,
     /// Unix time of the start of the run.
     started: u64,
     /// `MAILSLOT_BENCH_SOURCE` (e.g. `git describe --dirty`, set by scripts/bench-report.sh).
@@ -200,6 +205,7 @@ impl Environment {
             kernel: read("/proc/sys/kernel/osrelease"),
             load: [next(), next(), next()],
             qlen: read("/proc/sys/net/unix/max_dgram_qlen"),
+            uid: sys::euid(),
             started: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
@@ -219,7 +225,7 @@ impl Environment {
     fn line(&self) -> String {
         format!(
             "Conditions: {} CPUs ({}), Linux {}, load average {:.2} {:.2} {:.2} at start, \
-             net.unix.max_dgram_qlen = {}, mailslot-bench {} ({} build).",
+             net.unix.max_dgram_qlen = {}, mailslot-bench {} ({} build), run as uid {} ({}).",
             self.cpus,
             self.model,
             self.kernel,
@@ -228,7 +234,13 @@ impl Environment {
             self.load[2],
             self.qlen,
             env!("CARGO_PKG_VERSION"),
-            Environment::build()
+            Environment::build(),
+            self.uid,
+            if self.uid == 0 {
+                "root: mailslot-global's clients run as other users"
+            } else {
+                "not root: mailslot-global's clients and service all run as this one user"
+            }
         )
     }
 
@@ -255,6 +267,7 @@ impl Environment {
                         .parse::<u64>()
                         .map_or_else(|_| self.qlen.as_str().into(), Into::into),
                 ),
+                ("uid", u64::from(self.uid).into()),
                 ("version", env!("CARGO_PKG_VERSION").into()),
                 ("build", Environment::build().into()),
                 ("features", features.join(",").as_str().into()),
@@ -274,6 +287,7 @@ fn child(words: &[String]) -> BenchResult<()> {
         "fanout-reader" => fanout::reader_main(&args),
         "fanout-writer" => fanout::writer_main(&args),
         "latency" => latency::child_main(&args),
+        "host-service" => global::service_main(&args),
         "net-role" => takeover::child_main(&args),
         "flock-holder" => takeover::flock_main(&args),
         "udp-recv" => netrecv::udp_main(&args),

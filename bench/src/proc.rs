@@ -57,12 +57,38 @@ pub struct Child {
     lines: Receiver<String>,
 }
 
+/// How to start a child other than as a plain copy of this process: as another user (through
+/// `setpriv`, running a copy of the binary that user can reach) and with extra environment.
+#[derive(Debug, Clone, Default)]
+pub struct Launch {
+    /// `setpriv` arguments (`--reuid=N --regid=N --clear-groups`) and the binary to run.
+    pub setpriv: Option<(Vec<String>, PathBuf)>,
+    pub env: Vec<(&'static str, String)>,
+}
+
 impl Child {
     /// Starts `current_exe __child <args>`, with extra inherited descriptors left open.
     pub fn spawn(label: &str, args: &[String]) -> BenchResult<Child> {
-        let exe =
-            std::env::current_exe().map_err(|e| format!("cannot find the bench binary: {e}"))?;
-        let mut child = Command::new(exe)
+        Child::spawn_with(label, args, &Launch::default())
+    }
+
+    /// Like [`Child::spawn`], started as `launch` says.
+    pub fn spawn_with(label: &str, args: &[String], launch: &Launch) -> BenchResult<Child> {
+        let mut command = match &launch.setpriv {
+            Some((setpriv, exe)) => {
+                let mut command = Command::new("setpriv");
+                command.args(setpriv).arg("--").arg(exe);
+                command
+            }
+            None => Command::new(
+                std::env::current_exe()
+                    .map_err(|e| format!("cannot find the bench binary: {e}"))?,
+            ),
+        };
+        for (key, value) in &launch.env {
+            command.env(key, value);
+        }
+        let mut child = command
             .arg("__child")
             .args(args)
             .stdin(Stdio::piped())
@@ -200,17 +226,30 @@ impl TempDir {
     pub fn new(tag: &str) -> BenchResult<TempDir> {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let base = if Path::new("/dev/shm").is_dir() {
-            PathBuf::from("/dev/shm")
-        } else {
-            std::env::temp_dir()
-        };
-        let path = base.join(format!("mailslot-bench-{}-{tag}-{n}", std::process::id()));
+        let path = TempDir::base().join(format!("mailslot-bench-{}-{tag}-{n}", std::process::id()));
         std::fs::DirBuilder::new()
             .mode(0o700)
             .create(&path)
             .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
         Ok(TempDir { path })
+    }
+
+    /// A unique path that does not exist yet, for something else to create (and this guard
+    /// to remove).
+    pub fn reserve(tag: &str) -> TempDir {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        TempDir {
+            path: TempDir::base().join(format!("mailslot-bench-{}-{tag}-r{n}", std::process::id())),
+        }
+    }
+
+    fn base() -> PathBuf {
+        if Path::new("/dev/shm").is_dir() {
+            PathBuf::from("/dev/shm")
+        } else {
+            std::env::temp_dir()
+        }
     }
 
     pub fn path(&self) -> &Path {

@@ -224,3 +224,9 @@ pub fn die_with_parent() -> io::Result<()> {
     }
     Ok(())
 }
+
+/// The effective user id of this process.
+pub fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}

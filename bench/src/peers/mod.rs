@@ -7,6 +7,7 @@ use crate::proc::BenchResult;
 
 pub mod eventfd;
 pub mod futex;
+pub mod global;
 #[cfg(feature = "peers-iceoryx2")]
 pub mod iceoryx2;
 pub mod mailslot;
@@ -19,6 +20,9 @@ pub mod zmq;
 pub enum Peer {
     /// This project: a shared mailslot (per-name shared-memory log, futex doorbells).
     Mailslot,
+    /// This project's global scope: a name owned by the host service (a process of its own),
+    /// clients of other users (when the bench runs as root).
+    MailslotGlobal,
     /// Raw `SOCK_DGRAM` Unix sockets: the writer sends each message to each reader.
     UnixDgram,
     /// A bare futex handoff on a shared word (latency only).
@@ -33,8 +37,9 @@ pub enum Peer {
 }
 
 impl Peer {
-    pub const ALL: [Peer; 6] = [
+    pub const ALL: [Peer; 7] = [
         Peer::Mailslot,
+        Peer::MailslotGlobal,
         Peer::UnixDgram,
         Peer::Futex,
         Peer::Eventfd,
@@ -45,6 +50,7 @@ impl Peer {
     pub fn name(self) -> &'static str {
         match self {
             Peer::Mailslot => "mailslot",
+            Peer::MailslotGlobal => "mailslot-global",
             Peer::UnixDgram => "unix-dgram",
             Peer::Futex => "futex",
             Peer::Eventfd => "eventfd",
@@ -72,7 +78,7 @@ impl Peer {
     pub fn does_fanout(self) -> bool {
         matches!(
             self,
-            Peer::Mailslot | Peer::UnixDgram | Peer::Zmq | Peer::Iceoryx2
+            Peer::Mailslot | Peer::MailslotGlobal | Peer::UnixDgram | Peer::Zmq | Peer::Iceoryx2
         )
     }
 
@@ -93,11 +99,20 @@ pub trait FanoutReader {
     /// Blocks for the next message; returns its length and how many messages were lost just
     /// before it (0 for transports that cannot lose).
     fn recv(&mut self, buf: &mut [u8]) -> BenchResult<(usize, u64)>;
+    /// Receives so far that waited out a guard timeout with a message already there (lost
+    /// wake-ups; only the global scope has such a guard).
+    fn stalls(&self) -> u64 {
+        0
+    }
 }
 
 /// The sending end of a fan-out: the one writer process, reaching every reader.
 pub trait FanoutWriter {
     fn send(&mut self, data: &[u8]) -> BenchResult<()>;
+    /// After the last message of a round (a pipelined transport confirms the round here).
+    fn end_round(&mut self) -> BenchResult<()> {
+        Ok(())
+    }
 }
 
 /// One side of a ping-pong.
@@ -109,6 +124,10 @@ pub trait Endpoint {
     fn send(&mut self, data: &[u8]) -> BenchResult<()>;
     /// Blocks for the next message; returns its length.
     fn recv(&mut self, buf: &mut [u8]) -> BenchResult<usize>;
+    /// As [`FanoutReader::stalls`].
+    fn stalls(&self) -> u64 {
+        0
+    }
 }
 
 /// Which side of the ping-pong a process is.
@@ -152,6 +171,7 @@ fn not_built(peer: Peer) -> String {
 pub fn fanout_reader(peer: Peer, args: &Args) -> BenchResult<Box<dyn FanoutReader>> {
     match peer {
         Peer::Mailslot => mailslot::fanout_reader(args),
+        Peer::MailslotGlobal => global::fanout_reader(args),
         Peer::UnixDgram => unix_dgram::fanout_reader(args),
         #[cfg(feature = "peers-zmq")]
         Peer::Zmq => zmq::fanout_reader(args),
@@ -169,6 +189,7 @@ pub fn fanout_reader(peer: Peer, args: &Args) -> BenchResult<Box<dyn FanoutReade
 pub fn fanout_writer(peer: Peer, args: &Args) -> BenchResult<Box<dyn FanoutWriter>> {
     match peer {
         Peer::Mailslot => mailslot::fanout_writer(args),
+        Peer::MailslotGlobal => global::fanout_writer(args),
         Peer::UnixDgram => unix_dgram::fanout_writer(args),
         #[cfg(feature = "peers-zmq")]
         Peer::Zmq => zmq::fanout_writer(args),
@@ -186,6 +207,7 @@ pub fn fanout_writer(peer: Peer, args: &Args) -> BenchResult<Box<dyn FanoutWrite
 pub fn endpoint(peer: Peer, side: Side, args: &Args) -> BenchResult<Box<dyn Endpoint>> {
     match peer {
         Peer::Mailslot => mailslot::endpoint(side, args),
+        Peer::MailslotGlobal => global::endpoint(side, args),
         Peer::UnixDgram => unix_dgram::endpoint(side, args),
         Peer::Futex => futex::endpoint(side, args),
         Peer::Eventfd => eventfd::endpoint(side, args),

@@ -51,12 +51,17 @@ pub struct Args {
 /// The network configuration the global options and `serve` options select.
 pub fn config(global: &Global, args: &Args) -> anyhow::Result<NetConfig> {
     let dir = common::scope(global).dir().context("runtime directory")?;
-    let mut c = crate::network::config(global, &dir);
+    Ok(config_in(global, args, &dir))
+}
+
+/// As [`config`], for the runtime directory `dir`.
+fn config_in(global: &Global, args: &Args, dir: &std::path::Path) -> NetConfig {
+    let mut c = crate::network::config(global, dir);
     c.name_service_port = args.name_service_port;
     c.deliver_own = !args.drop_own;
     // serve reports the role's conditions itself, as its exit reason.
     c.reporter = Reporter::silent();
-    Ok(c)
+    c
 }
 
 /// Local delivery through the library's `Deliverer::callback`, logging each outcome when
@@ -124,9 +129,9 @@ fn run_system(global: &Global, args: &Args, stop: &Arc<AtomicBool>) -> anyhow::R
         }
         Ok(Outcome::Success)
     } else {
-        let mut config = config(global, args)?;
-        config.dir = dir.clone();
-        let deliver = logged(service.network_delivery(), args.verbose);
+        let mut config = config_in(global, args, &dir);
+        config.via_host_service = false;
+        let deliver = logged(service.network_delivery(config.port), args.verbose);
         hold_role(config, deliver, stop, true)
     };
     stop.store(true, Ordering::Relaxed);
@@ -182,6 +187,12 @@ fn hold_role(
                     },
                     config.netbios_name,
                     config.workgroup,
+                );
+            }
+            RoleState::ViaService { port } => {
+                eprintln!(
+                    "mailslot serve: the host service holds UDP port {port}; receiving this \
+                     directory's datagrams through it"
                 );
             }
             RoleState::Unavailable { reason } if keep_serving => {

@@ -704,3 +704,140 @@ fn readers_survive_a_service_kill_and_rejoin_the_next_one() {
         assert_eq!(reader.json()["text"], "the end");
     }
 }
+
+/// A free UDP port pair (datagram, name service) below the ephemeral range.
+fn ports() -> u16 {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    for _ in 0..1000 {
+        let i = NEXT.fetch_add(2, Ordering::Relaxed);
+        let p = 21_000 + ((std::process::id() as usize * 17 + i * 2) % 10_000) as u16;
+        let bind = |port| std::net::UdpSocket::bind(("0.0.0.0", port));
+        if bind(p).is_ok() && bind(p + 1).is_ok() {
+            return p;
+        }
+    }
+    panic!("no free port pair");
+}
+
+/// A private runtime directory of `user` (mode 0700).
+fn user_dir(user: &str, tag: &str) -> PathBuf {
+    let dir = global_path(&format!("rt-{tag}"));
+    std::fs::create_dir(&dir).unwrap();
+    std::os::unix::fs::chown(&dir, Some(uid(user)), None).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    dir
+}
+
+/// The README's LAN recipe, as written, for users without privileges: root runs the host
+/// service, each user runs a plain `mailslot listen NEWS` in their own scope, and a datagram
+/// from the LAN reaches every one of them (the service hands it to each user's process, which
+/// delivers it into its own directory). Users without the name get nothing.
+#[test]
+fn every_users_own_names_receive_the_lan_through_the_service() {
+    if skip("every_users_own_names_receive_the_lan_through_the_service") {
+        return;
+    }
+    users();
+    let dir = global_path("lan");
+    let port = ports();
+    let port_s = port.to_string();
+    let ns_port = (port + 1).to_string();
+    let svc = Proc::spawn({
+        let mut cmd = mailslot(
+            None,
+            &dir,
+            &[
+                "serve",
+                "--system",
+                "--global-dir",
+                dir.to_str().unwrap(),
+                "--port",
+                &port_s,
+                "--name-service-port",
+                &ns_port,
+                "--broadcast",
+                "127.255.255.255",
+            ],
+        );
+        cmd.env_remove("MAILSLOT_NO_NETWORK");
+        cmd
+    });
+    let deadline = Instant::now() + GUARD;
+    while !dir.join(format!("network-{port}.state")).exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the service holds no port: {}",
+            svc.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let listen_as = |user: &str, name: &str| {
+        let rt = user_dir(user, user);
+        let mut cmd = mailslot(Some(user), &dir, &["listen", name, "--shared", "--json"]);
+        cmd.env_remove("MAILSLOT_NO_NETWORK")
+            .env("MAILSLOT_DIR", &rt)
+            .env("MAILSLOT_PORT", &port_s);
+        (Proc::spawn(cmd), rt)
+    };
+    let (alice, alice_rt) = listen_as(ALICE, "NEWS");
+    let (bob, bob_rt) = listen_as(BOB, "news");
+    let (carol, _) = listen_as(CAROL, "OTHER");
+    // Each user's network role says it receives through the service.
+    for (user, rt) in [(ALICE, &alice_rt), (BOB, &bob_rt)] {
+        let deadline = Instant::now() + GUARD;
+        loop {
+            let mut cmd = mailslot(Some(user), &dir, &["status", "--json"]);
+            cmd.env("MAILSLOT_DIR", rt).env("MAILSLOT_PORT", &port_s);
+            let out = String::from_utf8_lossy(&run(cmd).stdout).to_string();
+            if out.contains("\"via_service\"") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{}: {out}", rt.display());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    // A datagram from "the LAN" (another process, an ephemeral port, no mailslot state).
+    let sender_rt = global_path("sender");
+    for i in 0..3 {
+        let text = format!("from the lan {i}");
+        let mut cmd = mailslot(
+            None,
+            &dir,
+            &[
+                "send",
+                "NEWS",
+                &text,
+                "--to",
+                "127.0.0.1",
+                "--port",
+                &port_s,
+            ],
+        );
+        cmd.env("MAILSLOT_DIR", &sender_rt);
+        assert_ok(&run(cmd), "lan send");
+        for reader in [&alice, &bob] {
+            let got = reader.json();
+            assert_eq!(got["text"], text);
+            assert_eq!(got["source"]["kind"], "network");
+            assert_eq!(got["source"]["ip"], "127.0.0.1");
+        }
+    }
+    assert!(
+        carol.lines.try_recv().is_err(),
+        "carol has no NEWS and got nothing"
+    );
+    // The service counted them as delivered, not as dropped for want of a mailslot (its
+    // counters reach the state file within a flush interval).
+    let deadline = Instant::now() + GUARD;
+    loop {
+        let mut cmd = mailslot(None, &dir, &["--global", "status", "--json"]);
+        cmd.env("MAILSLOT_PORT", &port_s);
+        let status = String::from_utf8_lossy(&run(cmd).stdout).to_string();
+        if status.contains("\"delivered\":3") {
+            assert!(status.contains("\"dropped_no_mailslot\":0"), "{status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{status}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

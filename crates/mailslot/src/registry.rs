@@ -123,7 +123,7 @@ pub(crate) fn open_server(
             Ok(None) | Err(_) => None,
         };
         let live = match &existing {
-            Some(segment) => live_slots(segment, &lock)?,
+            Some(segment) => live_slots(dir, segment, &lock)?,
             None => Vec::new(),
         };
         let Some(segment) = existing.filter(|_| !live.is_empty()) else {
@@ -137,8 +137,9 @@ pub(crate) fn open_server(
     }
 }
 
-/// Slots whose owners are alive; frees the dead ones (the caller holds the name lock).
-fn live_slots(segment: &Segment, probe: &File) -> Result<Vec<usize>, Error> {
+/// Slots whose owners are alive; frees the dead ones and removes their doorbells (the caller
+/// holds the name lock).
+fn live_slots(dir: &Path, segment: &Segment, probe: &File) -> Result<Vec<usize>, Error> {
     let mut live = Vec::new();
     for slot in 0..segment.high_water() {
         if segment.slot_state(slot) != SLOT_ACTIVE {
@@ -147,10 +148,17 @@ fn live_slots(segment: &Segment, probe: &File) -> Result<Vec<usize>, Error> {
         if segment.slot_alive(probe, slot)? {
             live.push(slot);
         } else {
-            segment.free_slot(slot);
+            free_slot(dir, segment, slot);
         }
     }
     Ok(live)
+}
+
+/// Frees `slot` and removes its instance's doorbell socket file.
+fn free_slot(dir: &Path, segment: &Segment, slot: usize) {
+    let id = segment.slot_id(slot);
+    segment.free_slot(slot);
+    let _ = fs::remove_file(crate::server::bell_path(dir, id));
 }
 
 fn join(
@@ -322,10 +330,10 @@ pub(crate) fn close_server(dir: &Path, name: &MailslotName, membership: &Members
             std::thread::sleep(Duration::from_micros(200));
         }
     }
-    segment.free_slot(membership.slot);
+    free_slot(dir, segment, membership.slot);
     let _ = sys::ofd_unlock(fd, 1 + membership.slot as u64, 1);
     if locked {
-        let others = live_slots(segment, &segment.file).unwrap_or_default();
+        let others = live_slots(dir, segment, &segment.file).unwrap_or_default();
         if others.is_empty() {
             segment.mark_closed();
             let path = dir.join(name.file_name());
@@ -381,7 +389,10 @@ pub(crate) fn reap(dir: &Path, name: &MailslotName) {
         .ok()
         .and_then(|f| Segment::map_existing(f).ok().flatten());
     if let Some(segment) = &segment {
-        if !live_slots(segment, &lock).unwrap_or_default().is_empty() {
+        if !live_slots(dir, segment, &lock)
+            .unwrap_or_default()
+            .is_empty()
+        {
             return;
         }
         segment.mark_closed();
@@ -517,7 +528,7 @@ pub fn status_of(dir: &Path, name: &MailslotName) -> Result<Option<MailslotStatu
                 .try_clone()
                 .map(|f| Segment::map_existing(f).ok().flatten())
             {
-                let live = live_slots(&locked, &lock)?;
+                let live = live_slots(dir, &locked, &lock)?;
                 if live.is_empty() {
                     locked.mark_closed();
                     let _ = fs::remove_file(&path);

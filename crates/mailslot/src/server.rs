@@ -2,9 +2,8 @@
 
 use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, BorrowedFd};
-use std::os::linux::net::SocketAddrExt;
-use std::os::unix::net::{SocketAddr, UnixDatagram};
-use std::path::PathBuf;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -261,7 +260,7 @@ impl ServerBuilder {
             group: self.group,
         };
         let member = registry::open_server(&dir, &name, creation)?;
-        let bell_socket = bind_bell(member.id).map_err(|e| {
+        let bell_socket = bind_bell(&dir, member.id).map_err(|e| {
             let err = Error::io(
                 format!("mailslot \"{name}\": cannot create its doorbell"),
                 e,
@@ -328,13 +327,15 @@ impl ServerBuilder {
     }
 }
 
-/// The abstract socket address of an instance's doorbell (no file, gone with the process).
-pub(crate) fn bell_address(id: u64) -> std::io::Result<SocketAddr> {
-    SocketAddr::from_abstract_name(format!("mailslot-bell-{id:016x}"))
+/// The doorbell socket of instance `id`: a socket file in the runtime directory (mode 0700),
+/// so only the user's own processes can reach it (an abstract socket would be listed in
+/// `/proc/net/unix` and reachable by every user of the host).
+pub(crate) fn bell_path(dir: &Path, id: u64) -> PathBuf {
+    dir.join(format!(".bell-{id:016x}"))
 }
 
-fn bind_bell(id: u64) -> std::io::Result<UnixDatagram> {
-    let socket = UnixDatagram::bind_addr(&bell_address(id)?)?;
+fn bind_bell(dir: &Path, id: u64) -> std::io::Result<UnixDatagram> {
+    let socket = UnixDatagram::bind(bell_path(dir, id))?;
     socket.set_nonblocking(true)?;
     Ok(socket)
 }

@@ -10,7 +10,7 @@ use crate::name::{MailslotName, Target};
 use crate::registry;
 use crate::scope::Scope;
 use crate::segment::{RecordSource, Segment, SLOT_ACTIVE};
-use crate::server::{bell_address, Source, MAX_MESSAGE_SIZE};
+use crate::server::{bell_path, Source, MAX_MESSAGE_SIZE};
 use crate::service::GlobalWriter;
 use crate::sys;
 
@@ -178,6 +178,7 @@ impl LocalWriter {
             }
         }
         let doorbell = &mut self.doorbell;
+        let dir = &self.dir;
         self.segment.ring_bells(&mut |id| {
             if doorbell.is_none() {
                 *doorbell = UnixDatagram::unbound().ok();
@@ -185,9 +186,9 @@ impl LocalWriter {
                     let _ = socket.set_nonblocking(true);
                 }
             }
-            if let (Some(socket), Ok(addr)) = (doorbell.as_ref(), bell_address(id)) {
+            if let Some(socket) = doorbell.as_ref() {
                 // A full doorbell already means "look"; a dead one needs nothing.
-                let _ = socket.send_to_addr(&[1], &addr);
+                let _ = socket.send_to(&[1], bell_path(dir, id));
             }
         });
         Ok(())

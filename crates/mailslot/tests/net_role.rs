@@ -212,6 +212,7 @@ fn helper_process() {
                         RoleState::Waiting => "waiting".to_string(),
                         RoleState::Starting => "starting".to_string(),
                         RoleState::Holding { .. } => "holding".to_string(),
+                        RoleState::ViaService { .. } => "via_service".to_string(),
                         RoleState::Unavailable { reason } => format!("unavailable {reason}"),
                         RoleState::Stopped { .. } => "stopped".to_string(),
                     };

@@ -91,10 +91,12 @@ fn hostile_names_are_rejected_with_nothing_created() {
                 .unwrap_or_else(|e| panic!("{name:?}: {e}"))
         })
         .collect();
+    // One file per name, plus each open instance's doorbell socket.
     let files: Vec<String> = fs::read_dir(&dir)
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|f| !f.starts_with(".bell-"))
         .collect();
     assert_eq!(files.len(), odd.len(), "{files:?}");
     for file in &files {
@@ -211,7 +213,12 @@ fn another_user_cannot_open_read_write_or_list_a_user_scope_name() {
 
     // Nothing arrived, nothing changed, and the owner's mailslot still works.
     assert_eq!(server.info().count, 0);
-    assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    assert_eq!(
+        dir.entries().len(),
+        2,
+        "the name and its doorbell: {:?}",
+        dir.entries()
+    );
     Writer::open_in(&dir.scope(), name)
         .unwrap()
         .write(b"mine")
@@ -226,4 +233,82 @@ fn another_user_cannot_open_read_write_or_list_a_user_scope_name() {
     assert_eq!(results["list"], "ok 0", "{results:?}");
     let meta = fs::metadata(own.path()).unwrap();
     assert_eq!((meta.uid(), meta.mode() & 0o777), (65534, 0o700));
+}
+
+/// Doorbells (the descriptors that poll readable when a message waits) are socket files in the
+/// private runtime directory: another user cannot reach one (an abstract socket, listed in
+/// `/proc/net/unix`, could be rung by anyone), and a ring that finds no message is drained,
+/// so a poller goes back to sleep instead of spinning on a readable descriptor.
+#[test]
+fn doorbells_cannot_be_rung_by_others_and_a_spurious_ring_does_not_spin() {
+    let dir = TestDir::new("bell");
+    let scope = dir.scope();
+    let mut server = Server::builder("bells")
+        .scope(scope.clone())
+        .open()
+        .unwrap();
+    let bell = dir
+        .path()
+        .join(format!(".bell-{:016x}", server.instance_id()));
+    assert!(
+        bell.exists(),
+        "doorbell {} missing: {:?}",
+        bell.display(),
+        dir.entries()
+    );
+    // A spurious ring by one of our own processes: readable once, then drained by the read
+    // that finds nothing.
+    let ringer = std::os::unix::net::UnixDatagram::unbound().unwrap();
+    ringer.send_to(b"x", &bell).unwrap();
+    assert!(
+        common::poll_readable(&server, 1000),
+        "the ring did not wake the descriptor"
+    );
+    server.set_read_timeout(Timeout::Immediate);
+    assert_eq!(server.try_recv().unwrap_err().kind(), ErrorKind::TimedOut);
+    assert!(
+        !common::poll_readable(&server, 200),
+        "a spurious ring left the descriptor readable: a poller would spin"
+    );
+    // A real message still wakes it.
+    Writer::open_in(&scope, "bells")
+        .unwrap()
+        .write(b"m")
+        .unwrap();
+    assert!(common::poll_readable(&server, 1000));
+    assert_eq!(server.try_recv().unwrap().data, b"m");
+    assert_eq!(server.try_recv().unwrap_err().kind(), ErrorKind::TimedOut);
+    // Another user cannot even reach the socket.
+    if !common::require_root("doorbells_cannot_be_rung_by_others") {
+        return;
+    }
+    let python = "/usr/bin/python3";
+    if !std::path::Path::new(python).exists() {
+        assert!(std::env::var_os("CI").is_none(), "CI needs {python}");
+        eprintln!("SKIP: doorbells_cannot_be_rung_by_others: no {python}");
+        return;
+    }
+    let out = std::process::Command::new("setpriv")
+        .args(NOBODY)
+        .args(["--", python, "-c"])
+        .arg(format!(
+            "import socket\ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+             try:\n    s.sendto(b'x', {:?})\n    print('rang')\n\
+             except PermissionError:\n    print('refused')",
+            bell.to_str().unwrap()
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "refused",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!common::poll_readable(&server, 100));
+    drop(server);
+    assert!(
+        !bell.exists(),
+        "a closed instance leaves its doorbell behind"
+    );
 }

@@ -420,7 +420,11 @@ fn names_are_case_insensitive_and_path_like() {
     assert!(names.contains(&"abc\\def\\ghi".to_owned()), "{names:?}");
     assert!(names.contains(&"R:\\FRED".to_owned()), "{names:?}");
     for entry in dir.entries() {
-        assert!(!entry.contains('/') && !entry.starts_with('.'), "{entry}");
+        let doorbell = entry.starts_with(".bell-");
+        assert!(
+            !entry.contains('/') && (doorbell || !entry.starts_with('.')),
+            "{entry}"
+        );
     }
 }
 

@@ -77,6 +77,7 @@ pub fn view(state: &RoleState) -> RoleView {
         RoleState::Waiting => RoleView::Waiting,
         RoleState::Starting => RoleView::Starting,
         RoleState::Holding { local, .. } => RoleView::Holding { port: local.port() },
+        RoleState::ViaService { port } => RoleView::ViaService { port: *port },
         RoleState::Unavailable { reason } => RoleView::Unavailable(reason.clone()),
         RoleState::Stopped { reason } => RoleView::Stopped(reason.clone()),
     }

@@ -84,10 +84,26 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<Outcome> {
     };
     let (tx, rx) = mpsc::channel();
 
+    // A global MESSNGR gets the LAN's popups from the host service; our own sends go out
+    // through our user's runtime directory (its network role, if any, else an ephemeral port).
+    let via_service = scope == Scope::Global;
+    let net_dir = if via_service {
+        Scope::User
+            .dir()
+            .context("cannot use the user's runtime directory")?
+    } else {
+        server.dir().to_path_buf()
+    };
     let net_config = me
         .network
-        .then(|| lan::config(global, server.dir(), &me.netbios_name, &me.workgroup));
+        .then(|| lan::config(global, &net_dir, &me.netbios_name, &me.workgroup));
     let _role = match &net_config {
+        Some(config) if via_service => {
+            let _ = tx.send(Event::Role(model::RoleView::ViaService {
+                port: config.port,
+            }));
+            None
+        }
         Some(config) => Some(lan::start_role(config.clone(), tx.clone())?),
         None => None,
     };
@@ -321,7 +337,11 @@ fn deliver(
     let mut done = Vec::new();
     let mut failed = Vec::new();
     if request.local {
-        match Writer::open_in(scope, MAILSLOT).and_then(|mut w| w.write(&request.body)) {
+        let written = Writer::open_in(scope, MAILSLOT).and_then(|mut w| {
+            w.write(&request.body)?;
+            w.flush() // a global name's write counts once the service has it
+        });
+        match written {
             Ok(()) => done.push("this host".to_owned()),
             Err(e) => failed.push(e.to_string()),
         }

@@ -402,6 +402,10 @@ pub enum RoleView {
     Holding {
         port: u16,
     },
+    /// The host service holds the port and hands our datagrams over.
+    ViaService {
+        port: u16,
+    },
     Unavailable(String),
     Stopped(Option<String>),
 }
@@ -413,6 +417,7 @@ impl RoleView {
             RoleView::Starting => "network role: starting".into(),
             RoleView::Waiting => "network role: another process".into(),
             RoleView::Holding { port } => format!("network role: this process (UDP {port})"),
+            RoleView::ViaService { port } => format!("network: the host service (UDP {port})"),
             // The full reason is in the list; the status line keeps its first clause.
             RoleView::Unavailable(reason) => format!(
                 "network role unavailable: {}",
@@ -804,6 +809,9 @@ impl Model {
         let news = match &view {
             RoleView::Holding { port } => Some(format!(
                 "this process now holds the network role (UDP {port})"
+            )),
+            RoleView::ViaService { port } => Some(format!(
+                "the host service holds UDP {port} and hands this chat its datagrams"
             )),
             RoleView::Unavailable(reason) => Some(format!("network role unavailable: {reason}")),
             RoleView::Stopped(Some(reason)) => Some(format!("network role stopped: {reason}")),

@@ -128,6 +128,10 @@ pub struct NetConfig {
     pub deliver_own: bool,
     /// How long a name query waits for an answer per try (3 tries, RFC 1002 B-node timers).
     pub name_query_timeout: Duration,
+    /// When the host service (`mailslot serve --system`) holds this port, take this
+    /// directory's datagrams from it (it hands over those of our names) instead of binding
+    /// the port. Default true; the service itself sets it false.
+    pub via_host_service: bool,
     /// Where reports go.
     pub reporter: Reporter,
 }
@@ -145,6 +149,7 @@ impl NetConfig {
             netbios_name: default_netbios_name(),
             workgroup: DEFAULT_WORKGROUP.to_string(),
             accept_any: false,
+            via_host_service: true,
             share_port: false,
             name_service: true,
             name_service_port: DEFAULT_NAME_SERVICE_PORT,

@@ -50,6 +50,7 @@ mod recv;
 mod role;
 mod send;
 mod state;
+mod subscribed;
 
 pub use config::{
     default_netbios_name, DeliverFn, Delivery, NetConfig, NetSource, Reporter,

@@ -91,6 +91,12 @@ pub enum RoleState {
         /// Bound with `SO_REUSEADDR` next to another program (`share_port`).
         shared: bool,
     },
+    /// The host service holds the port for every user of this host and hands this runtime
+    /// directory's datagrams over (for the names it has); nothing of ours is bound.
+    ViaService {
+        /// The port the service holds.
+        port: u16,
+    },
     /// The port could not be bound; the lock was passed on. Local mailslots keep working.
     Unavailable {
         /// Why, and what to do.
@@ -437,6 +443,11 @@ fn hold(entry: &Arc<Entry>, config: &NetConfig, deliver: DeliverFn, stop_rx: Uni
         Err(e) => return End::Unavailable(e.to_string()),
     };
     let state_path = config.state_path();
+    if config.via_host_service {
+        if let Some(sub) = crate::service::Subscription::start(config.port) {
+            return hold_via_service(entry, config, deliver, &stop_rx, sub);
+        }
+    }
     // What the previous holder left (a `kill -9` leaves "holding").
     let prev = fs::read_to_string(&state_path)
         .map(|t| StateRecord::parse(&t))
@@ -522,6 +533,33 @@ fn hold(entry: &Arc<Entry>, config: &NetConfig, deliver: DeliverFn, stop_rx: Uni
         thread::sleep(Duration::from_micros(200));
     }
     drop(udp);
+    match result {
+        Ok(()) => End::Released,
+        Err(e) => End::Failed(e),
+    }
+}
+
+/// The holder's term when the host service holds the port (see `subscribed`).
+fn hold_via_service(
+    entry: &Arc<Entry>,
+    config: &NetConfig,
+    deliver: DeliverFn,
+    stop_rx: &UnixDatagram,
+    sub: crate::service::Subscription,
+) -> End {
+    let mut rec = base_record(config);
+    rec.state = "via_service".into();
+    rec.counters = entry.counters.snapshot();
+    let _ = rec.write(&config.state_path());
+    set_state(entry, RoleState::ViaService { port: config.port });
+    let result = super::subscribed::hold(config, sub, &deliver, &entry.counters, stop_rx, &mut rec);
+    rec.counters = entry.counters.snapshot();
+    rec.state = "stopped".into();
+    rec.reason = match &result {
+        Ok(()) => format!("released by pid {}", std::process::id()),
+        Err(e) => e.clone(),
+    };
+    let _ = rec.write(&config.state_path());
     match result {
         Ok(()) => End::Released,
         Err(e) => End::Failed(e),

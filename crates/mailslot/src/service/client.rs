@@ -435,3 +435,53 @@ pub(crate) fn status() -> Result<Vec<MailslotStatus>, Error> {
         (other, _) => Err(reply_error(other)),
     }
 }
+
+/// A user's network role served by the host service: it receives the LAN datagrams of the
+/// names it lists, taken by the service's port.
+#[derive(Debug)]
+pub(crate) struct Subscription {
+    conn: Socket,
+}
+
+impl Subscription {
+    /// Subscribes to the service of the global directory, if one runs and holds `port`.
+    pub fn start(port: u16) -> Option<Subscription> {
+        let dir = global_dir();
+        let conn = connect(&dir).ok()?;
+        match ask(&dir, &conn, &Request::Subscribe { port }).ok()? {
+            (Reply::Subscribed, _) => Some(Subscription { conn }),
+            _ => None,
+        }
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.conn.as_fd()
+    }
+
+    /// Replaces the list of names we take datagrams for.
+    pub fn set_names(&self, names: Vec<String>) -> io::Result<()> {
+        fdpass::send_packet(
+            self.conn.as_fd(),
+            &Request::Names(names).encode(),
+            &[],
+            false,
+        )
+    }
+
+    /// The next datagram if one waits (`Ok(None)`: nothing now); `Err` when the service
+    /// went away.
+    pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<Option<proto::Datagram>> {
+        match fdpass::recv_packet(self.conn.as_fd(), buf, true) {
+            Ok(packet) if packet.eof => Err(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "the host service went away",
+            )),
+            Ok(packet) => match Reply::decode(&buf[..packet.len]) {
+                Ok(Reply::Datagram(d)) => Ok(Some(d)),
+                _ => Ok(None),
+            },
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}

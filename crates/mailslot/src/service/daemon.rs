@@ -54,7 +54,19 @@ struct State {
     /// the owner, group and mode their creator chose (not whoever rejoins first).
     reserved: Mutex<HashMap<String, Reserved>>,
     connections: Mutex<HashMap<u32, usize>>,
+    /// Users' network roles that take the LAN datagrams of their own names from us.
+    subscribers: Mutex<Vec<Subscriber>>,
+    /// The UDP port our network role serves (0: none), which subscribers must ask for.
+    net_port: std::sync::atomic::AtomicU32,
     own_uid: u32,
+}
+
+#[derive(Debug)]
+struct Subscriber {
+    id: u64,
+    conn: Arc<Socket>,
+    /// Case-folded names of the subscriber's runtime directory.
+    names: std::collections::HashSet<String>,
 }
 
 /// How long after a restart a previous run's name waits for its instances to rejoin.
@@ -401,6 +413,8 @@ impl HostService {
                 names: Mutex::new(HashMap::new()),
                 reserved: Mutex::new(reserved),
                 connections: Mutex::new(HashMap::new()),
+                subscribers: Mutex::new(Vec::new()),
+                net_port: std::sync::atomic::AtomicU32::new(0),
                 own_uid: sys::current_uid(),
             }),
         })
@@ -478,16 +492,21 @@ impl HostService {
         }
     }
 
-    /// Delivery of datagrams from the network into the global names (the network role's
-    /// callback when this service holds the port).
-    pub fn network_delivery(&self) -> DeliverFn {
+    /// Delivery of datagrams from the network (the network role's callback when this service
+    /// holds `port`): into the global name of that name, else to every user whose network
+    /// role subscribed a name of that name (they deliver into their own directories).
+    pub fn network_delivery(&self, port: u16) -> DeliverFn {
         let state = self.state.clone();
+        state.net_port.store(u32::from(port), Ordering::Relaxed);
         Arc::new(move |name: &str, data: &[u8], from: &NetSource| {
             let Ok(parsed) = MailslotName::parse(name) else {
                 return NetDelivery::NoMailslot;
             };
+            // Users' own names get it as well as a global name of that name: on a terminal
+            // server each user's popup window is theirs.
+            let forwarded = forward(&state, &parsed.key(), name, data, from);
             let Some(entry) = lock(&state.names).get(&parsed.key()).cloned() else {
-                return NetDelivery::NoMailslot;
+                return forwarded;
             };
             let mut padded = [0u8; 16];
             let bytes = from.netbios_name.as_bytes();
@@ -499,13 +518,84 @@ impl HostService {
                 name: padded,
                 suffix: from.netbios_suffix,
             };
-            match entry.append(data, &source) {
-                Ok(()) => NetDelivery::Delivered,
-                Err(e) if e.kind() == ErrorKind::NotFound => NetDelivery::NoMailslot,
-                Err(e) => NetDelivery::Failed(e.to_string()),
+            match (entry.append(data, &source), forwarded) {
+                (Ok(()), _) | (_, NetDelivery::Delivered) => NetDelivery::Delivered,
+                (Err(e), _) if e.kind() == ErrorKind::NotFound => NetDelivery::NoMailslot,
+                (Err(e), _) => NetDelivery::Failed(e.to_string()),
             }
         })
     }
+}
+
+/// Hands a datagram to the subscribers that hold `key`; never blocks (a subscriber that does
+/// not keep up loses datagrams, counted as failed deliveries).
+fn forward(state: &State, key: &str, name: &str, data: &[u8], from: &NetSource) -> NetDelivery {
+    let subscribers = lock(&state.subscribers);
+    let mut targets = subscribers
+        .iter()
+        .filter(|s| s.names.contains(key))
+        .peekable();
+    if targets.peek().is_none() {
+        return NetDelivery::NoMailslot;
+    }
+    let packet = Reply::Datagram(proto::Datagram {
+        name: name.to_owned(),
+        ip: from.ip.octets(),
+        port: from.port,
+        netbios_name: from.netbios_name.clone(),
+        netbios_suffix: from.netbios_suffix,
+        destination_name: from.destination_name.clone(),
+        destination_suffix: from.destination_suffix,
+        msg_type: from.msg_type,
+        data: data.to_vec(),
+    })
+    .encode();
+    let mut delivered = false;
+    let mut full = 0;
+    for target in targets {
+        match fdpass::send_packet(target.conn.as_fd(), &packet, &[], true) {
+            Ok(()) => delivered = true,
+            Err(_) => full += 1,
+        }
+    }
+    if delivered {
+        NetDelivery::Delivered
+    } else {
+        NetDelivery::Failed(format!("{full} subscribed user role(s) did not keep up"))
+    }
+}
+
+fn serve_subscriber(state: &Arc<State>, conn: Socket, port: u16, buf: &mut [u8]) {
+    let ours = state.net_port.load(Ordering::Relaxed);
+    if ours == 0 || ours != u32::from(port) {
+        let why = if ours == 0 {
+            "the host service does not hold a network port".to_string()
+        } else {
+            format!("the host service holds UDP port {ours}, not {port}")
+        };
+        return error_reply(&conn, &Error::new(ErrorKind::NotFound, why));
+    }
+    let conn = Arc::new(conn);
+    if send_reply(&conn, &Reply::Subscribed, &[]).is_err() {
+        return;
+    }
+    let id = sys::random_u64();
+    lock(&state.subscribers).push(Subscriber {
+        id,
+        conn: conn.clone(),
+        names: Default::default(),
+    });
+    while let Some((Request::Names(names), _)) = next_request(&conn, buf) {
+        let keys = names
+            .iter()
+            .filter_map(|n| MailslotName::parse(n).ok())
+            .map(|n| n.key())
+            .collect();
+        if let Some(me) = lock(&state.subscribers).iter_mut().find(|s| s.id == id) {
+            me.names = keys;
+        }
+    }
+    lock(&state.subscribers).retain(|s| s.id != id);
 }
 
 fn is_transient(e: &io::Error) -> bool {
@@ -548,6 +638,7 @@ fn serve_connection(state: &Arc<State>, conn: Socket, peer: &Peer) {
         Request::Status => {
             let _ = send_reply(&conn, &Reply::Status(status(state, peer)), &[]);
         }
+        Request::Subscribe { port } => serve_subscriber(state, conn, port, &mut buf),
         _ => {}
     }
 }

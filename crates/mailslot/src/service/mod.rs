@@ -28,8 +28,8 @@ mod proto;
 
 pub use daemon::{HostService, MAX_CONNECTIONS_PER_USER};
 
-pub(crate) use client::{GlobalReader, GlobalWriter};
-pub(crate) use proto::OpenReader;
+pub(crate) use client::{GlobalReader, GlobalWriter, Subscription};
+pub(crate) use proto::{Datagram, OpenReader, MAX_PACKET};
 
 use std::path::PathBuf;
 

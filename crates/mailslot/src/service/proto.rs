@@ -50,6 +50,30 @@ pub enum Request {
     /// Answer with what this connection's writes came to so far.
     Flush,
     Status,
+    /// A user's network role asks for the LAN datagrams of its own names (on this port).
+    Subscribe {
+        port: u16,
+    },
+    /// The names (case-folded) the subscriber's runtime directory holds now; replaces the
+    /// previous list.
+    Names(Vec<String>),
+}
+
+/// Most names one subscriber lists (what one packet holds with room to spare).
+pub const MAX_SUBSCRIBED_NAMES: usize = 512;
+
+/// A datagram the service's network role received for a subscriber's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Datagram {
+    pub name: String,
+    pub ip: [u8; 4],
+    pub port: u16,
+    pub netbios_name: String,
+    pub netbios_suffix: u8,
+    pub destination_name: String,
+    pub destination_suffix: u8,
+    pub msg_type: u8,
+    pub data: Vec<u8>,
 }
 
 /// One instance in a status answer.
@@ -95,6 +119,9 @@ pub enum Reply {
         last_error: Option<(ErrorKind, String)>,
     },
     Status(Vec<NameEntry>),
+    /// The subscription stands: the service holds (or tries to hold) this port.
+    Subscribed,
+    Datagram(Datagram),
     Error(ErrorKind, String),
 }
 
@@ -106,11 +133,15 @@ mod tag {
     pub const WRITE_PART: u8 = 5;
     pub const FLUSH: u8 = 6;
     pub const STATUS: u8 = 7;
+    pub const SUBSCRIBE: u8 = 8;
+    pub const NAMES: u8 = 9;
     pub const READER: u8 = 0x81;
     pub const WRITER: u8 = 0x82;
     pub const BELL: u8 = 0x83;
     pub const FLUSHED: u8 = 0x84;
     pub const STATUS_REPLY: u8 = 0x85;
+    pub const SUBSCRIBED: u8 = 0x86;
+    pub const DATAGRAM: u8 = 0x87;
     pub const ERROR: u8 = 0x8f;
 }
 
@@ -270,6 +301,16 @@ impl Request {
             Request::WritePart(data) => [&[tag::WRITE_PART][..], data].concat(),
             Request::Flush => vec![tag::FLUSH],
             Request::Status => vec![tag::STATUS],
+            Request::Subscribe { port } => Out::new(tag::SUBSCRIBE).u16(*port).0.clone(),
+            Request::Names(names) => {
+                let mut out = Out::new(tag::NAMES);
+                let names = &names[..names.len().min(MAX_SUBSCRIBED_NAMES)];
+                out.u16(names.len() as u16);
+                for name in names {
+                    out.short(name);
+                }
+                out.0
+            }
         }
     }
 
@@ -302,6 +343,18 @@ impl Request {
             tag::WRITE_PART => return Ok(Request::WritePart(rest.to_vec())),
             tag::FLUSH => Request::Flush,
             tag::STATUS => Request::Status,
+            tag::SUBSCRIBE => Request::Subscribe { port: r.u16()? },
+            tag::NAMES => {
+                let count = r.u16()? as usize;
+                if count > MAX_SUBSCRIBED_NAMES {
+                    return Err(Malformed);
+                }
+                let mut names = Vec::with_capacity(count);
+                for _ in 0..count {
+                    names.push(r.short()?);
+                }
+                Request::Names(names)
+            }
             _ => return Err(Malformed),
         };
         r.end()?;
@@ -357,6 +410,23 @@ impl Reply {
                             .u64(i.backlog);
                     }
                 }
+                out.0
+            }
+            Reply::Subscribed => vec![tag::SUBSCRIBED],
+            Reply::Datagram(d) => {
+                let mut out = Out::new(tag::DATAGRAM);
+                out.short(&d.name)
+                    .u8(d.ip[0])
+                    .u8(d.ip[1])
+                    .u8(d.ip[2])
+                    .u8(d.ip[3])
+                    .u16(d.port)
+                    .short(&d.netbios_name)
+                    .u8(d.netbios_suffix)
+                    .short(&d.destination_name)
+                    .u8(d.destination_suffix)
+                    .u8(d.msg_type);
+                out.0.extend_from_slice(&d.data);
                 out.0
             }
             Reply::Error(kind, message) => Out::new(tag::ERROR)
@@ -425,6 +495,20 @@ impl Reply {
                 Reply::Status(names)
             }
             tag::ERROR => Reply::Error(kind_of(r.u8()?), r.long()?),
+            tag::SUBSCRIBED => Reply::Subscribed,
+            tag::DATAGRAM => {
+                return Ok(Reply::Datagram(Datagram {
+                    name: r.short()?,
+                    ip: [r.u8()?, r.u8()?, r.u8()?, r.u8()?],
+                    port: r.u16()?,
+                    netbios_name: r.short()?,
+                    netbios_suffix: r.u8()?,
+                    destination_name: r.short()?,
+                    destination_suffix: r.u8()?,
+                    msg_type: r.u8()?,
+                    data: r.0.to_vec(),
+                }))
+            }
             _ => return Err(Malformed),
         };
         r.end()?;
@@ -460,6 +544,9 @@ mod tests {
             Request::WritePart(vec![1; 100]),
             Request::Flush,
             Request::Status,
+            Request::Subscribe { port: 138 },
+            Request::Names(vec!["news".into(), "taxes\\bob".into()]),
+            Request::Names(vec![]),
         ];
         for request in all {
             assert_eq!(Request::decode(&request.encode()), Ok(request));
@@ -503,6 +590,18 @@ mod tests {
                 }],
             }]),
             Reply::Error(ErrorKind::PermissionDenied, "no".into()),
+            Reply::Subscribed,
+            Reply::Datagram(Datagram {
+                name: "MESSNGR".into(),
+                ip: [10, 0, 0, 2],
+                port: 138,
+                netbios_name: "HOSTB".into(),
+                netbios_suffix: 3,
+                destination_name: "HOSTA".into(),
+                destination_suffix: 3,
+                msg_type: 0x10,
+                data: b"A\0B\0hi\0".to_vec(),
+            }),
         ];
         for reply in all {
             assert_eq!(Reply::decode(&reply.encode()), Ok(reply));
