@@ -7,6 +7,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
+use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 use socket2::Socket;
 
 use super::proto::{self, OpenReader, Reply, Request};
@@ -151,6 +153,11 @@ pub(crate) struct GlobalReader {
     conn: Socket,
     connected: bool,
     next_attempt: Instant,
+    /// The descriptor users poll: it holds the connection (readable when rung) and, between
+    /// services, a timer that turns it readable when the next attempt to rejoin is due, so a
+    /// poller neither spins on a dead connection nor sleeps through a restart.
+    ready: Epoll,
+    retry: TimerFd,
     pub segment: Segment,
     pub id: u64,
 }
@@ -168,6 +175,19 @@ impl GlobalReader {
     pub fn open(request: OpenReader) -> Result<(GlobalReader, u64, u64), Error> {
         let dir = global_dir();
         let (conn, segment, id, cursor, next_seq) = Self::join(&dir, &request)?;
+        let io = |e: nix::errno::Errno| Error::io("cannot create a reader's descriptor", e.into());
+        let ready = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(io)?;
+        let retry = TimerFd::new(
+            ClockId::CLOCK_MONOTONIC,
+            TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
+        )
+        .map_err(io)?;
+        ready
+            .add(&conn, EpollEvent::new(EpollFlags::EPOLLIN, 0))
+            .map_err(io)?;
+        ready
+            .add(&retry, EpollEvent::new(EpollFlags::EPOLLIN, 1))
+            .map_err(io)?;
         Ok((
             GlobalReader {
                 dir,
@@ -175,12 +195,31 @@ impl GlobalReader {
                 conn,
                 connected: true,
                 next_attempt: Instant::now(),
+                ready,
+                retry,
                 segment,
                 id,
             },
             cursor,
             next_seq,
         ))
+    }
+
+    /// The service went away: poll on the retry timer instead of the dead connection.
+    fn lose(&mut self) {
+        if !self.connected {
+            return;
+        }
+        self.connected = false;
+        let _ = self.ready.delete(&self.conn);
+        self.schedule_retry();
+    }
+
+    fn schedule_retry(&self) {
+        let _ = self.retry.set(
+            Expiration::OneShot(RECONNECT_INTERVAL.into()),
+            TimerSetTimeFlags::empty(),
+        );
     }
 
     fn join(dir: &Path, request: &OpenReader) -> Result<(Socket, Segment, u64, u64, u64), Error> {
@@ -206,9 +245,10 @@ impl GlobalReader {
         self.connected
     }
 
-    /// The descriptor that turns readable when the service rings (or goes away).
+    /// The descriptor that turns readable when the service rings, or when a reader between
+    /// services should try to rejoin.
     pub fn fd(&self) -> BorrowedFd<'_> {
-        self.conn.as_fd()
+        self.ready.0.as_fd()
     }
 
     /// Asks to be rung once something is written past `cursor`.
@@ -223,7 +263,7 @@ impl GlobalReader {
         };
         if fdpass::send_packet(self.conn.as_fd(), &arm.encode(), &[], true).is_err() {
             // A full socket cannot happen (one arm per sleep); anything else is a lost service.
-            self.connected = false;
+            self.lose();
         }
     }
 
@@ -232,10 +272,10 @@ impl GlobalReader {
         let mut buf = [0u8; 16];
         while self.connected {
             match fdpass::recv_packet(self.conn.as_fd(), &mut buf, true) {
-                Ok(packet) if packet.eof => self.connected = false,
+                Ok(packet) if packet.eof => self.lose(),
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(_) => self.connected = false,
+                Err(_) => self.lose(),
             }
         }
     }
@@ -257,7 +297,7 @@ impl GlobalReader {
             }
             Ok(false) => Wake::Timeout,
             Err(_) => {
-                self.connected = false;
+                self.lose();
                 Wake::Look
             }
         }
@@ -270,7 +310,13 @@ impl GlobalReader {
             return None;
         }
         self.next_attempt = Instant::now() + RECONNECT_INTERVAL;
+        // Re-arming the timer also clears its expiry: the descriptor is quiet until then.
+        self.schedule_retry();
         let (conn, segment, id, cursor, next_seq) = Self::join(&self.dir, &self.request).ok()?;
+        self.ready
+            .add(&conn, EpollEvent::new(EpollFlags::EPOLLIN, 0))
+            .ok()?;
+        let _ = self.retry.unset();
         self.conn = conn;
         self.segment = segment;
         self.id = id;

@@ -634,12 +634,33 @@ pub fn child_main() {
         "reader" => role_reader(),
         "writer" => role_writer(),
         "probe" => role_probe(),
+        "service" => role_service(),
         other => {
             eprintln!("unknown role {other}");
             2
         }
     };
     std::process::exit(code);
+}
+
+/// The host service on `MS_DIR`, until killed.
+fn role_service() -> i32 {
+    let dir = PathBuf::from(env_str("MS_DIR", ""));
+    let service = match mailslot::service::HostService::bind(&dir) {
+        Ok(service) => service,
+        Err(e) => {
+            eprintln!("service: {e}");
+            return 1;
+        }
+    };
+    report_now(&mut out(), "ready");
+    match service.run(&AtomicBool::new(false)) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("service: {e}");
+            1
+        }
+    }
 }
 
 fn env_str(key: &str, default: &str) -> String {
