@@ -804,3 +804,128 @@ fn record_session_for_docs() {
     std::fs::write(&path, out).unwrap();
     eprintln!("wrote {}", path.display());
 }
+
+/// A user of this host for the terminal-server test (created once with `useradd`).
+fn test_user(name: &str) -> u32 {
+    let _ = Command::new("useradd")
+        .args(["--no-create-home", "--shell", "/usr/sbin/nologin", name])
+        .output();
+    let out = Command::new("id").args(["-u", name]).output().expect("id");
+    assert!(out.status.success(), "user {name} could not be created");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// The seed's scenario: a terminal server (host A) where two users each run `mailslot
+/// --global chat`, sharing the host's MESSNGR through the host service, which holds UDP 138
+/// for the host; host B on the virtual LAN broadcasts a popup, and both users see it; one user
+/// writes to the other, who sees the sender's uid as the kernel reported it.
+#[test]
+fn two_users_of_a_terminal_server_share_messngr_and_the_lan() {
+    if !have_tmux()
+        || !require(
+            is_root(),
+            "the terminal-server test needs root (users, namespaces)",
+        )
+        || !require(
+            Command::new("ip")
+                .arg("-V")
+                .output()
+                .is_ok_and(|o| o.status.success())
+                && Command::new("setpriv").arg("--version").output().is_ok(),
+            "ip (iproute2) or setpriv (util-linux) is not installed",
+        )
+    {
+        return;
+    }
+    let (alice_uid, bob_uid) = (test_user("ms-chat-alice"), test_user("ms-chat-bob"));
+    // The users run a copy of the binary they can reach, in directories of their own.
+    let tools = PrivateDir::new();
+    std::fs::set_permissions(&tools.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = tools.0.join("mailslot");
+    std::fs::copy(BIN, &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = bin.to_str().unwrap().to_owned();
+    let user_dir = |uid: u32| {
+        let dir = PrivateDir::new();
+        std::os::unix::fs::chown(&dir.0, Some(uid), Some(uid)).unwrap();
+        dir
+    };
+    let (alice_rt, bob_rt) = (user_dir(alice_uid), user_dir(bob_uid));
+    let global = tools.0.join("global");
+
+    let lan = Lan::new(2);
+    let tmux = Tmux::new();
+    // Host A's service, in host A's namespace, holding UDP 138 as HOSTA.
+    tmux.start(
+        "service",
+        &format!(
+            "exec ip netns exec {} env MAILSLOT_NETBIOS_NAME=HOSTA MAILSLOT_WORKGROUP=TESTGROUP \
+             {} serve --system --global-dir {}",
+            shell_quote(lan.host(1)),
+            shell_quote(&bin),
+            shell_quote(global.to_str().unwrap())
+        ),
+    );
+    tmux.wait_for("service", &["holding the network role on 0.0.0.0:138"]);
+    let chat_as = |user: &str, rt: &PrivateDir, from: &str| {
+        format!(
+            "exec ip netns exec {} setpriv --reuid {user} --regid {user} --init-groups -- env \
+             MAILSLOT_GLOBAL_DIR={} MAILSLOT_DIR={} MAILSLOT_NETBIOS_NAME=HOSTA \
+             MAILSLOT_WORKGROUP=TESTGROUP {} --global chat --from {from}",
+            shell_quote(lan.host(1)),
+            shell_quote(global.to_str().unwrap()),
+            shell_quote(rt.path()),
+            shell_quote(&bin),
+        )
+    };
+    tmux.start("alice", &chat_as("ms-chat-alice", &alice_rt, "ALICE"));
+    tmux.start("bob", &chat_as("ms-chat-bob", &bob_rt, "BOB"));
+    for who in ["alice", "bob"] {
+        tmux.wait_for(who, &["network: the host service (UDP 138)"]);
+    }
+
+    // A popup broadcast from host B reaches both users' chats on host A.
+    let carol_rt = PrivateDir::new();
+    let out = Command::new("ip")
+        .args(["netns", "exec", lan.host(2), "env"])
+        .arg(format!("MAILSLOT_DIR={}", carol_rt.path()))
+        .args([
+            "MAILSLOT_NETBIOS_NAME=HOSTB",
+            "MAILSLOT_WORKGROUP=TESTGROUP",
+            BIN,
+        ])
+        .args([
+            "send",
+            "MESSNGR",
+            "lunch at noon",
+            "--messenger",
+            "--from",
+            "CAROL",
+        ])
+        .args(["--to-user", "TESTGROUP", "--to", "*"])
+        .output()
+        .expect("send from host B");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for who in ["alice", "bob"] {
+        tmux.wait_for(
+            who,
+            &["CAROL@HOSTB (10.98.0.2) → TESTGROUP", "  lunch at noon"],
+        );
+    }
+
+    // Alice writes to this host's MESSNGR: Bob sees her uid, as the kernel reported it.
+    tmux.target("alice", ".");
+    tmux.say("alice", "hello bob, from alice");
+    tmux.wait_for(
+        "bob",
+        &[
+            "ALICE@HOSTA (this host, pid ",
+            &format!(", uid {alice_uid})"),
+            "  hello bob, from alice",
+        ],
+    );
+}

@@ -75,6 +75,9 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<Outcome> {
     let server = Server::builder(MAILSLOT)
         .shared(true)
         .scope(scope.clone())
+        // A global MESSNGR is the host's popup bus, as on a Windows terminal server: every
+        // user may read and write it (user-scope names are the user's own anyway).
+        .mode(0o666)
         .open()
         .with_context(|| format!("mailslot \"{MAILSLOT}\": cannot open it for the chat"))?;
     // Whoever created MESSNGR may have given it a smaller maximum than ours.
