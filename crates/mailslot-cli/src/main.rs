@@ -25,7 +25,8 @@ pub struct Global {
     /// Runtime directory holding this host's mailslots.
     #[arg(long, env = "MAILSLOT_DIR", global = true)]
     pub dir: Option<std::path::PathBuf>,
-    /// Use the global (multi-user) scope instead of the user's own directory.
+    /// Use the global scope: names shared between users through the host service
+    /// (`mailslot serve --system`), instead of the user's own directory.
     #[arg(long, global = true)]
     pub global: bool,
     /// UDP port of the NetBIOS datagram service.

@@ -841,3 +841,116 @@ fn every_users_own_names_receive_the_lan_through_the_service() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// `kill -9` of the service under a steady stream: everything the service confirmed before it
+/// died is read by every reader, in order and once; the writer learns that the service went
+/// away (never a false success after it); the readers rejoin the next service by themselves.
+#[test]
+fn a_service_killed_under_load_loses_nothing_it_confirmed() {
+    if skip("a_service_killed_under_load_loses_nothing_it_confirmed") {
+        return;
+    }
+    users();
+    let dir = global_path("load");
+    let mut svc = service(&dir);
+    let alice = listen(
+        ALICE,
+        &dir,
+        "FEED",
+        &["--mode", "666", "--capacity", "4194304"],
+    );
+    wait_instances(&dir, "FEED", 1);
+    let bob = listen(BOB, &dir, "FEED", &[]);
+    wait_instances(&dir, "FEED", 2);
+    let mut writer = attacker(CAROL, &dir, "stream", "FEED", &["1000000"]);
+    assert_eq!(writer.line(), "open ok");
+    // Let it run for a while, then kill the service in the middle of the stream.
+    let mut confirmed = None;
+    for _ in 0..10 {
+        let line = writer.line();
+        confirmed = Some(
+            line.strip_prefix("confirmed ")
+                .expect(&line)
+                .parse::<u64>()
+                .unwrap(),
+        );
+    }
+    svc.signal("-KILL");
+    svc.wait();
+    let mut last_confirmed = confirmed.unwrap();
+    loop {
+        let line = writer.line();
+        if let Some(n) = line.strip_prefix("confirmed ") {
+            last_confirmed = n.parse().unwrap();
+            continue;
+        }
+        assert!(line.starts_with("stopped "), "{line}");
+        break;
+    }
+    writer.wait();
+    for reader in [&alice, &bob] {
+        let mut next = 0u64;
+        while next <= last_confirmed {
+            let got = reader.json();
+            assert_eq!(got["lost"].as_u64(), Some(0), "{got}");
+            assert_eq!(got["text"], format!("seq {next}"), "in order, once");
+            assert_eq!(got["source"]["uid"].as_u64(), Some(u64::from(uid(CAROL))));
+            next += 1;
+        }
+    }
+    // The next service: the readers rejoin and receive again.
+    let _svc = service(&dir);
+    wait_instances(&dir, "FEED", 2);
+    assert_ok(
+        &send(Some(CAROL), &dir, "FEED", "after the restart"),
+        "carol after",
+    );
+    for reader in [&alice, &bob] {
+        // What the dead service appended after its last confirmation may come first.
+        loop {
+            let got = reader.json();
+            if got["text"] == "after the restart" {
+                break;
+            }
+            let text = got["text"].as_str().unwrap_or_default().to_owned();
+            assert!(text.starts_with("seq "), "{got}");
+        }
+    }
+}
+
+/// Another user cannot put anything into the service's directory: no lock to squat, no
+/// socket or record to plant.
+#[test]
+fn nobody_else_can_squat_or_plant_in_the_service_directory() {
+    if skip("nobody_else_can_squat_or_plant_in_the_service_directory") {
+        return;
+    }
+    users();
+    let dir = global_path("squat");
+    let _svc = service(&dir);
+    for path in [
+        "service.lock",
+        "mailslot.sock",
+        "names/news.slot",
+        "x",
+        "names/x.draft",
+    ] {
+        let target = dir.join(path);
+        let out = Command::new("setpriv")
+            .args(["--reuid", CAROL, "--regid", CAROL, "--init-groups", "--"])
+            .args(["sh", "-c", "ln -s /etc/shadow \"$1\" || : > \"$1\"", "sh"])
+            .arg(&target)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "carol planted {path}");
+        let meta = std::fs::symlink_metadata(&target);
+        assert!(
+            meta.map(|m| m.uid() == 0).unwrap_or(true),
+            "{path} belongs to carol"
+        );
+    }
+    // The service still serves.
+    let _alice = listen(ALICE, &dir, "AFTER", &["--mode", "622"]);
+    wait_instances(&dir, "AFTER", 1);
+    assert_ok(&send(Some(CAROL), &dir, "AFTER", "fine"), "carol sends");
+}

@@ -134,6 +134,30 @@ def flood(path, name, count):
     print("flood ok", flush=True)
 
 
+def stream(path, name, count):
+    """A steady writer (not an attack): numbered messages, a flush every 50 with the number
+    confirmed so far printed; stops at the first error (the service went away)."""
+    s, reply = open_writer(path, name)
+    if reply[:1] != b"\x82":
+        print(f"open refused {reply[:1].hex()}", flush=True)
+        return
+    print("open ok", flush=True)
+    try:
+        for i in range(int(count)):
+            s.send(bytes([WRITE]) + f"seq {i}".encode())
+            if i % 50 == 49:
+                s.send(bytes([6]))
+                answer = s.recv(4096)
+                if answer[:1] != b"\x84":
+                    raise OSError(errno.EPIPE, "no flush answer")
+                print(f"confirmed {i}", flush=True)
+                time.sleep(0.005)
+    except OSError as e:
+        print(f"stopped {errno.errorcode.get(e.errno, e.errno)}", flush=True)
+        return
+    print("done", flush=True)
+
+
 def connections(path, name, count):
     held = []
     refused = 0
@@ -157,4 +181,4 @@ if __name__ == "__main__":
     path, attack, name = sys.argv[1:4]
     extra = sys.argv[4:]
     {"ring": ring, "forge": forge, "garbage": garbage, "flood": flood,
-     "connections": connections}[attack](path, name, *extra)
+     "connections": connections, "stream": stream}[attack](path, name, *extra)

@@ -838,7 +838,15 @@ fn build_name(state: &State, name: &MailslotName, meta: Meta) -> Result<Name, Er
     // Written beside and renamed: a crash never leaves half a record. The directory is the
     // service's alone, so neither path can be a planted link.
     let draft = record.with_extension("draft");
-    let written = fs::write(&draft, meta.encode()).and_then(|()| fs::rename(&draft, &record));
+    let _ = fs::remove_file(&draft); // a crash's leftover
+    let written = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&draft)
+        .and_then(|mut f| io::Write::write_all(&mut f, meta.encode().as_bytes()))
+        .and_then(|()| fs::rename(&draft, &record));
     if let Err(e) = written {
         let _ = fs::remove_file(&draft);
         return Err(Error::io(
