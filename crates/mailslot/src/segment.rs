@@ -33,6 +33,9 @@ use std::time::Duration;
 use crate::error::{Error, ErrorKind};
 use crate::sys::{self, LockProbe, MutexLock, SharedMap};
 
+/// The largest message a mailslot accepts when no smaller maximum is set (1 MiB).
+pub const MAX_MESSAGE_SIZE: usize = 1 << 20;
+
 pub const MAGIC: u64 = 0x4d41_494c_534c_4f54; // "MAILSLOT"
 pub const VERSION: u32 = 1;
 pub const MAX_INSTANCES: usize = 128;
@@ -278,6 +281,32 @@ impl Segment {
     /// Largest message this ring can hold at all.
     pub fn ring_max_message(&self) -> usize {
         (self.ring_size as usize / 2).saturating_sub(RECORD_HEADER)
+    }
+
+    /// Largest message a writer may append: the name's maximum (0: [`MAX_MESSAGE_SIZE`]),
+    /// and never more than the ring holds.
+    pub fn max_writable(&self) -> usize {
+        match self.options().max_message as usize {
+            0 => MAX_MESSAGE_SIZE,
+            n => n,
+        }
+        .min(self.ring_max_message())
+    }
+
+    /// `MessageTooLarge` (naming `name`) for a message of `len` bytes above
+    /// [`Segment::max_writable`].
+    pub fn check_size(&self, name: &str, len: usize) -> Result<(), Error> {
+        let max = self.max_writable();
+        if len <= max {
+            return Ok(());
+        }
+        Err(Error::new(
+            ErrorKind::MessageTooLarge,
+            format!(
+                "mailslot \"{name}\": the message is {len} bytes, the maximum is {max}; nothing \
+                 was queued"
+            ),
+        ))
     }
 
     pub fn display_name(&self) -> String {

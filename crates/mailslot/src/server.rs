@@ -17,8 +17,7 @@ use crate::segment::{
 use crate::service::{self, GlobalReader};
 use crate::sys;
 
-/// The largest message a mailslot accepts when no smaller maximum is set (1 MiB).
-pub const MAX_MESSAGE_SIZE: usize = 1 << 20;
+pub use crate::segment::MAX_MESSAGE_SIZE;
 
 /// The default queue capacity per name, in bytes of messages (each message also takes a
 /// 48-byte record header). The ring is never smaller than two maximum-size messages.

@@ -10,7 +10,7 @@ use crate::name::{MailslotName, Target};
 use crate::registry;
 use crate::scope::Scope;
 use crate::segment::{RecordSource, Segment, SLOT_ACTIVE};
-use crate::server::{bell_path, Source, MAX_MESSAGE_SIZE};
+use crate::server::{bell_path, Source};
 use crate::service::GlobalWriter;
 use crate::sys;
 
@@ -136,30 +136,9 @@ impl LocalWriter {
         // last instance closed (or died) it fails, even if a new server took the name since.
         if self.segment.closed() || (self.probe_due() && !self.segment.any_alive()?) {
             registry::reap(&self.dir, &self.name);
-            return Err(Error::new(
-                ErrorKind::NotFound,
-                format!(
-                    "mailslot \"{}\": the server this writer opened is gone (open a new writer)",
-                    self.name
-                ),
-            ));
+            return Err(server_gone(self.name.as_str()));
         }
-        let options = self.segment.options();
-        let max = match options.max_message as usize {
-            0 => MAX_MESSAGE_SIZE,
-            n => n,
-        }
-        .min(self.segment.ring_max_message());
-        if data.len() > max {
-            return Err(Error::new(
-                ErrorKind::MessageTooLarge,
-                format!(
-                    "mailslot \"{}\": the message is {} bytes, the maximum is {max}; nothing was queued",
-                    self.name,
-                    data.len()
-                ),
-            ));
-        }
+        self.segment.check_size(self.name.as_str(), data.len())?;
         let source = source.unwrap_or(&self.source);
         let result = self.segment.append(data, source, &mut slowest_live_reader);
         match result {
@@ -193,6 +172,15 @@ impl LocalWriter {
         });
         Ok(())
     }
+}
+
+/// `NotFound`: the server a writer opened has closed (a writer dies with it, like a Windows
+/// client handle, even if a new server took the name since).
+pub(crate) fn server_gone(name: &str) -> Error {
+    Error::new(
+        ErrorKind::NotFound,
+        format!("mailslot \"{name}\": the server this writer opened is gone (open a new writer)"),
+    )
 }
 
 /// The position of the slowest live reader (for names that refuse when full).

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 
-use super::config::{DeliverFn, Delivery, NetConfig, NetSource};
+use super::config::{DeliverFn, Delivery, NetConfig};
 use super::state::{Counters, StateRecord, FLUSH_INTERVAL};
 use crate::name::MailslotName;
 use crate::service::{Datagram, Subscription, MAX_PACKET};
@@ -114,18 +114,9 @@ pub(super) fn hold(
 
 fn handle(d: Datagram, deliver: &DeliverFn, counters: &Counters) {
     Counters::bump(&counters.received);
-    let source = NetSource {
-        ip: d.ip.into(),
-        port: d.port,
-        netbios_name: d.netbios_name,
-        netbios_suffix: d.netbios_suffix,
-        destination_name: d.destination_name,
-        destination_suffix: d.destination_suffix,
-        msg_type: d.msg_type,
-    };
     // A panicking callback must not take the role down with it.
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        deliver(&d.name, &d.data, &source)
+        deliver(&d.name, &d.data, &d.source)
     }));
     Counters::bump(match outcome {
         Ok(Delivery::Delivered) => &counters.delivered,

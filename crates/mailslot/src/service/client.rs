@@ -15,9 +15,8 @@ use super::proto::{self, OpenReader, Reply, Request};
 use super::{global_dir, SOCKET_NAME};
 use crate::error::{Error, ErrorKind};
 use crate::name::MailslotName;
-use crate::registry::{InstanceStatus, MailslotStatus};
+use crate::registry::MailslotStatus;
 use crate::segment::Segment;
-use crate::server::MAX_MESSAGE_SIZE;
 use crate::sys::fdpass;
 
 /// How long a client waits for the service to answer an open, a flush or a status question,
@@ -384,29 +383,9 @@ impl GlobalWriter {
 
     pub fn write(&mut self, data: &[u8]) -> Result<(), Error> {
         if self.segment.closed() {
-            return Err(Error::new(
-                ErrorKind::NotFound,
-                format!(
-                    "mailslot \"{}\": the server this writer opened is gone (open a new writer)",
-                    self.name
-                ),
-            ));
+            return Err(crate::writer::server_gone(self.name.as_str()));
         }
-        let max = match self.segment.options().max_message as usize {
-            0 => MAX_MESSAGE_SIZE,
-            n => n,
-        }
-        .min(self.segment.ring_max_message());
-        if data.len() > max {
-            return Err(Error::new(
-                ErrorKind::MessageTooLarge,
-                format!(
-                    "mailslot \"{}\": the message is {} bytes, the maximum is {max}; nothing was queued",
-                    self.name,
-                    data.len()
-                ),
-            ));
-        }
+        self.segment.check_size(self.name.as_str(), data.len())?;
         let mut rest = data;
         while rest.len() > proto::CHUNK {
             let (part, tail) = rest.split_at(proto::CHUNK);
@@ -464,18 +443,7 @@ pub(crate) fn status() -> Result<Vec<MailslotStatus>, Error> {
                 shared: n.shared,
                 deliver_one: n.deliver_one,
                 refused: 0,
-                instances: n
-                    .instances
-                    .into_iter()
-                    .map(|i| InstanceStatus {
-                        id: i.id,
-                        pid: i.pid,
-                        uid: i.uid,
-                        delivered: i.delivered,
-                        lost: i.lost,
-                        backlog: i.backlog,
-                    })
-                    .collect(),
+                instances: n.instances,
             })
             .collect()),
         (other, _) => Err(reply_error(other)),

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use socket2::Socket;
 
-use super::proto::{self, InstanceEntry, NameEntry, OpenReader, Reply, Request};
+use super::proto::{self, NameEntry, OpenReader, Reply, Request};
 use super::SOCKET_NAME;
 use crate::error::{Error, ErrorKind};
 use crate::name::MailslotName;
@@ -77,9 +77,7 @@ const RESERVATION: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Meta {
     display: String,
-    owner: u32,
-    group: u32,
-    mode: u16,
+    access: Access,
     shared: bool,
     max_message: u32,
     ring_size: u64,
@@ -95,9 +93,9 @@ impl Meta {
     fn encode(&self) -> String {
         format!(
             "mailslot-name 1 {} {} {:o} {} {} {} {}\n",
-            self.owner,
-            self.group,
-            self.mode,
+            self.access.owner,
+            self.access.group,
+            self.access.mode,
             u8::from(self.shared),
             self.max_message,
             self.ring_size,
@@ -112,11 +110,13 @@ impl Meta {
             return None;
         }
         let meta = Meta {
-            owner: fields.next()?.parse().ok()?,
-            group: fields.next()?.parse().ok()?,
-            mode: u16::from_str_radix(fields.next()?, 8)
-                .ok()
-                .filter(|m| *m <= 0o777)?,
+            access: Access {
+                owner: fields.next()?.parse().ok()?,
+                group: fields.next()?.parse().ok()?,
+                mode: u16::from_str_radix(fields.next()?, 8)
+                    .ok()
+                    .filter(|m| *m <= 0o777)?,
+            },
             shared: fields.next()? == "1",
             max_message: fields.next()?.parse().ok()?,
             ring_size: fields.next()?.parse().ok()?,
@@ -145,9 +145,7 @@ struct Name {
     display: String,
     /// Where its settings are recorded (removed when the name closes).
     record: PathBuf,
-    owner: u32,
-    group: u32,
-    mode: u16,
+    access: Access,
     options: SegmentOptions,
     segment: Segment,
     read_only: File,
@@ -182,22 +180,6 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Name {
-    fn allows(&self, peer: &Peer, own_uid: u32, want: u16) -> bool {
-        access(self.owner, self.group, self.mode, peer, own_uid, want)
-    }
-
-    fn allows_meta(meta: &Meta, peer: &Peer, own_uid: u32, want: u16) -> bool {
-        access(meta.owner, meta.group, meta.mode, peer, own_uid, want)
-    }
-
-    fn max_message(&self) -> usize {
-        match self.options.max_message as usize {
-            0 => MAX_MESSAGE_SIZE,
-            n => n,
-        }
-        .min(self.segment.ring_max_message())
-    }
-
     /// Appends one message and rings the readers that sleep.
     fn append(&self, data: &[u8], source: &RecordSource) -> Result<(), Error> {
         let mut inner = lock(&self.inner);
@@ -207,17 +189,7 @@ impl Name {
                 format!("mailslot \"{}\": the server closed", self.display),
             ));
         }
-        let max = self.max_message();
-        if data.len() > max {
-            return Err(Error::new(
-                ErrorKind::MessageTooLarge,
-                format!(
-                    "mailslot \"{}\": the message is {} bytes, the maximum is {max}; nothing was queued",
-                    self.display,
-                    data.len()
-                ),
-            ));
-        }
+        self.segment.check_size(&self.display, data.len())?;
         self.segment
             .append(data, source, &mut |_| None)
             .map_err(|e| Error::new(e.kind(), format!("mailslot \"{}\": {e}", self.display)))?;
@@ -232,20 +204,52 @@ impl Name {
     }
 }
 
-/// Whether `peer` may `want` (READ, WRITE) a name of `owner`, `group` and `mode`: the owner's,
-/// the group's or the others' bits, as for a file; root and the service may do anything.
-fn access(owner: u32, group: u32, mode: u16, peer: &Peer, own_uid: u32, want: u16) -> bool {
-    if peer.uid == 0 || peer.uid == own_uid {
-        return true;
+/// Who may use a global name: its creator (owner), the group it chose, and the mode bits
+/// (read: listen; write: send), as for a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Access {
+    owner: u32,
+    group: u32,
+    mode: u16,
+}
+
+impl Access {
+    /// Whether `peer` may `want` (READ, WRITE): the owner's, the group's or the others' bits;
+    /// root and the service itself may do anything.
+    fn permits(&self, peer: &Peer, own_uid: u32, want: u16) -> bool {
+        if peer.uid == 0 || peer.uid == own_uid {
+            return true;
+        }
+        let bits = if peer.uid == self.owner {
+            self.mode >> 6
+        } else if peer.gid == self.group || peer.groups.contains(&self.group) {
+            self.mode >> 3
+        } else {
+            self.mode
+        };
+        bits & want == want
     }
-    let bits = if peer.uid == owner {
-        mode >> 6
-    } else if peer.gid == group || peer.groups.contains(&group) {
-        mode >> 3
-    } else {
-        mode
-    };
-    bits & want == want
+
+    /// [`Access::permits`] as a result: `PermissionDenied` saying who asked and what holds.
+    fn check(
+        &self,
+        name: &MailslotName,
+        peer: &Peer,
+        own_uid: u32,
+        want: u16,
+    ) -> Result<(), Error> {
+        if self.permits(peer, own_uid, want) {
+            return Ok(());
+        }
+        let verb = if want == READ { "read" } else { "write" };
+        Err(Error::new(
+            ErrorKind::PermissionDenied,
+            format!(
+                "mailslot \"{name}\": uid {} may not {verb} it (owner {}, group {}, mode {:03o})",
+                peer.uid, self.owner, self.group, self.mode
+            ),
+        ))
+    }
 }
 
 /// Tells a sleeping reader to look. Never blocks: a full socket already holds a bell.
@@ -540,13 +544,7 @@ fn forward(state: &State, key: &str, name: &str, data: &[u8], from: &NetSource) 
     }
     let packet = Reply::Datagram(proto::Datagram {
         name: name.to_owned(),
-        ip: from.ip.octets(),
-        port: from.port,
-        netbios_name: from.netbios_name.clone(),
-        netbios_suffix: from.netbios_suffix,
-        destination_name: from.destination_name.clone(),
-        destination_suffix: from.destination_suffix,
-        msg_type: from.msg_type,
+        source: from.clone(),
         data: data.to_vec(),
     })
     .encode();
@@ -665,15 +663,7 @@ fn open_reader(
                     format!("mailslot \"{name}\": open shared with another delivery mode"),
                 ));
             }
-            if !existing.allows(peer, state.own_uid, READ) {
-                return Err(Error::new(
-                    ErrorKind::PermissionDenied,
-                    format!(
-                        "mailslot \"{name}\": uid {} may not read it (owner {}, group {}, mode {:03o})",
-                        peer.uid, existing.owner, existing.group, existing.mode
-                    ),
-                ));
-            }
+            existing.access.check(&name, peer, state.own_uid, READ)?;
             existing.clone()
         }
         None => {
@@ -777,9 +767,11 @@ fn create_name(
     };
     let meta = Meta {
         display: name.as_str().to_owned(),
-        owner: peer.uid,
-        group,
-        mode: open.mode & 0o777,
+        access: Access {
+            owner: peer.uid,
+            group,
+            mode: open.mode & 0o777,
+        },
         shared: open.shared,
         max_message: open.max_message,
         ring_size: segment::ring_size_for(capacity, max),
@@ -795,16 +787,7 @@ fn rejoin_name(
     open: &OpenReader,
     meta: &Meta,
 ) -> Result<Name, Error> {
-    let probe = Name::allows_meta(meta, peer, state.own_uid, READ);
-    if !probe {
-        return Err(Error::new(
-            ErrorKind::PermissionDenied,
-            format!(
-                "mailslot \"{name}\": uid {} may not read it (owner {}, group {}, mode {:03o})",
-                peer.uid, meta.owner, meta.group, meta.mode
-            ),
-        ));
-    }
+    meta.access.check(name, peer, state.own_uid, READ)?;
     if meta.shared != open.shared || open.deliver_one || open.refuse_when_full {
         return Err(Error::new(
             ErrorKind::AlreadyExists,
@@ -857,9 +840,7 @@ fn build_name(state: &State, name: &MailslotName, meta: Meta) -> Result<Name, Er
     Ok(Name {
         display: meta.display,
         record,
-        owner: meta.owner,
-        group: meta.group,
-        mode: meta.mode,
+        access: meta.access,
         options,
         segment,
         read_only,
@@ -936,7 +917,7 @@ fn serve_writer(state: &Arc<State>, conn: Socket, peer: &Peer, name: &str, buf: 
     if send_reply(&conn, &Reply::Writer, &[entry.read_only.as_fd()]).is_err() {
         return;
     }
-    let max = entry.max_message();
+    let max = entry.segment.max_writable();
     let mut appended = 0u64;
     let mut failed = 0u64;
     let mut last_error: Option<(ErrorKind, String)> = None;
@@ -1010,15 +991,7 @@ fn open_writer(state: &State, peer: &Peer, name: &str) -> Result<Arc<Name>, Erro
             format!("mailslot \"{name}\": no server has it open in the global scope"),
         ));
     };
-    if !entry.allows(peer, state.own_uid, WRITE) {
-        return Err(Error::new(
-            ErrorKind::PermissionDenied,
-            format!(
-                "mailslot \"{name}\": uid {} may not write it (owner {}, group {}, mode {:03o})",
-                peer.uid, entry.owner, entry.group, entry.mode
-            ),
-        ));
-    }
+    entry.access.check(&name, peer, state.own_uid, WRITE)?;
     Ok(entry)
 }
 
@@ -1027,7 +1000,9 @@ fn status(state: &State, peer: &Peer) -> Vec<NameEntry> {
     let names: Vec<Arc<Name>> = lock(&state.names).values().cloned().collect();
     let mut out = Vec::new();
     for entry in names {
-        if !entry.allows(peer, state.own_uid, READ) && !entry.allows(peer, state.own_uid, WRITE) {
+        if !entry.access.permits(peer, state.own_uid, READ)
+            && !entry.access.permits(peer, state.own_uid, WRITE)
+        {
             continue;
         }
         let head = entry.segment.head();
@@ -1035,7 +1010,7 @@ fn status(state: &State, peer: &Peer) -> Vec<NameEntry> {
         let instances = inner
             .instances
             .iter()
-            .map(|i| InstanceEntry {
+            .map(|i| crate::registry::InstanceStatus {
                 id: i.id,
                 pid: i.pid,
                 uid: i.uid,
@@ -1048,9 +1023,9 @@ fn status(state: &State, peer: &Peer) -> Vec<NameEntry> {
             name: entry.display.clone(),
             shared: entry.options.shared,
             deliver_one: entry.options.deliver_one,
-            owner: entry.owner,
-            group: entry.group,
-            mode: entry.mode,
+            owner: entry.access.owner,
+            group: entry.access.group,
+            mode: entry.access.mode,
             instances,
         });
     }

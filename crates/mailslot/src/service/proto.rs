@@ -5,7 +5,11 @@
 //! that does not parse is a protocol error (the service closes that connection; a client
 //! reports `Io`), never a panic.
 
+use std::net::Ipv4Addr;
+
 use crate::error::ErrorKind;
+use crate::net::NetSource;
+use crate::registry::InstanceStatus;
 
 /// Most bytes of one message carried in one packet; longer messages come in parts
 /// ([`Request::WritePart`] then [`Request::Write`]), because an unprivileged socket cannot
@@ -66,25 +70,8 @@ pub const MAX_SUBSCRIBED_NAMES: usize = 512;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Datagram {
     pub name: String,
-    pub ip: [u8; 4],
-    pub port: u16,
-    pub netbios_name: String,
-    pub netbios_suffix: u8,
-    pub destination_name: String,
-    pub destination_suffix: u8,
-    pub msg_type: u8,
+    pub source: NetSource,
     pub data: Vec<u8>,
-}
-
-/// One instance in a status answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InstanceEntry {
-    pub id: u64,
-    pub pid: u32,
-    pub uid: u32,
-    pub delivered: u64,
-    pub lost: u64,
-    pub backlog: u64,
 }
 
 /// One name in a status answer.
@@ -96,7 +83,7 @@ pub struct NameEntry {
     pub owner: u32,
     pub group: u32,
     pub mode: u16,
-    pub instances: Vec<InstanceEntry>,
+    pub instances: Vec<InstanceStatus>,
 }
 
 /// The service's packet.
@@ -415,17 +402,15 @@ impl Reply {
             Reply::Subscribed => vec![tag::SUBSCRIBED],
             Reply::Datagram(d) => {
                 let mut out = Out::new(tag::DATAGRAM);
+                let from = &d.source;
                 out.short(&d.name)
-                    .u8(d.ip[0])
-                    .u8(d.ip[1])
-                    .u8(d.ip[2])
-                    .u8(d.ip[3])
-                    .u16(d.port)
-                    .short(&d.netbios_name)
-                    .u8(d.netbios_suffix)
-                    .short(&d.destination_name)
-                    .u8(d.destination_suffix)
-                    .u8(d.msg_type);
+                    .u32(u32::from(from.ip))
+                    .u16(from.port)
+                    .short(&from.netbios_name)
+                    .u8(from.netbios_suffix)
+                    .short(&from.destination_name)
+                    .u8(from.destination_suffix)
+                    .u8(from.msg_type);
                 out.0.extend_from_slice(&d.data);
                 out.0
             }
@@ -473,7 +458,7 @@ impl Reply {
                     let n = r.u32()? as usize;
                     let mut instances = Vec::new();
                     for _ in 0..n {
-                        instances.push(InstanceEntry {
+                        instances.push(InstanceStatus {
                             id: r.u64()?,
                             pid: r.u32()?,
                             uid: r.u32()?,
@@ -499,13 +484,15 @@ impl Reply {
             tag::DATAGRAM => {
                 return Ok(Reply::Datagram(Datagram {
                     name: r.short()?,
-                    ip: [r.u8()?, r.u8()?, r.u8()?, r.u8()?],
-                    port: r.u16()?,
-                    netbios_name: r.short()?,
-                    netbios_suffix: r.u8()?,
-                    destination_name: r.short()?,
-                    destination_suffix: r.u8()?,
-                    msg_type: r.u8()?,
+                    source: NetSource {
+                        ip: Ipv4Addr::from(r.u32()?),
+                        port: r.u16()?,
+                        netbios_name: r.short()?,
+                        netbios_suffix: r.u8()?,
+                        destination_name: r.short()?,
+                        destination_suffix: r.u8()?,
+                        msg_type: r.u8()?,
+                    },
                     data: r.0.to_vec(),
                 }))
             }
@@ -580,7 +567,7 @@ mod tests {
                 owner: 1000,
                 group: 100,
                 mode: 0o660,
-                instances: vec![InstanceEntry {
+                instances: vec![InstanceStatus {
                     id: 9,
                     pid: 10,
                     uid: 11,
@@ -593,13 +580,15 @@ mod tests {
             Reply::Subscribed,
             Reply::Datagram(Datagram {
                 name: "MESSNGR".into(),
-                ip: [10, 0, 0, 2],
-                port: 138,
-                netbios_name: "HOSTB".into(),
-                netbios_suffix: 3,
-                destination_name: "HOSTA".into(),
-                destination_suffix: 3,
-                msg_type: 0x10,
+                source: NetSource {
+                    ip: Ipv4Addr::new(10, 0, 0, 2),
+                    port: 138,
+                    netbios_name: "HOSTB".into(),
+                    netbios_suffix: 3,
+                    destination_name: "HOSTA".into(),
+                    destination_suffix: 3,
+                    msg_type: 0x10,
+                },
                 data: b"A\0B\0hi\0".to_vec(),
             }),
         ];
