@@ -869,8 +869,10 @@ fn serve_reader(state: &Arc<State>, conn: Socket, peer: &Peer, open: &OpenReader
             else {
                 break; // a reader only arms; anything else ends the instance
             };
-            let head = entry.segment.head();
             let mut inner = lock(&entry.inner);
+            // SYNC POINT: `head` read under the name's lock, which every append holds while it
+            // publishes: an append either happened before (we ring now) or sees us armed.
+            let head = entry.segment.head();
             let Some(me) = inner.instances.iter_mut().find(|i| i.id == id) else {
                 break;
             };
