@@ -954,3 +954,31 @@ fn nobody_else_can_squat_or_plant_in_the_service_directory() {
     wait_instances(&dir, "AFTER", 1);
     assert_ok(&send(Some(CAROL), &dir, "AFTER", "fine"), "carol sends");
 }
+
+/// A writer that scribbles on its own submission ring (the memory it shares with the service)
+/// loses its connection and nothing else: the service goes on, other writers' messages arrive.
+#[test]
+fn a_writer_scribbling_its_submission_ring_only_ends_its_own_connection() {
+    if skip("a_writer_scribbling_its_submission_ring_only_ends_its_own_connection") {
+        return;
+    }
+    users();
+    let dir = global_path("scribble");
+    let _svc = service(&dir);
+    let alice = listen(ALICE, &dir, "BOARD", &["--mode", "666"]);
+    wait_instances(&dir, "BOARD", 1);
+    let mut carol = attacker(CAROL, &dir, "scribble", "BOARD", &[]);
+    assert_eq!(carol.line(), "open ok");
+    assert!(
+        carol.line().starts_with("shrink_own_ring refused"),
+        "the ring is sealed"
+    );
+    assert_eq!(carol.line(), "dropped");
+    carol.wait();
+    assert_ok(&send(Some(BOB), &dir, "BOARD", "still here"), "bob after");
+    let got = alice.json();
+    assert_eq!(
+        (got["text"].as_str(), got["lost"].as_u64()),
+        (Some("still here"), Some(0))
+    );
+}

@@ -550,10 +550,7 @@ impl Server {
                         return;
                     }
                 }
-                // SYNC POINT: the service rings an armed reader after the append that passes
-                // its cursor, or at once if one already did.
-                global.arm(self.cursor, self.delivered, self.lost);
-                let _ = global.wait(remaining);
+                global.sleep(self.cursor, self.delivered, self.lost, remaining);
             }
         }
     }

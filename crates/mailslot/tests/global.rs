@@ -16,6 +16,13 @@ fn child_process() {
     common::child_main();
 }
 
+/// The tests of this binary take turns: each points `MAILSLOT_GLOBAL_DIR`, which the library
+/// reads, at its own service.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn start_service(dir: &TestDir) -> common::Proc {
     let proc = common::spawn("service", "service", &[("MS_DIR", dir.env())]);
     proc.expect("ready");
@@ -24,11 +31,9 @@ fn start_service(dir: &TestDir) -> common::Proc {
 
 #[test]
 fn a_polling_reader_rides_out_a_service_restart_without_spinning() {
-    let outer = TestDir::new("global");
+    let _turn = one_at_a_time();
     let dir = TestDir::reserve("global-svc");
-    // The only test of this binary that reads the environment's global directory.
     std::env::set_var("MAILSLOT_GLOBAL_DIR", dir.path());
-    let _ = &outer;
     let mut service = start_service(&dir);
     let mut server = Server::builder("polled")
         .shared(true)
@@ -89,4 +94,41 @@ fn a_polling_reader_rides_out_a_service_restart_without_spinning() {
     assert!(common::poll_readable(server.as_fd(), 5000));
     let got = server.try_recv().unwrap();
     assert_eq!((got.data.as_slice(), got.lost), (&b"after"[..], 0));
+}
+
+/// Short messages go through the writer's submission ring, long ones as packets: mixed, they
+/// arrive whole and in order, and a message above the name's maximum is refused with nothing
+/// queued.
+#[test]
+fn short_and_long_messages_keep_their_order() {
+    let _turn = one_at_a_time();
+    let dir = TestDir::reserve("global-mixed");
+    std::env::set_var("MAILSLOT_GLOBAL_DIR", dir.path());
+    let _service = start_service(&dir);
+    let mut server = Server::builder("mixed")
+        .scope(Scope::Global)
+        .capacity(8 << 20)
+        .open()
+        .unwrap();
+    let mut writer = Writer::open_in(&Scope::Global, "mixed").unwrap();
+    let sizes = [0usize, 1, 64, 40_000, 7, 1 << 20, 100, 32_768, 32_769, 3];
+    for (i, size) in sizes.iter().enumerate() {
+        writer.write(&vec![i as u8; *size]).unwrap();
+    }
+    writer.flush().unwrap();
+    for (i, size) in sizes.iter().enumerate() {
+        let got = server.recv().unwrap();
+        assert_eq!((got.data.len(), got.lost), (*size, 0), "message {i}");
+        assert!(got.data.iter().all(|b| *b == i as u8), "message {i}");
+    }
+    let err = writer.write(&vec![0; (1 << 20) + 1]).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::MessageTooLarge);
+    // Ten thousand short ones, many more than the submission ring holds at once.
+    for i in 0..10_000u32 {
+        writer.write(&i.to_le_bytes()).unwrap();
+    }
+    writer.flush().unwrap();
+    for i in 0..10_000u32 {
+        assert_eq!(server.recv().unwrap().data, i.to_le_bytes());
+    }
 }

@@ -14,7 +14,67 @@ import struct
 import sys
 import time
 
-OPEN_READER, OPEN_WRITER, ARM, WRITE = 1, 2, 3, 4
+OPEN_READER, OPEN_WRITER, ARM, FLUSH, KICK = 1, 2, 3, 6, 10
+RING_SIZE, RING_DATA = 128 * 1024, 128
+
+
+class Refused(Exception):
+    pass
+
+
+class RingWriter:
+    """A writer as the library is one: messages into the submission ring the service shares
+    with this connection (see crates/mailslot/src/service/submit.rs), a kick after each."""
+
+    def __init__(self, path, name):
+        self.s = connect(path)
+        self.s.send(bytes([OPEN_WRITER]) + short(name))
+        fds = array.array("i")
+        msg, anc, _, _ = self.s.recvmsg(4096, socket.CMSG_LEN(4 * 4))
+        for level, kind, data in anc:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds.frombytes(data[: len(data) - (len(data) % fds.itemsize)])
+        if msg[:1] != b"\x82" or len(fds) < 2:
+            raise Refused(msg[:1].hex())
+        self.fds = list(fds)
+        self.ring = mmap.mmap(fds[1], RING_DATA + RING_SIZE, mmap.MAP_SHARED,
+                              mmap.PROT_READ | mmap.PROT_WRITE)
+        self.tail = 0
+
+    def push(self, data):
+        need = 8 + (len(data) + 7) // 8 * 8
+        while True:
+            head = struct.unpack_from("<Q", self.ring, 64)[0]
+            off = self.tail % RING_SIZE
+            pad = RING_SIZE - off if RING_SIZE - off < need else 0
+            if self.tail - head + pad + need <= RING_SIZE:
+                break
+            self.kick()
+            time.sleep(0.0005)
+        if pad:
+            struct.pack_into("<II", self.ring, RING_DATA + off, 0, 2)
+        at = RING_DATA + (self.tail + pad) % RING_SIZE
+        struct.pack_into("<II", self.ring, at, len(data), 1)
+        self.ring[at + 8:at + 8 + len(data)] = data
+        self.tail += pad + need
+        struct.pack_into("<Q", self.ring, 0, self.tail)
+        self.kick()
+
+    def kick(self, cmsg=()):
+        # Always (Python gives no store-load fence for the sleeping flag's handshake).
+        try:
+            self.s.sendmsg([bytes([KICK])], list(cmsg), socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            pass
+
+    def flush(self):
+        self.s.send(bytes([FLUSH]))
+        while True:
+            answer = self.s.recv(4096)
+            if not answer:
+                raise OSError(errno.EPIPE, "the service went away")
+            if answer[:1] == b"\x84":
+                return answer
 
 
 def connect(path):
@@ -83,18 +143,18 @@ def ring(path, name):
 
 
 def forge(path, name):
-    """Claim to be root, then another process; then one honest write."""
-    s, reply = open_writer(path, name)
-    if reply[:1] != b"\x82":
-        print(f"open refused {reply[:1].hex()}", flush=True)
+    """Claim to be root, then another process, on the packets; then one honest write."""
+    try:
+        w = RingWriter(path, name)
+    except Refused as e:
+        print(f"open refused {e}", flush=True)
         return
     print("open ok", flush=True)
     for label, creds in [("as_root", (os.getpid(), 0, 0)), ("as_pid1", (1, os.getuid(), os.getgid()))]:
         cmsg = [(socket.SOL_SOCKET, socket.SCM_CREDENTIALS, struct.pack("iII", *creds))]
-        attempt(label, lambda: s.sendmsg([bytes([WRITE]) + b"forged " + label.encode()], cmsg))
-    s.send(bytes([WRITE]) + b"honest from attacker")
-    s.send(bytes([6]))  # flush, so the writes are in before we exit
-    s.recv(4096)
+        attempt(label, lambda: w.s.sendmsg([bytes([KICK])], cmsg))
+    w.push(b"honest from attacker")
+    w.flush()
     print("honest ok", flush=True)
 
 
@@ -121,35 +181,52 @@ def garbage(path, name):
     print("arm_flood ok", flush=True)
 
 
-def flood(path, name, count):
-    s, reply = open_writer(path, name)
-    if reply[:1] != b"\x82":
-        print(f"open refused {reply[:1].hex()}", flush=True)
+def scribble(path, name):
+    """Open a writer, then write garbage over its own submission ring and kick the service."""
+    try:
+        w = RingWriter(path, name)
+    except Refused as e:
+        print(f"open refused {e}", flush=True)
         return
-    payload = bytes([WRITE]) + b"x" * 1000
+    print("open ok", flush=True)
+    attempt("shrink_own_ring", lambda: os.ftruncate(w.fds[1], 4096))
+    struct.pack_into("<II", w.ring, RING_DATA, 0x7FFFFFFF, 1)  # longer than anything
+    struct.pack_into("<Q", w.ring, 0, 64)  # "64 bytes published"
+    w.kick()
+    try:
+        w.s.settimeout(5)
+        left = w.s.recv(4096)
+        print("dropped" if left == b"" else f"answered {left[:1].hex()}", flush=True)
+    except OSError as e:
+        print(f"dropped {errno.errorcode.get(e.errno, e.errno)}", flush=True)
+
+
+def flood(path, name, count):
+    try:
+        w = RingWriter(path, name)
+    except Refused as e:
+        print(f"open refused {e}", flush=True)
+        return
     for _ in range(int(count)):
-        s.send(payload)
-    s.send(bytes([6]))
-    s.recv(4096)
+        w.push(b"x" * 1000)
+    w.flush()
     print("flood ok", flush=True)
 
 
 def stream(path, name, count):
     """A steady writer (not an attack): numbered messages, a flush every 50 with the number
     confirmed so far printed; stops at the first error (the service went away)."""
-    s, reply = open_writer(path, name)
-    if reply[:1] != b"\x82":
-        print(f"open refused {reply[:1].hex()}", flush=True)
+    try:
+        w = RingWriter(path, name)
+    except Refused as e:
+        print(f"open refused {e}", flush=True)
         return
     print("open ok", flush=True)
     try:
         for i in range(int(count)):
-            s.send(bytes([WRITE]) + f"seq {i}".encode())
+            w.push(f"seq {i}".encode())
             if i % 50 == 49:
-                s.send(bytes([6]))
-                answer = s.recv(4096)
-                if answer[:1] != b"\x84":
-                    raise OSError(errno.EPIPE, "no flush answer")
+                w.flush()
                 print(f"confirmed {i}", flush=True)
                 time.sleep(0.005)
     except OSError as e:
@@ -181,4 +258,4 @@ if __name__ == "__main__":
     path, attack, name = sys.argv[1:4]
     extra = sys.argv[4:]
     {"ring": ring, "forge": forge, "garbage": garbage, "flood": flood,
-     "connections": connections, "stream": stream}[attack](path, name, *extra)
+     "connections": connections, "stream": stream, "scribble": scribble}[attack](path, name, *extra)

@@ -12,12 +12,14 @@ use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFl
 use socket2::Socket;
 
 use super::proto::{self, OpenReader, Reply, Request};
+use super::submit::{self, Submit};
 use super::{global_dir, SOCKET_NAME};
 use crate::error::{Error, ErrorKind};
 use crate::name::MailslotName;
 use crate::registry::MailslotStatus;
 use crate::segment::Segment;
-use crate::sys::fdpass;
+use crate::sys::{self, fdpass};
+use std::sync::atomic::Ordering;
 
 /// How long a client waits for the service to answer an open, a flush or a status question,
 /// and for room in its socket when writing.
@@ -25,6 +27,13 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How often a reader whose service went away looks for a new one.
 const RECONNECT_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The longest a blocking reader sleeps before it asks its connection whether the service
+/// still lives (a futex says nothing about that).
+const LIVENESS_WAIT: Duration = Duration::from_millis(500);
+
+/// How often a blocking reader tells the service its counters (for `status`).
+const REPORT_INTERVAL: Duration = Duration::from_millis(100);
 
 fn unavailable(dir: &Path, why: impl std::fmt::Display) -> Error {
     Error::new(
@@ -88,8 +97,8 @@ fn connect(dir: &Path) -> Result<Socket, Error> {
     Ok(conn)
 }
 
-/// Sends `request` and waits for the answer and the descriptor that comes with it.
-fn ask(dir: &Path, conn: &Socket, request: &Request) -> Result<(Reply, Option<File>), Error> {
+/// Sends `request` and waits for the answer and the descriptors that come with it.
+fn ask(dir: &Path, conn: &Socket, request: &Request) -> Result<(Reply, Vec<File>), Error> {
     fdpass::send_packet(conn.as_fd(), &request.encode(), &[], false)
         .map_err(|e| unavailable(dir, e))?;
     let mut buf = vec![0u8; proto::MAX_PACKET];
@@ -120,11 +129,10 @@ fn ask(dir: &Path, conn: &Socket, request: &Request) -> Result<(Reply, Option<Fi
                 "the host service sent a packet this library does not understand (another release?)",
             )
         })?;
-        if reply == Reply::Bell {
-            continue;
+        if reply == Reply::Bell || reply == Reply::Room {
+            continue; // a reader's wake-up or a writer's room, not the answer
         }
-        let file = packet.fds.into_iter().next().map(File::from);
-        return Ok((reply, file));
+        return Ok((reply, packet.fds.into_iter().map(File::from).collect()));
     }
 }
 
@@ -157,16 +165,9 @@ pub(crate) struct GlobalReader {
     /// poller neither spins on a dead connection nor sleeps through a restart.
     ready: Epoll,
     retry: TimerFd,
+    reported_at: Instant,
     pub segment: Segment,
     pub id: u64,
-}
-
-/// What a reader's wait ended with.
-pub(crate) enum Wake {
-    /// Look at the ring again.
-    Look,
-    /// The wait timed out.
-    Timeout,
 }
 
 impl GlobalReader {
@@ -196,6 +197,7 @@ impl GlobalReader {
                 next_attempt: Instant::now(),
                 ready,
                 retry,
+                reported_at: Instant::now(),
                 segment,
                 id,
             },
@@ -231,7 +233,13 @@ impl GlobalReader {
                     next_seq,
                 },
                 file,
-            ) => Ok((conn, map_ring(file)?, id, cursor, next_seq)),
+            ) => Ok((
+                conn,
+                map_ring(file.into_iter().next())?,
+                id,
+                cursor,
+                next_seq,
+            )),
             (other, _) => Err(reply_error(other)),
         }
     }
@@ -279,26 +287,40 @@ impl GlobalReader {
         }
     }
 
-    /// Waits for a bell, at most `timeout`.
-    pub fn wait(&mut self, timeout: Option<Duration>) -> Wake {
+    /// A blocking reader's sleep at `cursor`, at most `timeout`: on the ring's wake epoch
+    /// (the service bumps it and wakes every sleeper after appending; no packet either way).
+    /// A futex cannot tell that the service died, so the sleep is cut every
+    /// [`LIVENESS_WAIT`] to ask the connection. Reports the counters now and then.
+    pub fn sleep(&mut self, cursor: u64, delivered: u64, lost: u64, timeout: Option<Duration>) {
         if !self.connected {
-            // Between services: look for the next one now and then.
             let pause = timeout.map_or(RECONNECT_INTERVAL, |t| t.min(RECONNECT_INTERVAL));
             std::thread::sleep(
                 pause.min(self.next_attempt.saturating_duration_since(Instant::now())),
             );
-            return Wake::Look;
+            return;
         }
-        match fdpass::wait_readable(self.conn.as_fd(), timeout) {
-            Ok(true) => {
-                self.drain();
-                Wake::Look
-            }
-            Ok(false) => Wake::Timeout,
-            Err(_) => {
+        if self.reported_at.elapsed() >= REPORT_INTERVAL {
+            self.reported_at = Instant::now();
+            let report = Request::Report {
+                cursor,
+                delivered,
+                lost,
+            };
+            if fdpass::send_packet(self.conn.as_fd(), &report.encode(), &[], true).is_err() {
                 self.lose();
-                Wake::Look
+                return;
             }
+        }
+        let epoch = self.segment.wake_epoch();
+        let seen = epoch.load(Ordering::SeqCst);
+        if cursor < self.segment.head() {
+            return;
+        }
+        let cap = timeout.map_or(LIVENESS_WAIT, |t| t.min(LIVENESS_WAIT));
+        sys::futex_wait(epoch, seen, Some(cap));
+        if epoch.load(Ordering::SeqCst) == seen {
+            // Nothing was appended: a timeout (or a signal). Is the service still there?
+            self.drain();
         }
     }
 
@@ -325,13 +347,21 @@ impl GlobalReader {
 }
 
 /// A writer of a global name.
+///
+/// Messages go into the writer's submission ring (no system call; the service is kicked only
+/// when it said it sleeps); messages too long for it go as packets, after the ring has been
+/// drained so that the order holds.
 #[derive(Debug)]
 pub(crate) struct GlobalWriter {
     dir: PathBuf,
     name: MailslotName,
     conn: Socket,
     segment: Segment,
-    /// Messages sent since the last flush (what a service crash could take with it).
+    submit: Submit,
+    tail: u64,
+    /// When the connection was last asked whether the service still lives.
+    probed_at: Instant,
+    /// Messages written since the last flush (what a service crash could take with it).
     unconfirmed: u64,
 }
 
@@ -342,8 +372,15 @@ impl GlobalWriter {
         let request = Request::OpenWriter {
             name: name.as_str().to_owned(),
         };
-        let segment = match ask(&dir, &conn, &request)? {
-            (Reply::Writer, file) => map_ring(file)?,
+        let (segment, submit) = match ask(&dir, &conn, &request)? {
+            (Reply::Writer, files) => {
+                let mut files = files.into_iter();
+                let segment = map_ring(files.next())?;
+                let submit = files.next().ok_or_else(|| {
+                    Error::new(ErrorKind::Io, "the host service sent no submission ring")
+                })?;
+                (segment, Submit::open(submit)?)
+            }
             (other, _) => return Err(reply_error(other)),
         };
         conn.set_write_timeout(Some(ANSWER_TIMEOUT))
@@ -353,6 +390,9 @@ impl GlobalWriter {
             name: name.clone(),
             conn,
             segment,
+            submit,
+            tail: 0,
+            probed_at: Instant::now(),
             unconfirmed: 0,
         })
     }
@@ -381,27 +421,104 @@ impl GlobalWriter {
         )
     }
 
+    /// At most once per [`crate::writer::LIVENESS_PROBE_INTERVAL`]: has the service gone away
+    /// (its end of the connection closed)? A write never succeeds into a dead service for
+    /// longer than that.
+    fn check_alive(&mut self) -> Result<(), Error> {
+        let now = Instant::now();
+        if now.duration_since(self.probed_at) < crate::writer::LIVENESS_PROBE_INTERVAL {
+            return Ok(());
+        }
+        self.probed_at = now;
+        self.consume_packets()
+    }
+
+    /// Reads what the service sent (room notices); an error when it went away.
+    fn consume_packets(&mut self) -> Result<(), Error> {
+        let mut buf = [0u8; 64];
+        loop {
+            match fdpass::recv_packet(self.conn.as_fd(), &mut buf, true) {
+                Ok(packet) if packet.eof => {
+                    return Err(self.lost_service(io::Error::new(
+                        io::ErrorKind::ConnectionReset,
+                        "it closed the connection",
+                    )))
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(self.lost_service(e)),
+            }
+        }
+    }
+
+    /// Kicks the service if it said it sleeps.
+    fn kick(&self) -> Result<(), Error> {
+        if self.submit.take_sleeping() {
+            match fdpass::send_packet(self.conn.as_fd(), &Request::Kick.encode(), &[], true) {
+                Ok(()) => {}
+                // A full socket already has the service's attention.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(self.lost_service(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until `ready` holds (room in the ring, or the ring drained), at most 5 s.
+    fn wait(&mut self, ready: impl Fn(&Submit, u64) -> bool) -> Result<(), Error> {
+        let deadline = Instant::now() + ANSWER_TIMEOUT;
+        let mut yielded = false;
+        while !ready(&self.submit, self.tail) {
+            if !yielded {
+                yielded = true;
+                std::thread::yield_now();
+                continue;
+            }
+            self.submit.want_room();
+            self.kick()?;
+            if ready(&self.submit, self.tail) {
+                break;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(self.lost_service(io::Error::from(io::ErrorKind::TimedOut)));
+            }
+            fdpass::wait_readable(self.conn.as_fd(), Some(left))
+                .map_err(|e| self.lost_service(e))?;
+            self.consume_packets()?;
+        }
+        Ok(())
+    }
+
     pub fn write(&mut self, data: &[u8]) -> Result<(), Error> {
         if self.segment.closed() {
             return Err(crate::writer::server_gone(self.name.as_str()));
         }
         self.segment.check_size(self.name.as_str(), data.len())?;
-        let mut rest = data;
-        while rest.len() > proto::CHUNK {
-            let (part, tail) = rest.split_at(proto::CHUNK);
-            fdpass::send_gather(
-                self.conn.as_fd(),
-                &[&[proto::WRITE_PART_TAG], part],
-                &[],
-                false,
-            )
-            .map_err(|e| self.lost_service(e))?;
-            rest = tail;
+        self.check_alive()?;
+        // Long messages go in pieces, through the same ring, so that the order holds.
+        let mut pieces = data.chunks(submit::MAX_PIECE).peekable();
+        if data.is_empty() {
+            self.push(&[], true)?;
         }
-        fdpass::send_gather(self.conn.as_fd(), &[&[proto::WRITE_TAG], rest], &[], false)
-            .map_err(|e| self.lost_service(e))?;
+        while let Some(piece) = pieces.next() {
+            self.push(piece, pieces.peek().is_none())?;
+        }
+        self.kick()?;
         self.unconfirmed += 1;
         Ok(())
+    }
+
+    fn push(&mut self, piece: &[u8], last: bool) -> Result<(), Error> {
+        if self.submit.push(&mut self.tail, piece, last) {
+            return Ok(());
+        }
+        let need = piece.len();
+        self.wait(|submit, tail| submit.has_room(tail, need))?;
+        if self.submit.push(&mut self.tail, piece, last) {
+            return Ok(());
+        }
+        Err(self.lost_service(io::Error::from(io::ErrorKind::TimedOut)))
     }
 
     /// Waits until the service has appended (or refused) everything written so far.

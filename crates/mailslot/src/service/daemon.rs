@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use socket2::Socket;
 
 use super::proto::{self, NameEntry, OpenReader, Reply, Request};
+use super::submit::Submit;
 use super::SOCKET_NAME;
 use crate::error::{Error, ErrorKind};
 use crate::name::MailslotName;
@@ -180,9 +181,9 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Name {
-    /// Appends one message and rings the readers that sleep.
+    /// Appends one message; [`Name::publish`] then wakes the readers (once per batch).
     fn append(&self, data: &[u8], source: &RecordSource) -> Result<(), Error> {
-        let mut inner = lock(&self.inner);
+        let inner = lock(&self.inner);
         if inner.closed {
             return Err(Error::new(
                 ErrorKind::NotFound,
@@ -193,6 +194,20 @@ impl Name {
         self.segment
             .append(data, source, &mut |_| None)
             .map_err(|e| Error::new(e.kind(), format!("mailslot \"{}\": {e}", self.display)))?;
+        drop(inner);
+        Ok(())
+    }
+
+    /// Wakes the readers after appends: the blocking ones sleep on the ring's wake epoch (one
+    /// `FUTEX_WAKE` for all of them, even with none asleep: cheaper than knowing), the ones
+    /// that poll a descriptor asked to be rung over their connection.
+    fn publish(&self) {
+        let mut inner = lock(&self.inner);
+        // SYNC POINT: under the name's lock, after the appends' SeqCst `head`: a reader that
+        // read the epoch before finding the ring empty sees it change, or is woken.
+        let epoch = self.segment.wake_epoch();
+        epoch.fetch_add(1, Ordering::SeqCst);
+        sys::futex_wake(epoch, i32::MAX);
         let head = self.segment.head();
         for instance in &mut inner.instances {
             if instance.armed.is_some_and(|at| at < head) {
@@ -200,7 +215,6 @@ impl Name {
                 ring(&instance.conn);
             }
         }
-        Ok(())
     }
 }
 
@@ -405,9 +419,6 @@ impl HostService {
         // Every local user may connect; what each may do is decided per name.
         fs::set_permissions(&socket_path, fs::Permissions::from_mode(0o666))
             .map_err(|e| Error::io(format!("cannot open {} to users", socket_path.display()), e))?;
-        // Accepted connections inherit it: every packet then carries its sender's credentials.
-        fdpass::pass_credentials(listener.as_fd())
-            .map_err(|e| Error::io("cannot ask for the senders' credentials", e))?;
         Ok(HostService {
             dir: dir.to_path_buf(),
             listener,
@@ -522,7 +533,9 @@ impl HostService {
                 name: padded,
                 suffix: from.netbios_suffix,
             };
-            match (entry.append(data, &source), forwarded) {
+            let appended = entry.append(data, &source);
+            entry.publish();
+            match (appended, forwarded) {
                 (Ok(()), _) | (_, NetDelivery::Delivered) => NetDelivery::Delivered,
                 (Err(e), _) if e.kind() == ErrorKind::NotFound => NetDelivery::NoMailslot,
                 (Err(e), _) => NetDelivery::Failed(e.to_string()),
@@ -583,7 +596,7 @@ fn serve_subscriber(state: &Arc<State>, conn: Socket, port: u16, buf: &mut [u8])
         conn: conn.clone(),
         names: Default::default(),
     });
-    while let Some((Request::Names(names), _)) = next_request(&conn, buf) {
+    while let Some(Request::Names(names)) = next_request(&conn, buf) {
         let keys = names
             .iter()
             .filter_map(|n| MailslotName::parse(n).ok())
@@ -615,19 +628,17 @@ fn peer_of(conn: &Socket) -> io::Result<Peer> {
 }
 
 /// Reads one request; `None` when the peer is gone or broke the protocol.
-fn next_request(conn: &Socket, buf: &mut [u8]) -> Option<(Request, Option<fdpass::Creds>)> {
+fn next_request(conn: &Socket, buf: &mut [u8]) -> Option<Request> {
     let packet = fdpass::recv_packet(conn.as_fd(), buf, false).ok()?;
     if packet.eof || packet.truncated {
         return None;
     }
-    let request = proto::Request::decode(&buf[..packet.len]).ok()?;
-    Some((request, packet.creds))
+    proto::Request::decode(&buf[..packet.len]).ok()
 }
 
 fn serve_connection(state: &Arc<State>, conn: Socket, peer: &Peer) {
-    let _ = fdpass::pass_credentials(conn.as_fd());
     let mut buf = vec![0u8; proto::MAX_PACKET];
-    let Some((first, _)) = next_request(&conn, &mut buf) else {
+    let Some(first) = next_request(&conn, &mut buf) else {
         return;
     };
     match first {
@@ -860,15 +871,21 @@ fn serve_reader(state: &Arc<State>, conn: Socket, peer: &Peer, open: &OpenReader
         next_seq,
     };
     if send_reply(&conn, &reply, &[entry.read_only.as_fd()]).is_ok() {
-        while let Some((request, _)) = next_request(&conn, buf) {
-            let Request::Arm {
+        while let Some(request) = next_request(&conn, buf) {
+            let (Request::Arm {
                 cursor,
                 delivered,
                 lost,
-            } = request
+            }
+            | Request::Report {
+                cursor,
+                delivered,
+                lost,
+            }) = request
             else {
-                break; // a reader only arms; anything else ends the instance
+                break; // a reader only arms and reports; anything else ends the instance
             };
+            let arm = matches!(request, Request::Arm { .. });
             let mut inner = lock(&entry.inner);
             // SYNC POINT: `head` read under the name's lock, which every append holds while it
             // publishes: an append either happened before (we ring now) or sees us armed.
@@ -879,6 +896,9 @@ fn serve_reader(state: &Arc<State>, conn: Socket, peer: &Peer, open: &OpenReader
             me.cursor = cursor.min(head);
             me.delivered = delivered;
             me.lost = lost;
+            if !arm {
+                continue;
+            }
             if cursor < head {
                 me.armed = None;
                 ring(&conn);
@@ -911,76 +931,104 @@ fn close_instance(state: &State, entry: &Arc<Name>, id: u64) {
     }
 }
 
+/// What a writer's writes came to, for its next flush.
+#[derive(Debug, Default)]
+struct Tally {
+    appended: u64,
+    failed: u64,
+    last_error: Option<(ErrorKind, String)>,
+}
+
+impl Tally {
+    fn count(&mut self, result: Result<(), Error>) {
+        match result {
+            Ok(()) => self.appended += 1,
+            Err(e) => {
+                self.failed += 1;
+                self.last_error = Some((e.kind(), e.to_string()));
+            }
+        }
+    }
+}
+
+/// A writer's connection: messages come through its submission ring, stamped with the
+/// credentials the kernel gave for the connection (`SO_PEERCRED`: the process that opened
+/// the writer). The ring is drained whenever the thread wakes; the thread sleeps on the
+/// connection, and the writer kicks it only when it said it sleeps.
 fn serve_writer(state: &Arc<State>, conn: Socket, peer: &Peer, name: &str, buf: &mut [u8]) {
     let entry = match open_writer(state, peer, name) {
         Ok(entry) => entry,
         Err(e) => return error_reply(&conn, &e),
     };
-    if send_reply(&conn, &Reply::Writer, &[entry.read_only.as_fd()]).is_err() {
+    let submit = match Submit::create() {
+        Ok(submit) => submit,
+        Err(e) => return error_reply(&conn, &Error::io("cannot allocate a submission ring", e)),
+    };
+    let fds = [entry.read_only.as_fd(), submit.file().as_fd()];
+    if send_reply(&conn, &Reply::Writer, &fds).is_err() {
         return;
     }
     let max = entry.segment.max_writable();
-    let mut appended = 0u64;
-    let mut failed = 0u64;
-    let mut last_error: Option<(ErrorKind, String)> = None;
-    let mut parts: Vec<u8> = Vec::new();
-    let mut parts_too_long = false;
-    while let Some((request, creds)) = next_request(&conn, buf) {
-        match request {
-            Request::WritePart(data) => {
-                if parts.len() + data.len() > max {
-                    parts_too_long = true;
-                } else {
-                    parts.extend_from_slice(&data);
-                }
+    let ring_source = RecordSource::Local {
+        pid: peer.pid,
+        uid: peer.uid,
+    };
+    let mut tally = Tally::default();
+    let mut head = 0u64;
+    let mut pending = Vec::new();
+    let mut drain = |head: &mut u64, tally: &mut Tally| {
+        let before = *head;
+        let popped = submit.pop_all(head, max, &mut pending, |message| {
+            tally.count(entry.append(message, &ring_source));
+        });
+        if *head != before {
+            entry.publish();
+        }
+        if submit.take_waiting() {
+            let _ = fdpass::send_packet(conn.as_fd(), &Reply::Room.encode(), &[], true);
+        }
+        popped.is_ok()
+    };
+    loop {
+        if !drain(&mut head, &mut tally) {
+            return; // a scribbled ring: this writer is done
+        }
+        if !submit.sleep_if_empty(head) {
+            continue;
+        }
+        let _ = fdpass::wait_readable(conn.as_fd(), None);
+        submit.awake();
+        loop {
+            let packet = match fdpass::recv_packet(conn.as_fd(), buf, true) {
+                Ok(packet) => packet,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => return,
+            };
+            if packet.eof || packet.truncated {
+                let _ = drain(&mut head, &mut tally);
+                return;
             }
-            Request::Write(data) => {
-                let message = if parts.is_empty() && !parts_too_long {
-                    data
-                } else {
-                    parts.extend_from_slice(&data);
-                    std::mem::take(&mut parts)
-                };
-                // The kernel's word on who sent this packet, never the writer's.
-                let creds = creds.unwrap_or(fdpass::Creds {
-                    pid: peer.pid,
-                    uid: peer.uid,
-                    gid: peer.gid,
-                });
-                let source = RecordSource::Local {
-                    pid: creds.pid,
-                    uid: creds.uid,
-                };
-                let result = if std::mem::take(&mut parts_too_long) {
-                    Err(Error::new(
-                        ErrorKind::MessageTooLarge,
-                        format!(
-                            "mailslot \"{}\": a message above {max} bytes; nothing was queued",
-                            entry.display
-                        ),
-                    ))
-                } else {
-                    entry.append(&message, &source)
-                };
-                match result {
-                    Ok(()) => appended += 1,
-                    Err(e) => {
-                        failed += 1;
-                        last_error = Some((e.kind(), e.to_string()));
+            let Ok(request) = Request::decode(&buf[..packet.len]) else {
+                return;
+            };
+            match request {
+                Request::Kick => {}
+                Request::Flush => {
+                    // Everything the writer pushed before it asked.
+                    if !drain(&mut head, &mut tally) {
+                        return;
+                    }
+                    let reply = Reply::Flushed {
+                        appended: tally.appended,
+                        failed: tally.failed,
+                        last_error: tally.last_error.take(),
+                    };
+                    if send_reply(&conn, &reply, &[]).is_err() {
+                        return;
                     }
                 }
+                _ => return,
             }
-            Request::Flush => {
-                let reply = Reply::Flushed {
-                    appended,
-                    failed,
-                    last_error: last_error.take(),
-                };
-                if send_reply(&conn, &reply, &[]).is_err() {
-                    return;
-                }
-            }
-            _ => return,
         }
     }
 }

@@ -25,6 +25,7 @@
 mod client;
 mod daemon;
 mod proto;
+mod submit;
 
 pub use daemon::{HostService, MAX_CONNECTIONS_PER_USER};
 

@@ -11,13 +11,9 @@ use crate::error::ErrorKind;
 use crate::net::NetSource;
 use crate::registry::InstanceStatus;
 
-/// Most bytes of one message carried in one packet; longer messages come in parts
-/// ([`Request::WritePart`] then [`Request::Write`]), because an unprivileged socket cannot
-/// send a 1 MiB packet.
-pub const CHUNK: usize = 64 * 1024;
-
-/// Size of a receive buffer that holds any packet.
-pub const MAX_PACKET: usize = CHUNK + 64;
+/// Size of a receive buffer that holds any packet (the longest is a datagram handed to a
+/// subscriber: a UDP payload and its source).
+pub const MAX_PACKET: usize = 66 * 1024;
 
 /// What a reader asks for when it opens a name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,10 +43,14 @@ pub enum Request {
         delivered: u64,
         lost: u64,
     },
-    /// A whole message (or the last part of one).
-    Write(Vec<u8>),
-    /// A part of a long message; the next `Write` ends it.
-    WritePart(Vec<u8>),
+    /// A reader's counters, for `status`, without asking to be rung.
+    Report {
+        cursor: u64,
+        delivered: u64,
+        lost: u64,
+    },
+    /// The writer published into its submission ring while the service slept.
+    Kick,
     /// Answer with what this connection's writes came to so far.
     Flush,
     Status,
@@ -99,6 +99,8 @@ pub enum Reply {
     Writer,
     /// Something was written past the reader's cursor.
     Bell,
+    /// The writer's submission ring was consumed (it asked, being about to block).
+    Room,
     /// Writes of this connection: appended so far, and failed so far with the last failure.
     Flushed {
         appended: u64,
@@ -116,12 +118,12 @@ mod tag {
     pub const OPEN_READER: u8 = 1;
     pub const OPEN_WRITER: u8 = 2;
     pub const ARM: u8 = 3;
-    pub const WRITE: u8 = 4;
-    pub const WRITE_PART: u8 = 5;
     pub const FLUSH: u8 = 6;
     pub const STATUS: u8 = 7;
     pub const SUBSCRIBE: u8 = 8;
     pub const NAMES: u8 = 9;
+    pub const KICK: u8 = 10;
+    pub const REPORT: u8 = 11;
     pub const READER: u8 = 0x81;
     pub const WRITER: u8 = 0x82;
     pub const BELL: u8 = 0x83;
@@ -129,17 +131,13 @@ mod tag {
     pub const STATUS_REPLY: u8 = 0x85;
     pub const SUBSCRIBED: u8 = 0x86;
     pub const DATAGRAM: u8 = 0x87;
+    pub const ROOM: u8 = 0x88;
     pub const ERROR: u8 = 0x8f;
 }
 
 /// A packet that does not parse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Malformed;
-
-/// The first byte of a write packet, for senders that build the packet themselves (so that
-/// the message is not copied into a `Request` first).
-pub const WRITE_TAG: u8 = tag::WRITE;
-pub const WRITE_PART_TAG: u8 = tag::WRITE_PART;
 
 struct Out(Vec<u8>);
 
@@ -274,6 +272,16 @@ impl Request {
                 out.0
             }
             Request::OpenWriter { name } => Out::new(tag::OPEN_WRITER).short(name).0.clone(),
+            Request::Report {
+                cursor,
+                delivered,
+                lost,
+            } => Out::new(tag::REPORT)
+                .u64(*cursor)
+                .u64(*delivered)
+                .u64(*lost)
+                .0
+                .clone(),
             Request::Arm {
                 cursor,
                 delivered,
@@ -284,9 +292,8 @@ impl Request {
                 .u64(*lost)
                 .0
                 .clone(),
-            Request::Write(data) => [&[tag::WRITE][..], data].concat(),
-            Request::WritePart(data) => [&[tag::WRITE_PART][..], data].concat(),
             Request::Flush => vec![tag::FLUSH],
+            Request::Kick => vec![tag::KICK],
             Request::Status => vec![tag::STATUS],
             Request::Subscribe { port } => Out::new(tag::SUBSCRIBE).u16(*port).0.clone(),
             Request::Names(names) => {
@@ -321,14 +328,18 @@ impl Request {
                 })
             }
             tag::OPEN_WRITER => Request::OpenWriter { name: r.short()? },
+            tag::REPORT => Request::Report {
+                cursor: r.u64()?,
+                delivered: r.u64()?,
+                lost: r.u64()?,
+            },
             tag::ARM => Request::Arm {
                 cursor: r.u64()?,
                 delivered: r.u64()?,
                 lost: r.u64()?,
             },
-            tag::WRITE => return Ok(Request::Write(rest.to_vec())),
-            tag::WRITE_PART => return Ok(Request::WritePart(rest.to_vec())),
             tag::FLUSH => Request::Flush,
+            tag::KICK => Request::Kick,
             tag::STATUS => Request::Status,
             tag::SUBSCRIBE => Request::Subscribe { port: r.u16()? },
             tag::NAMES => {
@@ -364,6 +375,7 @@ impl Reply {
                 .clone(),
             Reply::Writer => vec![tag::WRITER],
             Reply::Bell => vec![tag::BELL],
+            Reply::Room => vec![tag::ROOM],
             Reply::Flushed {
                 appended,
                 failed,
@@ -433,6 +445,7 @@ impl Reply {
             },
             tag::WRITER => Reply::Writer,
             tag::BELL => Reply::Bell,
+            tag::ROOM => Reply::Room,
             tag::FLUSHED => {
                 let appended = r.u64()?;
                 let failed = r.u64()?;
@@ -526,10 +539,13 @@ mod tests {
                 delivered: 8,
                 lost: 9,
             },
-            Request::Write(vec![]),
-            Request::Write(b"hello".to_vec()),
-            Request::WritePart(vec![1; 100]),
+            Request::Report {
+                cursor: 1,
+                delivered: 2,
+                lost: 3,
+            },
             Request::Flush,
+            Request::Kick,
             Request::Status,
             Request::Subscribe { port: 138 },
             Request::Names(vec!["news".into(), "taxes\\bob".into()]),
@@ -550,6 +566,7 @@ mod tests {
             },
             Reply::Writer,
             Reply::Bell,
+            Reply::Room,
             Reply::Flushed {
                 appended: 5,
                 failed: 1,

@@ -1,6 +1,6 @@
 //! Packet sockets between the host service and its clients: descriptors passed with
-//! `SCM_RIGHTS`, the kernel's credentials of each sender (`SCM_CREDENTIALS`, `SO_PEERCRED`,
-//! `SO_PEERGROUPS`), and read-only reopening of a memfd.
+//! `SCM_RIGHTS`, the kernel's credentials of a connection's peer (`SO_PEERCRED`,
+//! `SO_PEERGROUPS`), sealed memfds and their read-only reopening.
 
 use std::fs::File;
 use std::io::{self, IoSlice, IoSliceMut};
@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use nix::sys::socket::{
-    self, recvmsg, sendmsg, setsockopt, sockopt, ControlMessage, ControlMessageOwned, MsgFlags,
+    self, recvmsg, sendmsg, sockopt, ControlMessage, ControlMessageOwned, MsgFlags,
 };
 use socket2::{Domain, SockAddr, Socket, Type};
 
@@ -29,8 +29,6 @@ pub struct Packet {
     /// The packet was larger than the buffer (the rest is gone).
     pub truncated: bool,
     pub eof: bool,
-    /// The sender's credentials (on sockets with `SO_PASSCRED`).
-    pub creds: Option<Creds>,
     pub fds: Vec<OwnedFd>,
 }
 
@@ -50,11 +48,6 @@ pub fn seqpacket_connect(path: &Path) -> io::Result<Socket> {
     let socket = Socket::new(Domain::UNIX, Type::SEQPACKET.cloexec(), None)?;
     socket.connect(&SockAddr::unix(path)?)?;
     Ok(socket)
-}
-
-/// Asks the kernel to attach the sender's credentials to every packet received on `fd`.
-pub fn pass_credentials(fd: BorrowedFd<'_>) -> io::Result<()> {
-    setsockopt(&fd, sockopt::PassCred, &true).map_err(io::Error::from)
 }
 
 /// The credentials of the process at the other end of a connected socket (at connect time).
@@ -134,6 +127,8 @@ pub fn send_gather(
 
 /// Receives one packet into `buf`, with its credentials and descriptors.
 pub fn recv_packet(fd: BorrowedFd<'_>, buf: &mut [u8], nonblocking: bool) -> io::Result<Packet> {
+    // Room for credentials too: a sender may attach them, and a control buffer too small for
+    // what came would lose the descriptors.
     let mut space = nix::cmsg_space!(libc::ucred, [RawFd; MAX_FDS]);
     let mut flags = MsgFlags::MSG_CMSG_CLOEXEC;
     if nonblocking {
@@ -151,7 +146,6 @@ pub fn recv_packet(fd: BorrowedFd<'_>, buf: &mut [u8], nonblocking: bool) -> io:
         len: msg.bytes,
         truncated: msg.flags.contains(MsgFlags::MSG_TRUNC),
         eof: msg.bytes == 0,
-        creds: None,
         fds: Vec::new(),
     };
     if let Ok(cmsgs) = msg.cmsgs() {
@@ -165,19 +159,12 @@ pub fn recv_packet(fd: BorrowedFd<'_>, buf: &mut [u8], nonblocking: bool) -> io:
                         packet.fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
                     }
                 }
-                ControlMessageOwned::ScmCredentials(cred) => {
-                    packet.creds = Some(Creds {
-                        pid: cred.pid() as u32,
-                        uid: cred.uid(),
-                        gid: cred.gid(),
-                    });
-                }
                 _ => {}
             }
         }
     }
-    // An empty packet is a real (zero-length) packet unless nothing at all arrived.
-    if packet.len == 0 && (packet.creds.is_some() || !packet.fds.is_empty()) {
+    // An empty packet with descriptors is not the end of the connection.
+    if packet.len == 0 && !packet.fds.is_empty() {
         packet.eof = false;
     }
     Ok(packet)
