@@ -150,16 +150,13 @@ pub fn recv_packet(fd: BorrowedFd<'_>, buf: &mut [u8], nonblocking: bool) -> io:
     };
     if let Ok(cmsgs) = msg.cmsgs() {
         for cmsg in cmsgs {
-            match cmsg {
-                ControlMessageOwned::ScmRights(raw) => {
-                    for fd in raw {
-                        // SAFETY: the kernel just installed `fd` in our table for this packet
-                        // (MSG_CMSG_CLOEXEC); nothing else owns it, so it becomes owned here
-                        // and is closed on drop if unused.
-                        packet.fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
-                    }
+            if let ControlMessageOwned::ScmRights(raw) = cmsg {
+                for fd in raw {
+                    // SAFETY: the kernel just installed `fd` in our table for this packet
+                    // (MSG_CMSG_CLOEXEC); nothing else owns it, so it becomes owned here and
+                    // is closed on drop if unused.
+                    packet.fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
                 }
-                _ => {}
             }
         }
     }
