@@ -4,23 +4,28 @@
 //! directory and memory; names of the global scope live in the host service
 //! (`mailslot serve --system`), which alone can write them. Clients reach it over a
 //! `SOCK_SEQPACKET` socket in its directory (`/run/mailslot/mailslot.sock`; the environment
-//! variable `MAILSLOT_GLOBAL_DIR` relocates it), and the service decides every open and write
-//! with the kernel's credentials of the caller (`SO_PEERCRED`, `SO_PEERGROUPS`,
-//! `SCM_CREDENTIALS`) against the name's owner, group and mode, and stamps each message
-//! with the uid and pid the kernel reported.
+//! variable `MAILSLOT_GLOBAL_DIR` relocates it), and the service decides every open with the
+//! kernel's credentials of the caller (`SO_PEERCRED`, `SO_PEERGROUPS`) against the name's
+//! owner, group and mode, and stamps each message with the uid and pid the kernel reported
+//! for the writer's connection.
 //!
-//! The data path stays cheap: each name's ring is a sealed memfd that the service writes and
-//! hands to readers (and writers) read-only over `SCM_RIGHTS`; readers keep their cursors
-//! private and copy messages straight out of the mapping. A reader that finds nothing tells
-//! the service where it sleeps ("arm") and waits on its connection, which the service rings
-//! after the next append; a writer sends each message as one packet and does not wait for an
-//! answer, except on [`crate::Writer::flush`].
+//! The data path stays cheap, with no system call per message on either side in a stream:
+//! - each name's ring is a sealed memfd that the service writes and hands to readers (and
+//!   writers, who check it for a closed server and the size limit) read-only over
+//!   `SCM_RIGHTS`; readers keep their cursors private and copy messages straight out of it;
+//! - a blocking reader that finds nothing sleeps on the ring's wake epoch (a futex the
+//!   service bumps and wakes after appending); a reader that polls its descriptor tells the
+//!   service where it sleeps ("arm") and is rung over its own connection;
+//! - each writer has a submission ring of its own (`submit`): it puts messages there and
+//!   kicks the service's thread only when that thread said it sleeps; [`crate::Writer::flush`]
+//!   waits for the service to confirm.
 //!
 //! What a client can do to others through the service: send messages (a flood costs the
 //! readers counted loss) and stop reading (its own loss). It cannot write, truncate or
 //! grow a ring (read-only descriptors of a memfd sealed against shrinking and growing), ring
-//! another reader (each connection is private), or claim to be someone else (the kernel
-//! reports who sent each packet).
+//! another reader (each connection is private), garble anything but its own submissions (the
+//! service checks every record it takes from a submission ring and drops a writer that broke
+//! the rules), or claim to be someone else (the kernel reports who holds each connection).
 
 mod client;
 mod daemon;
