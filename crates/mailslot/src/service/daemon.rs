@@ -989,10 +989,19 @@ fn serve_writer(state: &Arc<State>, conn: Socket, peer: &Peer, name: &str, buf: 
         }
         popped.is_ok()
     };
+    let mut yielded = false;
     loop {
         if !drain(&mut head, &mut tally) {
             return; // a scribbled ring: this writer is done
         }
+        // Before sleeping, give the CPU away once: a writer in the middle of a stream often
+        // publishes more meanwhile, and then one drain serves many messages and nobody kicks.
+        if !yielded && submit.is_empty(head) {
+            yielded = true;
+            std::thread::yield_now();
+            continue;
+        }
+        yielded = false;
         if !submit.sleep_if_empty(head) {
             continue;
         }

@@ -193,6 +193,11 @@ impl Submit {
         flag.load(Ordering::SeqCst) != 0 && flag.swap(0, Ordering::SeqCst) != 0
     }
 
+    /// Whether nothing was published past `head`.
+    pub fn is_empty(&self, head: u64) -> bool {
+        self.map.u64_at(TAIL).load(Ordering::Acquire) == head
+    }
+
     /// The service is about to block on the connection: says so, and returns `false` (do not
     /// block) if something was published meanwhile.
     pub fn sleep_if_empty(&self, head: u64) -> bool {
