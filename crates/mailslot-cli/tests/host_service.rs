@@ -973,7 +973,9 @@ fn a_writer_scribbling_its_submission_ring_only_ends_its_own_connection() {
         carol.line().starts_with("shrink_own_ring refused"),
         "the ring is sealed"
     );
-    assert_eq!(carol.line(), "dropped");
+    // Closed by the service: an end of file, or a reset when a kick was still unread.
+    let end = carol.line();
+    assert!(end == "dropped" || end == "dropped ECONNRESET", "{end}");
     carol.wait();
     assert_ok(&send(Some(BOB), &dir, "BOARD", "still here"), "bob after");
     let got = alice.json();
