@@ -30,7 +30,9 @@
 //! How it works: each name has one shared-memory log that writers append to (under a robust
 //! mutex) and every instance reads with its own cursor; writers wake only sleeping readers;
 //! liveness is a lock the kernel releases when a process dies, so a `kill -9` leaves nothing
-//! behind. What it does not do: persist messages, or deliver across hosts by itself (the
+//! behind. That is the user scope, shared by one user's processes. Names shared between
+//! users ([`Scope::Global`]) live in the host service ([`service`]), which alone writes them
+//! and decides who may read and write each with the kernel's word about the caller. What it does not do: persist messages, or deliver across hosts by itself (the
 //! `net` module's network role does that, over the Windows wire format).
 #![deny(unsafe_code)] // `unsafe` lives in `sys` only (see there); the compiler holds the rest to it.
 

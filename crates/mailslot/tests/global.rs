@@ -132,3 +132,44 @@ fn short_and_long_messages_keep_their_order() {
         assert_eq!(server.recv().unwrap().data, i.to_le_bytes());
     }
 }
+
+/// An async reader of a global name (tokio, through the descriptor the service rings).
+#[cfg(feature = "tokio")]
+#[test]
+fn an_async_reader_gets_global_messages() {
+    let _turn = one_at_a_time();
+    let dir = TestDir::reserve("global-async");
+    std::env::set_var("MAILSLOT_GLOBAL_DIR", dir.path());
+    let _service = start_service(&dir);
+    let server = Server::builder("async")
+        .shared(true)
+        .scope(Scope::Global)
+        .open()
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let mut server = mailslot::AsyncServer::new(server).unwrap();
+        let writer = std::thread::spawn(|| {
+            let mut writer = Writer::open_in(&Scope::Global, "async").unwrap();
+            for i in 0..100u32 {
+                writer.write(&i.to_le_bytes()).unwrap();
+                if i % 10 == 0 {
+                    writer.flush().unwrap();
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+            writer.flush().unwrap();
+        });
+        for i in 0..100u32 {
+            let got = tokio::time::timeout(Duration::from_secs(20), server.recv())
+                .await
+                .expect("a message within 20 s")
+                .unwrap();
+            assert_eq!(got.data, i.to_le_bytes());
+        }
+        writer.join().unwrap();
+    });
+}
