@@ -335,11 +335,13 @@ fn load_records(dir: &Path) -> Result<HashMap<String, Reserved>, Error> {
     }
     let meta = fs::symlink_metadata(&records)
         .map_err(|e| Error::io(format!("cannot inspect {}", records.display()), e))?;
-    if !meta.is_dir() {
-        return Err(Error::new(
-            ErrorKind::PermissionDenied,
-            format!("{} is not a directory", records.display()),
-        ));
+    if !meta.is_dir() || meta.uid() != sys::current_uid() {
+        // Not ours (a previous run under another dynamic uid?): start without records.
+        eprintln!(
+            "mailslot serve: ignoring {}: not a directory of the service's user",
+            records.display()
+        );
+        return Ok(HashMap::new());
     }
     let until = Instant::now() + RESERVATION;
     let mut reserved = HashMap::new();
@@ -842,11 +844,13 @@ fn build_name(state: &State, name: &MailslotName, meta: Meta) -> Result<Name, Er
         .and_then(|mut f| io::Write::write_all(&mut f, meta.encode().as_bytes()))
         .and_then(|()| fs::rename(&draft, &record));
     if let Err(e) = written {
+        // The name works without its record; only a restart would forget who created it.
         let _ = fs::remove_file(&draft);
-        return Err(Error::io(
-            format!("mailslot \"{name}\": cannot record it"),
-            e,
-        ));
+        eprintln!(
+            "mailslot serve: cannot record mailslot \"{name}\" in {} ({e}); after a restart \
+             its first rejoining reader will set its owner, group and mode",
+            record.display()
+        );
     }
     Ok(Name {
         display: meta.display,
