@@ -98,17 +98,7 @@ pub fn send_packet(
     fds: &[BorrowedFd<'_>],
     nonblocking: bool,
 ) -> io::Result<()> {
-    send_gather(fd, &[data], fds, nonblocking)
-}
-
-/// [`send_packet`] of the concatenation of `parts` (no copy).
-pub fn send_gather(
-    fd: BorrowedFd<'_>,
-    parts: &[&[u8]],
-    fds: &[BorrowedFd<'_>],
-    nonblocking: bool,
-) -> io::Result<()> {
-    let iov: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+    let iov = [IoSlice::new(data)];
     let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
     let rights = [ControlMessage::ScmRights(&raw)];
     let cmsgs: &[ControlMessage<'_>] = if raw.is_empty() { &[] } else { &rights };
@@ -125,7 +115,7 @@ pub fn send_gather(
     }
 }
 
-/// Receives one packet into `buf`, with its credentials and descriptors.
+/// Receives one packet into `buf`, with its descriptors.
 pub fn recv_packet(fd: BorrowedFd<'_>, buf: &mut [u8], nonblocking: bool) -> io::Result<Packet> {
     // Room for credentials too: a sender may attach them, and a control buffer too small for
     // what came would lose the descriptors.
