@@ -984,3 +984,35 @@ fn a_writer_scribbling_its_submission_ring_only_ends_its_own_connection() {
         (Some("still here"), Some(0))
     );
 }
+
+/// One user's names cannot take the service's memory from the others: rings are charged to
+/// their creator, at most 256 MiB each user; the next is refused with the reason, others are
+/// served, and closing a name gives its bytes back.
+#[test]
+fn one_users_rings_are_bounded() {
+    if skip("one_users_rings_are_bounded") {
+        return;
+    }
+    users();
+    let dir = global_path("quota");
+    let _svc = service(&dir);
+    let big = ["--mode", "600", "--capacity", "67108864"];
+    let mut held = Vec::new();
+    for i in 0..3 {
+        let name = format!("BIG{i}");
+        held.push(listen(CAROL, &dir, &name, &big));
+        wait_instances(&dir, &name, 1);
+    }
+    let mut args = vec!["--global", "listen", "BIG3", "--shared"];
+    args.extend_from_slice(&big);
+    let out = run(mailslot(Some(CAROL), &dir, &args));
+    assert_refused(&out, "a fourth 64 MiB ring", "at most 256 MiB per user");
+    // Alice is not charged for carol's names.
+    let _alice = listen(ALICE, &dir, "SMALL", &["--mode", "666"]);
+    wait_instances(&dir, "SMALL", 1);
+    // Closing one of carol's names frees room for another.
+    drop(held.pop());
+    wait_instances(&dir, "BIG2", 0);
+    let _again = listen(CAROL, &dir, "BIG3", &big);
+    wait_instances(&dir, "BIG3", 1);
+}

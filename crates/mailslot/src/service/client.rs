@@ -5,6 +5,7 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
@@ -19,7 +20,6 @@ use crate::name::MailslotName;
 use crate::registry::MailslotStatus;
 use crate::segment::Segment;
 use crate::sys::{self, fdpass};
-use std::sync::atomic::Ordering;
 
 /// How long a client waits for the service to answer an open, a flush or a status question,
 /// and for room in its socket when writing.

@@ -1,10 +1,12 @@
 //! The host service's side: the socket every local user connects to, the global names it
 //! owns, and the checks it makes with the kernel's word about each caller.
 //!
-//! One thread per connection (a connection is one reader instance, one writer, or one status
-//! question); the names live in this process only. Each name's ring is a sealed memfd: the
-//! service maps it read-write, readers and writers get a read-only descriptor of it, so no
-//! client can write, truncate or grow a byte another user reads.
+//! One thread per connection (a connection is one reader instance, one writer, one user's
+//! network role, or one status question); the names live in this process only. Each name's
+//! ring is a sealed memfd: the service maps it read-write, readers and writers get a read-only
+//! descriptor of it, so no client can write, truncate or grow a byte another user reads. Each
+//! writer has a submission ring of its own (`submit`), the only memory a client shares
+//! writable with the service, checked record by record.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -38,6 +40,10 @@ const MAX_CAPACITY: usize = 64 << 20;
 /// Most names the service holds at once (each costs at least one ring).
 const MAX_NAMES: usize = 4096;
 
+/// Most bytes of rings the names one user created may hold at once (the service's memory is
+/// every user's: one user's names must not exhaust it).
+pub const MAX_RING_BYTES_PER_USER: u64 = 256 << 20;
+
 /// The running host service: owns the global directory, its socket and every global name.
 #[derive(Debug)]
 pub struct HostService {
@@ -55,6 +61,8 @@ struct State {
     /// the owner, group and mode their creator chose (not whoever rejoins first).
     reserved: Mutex<HashMap<String, Reserved>>,
     connections: Mutex<HashMap<u32, usize>>,
+    /// Bytes of rings held by the names each user created.
+    ring_bytes: Mutex<HashMap<u32, u64>>,
     /// Users' network roles that take the LAN datagrams of their own names from us.
     subscribers: Mutex<Vec<Subscriber>>,
     /// The UDP port our network role serves (0: none), which subscribers must ask for.
@@ -430,6 +438,7 @@ impl HostService {
                 names: Mutex::new(HashMap::new()),
                 reserved: Mutex::new(reserved),
                 connections: Mutex::new(HashMap::new()),
+                ring_bytes: Mutex::new(HashMap::new()),
                 subscribers: Mutex::new(Vec::new()),
                 net_port: std::sync::atomic::AtomicU32::new(0),
                 own_uid: sys::current_uid(),
@@ -816,7 +825,13 @@ fn forget_record(state: &State, meta: &Meta) {
     }
 }
 
-/// Allocates a name's ring and records its settings.
+fn release_ring(state: &State, owner: u32, size: u64) {
+    if let Some(mine) = lock(&state.ring_bytes).get_mut(&owner) {
+        *mine = mine.saturating_sub(size);
+    }
+}
+
+/// Allocates a name's ring (charged to its owner) and records its settings.
 fn build_name(state: &State, name: &MailslotName, meta: Meta) -> Result<Name, Error> {
     let options = SegmentOptions {
         shared: meta.shared,
@@ -825,11 +840,33 @@ fn build_name(state: &State, name: &MailslotName, meta: Meta) -> Result<Name, Er
         max_message: meta.max_message,
         ring_size: meta.ring_size,
     };
-    let file = fdpass::sealed_memfd("mailslot", segment::file_size(options.ring_size))
-        .map_err(|e| Error::io(format!("mailslot \"{name}\": cannot allocate its ring"), e))?;
+    let size = segment::file_size(options.ring_size);
+    {
+        let mut held = lock(&state.ring_bytes);
+        let mine = held.entry(meta.access.owner).or_default();
+        if meta.access.owner != 0 && *mine + size > MAX_RING_BYTES_PER_USER {
+            return Err(Error::new(
+                ErrorKind::QueueFull,
+                format!(
+                    "mailslot \"{name}\": uid {}'s global names already hold {} MiB of rings \
+                     (at most {} MiB per user); close some or ask for a smaller capacity",
+                    meta.access.owner,
+                    *mine >> 20,
+                    MAX_RING_BYTES_PER_USER >> 20
+                ),
+            ));
+        }
+        *mine += size;
+    }
+    let file = fdpass::sealed_memfd("mailslot", size).map_err(|e| {
+        release_ring(state, meta.access.owner, size);
+        Error::io(format!("mailslot \"{name}\": cannot allocate its ring"), e)
+    })?;
     let read_only = fdpass::reopen_read_only(&file)
-        .map_err(|e| Error::io(format!("mailslot \"{name}\": cannot share its ring"), e))?;
-    let segment = Segment::create(file, options, name.as_str())?;
+        .map_err(|e| Error::io(format!("mailslot \"{name}\": cannot share its ring"), e));
+    let made = read_only.and_then(|ro| Ok((ro, Segment::create(file, options, name.as_str())?)));
+    let (read_only, segment) =
+        made.inspect_err(|_| release_ring(state, meta.access.owner, size))?;
     let record = state.dir.join("names").join(name.file_name());
     // Written beside and renamed: a crash never leaves half a record. The directory is the
     // service's alone, so neither path can be a planted link.
@@ -923,6 +960,11 @@ fn close_instance(state: &State, entry: &Arc<Name>, id: u64) {
         inner.closed = true;
         entry.segment.mark_closed();
         let _ = fs::remove_file(&entry.record);
+        release_ring(
+            state,
+            entry.access.owner,
+            segment::file_size(entry.options.ring_size),
+        );
         let key = MailslotName::parse(&entry.display).map(|n| n.key());
         if let Ok(key) = key {
             if names
