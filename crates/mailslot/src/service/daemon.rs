@@ -504,6 +504,9 @@ impl HostService {
         let uid = peer.uid;
         let spawned = std::thread::Builder::new()
             .name("mailslot conn".into())
+            // Thousands of connections are thousands of threads: small stacks (buffers are
+            // on the heap).
+            .stack_size(256 << 10)
             .spawn(move || {
                 serve_connection(&state, conn, &peer);
                 let mut connections = lock(&state.connections);
