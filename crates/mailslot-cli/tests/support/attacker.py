@@ -29,11 +29,7 @@ class RingWriter:
     def __init__(self, path, name):
         self.s = connect(path)
         self.s.send(bytes([OPEN_WRITER]) + short(name))
-        fds = array.array("i")
-        msg, anc, _, _ = self.s.recvmsg(4096, socket.CMSG_LEN(4 * 4))
-        for level, kind, data in anc:
-            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                fds.frombytes(data[: len(data) - (len(data) % fds.itemsize)])
+        msg, fds = recv_with_fds(self.s)
         if msg[:1] != b"\x82" or len(fds) < 2:
             raise Refused(msg[:1].hex())
         self.fds = list(fds)
@@ -83,6 +79,16 @@ def connect(path):
     return s
 
 
+def recv_with_fds(s):
+    """One answer of the service and the descriptors that came with it."""
+    fds = array.array("i")
+    msg, anc, _, _ = s.recvmsg(4096, socket.CMSG_LEN(4 * fds.itemsize))
+    for level, kind, data in anc:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[: len(data) - (len(data) % fds.itemsize)])
+    return msg, list(fds)
+
+
 def short(text):
     raw = text.encode()
     return bytes([len(raw)]) + raw
@@ -91,12 +97,8 @@ def short(text):
 def open_reader(path, name, mode=0o666):
     s = connect(path)
     s.send(struct.pack("<BBHIIQ", OPEN_READER, 1, mode, 0, 0, 0) + short(name))
-    fds = array.array("i")
-    msg, anc, _, _ = s.recvmsg(4096, socket.CMSG_LEN(4 * fds.itemsize))
-    for level, kind, data in anc:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            fds.frombytes(data[: len(data) - (len(data) % fds.itemsize)])
-    return s, msg, list(fds)
+    msg, fds = recv_with_fds(s)
+    return s, msg, fds
 
 
 def open_writer(path, name):
