@@ -14,7 +14,7 @@ use crate::scope::Scope;
 use crate::segment::{
     self, ReadStep, RecordHeader, RecordSource, SegmentOptions, BELL_FUTEX, BELL_IDLE, BELL_SOCKET,
 };
-use crate::service::{self, GlobalReader};
+use crate::service::{self, Claim, GlobalReader};
 use crate::sys;
 
 pub use crate::segment::MAX_MESSAGE_SIZE;
@@ -578,10 +578,23 @@ impl Server {
                         self.next_seq = next_seq;
                     }
                 }
-                global.arm(self.cursor, self.delivered, self.lost);
+                // (`deliver one` parks its claim after the last look, below: a claim made
+                // by that look would replace a parked one.)
+                if !global.deliver_one() {
+                    global.arm(self.cursor, self.delivered, self.lost);
+                }
             }
         }
-        match self.take(limit)? {
+        let last_look = self.take(limit)?;
+        if let (Take::Empty, Link::Global(global)) = (&last_look, &mut self.link) {
+            if global.deliver_one() {
+                // Readable when the service hands us a turn.
+                if let Claim::Taken(pos, lost) = global.claim(usize::MAX, true) {
+                    global.keep(pos, lost);
+                }
+            }
+        }
+        match last_look {
             Take::Got(header, lost) => Ok((header, lost)),
             Take::TooSmall(len) => Err(Error::new(
                 ErrorKind::InsufficientBuffer,
@@ -599,6 +612,17 @@ impl Server {
 
     /// Takes the next message into `self.scratch` if one is waiting.
     fn take(&mut self, limit: usize) -> Result<Take, Error> {
+        if let Link::Global(global) = &mut self.link {
+            if global.deliver_one() {
+                return take_claimed(
+                    global,
+                    limit,
+                    &mut self.scratch,
+                    &mut self.delivered,
+                    &mut self.lost,
+                );
+            }
+        }
         let (segment, slot, deliver_one) = match &self.link {
             Link::Local(local) => (
                 &local.member.segment,
@@ -673,6 +697,8 @@ impl Server {
     }
 
     /// The mailslot's state as `GetMailslotInfo` reports it; consumes nothing.
+    ///
+    /// For a global name in `one` mode, the count is what no instance has taken yet.
     pub fn info(&self) -> Info {
         let (count, next_size) = match &self.link {
             Link::Local(local) if local.deliver_one => {
@@ -680,6 +706,10 @@ impl Server {
                 segment.backlog_from(segment.group_pos().load(Ordering::Acquire))
             }
             Link::Local(local) => local.member.segment.backlog_from(self.cursor),
+            Link::Global(global) if global.deliver_one() => {
+                let segment = &global.segment;
+                segment.backlog_from(segment.group_pos().load(Ordering::Acquire))
+            }
             Link::Global(global) => global.segment.backlog_from(self.cursor),
         };
         Info {
@@ -697,6 +727,43 @@ impl Server {
 
     pub fn read_timeout(&self) -> Timeout {
         self.read_timeout
+    }
+}
+
+/// `deliver one` on a global name: the service hands out the turns (it alone moves the group
+/// cursor); we copy the record it gave us out of our read-only mapping.
+fn take_claimed(
+    global: &mut GlobalReader,
+    limit: usize,
+    scratch: &mut Vec<u8>,
+    delivered: &mut u64,
+    lost: &mut u64,
+) -> Result<Take, Error> {
+    // Messages overwritten between their claim and our copy: told with the next message.
+    let mut overwritten = 0;
+    loop {
+        let (pos, lost_before) = match global.claim(limit, false) {
+            Claim::Taken(pos, lost_before) => (pos, lost_before + overwritten),
+            Claim::TooSmall(len) => return Ok(Take::TooSmall(len)),
+            Claim::Nothing | Claim::Parked => return Ok(Take::Empty),
+        };
+        match global.segment.read_at(pos, scratch, limit) {
+            ReadStep::Record {
+                header,
+                copied: true,
+                ..
+            } => {
+                *delivered += 1;
+                *lost += lost_before;
+                return Ok(Take::Got(header, lost_before));
+            }
+            ReadStep::Record { header, .. } => {
+                // Ours, but larger than this buffer: it stays ours, first in line.
+                global.keep(pos, lost_before);
+                return Ok(Take::TooSmall(header.len));
+            }
+            ReadStep::Empty | ReadStep::Resync(_) => overwritten = lost_before + 1,
+        }
     }
 }
 

@@ -173,3 +173,84 @@ fn an_async_reader_gets_global_messages() {
         writer.join().unwrap();
     });
 }
+
+/// `deliver one` on a global name: the service hands out the turns; each message reaches
+/// exactly one instance, whether the instances block, poll their descriptor, or come and go.
+#[test]
+fn deliver_one_gives_each_message_to_exactly_one_instance() {
+    let _turn = one_at_a_time();
+    let dir = TestDir::reserve("global-one");
+    std::env::set_var("MAILSLOT_GLOBAL_DIR", dir.path());
+    let _service = start_service(&dir);
+    let open = || {
+        Server::builder("jobs")
+            .shared(true)
+            .delivery(mailslot::Delivery::One)
+            .scope(Scope::Global)
+            .read_timeout(Timeout::After(Duration::from_millis(500)))
+            .open()
+            .unwrap()
+    };
+    const N: u32 = 3000;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut readers = Vec::new();
+    // Two blocking readers and one that polls its descriptor.
+    for polling in [false, false, true] {
+        let mut server = open();
+        let tx = tx.clone();
+        readers.push(std::thread::spawn(move || {
+            let mut got = 0;
+            loop {
+                let message = if polling {
+                    match server.try_recv() {
+                        Ok(m) => Ok(m),
+                        Err(e) if e.kind() == ErrorKind::TimedOut => {
+                            if !common::poll_readable(server.as_fd(), 500) {
+                                break;
+                            }
+                            continue;
+                        }
+                        Err(e) => Err(e),
+                    }
+                } else {
+                    server.recv()
+                };
+                match message {
+                    Ok(m) => {
+                        assert_eq!(m.lost, 0);
+                        tx.send(u32::from_le_bytes(m.data[..4].try_into().unwrap()))
+                            .unwrap();
+                        got += 1;
+                    }
+                    Err(e) if e.kind() == ErrorKind::TimedOut => break,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            got
+        }));
+    }
+    drop(tx);
+    let mut writer = Writer::open_in(&Scope::Global, "jobs").unwrap();
+    for i in 0..N {
+        writer.write(&i.to_le_bytes()).unwrap();
+    }
+    writer.flush().unwrap();
+    let counts: Vec<u32> = readers.into_iter().map(|r| r.join().unwrap()).collect();
+    let mut seen: Vec<u32> = rx.iter().collect();
+    seen.sort_unstable();
+    assert_eq!(seen, (0..N).collect::<Vec<_>>(), "each message exactly once");
+    assert_eq!(counts.iter().sum::<u32>(), N);
+    // A message larger than a reader's buffer stays queued for it. (The readers are gone, so
+    // the name was closed with them: a new server, a new writer.)
+    let mut server = open();
+    let mut writer = Writer::open_in(&Scope::Global, "jobs").unwrap();
+    writer.write(&[7; 100]).unwrap();
+    writer.flush().unwrap();
+    let mut small = [0u8; 10];
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(
+        server.recv_into(&mut small).unwrap_err().kind(),
+        ErrorKind::InsufficientBuffer
+    );
+    assert_eq!(server.recv().unwrap().data, vec![7; 100]);
+}

@@ -166,8 +166,22 @@ pub(crate) struct GlobalReader {
     ready: Epoll,
     retry: TimerFd,
     reported_at: Instant,
+    /// `deliver one`: records the service gave us (position, messages lost before), in order.
+    claimed: std::collections::VecDeque<(u64, u64)>,
     pub segment: Segment,
     pub id: u64,
+}
+
+/// The service's answer to a claim.
+pub(crate) enum Claim {
+    /// The record at this position is ours; so many messages nobody took were lost before.
+    Taken(u64, u64),
+    /// The next message is this long, more than the limit; it stays queued.
+    TooSmall(usize),
+    /// Nothing to take now.
+    Nothing,
+    /// The claim waits with the service; the descriptor turns readable when it is answered.
+    Parked,
 }
 
 impl GlobalReader {
@@ -198,6 +212,7 @@ impl GlobalReader {
                 ready,
                 retry,
                 reported_at: Instant::now(),
+                claimed: Default::default(),
                 segment,
                 id,
             },
@@ -274,17 +289,82 @@ impl GlobalReader {
         }
     }
 
-    /// Swallows the bells that woke us; notices a service that went away.
+    /// Reads what the service sent: swallows bells, keeps the records it gave us (a claim
+    /// answered while we slept); notices a service that went away.
     pub fn drain(&mut self) {
-        let mut buf = [0u8; 16];
+        let mut buf = [0u8; 64];
         while self.connected {
             match fdpass::recv_packet(self.conn.as_fd(), &mut buf, true) {
                 Ok(packet) if packet.eof => self.lose(),
-                Ok(_) => {}
+                Ok(packet) => {
+                    if let Ok(Reply::Claimed { pos, lost }) = Reply::decode(&buf[..packet.len]) {
+                        self.claimed.push_back((pos, lost));
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(_) => self.lose(),
             }
         }
+    }
+
+    /// `deliver one`: asks the service for the next message nobody took, of at most `limit`
+    /// bytes. A record it already gave us comes first. With `wait`, the claim stays with the
+    /// service until a message comes ([`Claim::Parked`]).
+    pub fn claim(&mut self, limit: usize, wait: bool) -> Claim {
+        self.drain();
+        if let Some((pos, lost)) = self.claimed.pop_front() {
+            return Claim::Taken(pos, lost);
+        }
+        if !self.connected {
+            return Claim::Nothing;
+        }
+        let request = Request::Claim {
+            limit: limit as u64,
+            wait,
+        };
+        if fdpass::send_packet(self.conn.as_fd(), &request.encode(), &[], false).is_err() {
+            self.lose();
+            return Claim::Nothing;
+        }
+        if wait {
+            return Claim::Parked;
+        }
+        let mut buf = [0u8; 64];
+        let deadline = Instant::now() + ANSWER_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !fdpass::wait_readable(self.conn.as_fd(), Some(left)).unwrap_or(false) {
+                return Claim::Nothing;
+            }
+            match fdpass::recv_packet(self.conn.as_fd(), &mut buf, true) {
+                Ok(packet) if packet.eof => {
+                    self.lose();
+                    return Claim::Nothing;
+                }
+                Ok(packet) => match Reply::decode(&buf[..packet.len]) {
+                    Ok(Reply::Claimed { pos, lost }) => return Claim::Taken(pos, lost),
+                    Ok(Reply::TooSmall { len }) => return Claim::TooSmall(len as usize),
+                    Ok(Reply::Nothing) => return Claim::Nothing,
+                    _ => {} // a bell
+                },
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => {
+                    self.lose();
+                    return Claim::Nothing;
+                }
+            }
+        }
+    }
+
+    /// A record we took but could not hand over (the caller's buffer was too small): it stays
+    /// ours, first in line.
+    pub fn keep(&mut self, pos: u64, lost: u64) {
+        self.claimed.push_front((pos, lost));
+    }
+
+    /// Whether this instance takes turns with the others (`deliver one`).
+    pub fn deliver_one(&self) -> bool {
+        self.request.deliver_one
     }
 
     /// A blocking reader's sleep at `cursor`, at most `timeout`: on the ring's wake epoch
@@ -310,6 +390,15 @@ impl GlobalReader {
                 self.lose();
                 return;
             }
+        }
+        if self.deliver_one() {
+            // Turns are the service's to give: park a claim and wait for its answer.
+            if let Claim::Parked = self.claim(usize::MAX, true) {
+                let cap = timeout.map_or(LIVENESS_WAIT, |t| t.min(LIVENESS_WAIT));
+                let _ = fdpass::wait_readable(self.conn.as_fd(), Some(cap));
+                self.drain();
+            }
+            return;
         }
         let epoch = self.segment.wake_epoch();
         let seen = epoch.load(Ordering::SeqCst);
@@ -341,6 +430,7 @@ impl GlobalReader {
         self.conn = conn;
         self.segment = segment;
         self.id = id;
+        self.claimed.clear(); // positions in the old ring
         self.connected = true;
         Some((cursor, next_seq))
     }

@@ -26,7 +26,7 @@ use super::SOCKET_NAME;
 use crate::error::{Error, ErrorKind};
 use crate::name::MailslotName;
 use crate::net::{DeliverFn, Delivery as NetDelivery, NetSource};
-use crate::segment::{self, RecordSource, Segment, SegmentOptions};
+use crate::segment::{self, ReadStep, RecordSource, Segment, SegmentOptions};
 use crate::server::{DEFAULT_CAPACITY, MAX_MESSAGE_SIZE};
 use crate::sys::{self, fdpass};
 
@@ -88,6 +88,7 @@ struct Meta {
     display: String,
     access: Access,
     shared: bool,
+    deliver_one: bool,
     max_message: u32,
     ring_size: u64,
 }
@@ -105,7 +106,7 @@ impl Meta {
             self.access.owner,
             self.access.group,
             self.access.mode,
-            u8::from(self.shared),
+            u8::from(self.shared) | u8::from(self.deliver_one) << 1,
             self.max_message,
             self.ring_size,
             self.display
@@ -118,15 +119,18 @@ impl Meta {
         if fields.next()? != "mailslot-name" || fields.next()? != "1" {
             return None;
         }
+        let access = Access {
+            owner: fields.next()?.parse().ok()?,
+            group: fields.next()?.parse().ok()?,
+            mode: u16::from_str_radix(fields.next()?, 8)
+                .ok()
+                .filter(|m| *m <= 0o777)?,
+        };
+        let flags: u8 = fields.next()?.parse().ok()?;
         let meta = Meta {
-            access: Access {
-                owner: fields.next()?.parse().ok()?,
-                group: fields.next()?.parse().ok()?,
-                mode: u16::from_str_radix(fields.next()?, 8)
-                    .ok()
-                    .filter(|m| *m <= 0o777)?,
-            },
-            shared: fields.next()? == "1",
+            access,
+            shared: flags & 1 != 0,
+            deliver_one: flags & 2 != 0,
             max_message: fields.next()?.parse().ok()?,
             ring_size: fields.next()?.parse().ok()?,
             display: fields.next()?.to_owned(),
@@ -164,7 +168,16 @@ struct Name {
 #[derive(Debug, Default)]
 struct NameInner {
     instances: Vec<Instance>,
+    /// `deliver one`: readers waiting for the next message, first come first served.
+    claims: std::collections::VecDeque<Claim>,
     closed: bool,
+}
+
+#[derive(Debug)]
+struct Claim {
+    id: u64,
+    conn: Arc<Socket>,
+    limit: u64,
 }
 
 #[derive(Debug)]
@@ -221,6 +234,44 @@ impl Name {
             if instance.armed.is_some_and(|at| at < head) {
                 instance.armed = None;
                 ring(&instance.conn);
+            }
+        }
+        while let Some(claim) = inner.claims.front() {
+            if !self.answer_claim(&claim.conn, claim.limit) {
+                break;
+            }
+            inner.claims.pop_front();
+        }
+    }
+
+    /// `deliver one`: gives the next message nobody took to the reader on `conn` (the caller
+    /// holds the name's lock, which also orders this with appends). `false` when there is
+    /// none yet. Never blocks: a reader whose socket is full loses the claim, not the message.
+    fn answer_claim(&self, conn: &Socket, limit: u64) -> bool {
+        let group = self.segment.group_pos();
+        let mut none = Vec::new();
+        loop {
+            let at = group.load(Ordering::Acquire);
+            match self.segment.read_at(at, &mut none, 0) {
+                ReadStep::Empty => return false,
+                ReadStep::Resync(next) => group.store(next.max(at), Ordering::Release),
+                ReadStep::Record { header, next, .. } => {
+                    if header.len as u64 > limit {
+                        let reply = Reply::TooSmall {
+                            len: header.len as u64,
+                        };
+                        let _ = fdpass::send_packet(conn.as_fd(), &reply.encode(), &[], true);
+                        return true;
+                    }
+                    let lost = self.segment.group_lost().swap(0, Ordering::AcqRel);
+                    let reply = Reply::Claimed { pos: at, lost };
+                    if fdpass::send_packet(conn.as_fd(), &reply.encode(), &[], true).is_ok() {
+                        group.store(next, Ordering::Release);
+                    } else {
+                        self.segment.group_lost().fetch_add(lost, Ordering::AcqRel);
+                    }
+                    return true;
+                }
             }
         }
     }
@@ -754,12 +805,12 @@ fn create_name(
     name: &MailslotName,
     open: &OpenReader,
 ) -> Result<Name, Error> {
-    if open.deliver_one || open.refuse_when_full {
+    if open.refuse_when_full {
         return Err(Error::new(
             ErrorKind::Io,
             format!(
-                "mailslot \"{name}\": global names deliver to every instance and drop the oldest \
-                 when full; `deliver one` and refuse-when-full are for user-scope names"
+                "mailslot \"{name}\": global names drop the oldest messages when a reader lags \
+                 (counted); refusing writes when full is for user-scope names"
             ),
         ));
     }
@@ -798,6 +849,7 @@ fn create_name(
             mode: open.mode & 0o777,
         },
         shared: open.shared,
+        deliver_one: open.deliver_one,
         max_message: open.max_message,
         ring_size: segment::ring_size_for(capacity, max),
     };
@@ -813,7 +865,7 @@ fn rejoin_name(
     meta: &Meta,
 ) -> Result<Name, Error> {
     meta.access.check(name, peer, state.own_uid, READ)?;
-    if meta.shared != open.shared || open.deliver_one || open.refuse_when_full {
+    if meta.shared != open.shared || meta.deliver_one != open.deliver_one || open.refuse_when_full {
         return Err(Error::new(
             ErrorKind::AlreadyExists,
             format!("mailslot \"{name}\": held with other settings before the service restarted"),
@@ -838,7 +890,7 @@ fn release_ring(state: &State, owner: u32, size: u64) {
 fn build_name(state: &State, name: &MailslotName, meta: Meta) -> Result<Name, Error> {
     let options = SegmentOptions {
         shared: meta.shared,
-        deliver_one: false,
+        deliver_one: meta.deliver_one,
         refuse_when_full: false,
         max_message: meta.max_message,
         ring_size: meta.ring_size,
@@ -916,6 +968,26 @@ fn serve_reader(state: &Arc<State>, conn: Socket, peer: &Peer, open: &OpenReader
     };
     if send_reply(&conn, &reply, &[entry.read_only.as_fd()]).is_ok() {
         while let Some(request) = next_request(&conn, buf) {
+            if let Request::Claim { limit, wait } = request {
+                let mut inner = lock(&entry.inner);
+                inner.claims.retain(|c| c.id != id);
+                if !entry.options.deliver_one {
+                    break;
+                }
+                if !entry.answer_claim(&conn, limit) {
+                    if wait {
+                        inner.claims.push_back(Claim {
+                            id,
+                            conn: conn.clone(),
+                            limit,
+                        });
+                    } else {
+                        let nothing = Reply::Nothing.encode();
+                        let _ = fdpass::send_packet(conn.as_fd(), &nothing, &[], true);
+                    }
+                }
+                continue;
+            }
             let (Request::Arm {
                 cursor,
                 delivered,
@@ -959,6 +1031,7 @@ fn close_instance(state: &State, entry: &Arc<Name>, id: u64) {
     let mut names = lock(&state.names);
     let mut inner = lock(&entry.inner);
     inner.instances.retain(|i| i.id != id);
+    inner.claims.retain(|c| c.id != id);
     if inner.instances.is_empty() && !inner.closed {
         inner.closed = true;
         entry.segment.mark_closed();

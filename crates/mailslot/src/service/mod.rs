@@ -34,7 +34,7 @@ mod submit;
 
 pub use daemon::{HostService, MAX_CONNECTIONS_PER_USER};
 
-pub(crate) use client::{GlobalReader, GlobalWriter, Subscription};
+pub(crate) use client::{Claim, GlobalReader, GlobalWriter, Subscription};
 pub(crate) use proto::{Datagram, OpenReader, MAX_PACKET};
 
 use std::path::PathBuf;

@@ -51,6 +51,13 @@ pub enum Request {
     },
     /// The writer published into its submission ring while the service slept.
     Kick,
+    /// A reader of a `deliver one` name asks for the next message nobody has taken, of at
+    /// most `limit` bytes; with `wait`, the claim stays with the service until one comes.
+    /// A new claim replaces one that waits.
+    Claim {
+        limit: u64,
+        wait: bool,
+    },
     /// Answer with what this connection's writes came to so far.
     Flush,
     Status,
@@ -101,6 +108,18 @@ pub enum Reply {
     Bell,
     /// The writer's submission ring was consumed (it asked, being about to block).
     Room,
+    /// The record at `pos` of the ring is this reader's; `lost` messages nobody took were
+    /// overwritten before it.
+    Claimed {
+        pos: u64,
+        lost: u64,
+    },
+    /// The next message is `len` bytes, more than the claim's limit; it stays queued.
+    TooSmall {
+        len: u64,
+    },
+    /// Nothing to take now (a claim without `wait`).
+    Nothing,
     /// Writes of this connection: appended so far, and failed so far with the last failure.
     Flushed {
         appended: u64,
@@ -124,6 +143,7 @@ mod tag {
     pub const NAMES: u8 = 9;
     pub const KICK: u8 = 10;
     pub const REPORT: u8 = 11;
+    pub const CLAIM: u8 = 12;
     pub const READER: u8 = 0x81;
     pub const WRITER: u8 = 0x82;
     pub const BELL: u8 = 0x83;
@@ -132,6 +152,9 @@ mod tag {
     pub const SUBSCRIBED: u8 = 0x86;
     pub const DATAGRAM: u8 = 0x87;
     pub const ROOM: u8 = 0x88;
+    pub const CLAIMED: u8 = 0x89;
+    pub const TOO_SMALL: u8 = 0x8a;
+    pub const NOTHING: u8 = 0x8b;
     pub const ERROR: u8 = 0x8f;
 }
 
@@ -294,6 +317,11 @@ impl Request {
                 .clone(),
             Request::Flush => vec![tag::FLUSH],
             Request::Kick => vec![tag::KICK],
+            Request::Claim { limit, wait } => Out::new(tag::CLAIM)
+                .u64(*limit)
+                .u8(u8::from(*wait))
+                .0
+                .clone(),
             Request::Status => vec![tag::STATUS],
             Request::Subscribe { port } => Out::new(tag::SUBSCRIBE).u16(*port).0.clone(),
             Request::Names(names) => {
@@ -340,6 +368,10 @@ impl Request {
             },
             tag::FLUSH => Request::Flush,
             tag::KICK => Request::Kick,
+            tag::CLAIM => Request::Claim {
+                limit: r.u64()?,
+                wait: r.u8()? != 0,
+            },
             tag::STATUS => Request::Status,
             tag::SUBSCRIBE => Request::Subscribe { port: r.u16()? },
             tag::NAMES => {
@@ -376,6 +408,9 @@ impl Reply {
             Reply::Writer => vec![tag::WRITER],
             Reply::Bell => vec![tag::BELL],
             Reply::Room => vec![tag::ROOM],
+            Reply::Claimed { pos, lost } => Out::new(tag::CLAIMED).u64(*pos).u64(*lost).0.clone(),
+            Reply::TooSmall { len } => Out::new(tag::TOO_SMALL).u64(*len).0.clone(),
+            Reply::Nothing => vec![tag::NOTHING],
             Reply::Flushed {
                 appended,
                 failed,
@@ -446,6 +481,12 @@ impl Reply {
             tag::WRITER => Reply::Writer,
             tag::BELL => Reply::Bell,
             tag::ROOM => Reply::Room,
+            tag::CLAIMED => Reply::Claimed {
+                pos: r.u64()?,
+                lost: r.u64()?,
+            },
+            tag::TOO_SMALL => Reply::TooSmall { len: r.u64()? },
+            tag::NOTHING => Reply::Nothing,
             tag::FLUSHED => {
                 let appended = r.u64()?;
                 let failed = r.u64()?;
@@ -546,6 +587,10 @@ mod tests {
             },
             Request::Flush,
             Request::Kick,
+            Request::Claim {
+                limit: 424,
+                wait: true,
+            },
             Request::Status,
             Request::Subscribe { port: 138 },
             Request::Names(vec!["news".into(), "taxes\\bob".into()]),
@@ -567,6 +612,9 @@ mod tests {
             Reply::Writer,
             Reply::Bell,
             Reply::Room,
+            Reply::Claimed { pos: 4096, lost: 2 },
+            Reply::TooSmall { len: 1 << 20 },
+            Reply::Nothing,
             Reply::Flushed {
                 appended: 5,
                 failed: 1,
