@@ -1016,3 +1016,101 @@ fn one_users_rings_are_bounded() {
     let _again = listen(CAROL, &dir, "BIG3", &big);
     wait_instances(&dir, "BIG3", 1);
 }
+
+/// As the systemd unit runs it: the service as a user of its own (here `daemon`) with no
+/// privilege but `CAP_NET_BIND_SERVICE` (ambient), holding UDP 138 in a network namespace of
+/// its own; users' global names work, LAN datagrams reach them, and the clients accept a
+/// service whose uid owns the directory.
+#[test]
+fn the_service_runs_as_its_own_user_with_only_the_port_capability() {
+    if skip("the_service_runs_as_its_own_user_with_only_the_port_capability") {
+        return;
+    }
+    if !Command::new("ip")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        assert!(std::env::var_os("CI").is_none(), "CI needs ip (iproute2)");
+        eprintln!("SKIP: the_service_runs_as_its_own_user: ip (iproute2) is not installed");
+        return;
+    }
+    users();
+    struct Netns(String);
+    impl Drop for Netns {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+        }
+    }
+    let ns = Netns(format!("ms-svc-{}", std::process::id()));
+    assert!(Command::new("ip")
+        .args(["netns", "add", &ns.0])
+        .status()
+        .unwrap()
+        .success());
+    let up = ["netns", "exec", &ns.0, "ip", "link", "set", "lo", "up"];
+    assert!(Command::new("ip").args(up).status().unwrap().success());
+    let dir = global_path("daemon");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::chown(&dir, Some(1), Some(1)).unwrap();
+    let (bin, _) = tools();
+    let svc = Proc::spawn({
+        let mut cmd = Command::new("ip");
+        cmd.args([
+            "netns", "exec", &ns.0, "setpriv", "--reuid", "daemon", "--regid", "daemon",
+        ])
+        .args(["--clear-groups", "--inh-caps", "+net_bind_service"])
+        .args(["--ambient-caps", "+net_bind_service", "--"])
+        .arg(bin)
+        .args(["serve", "--system", "--global-dir"])
+        .arg(&dir)
+        .args(["--broadcast", "127.255.255.255"]);
+        cmd
+    });
+    let deadline = Instant::now() + GUARD;
+    while !dir.join("network-138.state").exists() {
+        assert!(Instant::now() < deadline, "no port: {}", svc.stderr());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let alice = listen(ALICE, &dir, "NEWS", &["--mode", "666"]);
+    wait_instances(&dir, "NEWS", 1);
+    assert_ok(&send(Some(BOB), &dir, "NEWS", "from bob"), "bob");
+    let lan_rt = global_path("lan-rt");
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns.0, "env"])
+        .arg(format!("MAILSLOT_DIR={}", lan_rt.display()))
+        .arg(bin)
+        .args([
+            "send",
+            "NEWS",
+            "from the lan",
+            "--to",
+            "127.0.0.1",
+            "--no-network",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        text_and_uid(&alice.json()),
+        ("from bob".into(), u64::from(uid(BOB)))
+    );
+    let lan = alice.json();
+    assert_eq!(
+        (lan["text"].as_str(), lan["source"]["kind"].as_str()),
+        (Some("from the lan"), Some("network"))
+    );
+    for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+        assert_eq!(
+            entry.metadata().unwrap().uid(),
+            1,
+            "{:?} belongs to daemon",
+            entry.file_name()
+        );
+    }
+}

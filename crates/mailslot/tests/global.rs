@@ -238,7 +238,11 @@ fn deliver_one_gives_each_message_to_exactly_one_instance() {
     let counts: Vec<u32> = readers.into_iter().map(|r| r.join().unwrap()).collect();
     let mut seen: Vec<u32> = rx.iter().collect();
     seen.sort_unstable();
-    assert_eq!(seen, (0..N).collect::<Vec<_>>(), "each message exactly once");
+    assert_eq!(
+        seen,
+        (0..N).collect::<Vec<_>>(),
+        "each message exactly once"
+    );
     assert_eq!(counts.iter().sum::<u32>(), N);
     // A message larger than a reader's buffer stays queued for it. (The readers are gone, so
     // the name was closed with them: a new server, a new writer.)
