@@ -431,8 +431,9 @@ fn tables(
             let stall_list = stall_list.join(", ");
             table.note(format!(
                 "mailslot-global: the same shared name in the global scope (mode 0666, same \
-                 capacity, drop-oldest); the writer's `write` hands each message to the host \
-                 service and returns, and a round ends with its `flush`; CPU includes the \
+                 capacity, drop-oldest); the writer's `write` puts each message into its \
+                 submission ring for the host service and returns, and a round ends with its \
+                 `flush`; CPU includes the \
                  service's (all its threads, getrusage); readers wait at most {} ms at a time \
                  and count a receive that needed the whole wait although a message was there \
                  as a stall (a lost wake-up): {} over the measured rounds. {}.",

@@ -389,8 +389,9 @@ fn tables(
         let stall_list = stall_list.join(", ");
         table.note(format!(
             "mailslot-global: each side's inbox is a global name (mode 0666) and the other side \
-             writes it through the host service (write hands the message over and returns; the \
-             service appends and rings the sleeping reader over its connection); warm-up as for \
+             writes it through the host service (write puts the message into the writer's \
+             submission ring and kicks the service if it sleeps; the service appends and wakes \
+             the reader on the ring's futex); warm-up as for \
              mailslot; the service is pinned to CPU 0 with both sides in same-core, unpinned \
              otherwise. Each side waits at most {} ms at a time; a receive that needed the \
              whole wait although the message was there is a stall (a lost wake-up; it costs \
