@@ -957,6 +957,7 @@ fn nobody_else_can_squat_or_plant_in_the_service_directory() {
 
 /// A writer that scribbles on its own submission ring (the memory it shares with the service)
 /// loses its connection and nothing else: the service goes on, other writers' messages arrive.
+/// The service's doorbell (the word its thread sleeps on) is read-only to the writer.
 #[test]
 fn a_writer_scribbling_its_submission_ring_only_ends_its_own_connection() {
     if skip("a_writer_scribbling_its_submission_ring_only_ends_its_own_connection") {
@@ -973,7 +974,11 @@ fn a_writer_scribbling_its_submission_ring_only_ends_its_own_connection() {
         carol.line().starts_with("shrink_own_ring refused"),
         "the ring is sealed"
     );
-    // Closed by the service: an end of file, or a reset when a kick was still unread.
+    for attack in ["map_doorbell_writable", "write_doorbell"] {
+        let line = carol.line();
+        assert!(line.starts_with(&format!("{attack} refused")), "{line}");
+    }
+    // Closed by the service: an end of file, or a reset when a packet was still unread.
     let end = carol.line();
     assert!(end == "dropped" || end == "dropped ECONNRESET", "{end}");
     carol.wait();

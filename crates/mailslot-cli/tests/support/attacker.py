@@ -6,6 +6,7 @@ attempt succeeded, `NAME refused ERRNO-OR-REASON` when the system or service sto
 Usage: attacker.py SOCKET ATTACK NAME [ARG]
 """
 import array
+import ctypes
 import errno
 import mmap
 import os
@@ -14,8 +15,13 @@ import struct
 import sys
 import time
 
-OPEN_READER, OPEN_WRITER, ARM, FLUSH, KICK = 1, 2, 3, 6, 10
-RING_SIZE, RING_DATA = 128 * 1024, 128
+OPEN_READER, OPEN_WRITER, ARM, FLUSH = 1, 2, 3, 6
+RING_SIZE, RING_DATA, BELL_SIZE = 128 * 1024, 128, 4096
+LIBC = ctypes.CDLL(None, use_errno=True)
+LIBC.mmap.restype = ctypes.c_void_p
+LIBC.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                      ctypes.c_int, ctypes.c_long]
+SYS_FUTEX = {"x86_64": 202, "aarch64": 98}[os.uname().machine]
 
 
 class Refused(Exception):
@@ -24,17 +30,19 @@ class Refused(Exception):
 
 class RingWriter:
     """A writer as the library is one: messages into the submission ring the service shares
-    with this connection (see crates/mailslot/src/service/submit.rs), a kick after each."""
+    with this connection (see crates/mailslot/src/service/submit.rs), the service's thread
+    woken through its doorbell (a futex word this side maps read-only)."""
 
     def __init__(self, path, name):
         self.s = connect(path)
         self.s.send(bytes([OPEN_WRITER]) + short(name))
         msg, fds = recv_with_fds(self.s)
-        if msg[:1] != b"\x82" or len(fds) < 2:
+        if msg[:1] != b"\x82" or len(fds) < 3:
             raise Refused(msg[:1].hex())
-        self.fds = list(fds)
+        self.fds = fds
         self.ring = mmap.mmap(fds[1], RING_DATA + RING_SIZE, mmap.MAP_SHARED,
                               mmap.PROT_READ | mmap.PROT_WRITE)
+        self.bell = LIBC.mmap(None, BELL_SIZE, mmap.PROT_READ, mmap.MAP_SHARED, fds[2], 0)
         self.tail = 0
 
     def push(self, data):
@@ -45,7 +53,7 @@ class RingWriter:
             pad = RING_SIZE - off if RING_SIZE - off < need else 0
             if self.tail - head + pad + need <= RING_SIZE:
                 break
-            self.kick()
+            self.wake()
             time.sleep(0.0005)
         if pad:
             struct.pack_into("<II", self.ring, RING_DATA + off, 0, 2)
@@ -54,17 +62,20 @@ class RingWriter:
         self.ring[at + 8:at + 8 + len(data)] = data
         self.tail += pad + need
         struct.pack_into("<Q", self.ring, 0, self.tail)
-        self.kick()
+        self.wake()
 
-    def kick(self, cmsg=()):
-        # Always (Python gives no store-load fence for the sleeping flag's handshake).
-        try:
-            self.s.sendmsg([bytes([KICK])], list(cmsg), socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            pass
+    def wake(self):
+        # Always (Python gives no store-load fence for the doorbell's handshake).
+        LIBC.syscall(SYS_FUTEX, ctypes.c_void_p(self.bell), 1, 1)  # FUTEX_WAKE one
+
+    def note_packet(self):
+        count = struct.unpack_from("<Q", self.ring, 16)[0]
+        struct.pack_into("<Q", self.ring, 16, count + 1)
 
     def flush(self):
+        self.note_packet()
         self.s.send(bytes([FLUSH]))
+        self.wake()
         while True:
             answer = self.s.recv(4096)
             if not answer:
@@ -154,7 +165,7 @@ def forge(path, name):
     print("open ok", flush=True)
     for label, creds in [("as_root", (os.getpid(), 0, 0)), ("as_pid1", (1, os.getuid(), os.getgid()))]:
         cmsg = [(socket.SOL_SOCKET, socket.SCM_CREDENTIALS, struct.pack("iII", *creds))]
-        attempt(label, lambda: w.s.sendmsg([bytes([KICK])], cmsg))
+        attempt(label, lambda: w.s.sendmsg([bytes([FLUSH])], cmsg))
     w.push(b"honest from attacker")
     w.flush()
     print("honest ok", flush=True)
@@ -184,7 +195,8 @@ def garbage(path, name):
 
 
 def scribble(path, name):
-    """Open a writer, then write garbage over its own submission ring and kick the service."""
+    """Open a writer, try to write the service's doorbell, then write garbage over its own
+    submission ring and wake the service."""
     try:
         w = RingWriter(path, name)
     except Refused as e:
@@ -192,9 +204,12 @@ def scribble(path, name):
         return
     print("open ok", flush=True)
     attempt("shrink_own_ring", lambda: os.ftruncate(w.fds[1], 4096))
+    attempt("map_doorbell_writable", lambda: mmap.mmap(w.fds[2], BELL_SIZE, mmap.MAP_SHARED,
+                                                        mmap.PROT_READ | mmap.PROT_WRITE))
+    attempt("write_doorbell", lambda: os.pwrite(w.fds[2], b"\0\0\0\0", 0))
     struct.pack_into("<II", w.ring, RING_DATA, 0x7FFFFFFF, 1)  # longer than anything
     struct.pack_into("<Q", w.ring, 0, 64)  # "64 bytes published"
-    w.kick()
+    w.wake()
     try:
         w.s.settimeout(5)
         left = w.s.recv(4096)

@@ -101,6 +101,11 @@ fn connect(dir: &Path) -> Result<Socket, Error> {
 fn ask(dir: &Path, conn: &Socket, request: &Request) -> Result<(Reply, Vec<File>), Error> {
     fdpass::send_packet(conn.as_fd(), &request.encode(), &[], false)
         .map_err(|e| unavailable(dir, e))?;
+    answer(dir, conn)
+}
+
+/// Waits for the service's answer (skipping bells and room notices) and its descriptors.
+fn answer(dir: &Path, conn: &Socket) -> Result<(Reply, Vec<File>), Error> {
     let mut buf = vec![0u8; proto::MAX_PACKET];
     let deadline = Instant::now() + ANSWER_TIMEOUT;
     loop {
@@ -466,10 +471,13 @@ impl GlobalWriter {
             (Reply::Writer, files) => {
                 let mut files = files.into_iter();
                 let segment = map_ring(files.next())?;
-                let submit = files.next().ok_or_else(|| {
-                    Error::new(ErrorKind::Io, "the host service sent no submission ring")
-                })?;
-                (segment, Submit::open(submit)?)
+                let (Some(ring), Some(bell)) = (files.next(), files.next()) else {
+                    return Err(Error::new(
+                        ErrorKind::Io,
+                        "the host service sent no submission ring",
+                    ));
+                };
+                (segment, Submit::open(ring, bell)?)
             }
             (other, _) => return Err(reply_error(other)),
         };
@@ -541,19 +549,6 @@ impl GlobalWriter {
         }
     }
 
-    /// Kicks the service if it said it sleeps.
-    fn kick(&self) -> Result<(), Error> {
-        if self.submit.take_sleeping() {
-            match fdpass::send_packet(self.conn.as_fd(), &Request::Kick.encode(), &[], true) {
-                Ok(()) => {}
-                // A full socket already has the service's attention.
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(self.lost_service(e)),
-            }
-        }
-        Ok(())
-    }
-
     /// Waits until `ready` holds (room in the ring, or the ring drained), at most 5 s.
     fn wait(&mut self, ready: impl Fn(&Submit, u64) -> bool) -> Result<(), Error> {
         let deadline = Instant::now() + ANSWER_TIMEOUT;
@@ -565,7 +560,7 @@ impl GlobalWriter {
                 continue;
             }
             self.submit.want_room();
-            self.kick()?;
+            self.submit.wake_service();
             if ready(&self.submit, self.tail) {
                 break;
             }
@@ -594,7 +589,7 @@ impl GlobalWriter {
         while let Some(piece) = pieces.next() {
             self.push(piece, pieces.peek().is_none())?;
         }
-        self.kick()?;
+        self.submit.wake_service();
         self.unconfirmed += 1;
         Ok(())
     }
@@ -613,15 +608,23 @@ impl GlobalWriter {
 
     /// Waits until the service has appended (or refused) everything written so far.
     pub fn flush(&mut self) -> Result<(), Error> {
-        let (reply, _) = ask(&self.dir, &self.conn, &Request::Flush).map_err(|e| {
-            Error::new(
-                e.kind(),
-                format!(
+        // Counted before it is sent, and the service woken after: a service thread about to
+        // sleep either sees the count or is woken.
+        self.submit.note_packet();
+        let sent = fdpass::send_packet(self.conn.as_fd(), &Request::Flush.encode(), &[], false)
+            .map_err(|e| unavailable(&self.dir, e));
+        self.submit.wake_service();
+        let (reply, _) = sent
+            .and_then(|()| answer(&self.dir, &self.conn))
+            .map_err(|e| {
+                Error::new(
+                    e.kind(),
+                    format!(
                     "mailslot \"{}\": {e}; {} message(s) written since the last flush may be lost",
                     self.name, self.unconfirmed
                 ),
-            )
-        })?;
+                )
+            })?;
         self.unconfirmed = 0;
         match reply {
             Reply::Flushed {

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use socket2::Socket;
 
 use super::proto::{self, NameEntry, OpenReader, Reply, Request};
-use super::submit::Submit;
+use super::submit::{Idle, Submit};
 use super::SOCKET_NAME;
 use crate::error::{Error, ErrorKind};
 use crate::name::MailslotName;
@@ -1075,9 +1075,13 @@ impl Tally {
 
 /// A writer's connection: messages come through its submission ring, stamped with the
 /// credentials the kernel gave for the connection (`SO_PEERCRED`: the process that opened
-/// the writer). The ring is drained whenever the thread wakes; the thread sleeps on the
-/// connection, and the writer kicks it only when it said it sleeps.
+/// the writer). The thread drains the ring whenever it wakes and sleeps on its doorbell,
+/// which the writer rings only when the doorbell says it sleeps; packets (flushes) are read
+/// when the writer counted one, and now and then to notice a writer that went away.
 fn serve_writer(state: &Arc<State>, conn: Socket, peer: &Peer, name: &str, buf: &mut [u8]) {
+    /// How long the thread sleeps at most before it asks the connection whether the writer
+    /// still lives.
+    const LIVENESS_WAIT: Duration = Duration::from_millis(500);
     let entry = match open_writer(state, peer, name) {
         Ok(entry) => entry,
         Err(e) => return error_reply(&conn, &e),
@@ -1086,7 +1090,8 @@ fn serve_writer(state: &Arc<State>, conn: Socket, peer: &Peer, name: &str, buf: 
         Ok(submit) => submit,
         Err(e) => return error_reply(&conn, &Error::io("cannot allocate a submission ring", e)),
     };
-    let fds = [entry.read_only.as_fd(), submit.file().as_fd()];
+    let [ring, bell] = submit.files();
+    let fds = [entry.read_only.as_fd(), ring.as_fd(), bell.as_fd()];
     if send_reply(&conn, &Reply::Writer, &fds).is_err() {
         return;
     }
@@ -1098,56 +1103,40 @@ fn serve_writer(state: &Arc<State>, conn: Socket, peer: &Peer, name: &str, buf: 
     let mut tally = Tally::default();
     let mut head = 0u64;
     let mut pending = Vec::new();
+    // Drains the ring; how many messages it took, `None` for a scribbled ring.
     let mut drain = |head: &mut u64, tally: &mut Tally| {
-        let before = *head;
+        let mut taken = 0;
         let popped = submit.pop_all(head, max, &mut pending, |message| {
+            taken += 1;
             tally.count(entry.append(message, &ring_source));
         });
-        if *head != before {
+        if taken > 0 {
             entry.publish();
         }
         if submit.take_waiting() {
             let _ = fdpass::send_packet(conn.as_fd(), &Reply::Room.encode(), &[], true);
         }
-        popped.is_ok()
+        popped.ok().map(|()| taken)
     };
-    let mut yielded = false;
-    loop {
-        if !drain(&mut head, &mut tally) {
-            return; // a scribbled ring: this writer is done
-        }
-        // Before sleeping, give the CPU away once: a writer in the middle of a stream often
-        // publishes more meanwhile, and then one drain serves many messages and nobody kicks.
-        if !yielded && submit.is_empty(head) {
-            yielded = true;
-            std::thread::yield_now();
-            continue;
-        }
-        yielded = false;
-        if !submit.sleep_if_empty(head) {
-            continue;
-        }
-        let _ = fdpass::wait_readable(conn.as_fd(), None);
-        submit.awake();
-        loop {
+    // Reads the packets waiting; `false` when the writer is gone or broke the protocol.
+    let mut read_packets =
+        |head: &mut u64,
+         tally: &mut Tally,
+         drain: &mut dyn FnMut(&mut u64, &mut Tally) -> Option<usize>| loop {
             let packet = match fdpass::recv_packet(conn.as_fd(), buf, true) {
                 Ok(packet) => packet,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(_) => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(_) => return false,
             };
             if packet.eof || packet.truncated {
-                let _ = drain(&mut head, &mut tally);
-                return;
+                let _ = drain(head, tally);
+                return false;
             }
-            let Ok(request) = Request::decode(&buf[..packet.len]) else {
-                return;
-            };
-            match request {
-                Request::Kick => {}
-                Request::Flush => {
+            match Request::decode(&buf[..packet.len]) {
+                Ok(Request::Flush) => {
                     // Everything the writer pushed before it asked.
-                    if !drain(&mut head, &mut tally) {
-                        return;
+                    if drain(head, tally).is_none() {
+                        return false;
                     }
                     let reply = Reply::Flushed {
                         appended: tally.appended,
@@ -1155,10 +1144,46 @@ fn serve_writer(state: &Arc<State>, conn: Socket, peer: &Peer, name: &str, buf: 
                         last_error: tally.last_error.take(),
                     };
                     if send_reply(&conn, &reply, &[]).is_err() {
-                        return;
+                        return false;
                     }
                 }
-                _ => return,
+                _ => return false,
+            }
+        };
+    let mut packets_seen = 0u64;
+    let mut looked_at_conn = Instant::now();
+    let mut yielded = false;
+    loop {
+        let Some(taken) = drain(&mut head, &mut tally) else {
+            return; // a scribbled ring: this writer is done
+        };
+        // In the middle of a stream (this drain took several), give the CPU away once before
+        // sleeping: the writer often publishes more meanwhile, and then one drain serves many
+        // messages and nobody rings. A single message (ping-pong) goes to sleep at once.
+        if taken > 1 && !yielded && submit.is_empty(head) {
+            yielded = true;
+            std::thread::yield_now();
+            continue;
+        }
+        yielded = false;
+        match submit.idle(head, &mut packets_seen) {
+            Idle::Busy => continue,
+            Idle::Packets => {
+                submit.awake();
+                looked_at_conn = Instant::now();
+                if !read_packets(&mut head, &mut tally, &mut drain) {
+                    return;
+                }
+                continue;
+            }
+            Idle::Sleep => {}
+        }
+        submit.sleep(LIVENESS_WAIT);
+        submit.awake();
+        if looked_at_conn.elapsed() >= LIVENESS_WAIT {
+            looked_at_conn = Instant::now();
+            if !read_packets(&mut head, &mut tally, &mut drain) {
+                return;
             }
         }
     }

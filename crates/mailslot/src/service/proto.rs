@@ -49,8 +49,6 @@ pub enum Request {
         delivered: u64,
         lost: u64,
     },
-    /// The writer published into its submission ring while the service slept.
-    Kick,
     /// A reader of a `deliver one` name asks for the next message nobody has taken, of at
     /// most `limit` bytes; with `wait`, the claim stays with the service until one comes.
     /// A new claim replaces one that waits.
@@ -141,7 +139,6 @@ mod tag {
     pub const STATUS: u8 = 7;
     pub const SUBSCRIBE: u8 = 8;
     pub const NAMES: u8 = 9;
-    pub const KICK: u8 = 10;
     pub const REPORT: u8 = 11;
     pub const CLAIM: u8 = 12;
     pub const READER: u8 = 0x81;
@@ -316,7 +313,6 @@ impl Request {
                 .0
                 .clone(),
             Request::Flush => vec![tag::FLUSH],
-            Request::Kick => vec![tag::KICK],
             Request::Claim { limit, wait } => Out::new(tag::CLAIM)
                 .u64(*limit)
                 .u8(u8::from(*wait))
@@ -367,7 +363,6 @@ impl Request {
                 lost: r.u64()?,
             },
             tag::FLUSH => Request::Flush,
-            tag::KICK => Request::Kick,
             tag::CLAIM => Request::Claim {
                 limit: r.u64()?,
                 wait: r.u8()? != 0,
@@ -586,7 +581,6 @@ mod tests {
                 lost: 3,
             },
             Request::Flush,
-            Request::Kick,
             Request::Claim {
                 limit: 424,
                 wait: true,

@@ -7,26 +7,34 @@
 //! connection on anything malformed; the worst a writer can do is garble its own messages.
 //!
 //! ```text
-//! 0    tail (u64, writer)  waiting (u32, writer: blocked for space)
-//! 64   head (u64, service) sleeping (u32, service: blocked on the connection)
+//! 0    tail (u64, writer)  waiting (u32, writer: blocked for space)  packets (u64, writer)
+//! 64   head (u64, service)
 //! 128  SIZE bytes of records: len (u32), kind (u32), data padded to 8; a record never
 //!      wraps (a pad record, kind 2, skips to the end). A message longer than a record may
 //!      be comes as parts (kind 3) and its last piece (kind 1), so that every message,
 //!      long or short, keeps its place in the one stream.
 //! ```
+//!
+//! The service's thread sleeps on a futex word of its own, in a second memfd (the doorbell)
+//! that the writer maps read-only: the writer sees whether the thread sleeps and wakes it
+//! with `FUTEX_WAKE`, but cannot change the word, so it cannot make the thread spin. A
+//! writer that is about to send a packet (a flush) counts it in `packets` first, so that a
+//! thread going to sleep notices.
 
 use std::fs::File;
 use std::sync::atomic::{fence, Ordering};
 
 use crate::error::{Error, ErrorKind};
-use crate::sys::fdpass;
-use crate::sys::SharedMap;
+use crate::sys::{self, fdpass, SharedMap};
 
 const TAIL: usize = 0;
 const WAITING: usize = 8;
+const PACKETS: usize = 16;
 const HEAD: usize = 64;
-const SLEEPING: usize = 72;
 const DATA: usize = 128;
+/// The doorbell: one word, 1 while the service's thread sleeps (or is about to).
+const BELL_SIZE: usize = 4096;
+const SLEEPING: usize = 0;
 /// Bytes of records (a power of two).
 pub const SIZE: usize = 128 * 1024;
 const RECORD_HEADER: usize = 8;
@@ -49,11 +57,25 @@ fn placement(tail: u64, len: usize) -> (usize, usize) {
     (if left < need { left } else { 0 }, need)
 }
 
-/// One side's view of a submission ring.
+/// One side's view of a submission ring and its doorbell.
 #[derive(Debug)]
 pub struct Submit {
     map: SharedMap,
     file: File,
+    /// Read-write for the service, read-only for the writer.
+    bell: SharedMap,
+    bell_file: File,
+}
+
+/// What the service's thread should do instead of processing records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Idle {
+    /// Records were published meanwhile: go on.
+    Busy,
+    /// The writer sent packets (it counted them): read them, then look again.
+    Packets,
+    /// Nothing: sleep (the doorbell says so).
+    Sleep,
 }
 
 /// The writer broke the ring's rules (or scribbled on it).
@@ -65,16 +87,22 @@ impl Submit {
     pub fn create() -> std::io::Result<Submit> {
         let file = fdpass::sealed_memfd("mailslot-submit", (DATA + SIZE) as u64)?;
         let map = SharedMap::map(&file, DATA + SIZE)?;
-        Ok(Submit { map, file })
+        let bell_rw = fdpass::sealed_memfd("mailslot-doorbell", BELL_SIZE as u64)?;
+        let bell = SharedMap::map(&bell_rw, BELL_SIZE)?;
+        let bell_file = fdpass::reopen_read_only(&bell_rw)?;
+        Ok(Submit {
+            map,
+            file,
+            bell,
+            bell_file,
+        })
     }
 
-    /// The writer's side, from the descriptor the service sent.
-    pub fn open(file: File) -> Result<Submit, Error> {
-        let len = file
-            .metadata()
-            .map_err(|e| Error::io("cannot inspect the submission ring", e))?
-            .len();
-        if len != (DATA + SIZE) as u64 {
+    /// The writer's side, from the descriptors the service sent (the ring, read-write; the
+    /// doorbell, read-only).
+    pub fn open(file: File, bell_file: File) -> Result<Submit, Error> {
+        let size_of = |f: &File| f.metadata().map(|m| m.len()).unwrap_or(0);
+        if size_of(&file) != (DATA + SIZE) as u64 || size_of(&bell_file) != BELL_SIZE as u64 {
             return Err(Error::new(
                 ErrorKind::Io,
                 "the host service sent a submission ring of another size (another release?)",
@@ -82,12 +110,19 @@ impl Submit {
         }
         let map = SharedMap::map(&file, DATA + SIZE)
             .map_err(|e| Error::io("cannot map the submission ring", e))?;
-        Ok(Submit { map, file })
+        let bell = SharedMap::map_read_only(&bell_file, BELL_SIZE)
+            .map_err(|e| Error::io("cannot map the service's doorbell", e))?;
+        Ok(Submit {
+            map,
+            file,
+            bell,
+            bell_file,
+        })
     }
 
-    /// The descriptor to hand the writer.
-    pub fn file(&self) -> &File {
-        &self.file
+    /// The descriptors to hand the writer: the ring, and the doorbell (read-only).
+    pub fn files(&self) -> [&File; 2] {
+        [&self.file, &self.bell_file]
     }
 
     // ---- the writer -------------------------------------------------------------------
@@ -111,16 +146,23 @@ impl Submit {
         self.map.write(at, &record_header(data.len() as u32, kind));
         self.map.write(at + RECORD_HEADER, data);
         *tail += (pad + need) as u64;
-        // SYNC POINT: publish, then (SeqCst) look whether the service sleeps; pairs with
-        // `sleep_if_empty`, which says it sleeps and then looks at `tail`.
+        // SYNC POINT: publish, then (SeqCst, in `wake_service`) look whether the service
+        // sleeps; pairs with `idle`, which says it sleeps and then looks at `tail`.
         self.map.u64_at(TAIL).store(*tail, Ordering::SeqCst);
         true
     }
 
-    /// After a push: whether the service sleeps and must be kicked (clears the flag).
-    pub fn take_sleeping(&self) -> bool {
-        let flag = self.map.u32_at(SLEEPING);
-        flag.load(Ordering::SeqCst) != 0 && flag.swap(0, Ordering::SeqCst) != 0
+    /// After a push (or a packet): wakes the service's thread if it sleeps.
+    pub fn wake_service(&self) {
+        let word = self.bell.u32_at(SLEEPING);
+        if word.load(Ordering::SeqCst) != 0 {
+            sys::futex_wake(word, 1);
+        }
+    }
+
+    /// Before sending a packet: counts it, so that a thread about to sleep reads it.
+    pub fn note_packet(&self) {
+        self.map.u64_at(PACKETS).fetch_add(1, Ordering::SeqCst);
     }
 
     /// The writer is about to block (for room, or until the ring is drained): asks the service
@@ -198,21 +240,35 @@ impl Submit {
         self.map.u64_at(TAIL).load(Ordering::Acquire) == head
     }
 
-    /// The service is about to block on the connection: says so, and returns `false` (do not
-    /// block) if something was published meanwhile.
-    pub fn sleep_if_empty(&self, head: u64) -> bool {
-        self.map.u32_at(SLEEPING).store(1, Ordering::SeqCst);
+    /// The service's thread has drained everything: says on the doorbell that it sleeps,
+    /// then looks once more. `packets_seen` is the writer's packet count it has read.
+    ///
+    /// A writer can change `packets` at will, but each change is answered by one look at the
+    /// connection, and a thread that has looked sleeps (the writer then wakes it with a system
+    /// call of its own): a writer cannot make the thread spin.
+    pub fn idle(&self, head: u64, packets_seen: &mut u64) -> Idle {
+        self.bell.u32_at(SLEEPING).store(1, Ordering::SeqCst);
         fence(Ordering::SeqCst);
         if self.map.u64_at(TAIL).load(Ordering::SeqCst) != head {
-            self.map.u32_at(SLEEPING).store(0, Ordering::SeqCst);
-            return false;
+            self.awake();
+            return Idle::Busy;
         }
-        true
+        let packets = self.map.u64_at(PACKETS).load(Ordering::SeqCst);
+        if packets != *packets_seen {
+            *packets_seen = packets;
+            return Idle::Packets;
+        }
+        Idle::Sleep
     }
 
-    /// The service woke up.
+    /// Sleeps until the writer wakes us, at most `timeout` (the doorbell says we sleep).
+    pub fn sleep(&self, timeout: std::time::Duration) {
+        sys::futex_wait(self.bell.u32_at(SLEEPING), 1, Some(timeout));
+    }
+
+    /// The service's thread is awake.
     pub fn awake(&self) {
-        self.map.u32_at(SLEEPING).store(0, Ordering::SeqCst);
+        self.bell.u32_at(SLEEPING).store(0, Ordering::SeqCst);
     }
 }
 
@@ -229,7 +285,8 @@ mod tests {
 
     fn pair() -> (Submit, Submit) {
         let service = Submit::create().unwrap();
-        let writer = Submit::open(service.file().try_clone().unwrap()).unwrap();
+        let [ring, bell] = service.files();
+        let writer = Submit::open(ring.try_clone().unwrap(), bell.try_clone().unwrap()).unwrap();
         (service, writer)
     }
 
@@ -301,7 +358,8 @@ mod parts {
     #[test]
     fn a_long_message_in_parts_comes_out_whole_between_short_ones() {
         let service = Submit::create().unwrap();
-        let writer = Submit::open(service.file().try_clone().unwrap()).unwrap();
+        let [ring, bell] = service.files();
+        let writer = Submit::open(ring.try_clone().unwrap(), bell.try_clone().unwrap()).unwrap();
         let (mut tail, mut head) = (0u64, 0u64);
         let mut message = Vec::new();
         let mut out: Vec<Vec<u8>> = Vec::new();
