@@ -390,7 +390,7 @@ fn tables(
         table.note(format!(
             "mailslot-global: each side's inbox is a global name (mode 0666) and the other side \
              writes it through the host service (write puts the message into the writer's \
-             submission ring and kicks the service if it sleeps; the service appends and wakes \
+             submission ring and wakes the service's thread on its doorbell if it sleeps; the service appends and wakes \
              the reader on the ring's futex); warm-up as for \
              mailslot; the service is pinned to CPU 0 with both sides in same-core, unpinned \
              otherwise. Each side waits at most {} ms at a time; a receive that needed the \

@@ -443,9 +443,9 @@ impl GlobalReader {
 
 /// A writer of a global name.
 ///
-/// Messages go into the writer's submission ring (no system call; the service is kicked only
-/// when it said it sleeps); messages too long for it go as packets, after the ring has been
-/// drained so that the order holds.
+/// Messages go into the writer's submission ring (no system call; the service's thread is
+/// woken on its doorbell only when it said it sleeps); long messages go in pieces through the
+/// same ring, so that the order holds.
 #[derive(Debug)]
 pub(crate) struct GlobalWriter {
     dir: PathBuf,

@@ -17,8 +17,8 @@
 //!   service bumps and wakes after appending); a reader that polls its descriptor tells the
 //!   service where it sleeps ("arm") and is rung over its own connection;
 //! - each writer has a submission ring of its own (`submit`): it puts messages there and
-//!   kicks the service's thread only when that thread said it sleeps; [`crate::Writer::flush`]
-//!   waits for the service to confirm.
+//!   wakes the service's thread (a `FUTEX_WAKE` on a doorbell word it maps read-only) only
+//!   when that thread said it sleeps; [`crate::Writer::flush`] waits for the service to confirm.
 //!
 //! What a client can do to others through the service: send messages (a flood costs the
 //! readers counted loss) and stop reading (its own loss). It cannot write, truncate or
