@@ -1110,8 +1110,16 @@ fn a_process_without_the_role_sends_through_the_holder() {
 #[test]
 fn without_a_holder_sends_use_an_ephemeral_port() {
     let dir = test_dir("ephemeral");
-    let port = free_port();
-    let listener = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)).unwrap();
+    // A port found free may be taken before we bind it (by a process of another test): the
+    // listener takes the first one it gets.
+    let (port, listener) = (0..100)
+        .find_map(|_| {
+            let port = free_port();
+            UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port))
+                .ok()
+                .map(|l| (port, l))
+        })
+        .expect("a free UDP port");
     listener.set_read_timeout(Some(GUARD)).unwrap();
     let cfg = config(&dir, port, "HOSTA");
     let r = net::send(
