@@ -213,13 +213,15 @@ impl ServerBuilder {
     }
 
     /// Permission bits of a name this open creates (default 0600 in the user scope, 0660 in
-    /// the global scope). Readers and writers both need read and write permission.
+    /// the global scope). In the global scope the read bits say who may open it as a server,
+    /// the write bits who may write it, as the host service checks them.
     pub fn mode(mut self, mode: u32) -> Self {
         self.mode = Some(mode & 0o777);
         self
     }
 
-    /// Group of a name this open creates (global scope).
+    /// Group of a name this open creates (global scope: one of the caller's groups, or the
+    /// host service refuses it).
     pub fn group(mut self, gid: u32) -> Self {
         self.group = Some(gid);
         self
