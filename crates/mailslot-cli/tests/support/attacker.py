@@ -84,6 +84,15 @@ class RingWriter:
                 return answer
 
 
+def ring_writer(path, name):
+    """A RingWriter, or None (said on stdout) when the service refuses it."""
+    try:
+        return RingWriter(path, name)
+    except Refused as e:
+        print(f"open refused {e}", flush=True)
+        return None
+
+
 def connect(path):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     s.connect(path)
@@ -157,10 +166,8 @@ def ring(path, name):
 
 def forge(path, name):
     """Claim to be root, then another process, on the packets; then one honest write."""
-    try:
-        w = RingWriter(path, name)
-    except Refused as e:
-        print(f"open refused {e}", flush=True)
+    w = ring_writer(path, name)
+    if w is None:
         return
     print("open ok", flush=True)
     for label, creds in [("as_root", (os.getpid(), 0, 0)), ("as_pid1", (1, os.getuid(), os.getgid()))]:
@@ -197,10 +204,8 @@ def garbage(path, name):
 def scribble(path, name):
     """Open a writer, try to write the service's doorbell, then write garbage over its own
     submission ring and wake the service."""
-    try:
-        w = RingWriter(path, name)
-    except Refused as e:
-        print(f"open refused {e}", flush=True)
+    w = ring_writer(path, name)
+    if w is None:
         return
     print("open ok", flush=True)
     attempt("shrink_own_ring", lambda: os.ftruncate(w.fds[1], 4096))
@@ -219,10 +224,8 @@ def scribble(path, name):
 
 
 def flood(path, name, count):
-    try:
-        w = RingWriter(path, name)
-    except Refused as e:
-        print(f"open refused {e}", flush=True)
+    w = ring_writer(path, name)
+    if w is None:
         return
     for _ in range(int(count)):
         w.push(b"x" * 1000)
@@ -233,10 +236,8 @@ def flood(path, name, count):
 def stream(path, name, count):
     """A steady writer (not an attack): numbered messages, a flush every 50 with the number
     confirmed so far printed; stops at the first error (the service went away)."""
-    try:
-        w = RingWriter(path, name)
-    except Refused as e:
-        print(f"open refused {e}", flush=True)
+    w = ring_writer(path, name)
+    if w is None:
         return
     print("open ok", flush=True)
     try:
