@@ -18,6 +18,18 @@ pub fn scope(global: &Global) -> Scope {
     }
 }
 
+/// `--capacity`: bytes, at most [`mailslot::MAX_CAPACITY`].
+pub fn parse_capacity(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n <= mailslot::MAX_CAPACITY => Ok(n),
+        Ok(_) => Err(format!(
+            "a capacity of {text} bytes is more than a name can hold (at most {})",
+            mailslot::MAX_CAPACITY
+        )),
+        Err(_) => Err(format!("'{text}' is not a number of bytes")),
+    }
+}
+
 /// `--mode`: octal permission bits (`660`, `0640`).
 pub fn parse_mode(text: &str) -> Result<u32, String> {
     match u32::from_str_radix(text, 8) {
@@ -88,6 +100,20 @@ pub fn hex(data: &[u8]) -> String {
     let mut out = String::with_capacity(data.len() * 2);
     for b in data {
         out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+/// Text from the network or from a shared file, made safe for a terminal: control characters
+/// (an escape sequence could retitle or clear it) are written visibly, the rest as is.
+pub fn safe(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
     }
     out
 }

@@ -22,8 +22,9 @@ pub struct Args {
     /// Largest message accepted, in bytes (0: the implementation maximum, 1 MiB).
     #[arg(long, default_value_t = 0)]
     pub max_size: usize,
-    /// Queue capacity in bytes before the oldest messages are dropped (and counted).
-    #[arg(long)]
+    /// Queue capacity in bytes before the oldest messages are dropped (and counted); at most
+    /// 1 GiB (64 MiB for a global name).
+    #[arg(long, value_parser = common::parse_capacity)]
     pub capacity: Option<usize>,
     /// Exit 0 after this many messages.
     #[arg(long)]
@@ -125,7 +126,7 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<Outcome> {
                     port,
                     netbios_name,
                     ..
-                } => format!("{netbios_name} {ip}:{port}"),
+                } => format!("{} {ip}:{port}", common::safe(netbios_name)),
             };
             if message.lost > 0 {
                 emit_line(&format!("({} messages lost before this one)", message.lost))?;
@@ -133,9 +134,9 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<Outcome> {
             match &messenger {
                 Some(m) => emit_line(&format!(
                     "[{from}] popup from {} to {}: {}",
-                    m.from_text(),
-                    m.to_text(),
-                    m.text_text()
+                    common::safe(&m.from_text()),
+                    common::safe(&m.to_text()),
+                    common::safe(&m.text_text())
                 ))?,
                 None => emit_line(&format!(
                     "[{from}] {} bytes: {}",

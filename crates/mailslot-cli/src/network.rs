@@ -142,7 +142,7 @@ pub fn status_line(global: &Global, dir: &Path) -> String {
         status.port, status.state
     );
     if let Some(reason) = status.reason {
-        line.push_str(&format!("\n  reason: {reason}"));
+        line.push_str(&format!("\n  reason: {}", common::safe(&reason)));
     }
     if !counters.is_empty() {
         line.push_str(&format!("\n  {counters}"));

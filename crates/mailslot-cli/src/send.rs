@@ -10,6 +10,9 @@ use crate::common;
 use crate::{Global, Outcome};
 
 #[derive(Debug, clap::Args)]
+// A message must be given: a forgotten TEXT is a usage error, not an empty message (an empty
+// one is `""` or `--file /dev/null`).
+#[command(group(clap::ArgGroup::new("message").required(true).args(["text", "file", "stdin"])))]
 pub struct Args {
     /// The mailslot (`NAME`, `\\.\mailslot\NAME`, or `\\HOST\mailslot\NAME`).
     pub name: String,

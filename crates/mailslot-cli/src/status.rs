@@ -65,7 +65,7 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<Outcome> {
         for status in &names {
             emit_line(&format!(
                 "{}  {}{}",
-                status.name,
+                common::safe(&status.name),
                 if status.shared { "shared" } else { "exclusive" },
                 if status.shared {
                     if status.deliver_one {

@@ -208,3 +208,76 @@ fn serve_exits_1_naming_the_program_that_holds_the_port() {
     );
     drop(blocker);
 }
+
+/// What comes from the network reaches the terminal escaped: a NetBIOS source name or a
+/// Messenger popup carrying an escape sequence (which could retitle or clear the terminal) is
+/// printed visibly by a plain `listen`.
+#[test]
+fn listen_prints_hostile_network_text_escaped() {
+    let d = dir("escape");
+    let port = ports();
+    let mut listen = Command::new(BIN)
+        .args([
+            "listen",
+            "MESSNGR",
+            "--messenger",
+            "--count",
+            "2",
+            "--timeout",
+            "15000",
+        ])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--broadcast",
+            "127.255.255.255",
+        ])
+        .args(["--no-name-service", "--workgroup", "ESCGRP"])
+        .env("MAILSLOT_DIR", &d)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until it holds the role (its state file says so).
+    let deadline = Instant::now() + GUARD;
+    while !std::fs::read_to_string(d.join(format!("network-{port}.state")))
+        .unwrap_or_default()
+        .contains("holding")
+    {
+        assert!(Instant::now() < deadline, "listen never held the role");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut hostile = *b"\x1b]0;pwn\x07        ";
+    hostile[15] = 0x03;
+    let send = |source: NetbiosName, body: &[u8]| {
+        let dg = MailslotDatagram::new(
+            MessageType::DirectGroup,
+            source,
+            NetbiosName::new("ESCGRP", 0x03).unwrap(),
+            "\\MAILSLOT\\MESSNGR",
+            body,
+        );
+        let bytes = dg.to_vec(SizeLimit::Windows).unwrap();
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.send_to(&bytes, SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))
+            .unwrap();
+    };
+    send(NetbiosName::from_bytes(hostile), b"EVE\0BOB\0plain\0");
+    send(
+        NetbiosName::new("PEER", 0x03).unwrap(),
+        b"\x1b[2JEVE\0BOB\x07\0clear\x1b[2J screen\0",
+    );
+    let mut out = String::new();
+    listen
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert_eq!(wait_exit(&mut listen), 0, "{out}");
+    assert!(!out.contains('\x1b') && !out.contains('\x07'), "{out:?}");
+    assert!(
+        out.contains("\\u{1b}]0;pwn\\u{7}") && out.contains("\\u{1b}[2J"),
+        "{out}"
+    );
+}

@@ -30,6 +30,8 @@ pub enum ErrorKind {
     NetworkUnavailable,
     /// Shared state of the mailslot was found damaged and was not trusted.
     Corrupted,
+    /// An option outside what a mailslot can have (a capacity too large, ...).
+    InvalidOption,
     /// The host service (the global scope's owner) is not running or stopped answering;
     /// the message says how to start it.
     ServiceUnavailable,

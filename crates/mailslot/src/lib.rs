@@ -61,6 +61,6 @@ pub use registry::{list, status_of, InstanceStatus, MailslotStatus};
 pub use scope::Scope;
 pub use server::{
     Delivery, Info, Message, Overflow, Received, Server, ServerBuilder, Source, Timeout,
-    DEFAULT_CAPACITY, MAX_MESSAGE_SIZE,
+    DEFAULT_CAPACITY, MAX_CAPACITY, MAX_MESSAGE_SIZE,
 };
 pub use writer::{write, Deliverer, Writer};

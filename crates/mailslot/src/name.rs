@@ -84,7 +84,7 @@ impl MailslotName {
         validate(display)?;
         Ok(MailslotName {
             display: display.to_owned(),
-            key: display.to_lowercase(),
+            key: display.chars().map(fold).collect(),
         })
     }
 }
@@ -138,6 +138,19 @@ impl Target {
         let name = strip_prefix_ci(input, "\\mailslot\\").unwrap_or(input);
         Ok((Target::Local, MailslotName::new(name)?))
     }
+}
+
+/// Case-folds one character, as Windows compares names: character by character, never by
+/// context (`str::to_lowercase` writes a final sigma `ς` at the end of a word, so `ΟΔΟΣ` and
+/// `οδοσ` would differ), one character for one (Windows' table maps `ß` to itself, not `SS`).
+fn fold(c: char) -> char {
+    fn single(mut it: impl Iterator<Item = char>) -> Option<char> {
+        let first = it.next()?;
+        it.next().is_none().then_some(first)
+    }
+    single(c.to_uppercase())
+        .and_then(|upper| single(upper.to_lowercase()))
+        .unwrap_or(c)
 }
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
@@ -206,11 +219,45 @@ mod tests {
             let n = MailslotName::parse(name).unwrap();
             let file = n.file_name();
             assert!(!file.contains('/') && !file.starts_with('.'), "{file}");
-            assert_eq!(
-                MailslotName::key_from_file_name(&file).unwrap(),
-                name.to_lowercase()
-            );
+            assert_eq!(MailslotName::key_from_file_name(&file).unwrap(), n.key());
         }
+    }
+
+    #[test]
+    fn case_folds_per_character_as_windows_does() {
+        let same = [
+            ("ΟΔΟΣ", "οδοσ"),
+            ("ΟΔΟΣ", "οδος"),
+            ("οδος", "οδοσ"),
+            ("Straße", "STRAßE"),
+            ("Ünïcödé\\Ω", "ünïcödé\\ω"),
+        ];
+        for (a, b) in same {
+            let (a, b) = (
+                MailslotName::parse(a).unwrap(),
+                MailslotName::parse(b).unwrap(),
+            );
+            assert_eq!(a.file_name(), b.file_name(), "{a} ~ {b}");
+        }
+        // One character for one: no name becomes another by expansion.
+        let strasse = MailslotName::parse("strasse").unwrap();
+        assert_ne!(
+            MailslotName::parse("straße").unwrap().file_name(),
+            strasse.file_name()
+        );
+        // Folding twice changes nothing (listing parses keys back into names).
+        for name in ["ΟΔΟΣ", "İstanbul", "ǅemal", "ﬀ"] {
+            let key = MailslotName::parse(name).unwrap().key();
+            assert_eq!(MailslotName::parse(&key).unwrap().key(), key, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_longest_names_fit_a_file_name_even_escaped() {
+        // 80 bytes, every one escaped (three characters each).
+        let name = "%".repeat(MAX_NAME_LEN);
+        let file = MailslotName::parse(&name).unwrap().file_name();
+        assert!(file.len() <= 255, "{}", file.len());
     }
 
     #[test]

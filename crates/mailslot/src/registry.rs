@@ -239,7 +239,7 @@ fn join(
     Err(Error::new(
         ErrorKind::QueueFull,
         format!(
-            "{}: already has {MAX_INSTANCES} instances, the maximum",
+            "{}: too many instances: it already has {MAX_INSTANCES}, the most one name can have",
             describe(name)
         ),
     ))
@@ -255,11 +255,9 @@ fn create_name(
     creation: Creation,
     replacing: Option<&File>,
 ) -> Result<Option<Membership>, Error> {
-    let tmp = dir.join(format!(
-        ".{}.{:016x}.tmp",
-        name.file_name(),
-        sys::random_u64()
-    ));
+    // Not the name's file name: at 80 bytes that needs escaping it is 245 bytes, and a draft
+    // named after it would pass the 255-byte limit of a file name.
+    let tmp = dir.join(format!(".draft-{:016x}.tmp", sys::random_u64()));
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -461,7 +459,7 @@ pub fn list(dir: &Path) -> Result<Vec<MailslotStatus>, Error> {
     Ok(out)
 }
 
-/// A new name is drafted in a `.NAME.RANDOM.tmp` file and linked into place within
+/// A new name is drafted in a `.draft-RANDOM.tmp` file and linked into place within
 /// microseconds; a draft this old belonged to a creator killed in between.
 fn remove_abandoned_draft(entry: &fs::DirEntry) {
     const ABANDONED_AFTER: Duration = Duration::from_secs(60);

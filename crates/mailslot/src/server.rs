@@ -19,6 +19,10 @@ use crate::sys;
 
 pub use crate::segment::MAX_MESSAGE_SIZE;
 
+/// The largest queue capacity a name of the user scope may ask for (1 GiB; the global scope
+/// allows less, see [`crate::service`]).
+pub const MAX_CAPACITY: usize = 1 << 30;
+
 /// The default queue capacity per name, in bytes of messages (each message also takes a
 /// 48-byte record header). The ring is never smaller than two maximum-size messages.
 pub const DEFAULT_CAPACITY: usize = 1 << 20;
@@ -194,7 +198,8 @@ impl ServerBuilder {
     }
 
     /// Bytes of messages a reader may lag behind before the overflow policy applies (fixed by
-    /// the name's first instance).
+    /// the name's first instance). The ring is the next power of two that holds it and two
+    /// messages of the maximum size; at most [`MAX_CAPACITY`].
     pub fn capacity(mut self, bytes: usize) -> Self {
         self.capacity = bytes;
         self
@@ -238,6 +243,16 @@ impl ServerBuilder {
             return Err(Error::new(
                 ErrorKind::MessageTooLarge,
                 format!("mailslot \"{name}\": a maximum message size above {MAX_MESSAGE_SIZE} bytes is not supported"),
+            ));
+        }
+        if self.capacity > MAX_CAPACITY {
+            return Err(Error::new(
+                ErrorKind::InvalidOption,
+                format!(
+                    "mailslot \"{name}\": a capacity of {} bytes is more than a name can hold \
+                     (at most {MAX_CAPACITY})",
+                    self.capacity
+                ),
             ));
         }
         if self.scope == Scope::Global {

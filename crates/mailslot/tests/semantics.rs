@@ -626,3 +626,67 @@ fn listing_removes_drafts_abandoned_by_a_killed_creator() {
     assert!(!abandoned.exists(), "an hour-old draft is abandoned");
     assert!(fresh.exists(), "a draft being written right now stays");
 }
+
+/// The longest names open even when every byte needs escaping on disk, and names compare
+/// character by character as on Windows (a final sigma is a sigma).
+#[test]
+fn longest_escaped_names_open_and_case_folds_per_character() {
+    let dir = TestDir::new("long-names");
+    let scope = dir.scope();
+    for name in [
+        "%".repeat(80),
+        format!("{}\\é", "ä".repeat(38)),
+        "x".repeat(80),
+    ] {
+        let mut server = Server::builder(&name)
+            .scope(scope.clone())
+            .open()
+            .unwrap_or_else(|e| panic!("{} bytes: {e}", name.len()));
+        Writer::open_in(&scope, &name)
+            .unwrap()
+            .write(b"long")
+            .unwrap();
+        assert_eq!(server.recv().unwrap().data, b"long");
+    }
+    let mut server = Server::builder("ΟΔΟΣ").scope(scope.clone()).open().unwrap();
+    for spelling in ["οδοσ", "οδος", "ΟΔΟΣ"] {
+        Writer::open_in(&scope, spelling)
+            .unwrap()
+            .write(spelling.as_bytes())
+            .unwrap();
+        assert_eq!(server.recv().unwrap().data, spelling.as_bytes());
+    }
+}
+
+/// Options are checked, not taken on trust: a capacity no ring can hold is refused with the
+/// reason (it used to give a server that could never be written); the 129th instance of a
+/// name is refused saying there are too many.
+#[test]
+fn impossible_options_and_too_many_instances_are_refused_clearly() {
+    let dir = TestDir::new("options");
+    for capacity in [(1usize << 63) + 1, 1 << 40, mailslot::MAX_CAPACITY + 1] {
+        let err = Server::builder("opts")
+            .scope(dir.scope())
+            .capacity(capacity)
+            .open()
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidOption, "{capacity}: {err}");
+        assert!(err.to_string().contains("at most"), "{err}");
+    }
+    assert!(
+        dir.entries().is_empty(),
+        "nothing created: {:?}",
+        dir.entries()
+    );
+    let open = || {
+        Server::builder("crowd")
+            .shared(true)
+            .scope(dir.scope())
+            .open()
+    };
+    let crowd: Vec<Server> = (0..128).map(|_| open().unwrap()).collect();
+    let err = open().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::QueueFull);
+    assert!(err.to_string().contains("too many instances"), "{err}");
+    drop(crowd);
+}

@@ -839,7 +839,16 @@ fn create_name(
     };
     let capacity = match open.capacity as usize {
         0 => DEFAULT_CAPACITY,
-        n => n.min(MAX_CAPACITY),
+        n if n > MAX_CAPACITY => {
+            return Err(Error::new(
+                ErrorKind::InvalidOption,
+                format!(
+                    "mailslot \"{name}\": a capacity of {n} bytes is more than a global name \
+                     can hold (at most {MAX_CAPACITY})"
+                ),
+            ))
+        }
+        n => n,
     };
     let meta = Meta {
         display: name.as_str().to_owned(),

@@ -251,7 +251,7 @@ impl<'a> In<'a> {
 }
 
 /// Error kinds by wire code (append only: the code is the index).
-const KINDS: [ErrorKind; 12] = [
+const KINDS: [ErrorKind; 13] = [
     ErrorKind::InvalidName,
     ErrorKind::AlreadyExists,
     ErrorKind::NotFound,
@@ -264,6 +264,7 @@ const KINDS: [ErrorKind; 12] = [
     ErrorKind::Corrupted,
     ErrorKind::Io,
     ErrorKind::ServiceUnavailable,
+    ErrorKind::InvalidOption,
 ];
 
 fn kind_code(kind: ErrorKind) -> u8 {
