@@ -305,6 +305,7 @@ impl ServerBuilder {
                 member,
                 bell_socket,
                 deliver_one: options.deliver_one,
+                opener: std::process::id(),
             }),
             cursor,
             next_seq,
@@ -396,6 +397,9 @@ struct LocalLink {
     member: Membership,
     bell_socket: UnixDatagram,
     deliver_one: bool,
+    /// The process that opened the instance: a child that inherited it by `fork` and drops
+    /// its copy must not close the parent's instance (or delete its name).
+    opener: u32,
 }
 
 enum Take {
@@ -802,8 +806,11 @@ impl AsFd for Server {
 impl Drop for Server {
     fn drop(&mut self) {
         // A global instance ends when its connection closes: the service sees that at once.
+        // (A forked child's copy of that connection is only a copy: the parent's stays open.)
         if let Link::Local(local) = &self.link {
-            registry::close_server(&local.dir, &self.name, &local.member);
+            if local.opener == std::process::id() {
+                registry::close_server(&local.dir, &self.name, &local.member);
+            }
         }
     }
 }

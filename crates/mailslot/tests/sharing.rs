@@ -880,3 +880,30 @@ fn a_writer_stopped_mid_write_blocks_no_one_forever() {
     }
     assert!(seen > 0);
 }
+
+/// A process that forks after opening a server: the child inherits the instance, and when it
+/// drops its copy (or exits), the parent's instance and name live on; writers still reach it
+/// and no other process can take the name.
+#[test]
+fn a_forked_child_dropping_its_copy_leaves_the_parents_server_open() {
+    let dir = TestDir::new("fork");
+    let envs = [
+        ("MS_DIR", dir.env()),
+        ("MS_NAME", "forked".to_owned()),
+        ("MS_SHARED", "0".to_owned()),
+    ];
+    let mut parent = common::spawn("forker", "forker", &envs);
+    parent.expect("ready");
+    // The name is still the parent's: a second server is refused, a writer reaches it.
+    let err = Server::builder("forked")
+        .scope(dir.scope())
+        .open()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{err}");
+    Writer::open_in(&dir.scope(), "forked")
+        .unwrap()
+        .write(b"still here")
+        .unwrap();
+    assert_eq!(parent.expect("got"), "got still here");
+    parent.wait_ok();
+}

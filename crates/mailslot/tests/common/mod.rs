@@ -635,12 +635,44 @@ pub fn child_main() {
         "writer" => role_writer(),
         "probe" => role_probe(),
         "service" => role_service(),
+        "forker" => role_forker(),
         other => {
             eprintln!("unknown role {other}");
             2
         }
     };
     std::process::exit(code);
+}
+
+/// Opens `MS_NAME`, forks a child that drops its copy of the server and exits, then says
+/// `ready` and reports the first message it reads (`got TEXT`, or `err KIND`).
+fn role_forker() -> i32 {
+    let mut out = out();
+    let mut server = match child_builder().open() {
+        Ok(server) => server,
+        Err(e) => {
+            report_now(&mut out, &format!("open-err {:?} {e}", e.kind()));
+            return 1;
+        }
+    };
+    // SAFETY: this process runs only this thread's code now (no other thread of ours holds a
+    // lock the child could need); the child only drops the server and exits at once.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        drop(server);
+        // SAFETY: exit without running the parent's atexit handlers or flushing its buffers.
+        unsafe { libc::_exit(0) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    report_now(&mut out, "ready");
+    server.set_read_timeout(Timeout::After(Duration::from_secs(10)));
+    match server.recv() {
+        Ok(m) => report_now(&mut out, &format!("got {}", String::from_utf8_lossy(&m.data))),
+        Err(e) => report_now(&mut out, &format!("err {:?}", e.kind())),
+    }
+    0
 }
 
 /// The host service on `MS_DIR`, until killed.
