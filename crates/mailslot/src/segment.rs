@@ -233,6 +233,19 @@ impl Segment {
         let size = file_size(options.ring_size);
         file.set_len(size)
             .map_err(|e| Error::io("cannot size a new mailslot file", e))?;
+        // Every page now: a full filesystem fails this open with ENOSPC, and never a later
+        // write into a hole of the mapping with SIGBUS (which would kill the writer).
+        nix::fcntl::fallocate(&file, nix::fcntl::FallocateFlags::empty(), 0, size as i64).map_err(
+            |e| {
+                Error::io(
+                    format!(
+                        "cannot allocate the {} KiB of a new mailslot (is the filesystem full?)",
+                        size >> 10
+                    ),
+                    e.into(),
+                )
+            },
+        )?;
         let map = SharedMap::map(&file, size as usize)
             .map_err(|e| Error::io("cannot map a new mailslot file", e))?;
         let mut flags = 0;

@@ -690,3 +690,66 @@ fn impossible_options_and_too_many_instances_are_refused_clearly() {
     assert!(err.to_string().contains("too many instances"), "{err}");
     drop(crowd);
 }
+
+/// A full filesystem is an error at open, never a signal later: a name's ring is allocated
+/// whole when it is created, so a name that does not fit is refused with the reason (nothing
+/// left behind), and writes into one that fits never fault, even with the filesystem full.
+#[test]
+fn a_full_filesystem_is_an_error_at_open_never_a_signal() {
+    if !common::require_root("a_full_filesystem_is_an_error_at_open_never_a_signal") {
+        return;
+    }
+    let dir = TestDir::new("tinyfs");
+    struct Mount(std::path::PathBuf);
+    impl Drop for Mount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs"])
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mount a 1 MiB tmpfs");
+    let _mount = Mount(dir.path().to_path_buf());
+    let scope = dir.scope();
+    // 4 MiB of ring on 1 MiB: refused at once, with the reason, nothing left behind.
+    let err = Server::builder("big")
+        .scope(scope.clone())
+        .open()
+        .unwrap_err();
+    assert!(err.to_string().contains("filesystem full"), "{err}");
+    assert!(dir.entries().is_empty(), "{:?}", dir.entries());
+    // A small one fits; then the rest of the filesystem is filled up.
+    let mut server = Server::builder("small")
+        .scope(scope.clone())
+        .max_message_size(1024)
+        .capacity(64 << 10)
+        .read_timeout(Timeout::Immediate)
+        .open()
+        .unwrap();
+    let mut filler = std::fs::File::create(dir.path().join("filler")).unwrap();
+    let chunk = vec![0u8; 4096];
+    while std::io::Write::write_all(&mut filler, &chunk).is_ok() {}
+    // Lap the ring many times over: every page was there from the start.
+    let mut writer = Writer::open_in(&scope, "small").unwrap();
+    for i in 0..5000u32 {
+        writer.write(&[i as u8; 1000]).unwrap();
+    }
+    let mut read = 0u64;
+    let mut lost = 0u64;
+    while let Ok(m) = server.try_recv() {
+        read += 1;
+        lost += m.lost;
+    }
+    assert_eq!(read + lost, 5000, "every message read or counted lost");
+    // Another new name is refused cleanly now.
+    let err = Server::builder("more")
+        .scope(scope)
+        .max_message_size(1024)
+        .capacity(64 << 10)
+        .open()
+        .unwrap_err();
+    assert!(err.to_string().contains("filesystem full"), "{err}");
+}

@@ -669,7 +669,10 @@ fn role_forker() -> i32 {
     report_now(&mut out, "ready");
     server.set_read_timeout(Timeout::After(Duration::from_secs(10)));
     match server.recv() {
-        Ok(m) => report_now(&mut out, &format!("got {}", String::from_utf8_lossy(&m.data))),
+        Ok(m) => report_now(
+            &mut out,
+            &format!("got {}", String::from_utf8_lossy(&m.data)),
+        ),
         Err(e) => report_now(&mut out, &format!("err {:?}", e.kind())),
     }
     0
