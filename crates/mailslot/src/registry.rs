@@ -515,7 +515,16 @@ pub fn status_of(dir: &Path, name: &MailslotName) -> Result<Option<MailslotStatu
             pid,
             uid,
             delivered: segment.slot_delivered(slot).load(Ordering::Relaxed),
-            lost: segment.slot_lost(slot).load(Ordering::Relaxed),
+            // What it was told of, and what it has lost since but not yet read past.
+            lost: segment.slot_lost(slot).load(Ordering::Relaxed)
+                + if options.deliver_one {
+                    0
+                } else {
+                    segment.lost_unread(
+                        segment.slot_cursor(slot).load(Ordering::Acquire),
+                        segment.slot_next_seq(slot).load(Ordering::Acquire),
+                    )
+                },
             backlog,
         });
     }

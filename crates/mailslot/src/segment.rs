@@ -695,6 +695,26 @@ impl Segment {
         count
     }
 
+    /// Messages a reader at `cursor`, expecting sequence number `next_seq`, has already lost to
+    /// overwriting but not yet been told of (it is told when it reads): `status` counts them
+    /// at once.
+    pub fn lost_unread(&self, cursor: u64, next_seq: u64) -> u64 {
+        let mut at = self.map.u64_at(H_TAIL).load(Ordering::Acquire);
+        if cursor >= at {
+            return 0;
+        }
+        let mut scratch = Vec::new();
+        // Bounded: a pad record, or a writer moving `tail` meanwhile, costs a step each.
+        for _ in 0..8 {
+            match self.read_at(at, &mut scratch, 0) {
+                ReadStep::Record { header, .. } => return header.seq.saturating_sub(next_seq),
+                ReadStep::Resync(next) => at = next,
+                ReadStep::Empty => return self.next_seq().saturating_sub(next_seq),
+            }
+        }
+        0
+    }
+
     /// Counts the messages from `cursor` to `head`, and the size of the first one.
     pub fn backlog_from(&self, mut cursor: u64) -> (usize, Option<usize>) {
         let head = self.map.u64_at(H_HEAD).load(Ordering::Acquire);

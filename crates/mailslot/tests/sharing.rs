@@ -907,3 +907,33 @@ fn a_forked_child_dropping_its_copy_leaves_the_parents_server_open() {
     assert_eq!(parent.expect("got"), "got still here");
     parent.wait_ok();
 }
+
+/// `status` counts a reader's loss when it happens, not when the reader reads: a stopped
+/// reader whose messages were overwritten shows them as lost at once, and lost + backlog
+/// accounts for every message written since it stopped.
+#[test]
+fn status_counts_a_stopped_readers_loss_at_once() {
+    let dir = TestDir::new("status-loss");
+    let name = "lossy";
+    let reader = spawn_reader(
+        "stopped",
+        &dir,
+        name,
+        &[
+            ("MS_CAPACITY", "8192".to_owned()),
+            ("MS_MAX", "512".to_owned()),
+        ],
+    );
+    reader.stop();
+    let mut writer = Writer::open_in(&dir.scope(), name).unwrap();
+    for _ in 0..100 {
+        writer.write(&[7; 400]).unwrap();
+    }
+    let status = mailslot::status_of(dir.path(), &MailslotName::parse(name).unwrap())
+        .unwrap()
+        .unwrap();
+    let me = &status.instances[0];
+    assert!(me.lost > 0, "{me:?}");
+    assert_eq!(me.lost + me.backlog, 100, "{me:?}");
+    reader.signal(libc::SIGCONT);
+}
