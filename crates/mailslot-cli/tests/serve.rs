@@ -281,3 +281,120 @@ fn listen_prints_hostile_network_text_escaped() {
         "{out}"
     );
 }
+
+/// One name whose append lock a stopped writer holds delays only its own datagrams (each
+/// dropped after a millisecond and counted), never another name's: before, each of them held
+/// the role for 2 s, so 30 of them stalled every other name for a minute.
+#[test]
+fn a_stuck_name_delays_only_itself() {
+    let python = "/usr/bin/python3";
+    if !std::path::Path::new(python).exists() {
+        assert!(std::env::var_os("CI").is_none(), "CI needs {python}");
+        eprintln!("SKIP: a_stuck_name_delays_only_itself: no {python}");
+        return;
+    }
+    let d = dir("stuck");
+    let port = ports();
+    let mut srv = serve(&d, port);
+    wait_stderr(&mut srv, "holding the network role");
+    let listen = |name: &str, extra: &[&str]| {
+        Command::new(BIN)
+            .args(["listen", name, "--no-network"])
+            .args(extra)
+            .env("MAILSLOT_DIR", &d)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut stuck = listen("STUCK", &[]);
+    let mut healthy = listen(
+        "HEALTHY",
+        &["--count", "20", "--json", "--timeout", "15000"],
+    );
+    let deadline = Instant::now() + GUARD;
+    loop {
+        let out = Command::new(BIN)
+            .args(["status", "--json"])
+            .env("MAILSLOT_DIR", &d)
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&out.stdout).to_string();
+        if out.contains("\"STUCK\"") && out.contains("\"HEALTHY\"") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "listeners never opened: {out}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // A writer stopped in the middle of an append: it holds STUCK's append lock.
+    let holder = "import ctypes, os, signal, sys\n\
+        fd = os.open(sys.argv[1], os.O_RDWR)\n\
+        libc = ctypes.CDLL(None, use_errno=True)\n\
+        libc.mmap.restype = ctypes.c_void_p\n\
+        libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]\n\
+        addr = libc.mmap(None, os.fstat(fd).st_size, 3, 1, fd, 0)\n\
+        print('locked', libc.pthread_mutex_lock(ctypes.c_void_p(addr + 256)), flush=True)\n\
+        os.kill(os.getpid(), signal.SIGSTOP)\n";
+    let mut locker = Command::new(python)
+        .args(["-c", holder])
+        .arg(d.join("stuck.slot"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(locker.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "locked 0");
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let send = |name: &str, text: &str| {
+        let mailslot = format!("\\MAILSLOT\\{name}");
+        let dg = MailslotDatagram::new(
+            MessageType::DirectGroup,
+            NetbiosName::new("PEER", 0).unwrap(),
+            NetbiosName::new("TESTGRP", 0).unwrap(),
+            &mailslot,
+            text.as_bytes(),
+        );
+        let bytes = dg.to_vec(SizeLimit::Windows).unwrap();
+        s.send_to(&bytes, SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))
+            .unwrap();
+    };
+    for i in 0..30 {
+        send("STUCK", &format!("stuck {i}"));
+    }
+    for i in 0..20 {
+        send("HEALTHY", &format!("healthy {i}"));
+    }
+    let mut out = String::new();
+    healthy
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let code = wait_exit(&mut healthy);
+    let _ = locker.kill();
+    let _ = locker.wait();
+    let _ = stuck.kill();
+    let _ = stuck.wait();
+    assert_eq!(code, 0, "HEALTHY got {} of 20", out.lines().count());
+    assert_eq!(out.lines().count(), 20);
+    // The stuck name's datagrams were dropped and counted, not lost silently.
+    let deadline = Instant::now() + GUARD;
+    loop {
+        let st = Command::new(BIN)
+            .args(["status", "--json", "--port", &port.to_string()])
+            .env("MAILSLOT_DIR", &d)
+            .output()
+            .unwrap();
+        let st = String::from_utf8_lossy(&st.stdout).to_string();
+        if st.contains("\"dropped_failed\":30") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{st}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    sigterm(&srv);
+    wait_exit(&mut srv);
+}

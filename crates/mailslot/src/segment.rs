@@ -95,8 +95,13 @@ pub const BELL_SOCKET: u32 = 2;
 const KIND_MESSAGE: u16 = 1;
 const KIND_PAD: u16 = 2;
 
-/// How long an append waits for the append lock before reporting a stuck writer.
+/// How long a writer's append waits for the append lock before reporting a stuck writer.
 pub const APPEND_LOCK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long the network role's append waits for a name's append lock: a name whose lock a
+/// stopped writer holds must delay only its own datagrams (dropped and counted), never the
+/// other names'.
+pub const NETWORK_APPEND_WAIT: Duration = Duration::from_millis(1);
 
 /// Options fixed when a name is created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -542,12 +547,14 @@ impl Segment {
         }
     }
 
-    /// Appends one message. `live_cursors` is consulted only when the ring is full and the
-    /// mailslot refuses instead of dropping (it returns the slowest live reader's position).
+    /// Appends one message, waiting at most `lock_wait` for the append lock. `live_cursors` is
+    /// consulted only when the ring is full and the mailslot refuses instead of dropping (it
+    /// returns the slowest live reader's position).
     pub fn append(
         &self,
         data: &[u8],
         source: &RecordSource,
+        lock_wait: Duration,
         live_cursors: &mut dyn FnMut(&Segment) -> Option<u64>,
     ) -> Result<(), Error> {
         let need = record_size(data.len()) as u64;
@@ -557,12 +564,15 @@ impl Segment {
                 "the message is larger than the mailslot's ring",
             ));
         }
-        match self.map.lock_robust_mutex(H_MUTEX, APPEND_LOCK_TIMEOUT) {
+        match self.map.lock_robust_mutex(H_MUTEX, lock_wait) {
             Ok(MutexLock::Clean | MutexLock::Recovered) => {}
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
                 return Err(Error::new(
                     ErrorKind::TimedOut,
-                    "another writer has held the append lock for 2 s (stopped or hung?)",
+                    format!(
+                        "another writer has held the append lock for {lock_wait:?} (stopped or \
+                         hung?)"
+                    ),
                 ))
             }
             Err(e) => return Err(Error::io("cannot take the append lock", e)),

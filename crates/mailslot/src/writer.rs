@@ -9,7 +9,9 @@ use crate::error::{Error, ErrorKind};
 use crate::name::{MailslotName, Target};
 use crate::registry;
 use crate::scope::Scope;
-use crate::segment::{RecordSource, Segment, SLOT_ACTIVE};
+use crate::segment::{
+    RecordSource, Segment, APPEND_LOCK_TIMEOUT, NETWORK_APPEND_WAIT, SLOT_ACTIVE,
+};
 use crate::server::{bell_path, Source};
 use crate::service::GlobalWriter;
 use crate::sys;
@@ -44,6 +46,8 @@ struct LocalWriter {
     source: RecordSource,
     /// When the liveness of the name's instances was last asked of the kernel.
     probed_at: Instant,
+    /// How long an append waits for the append lock (short for the network role's).
+    lock_wait: Duration,
 }
 
 impl Writer {
@@ -76,6 +80,7 @@ impl Writer {
                 uid: sys::current_uid(),
             },
             probed_at: Instant::now(),
+            lock_wait: APPEND_LOCK_TIMEOUT,
         })))
     }
 
@@ -140,7 +145,9 @@ impl LocalWriter {
         }
         self.segment.check_size(self.name.as_str(), data.len())?;
         let source = source.unwrap_or(&self.source);
-        let result = self.segment.append(data, source, &mut slowest_live_reader);
+        let result = self
+            .segment
+            .append(data, source, self.lock_wait, &mut slowest_live_reader);
         match result {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::NotFound => {
@@ -285,6 +292,8 @@ impl Deliverer {
                 doorbell: None,
                 source: record.clone(),
                 probed_at: Instant::now(),
+                // One name a stopped writer holds must not stall the others' datagrams.
+                lock_wait: NETWORK_APPEND_WAIT,
             };
             self.writers.insert(name.to_owned(), writer);
         }

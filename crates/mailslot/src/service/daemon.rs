@@ -213,7 +213,7 @@ impl Name {
         }
         self.segment.check_size(&self.display, data.len())?;
         self.segment
-            .append(data, source, &mut |_| None)
+            .append(data, source, segment::APPEND_LOCK_TIMEOUT, &mut |_| None)
             .map_err(|e| Error::new(e.kind(), format!("mailslot \"{}\": {e}", self.display)))?;
         drop(inner);
         Ok(())
