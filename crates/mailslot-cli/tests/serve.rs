@@ -398,3 +398,48 @@ fn a_stuck_name_delays_only_itself() {
     sigterm(&srv);
     wait_exit(&mut srv);
 }
+
+/// A stopped role holder is reported as such: `status` says `stalled` (and why) instead of
+/// `holding` while it is stopped, and `holding` again once it continues.
+#[test]
+fn status_reports_a_stopped_holder() {
+    let d = dir("stalled");
+    let port = ports();
+    let mut srv = serve(&d, port);
+    wait_stderr(&mut srv, "holding the network role");
+    let state = || {
+        let st = Command::new(BIN)
+            .args(["status", "--json", "--port", &port.to_string()])
+            .env("MAILSLOT_DIR", &d)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&st.stdout).to_string()
+    };
+    let signal = |sig: &str| {
+        assert!(Command::new("kill")
+            .args([sig, &srv.id().to_string()])
+            .status()
+            .unwrap()
+            .success());
+    };
+    assert!(state().contains("\"state\":\"holding\""), "{}", state());
+    signal("-STOP");
+    let deadline = Instant::now() + GUARD;
+    loop {
+        let st = state();
+        if st.contains("\"state\":\"stalled\"") {
+            assert!(st.contains("is stopped"), "{st}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{st}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    signal("-CONT");
+    let deadline = Instant::now() + GUARD;
+    while !state().contains("\"state\":\"holding\"") {
+        assert!(Instant::now() < deadline, "{}", state());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    sigterm(&srv);
+    assert_eq!(wait_exit(&mut srv), 0);
+}

@@ -117,8 +117,9 @@ pub struct NetStatus {
     pub port: u16,
     /// `holding` (bound, receiving), `holding_shared` (bound alongside another program with
     /// `SO_REUSEADDR`), `starting`, `unavailable` (the last process that tried could not bind;
-    /// see `reason`), `stopped` (nobody holds it; the last holder closed or died), or `none`
-    /// (never started in this directory).
+    /// see `reason`), `stopped` (nobody holds it; the last holder closed or died), `stalled`
+    /// (the holder is stopped, by SIGSTOP or a debugger: nothing is delivered, and the kernel
+    /// drops what overflows its buffer), or `none` (never started in this directory).
     pub state: String,
     /// Why the role is unavailable or stopped.
     pub reason: Option<String>,
@@ -273,6 +274,14 @@ pub(crate) fn flock_pid_from_proc_locks(locks: &str, dev: u64, ino: u64) -> Opti
     None
 }
 
+/// Whether a `/proc/PID/stat` line says the process is stopped (`T`) or stopped by a tracer
+/// (`t`). The state follows the command name, which is in parentheses and may hold anything.
+fn stopped_from_proc_stat(stat: &str) -> bool {
+    stat.rfind(')')
+        .and_then(|end| stat[end + 1..].split_whitespace().next())
+        .is_some_and(|state| state == "T" || state == "t")
+}
+
 /// The network role of runtime directory `dir` and UDP `port`, for `mailslot status`.
 /// `holder_pid` comes from the kernel's view of the election lock, not from the file.
 pub fn status(dir: &Path, port: u16) -> NetStatus {
@@ -305,6 +314,18 @@ pub fn status(dir: &Path, port: u16) -> NetStatus {
                 // Locked but the holder has not written yet: it is binding.
                 st.state = "starting".to_string();
                 st.reason = None;
+            }
+            let stopped = st.holder_pid.is_some_and(|pid| {
+                fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .is_ok_and(|stat| stopped_from_proc_stat(&stat))
+            });
+            if stopped {
+                st.reason = Some(format!(
+                    "the holder (pid {}) is stopped (SIGSTOP or a debugger): nothing is \
+                     delivered, and the kernel drops what overflows its receive buffer",
+                    st.holder_pid.unwrap_or(0)
+                ));
+                st.state = "stalled".to_string();
             }
         }
         None => {
@@ -352,6 +373,14 @@ mod tests {
         let text = "1: FLOCK  ADVISORY  WRITE 4242 103:02:77 0 EOF\n1: -> FLOCK  ADVISORY  WRITE 4343 103:02:77 0 EOF\n2: POSIX  ADVISORY  WRITE 99 103:02:78 0 EOF\n";
         assert_eq!(flock_pid_from_proc_locks(text, dev, 77), Some(4242));
         assert_eq!(flock_pid_from_proc_locks(text, dev, 78), None);
+    }
+
+    #[test]
+    fn proc_stat_states() {
+        assert!(stopped_from_proc_stat("42 (mailslot) T 1 42 42 0 -1"));
+        assert!(stopped_from_proc_stat("42 (a) b) t 1"));
+        assert!(!stopped_from_proc_stat("42 (T) S 1 42"));
+        assert!(!stopped_from_proc_stat("garbage"));
     }
 
     #[test]
