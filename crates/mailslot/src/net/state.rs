@@ -116,7 +116,8 @@ pub struct NetStatus {
     /// The UDP port.
     pub port: u16,
     /// `holding` (bound, receiving), `holding_shared` (bound alongside another program with
-    /// `SO_REUSEADDR`), `starting`, `unavailable` (the last process that tried could not bind;
+    /// `SO_REUSEADDR`), `via_service` (the host service holds the port and hands this
+    /// directory's datagrams over), `starting`, `unavailable` (the last process that tried could not bind;
     /// see `reason`), `stopped` (nobody holds it; the last holder closed or died), `stalled`
     /// (the holder is stopped, by SIGSTOP or a debugger: nothing is delivered, and the kernel
     /// drops what overflows its buffer), or `none` (never started in this directory).
