@@ -17,11 +17,5 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import scapy' 2>/dev/null
     fi
 fi
 
-# The lab (third-party captures and netns recipe) sits beside the repository: ../shared/lab.
-if [ -z "${MAILSLOT_LAB_DIR:-}" ] && [ -d ../shared/lab ]; then
-    MAILSLOT_LAB_DIR="$(cd ../shared/lab && pwd)"
-    export MAILSLOT_LAB_DIR
-fi
-
 cargo build --workspace --all-targets --features mailslot/tokio
 cargo test --workspace --no-fail-fast --features mailslot/tokio -- --test-threads="${TEST_THREADS:-4}"

@@ -48,24 +48,10 @@ fn bytes_of(hex: &str) -> Vec<u8> {
         .collect()
 }
 
-fn lab_dir() -> Option<PathBuf> {
-    let dir =
-        PathBuf::from(std::env::var("MAILSLOT_LAB_DIR").unwrap_or_else(|_| {
-            concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/lab").into()
-        }));
-    if dir.join("nmbd-browse.pcap").exists() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "lab captures missing at {}",
-        dir.display()
-    );
-    eprintln!(
-        "SKIP: lab captures not found at {} (set MAILSLOT_LAB_DIR)",
-        dir.display()
-    );
-    None
+/// Third-party captures kept in the repository (`tests/fixtures/README.md` says what made
+/// each).
+fn fixtures() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures"))
 }
 
 #[test]
@@ -257,11 +243,14 @@ fn pcap_errors_are_lines_not_aborts() {
 
 #[test]
 fn lab_captures_decode_without_errors() {
-    let Some(dir) = lab_dir() else { return };
+    let dir = fixtures();
     let mut files = vec![dir.join("nmbd-browse.pcap")];
-    if let Ok(rd) = std::fs::read_dir(dir.join("pcaps")) {
-        files.extend(rd.map(|e| e.unwrap().path()));
-    }
+    files.extend(
+        std::fs::read_dir(dir.join("pcaps"))
+            .unwrap()
+            .map(|e| e.unwrap().path()),
+    );
+    assert_eq!(files.len(), 9, "{files:?}");
     let mut total = 0;
     for f in &files {
         for port in ["138", "13800"] {

@@ -52,15 +52,6 @@ fn support(file: &str) -> String {
     dir.join(file).to_string_lossy().into_owned()
 }
 
-/// The lab scripts (beside the repository in CI).
-fn lab_dir() -> PathBuf {
-    std::env::var_os("MAILSLOT_LAB_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/lab"))
-        })
-}
-
 /// Set in a re-run of this binary inside `unshare -rn`.
 fn inner() -> bool {
     std::env::var_os("MAILSLOT_LAN_INNER").is_some()
@@ -1360,7 +1351,7 @@ fn nmbd_announcements() {
 /// BROWSE`.
 #[test]
 fn nmbd_backup_list() {
-    if !lan_gate("nmbd_backup_list") || !nmbd_tools() {
+    if !lan_gate("nmbd_backup_list") || !nmbd_tools() || !samba_python() {
         return;
     }
     let bin = bin();
@@ -1384,32 +1375,29 @@ fn nmbd_backup_list() {
     let t0 = Instant::now();
     let mut watch = lab.procs[browse].out();
     // nmbd answers only as local master browser (about 25 s after its start): ask every 2 s.
-    let builder = lab_dir().join("browse_payload.py");
+    let builder = support("browse_payload.py");
     let deadline = Instant::now() + Duration::from_secs(150);
     let mut attempt = 0u32;
     let (response, _last_token) = loop {
         attempt += 1;
         let token: u32 = 0x4D53_0000 + attempt;
-        // The payload by Samba's NDR (lab/browse_payload.py) when the lab is there, else by
-        // hand: opcode 0x09, a count, the 4-byte token.
-        let payload = match Command::new(PY)
+        // The payload by Samba's NDR (support/browse_payload.py; python3-samba is required
+        // like nmbd itself).
+        let built = Command::new(PY)
             .arg(&builder)
             .args(["backup-list-request", &format!("{token:#x}")])
             .output()
-        {
-            Ok(o) if o.status.success() => {
-                let h = String::from_utf8_lossy(&o.stdout).trim().to_string();
-                (0..h.len())
-                    .step_by(2)
-                    .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
-                    .collect::<Vec<u8>>()
-            }
-            _ => {
-                let mut p = vec![0x09, 4];
-                p.extend_from_slice(&token.to_le_bytes());
-                p
-            }
-        };
+            .expect("run browse_payload.py");
+        assert!(
+            built.status.success(),
+            "browse_payload.py: {}",
+            String::from_utf8_lossy(&built.stderr)
+        );
+        let h = String::from_utf8_lossy(&built.stdout).trim().to_string();
+        let payload: Vec<u8> = (0..h.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+            .collect();
         assert_eq!(&payload[..2], &[0x09, 4]);
         assert_eq!(&payload[2..6], &token.to_le_bytes());
         let r = lab.run_input(
