@@ -4,8 +4,8 @@
 //!
 //! Fan-out: every reader opens the same shared global name (mode 0666, so readers and the
 //! writer may be other users than its creator); the writer puts each message into its
-//! submission ring, and the service appends it and wakes the readers that sleep. Ping-pong: each side has its own global
-//! name and a writer of the other's.
+//! submission ring, and the service appends it and wakes the readers that sleep. Ping-pong:
+//! each side has its own global name and a writer of the other's.
 //!
 //! Readers wait with a guard timeout ([`GUARD`]) instead of forever, and count the receives
 //! that needed it: a wake-up the service lost then costs one guard and shows in the tables as

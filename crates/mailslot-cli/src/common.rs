@@ -18,6 +18,11 @@ pub fn scope(global: &Global) -> Scope {
     }
 }
 
+/// This process's user id (`u32::MAX` if /proc cannot say).
+pub fn my_uid() -> u32 {
+    std::fs::metadata("/proc/self").map_or(u32::MAX, |m| std::os::unix::fs::MetadataExt::uid(&m))
+}
+
 /// `--capacity`: bytes, at most [`mailslot::MAX_CAPACITY`].
 pub fn parse_capacity(text: &str) -> Result<usize, String> {
     match text.parse::<usize>() {

@@ -100,7 +100,7 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<Outcome> {
         bail!("serve holds the network role; it cannot run with --no-network");
     }
     let config = config(global, &args)?;
-    if is_root() {
+    if common::my_uid() == 0 {
         eprintln!(
             "mailslot serve: delivering into {} only (root's own names); to receive the LAN \
              for every user of this host, run `mailslot serve --system` (the host service)",
@@ -234,8 +234,4 @@ fn hold_role(
         counters.dropped_fragment
     );
     Ok(Outcome::Success)
-}
-
-fn is_root() -> bool {
-    std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
 }

@@ -100,6 +100,42 @@ fn wait_exit(child: &mut Child) -> i32 {
     }
 }
 
+/// `mailslot status --json` of runtime directory `d` (for role `port`, if given), polled
+/// until `done` holds; returns that output.
+fn wait_status(d: &PathBuf, port: Option<u16>, done: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + GUARD;
+    loop {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["status", "--json"]).env("MAILSLOT_DIR", d);
+        if let Some(port) = port {
+            cmd.args(["--port", &port.to_string()]);
+        }
+        let out = String::from_utf8_lossy(&cmd.output().unwrap().stdout).to_string();
+        if done(&out) {
+            return out;
+        }
+        assert!(Instant::now() < deadline, "status never got there: {out}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Sends a group mailslot write (`\MAILSLOT\{mailslot}`) to 127.0.0.1:`port`.
+fn send_write(port: u16, source: NetbiosName, group: &str, mailslot: &str, body: &[u8]) {
+    let path = format!("\\MAILSLOT\\{mailslot}");
+    let dg = MailslotDatagram::new(
+        MessageType::DirectGroup,
+        source,
+        NetbiosName::new(group, source.suffix()).unwrap(),
+        &path,
+        body,
+    );
+    let bytes = dg.to_vec(SizeLimit::Windows).unwrap();
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .send_to(&bytes, SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))
+        .unwrap();
+}
+
 fn sigterm(child: &Child) {
     // Our own child, by its pid.
     let rc = Command::new("kill")
@@ -133,19 +169,7 @@ fn serve_delivers_to_listen_and_releases_on_sigterm() {
         .spawn()
         .unwrap();
     // Wait until the server exists (status lists it), then send from "another host".
-    let deadline = Instant::now() + GUARD;
-    loop {
-        let out = Command::new(BIN)
-            .args(["status", "--json"])
-            .env("MAILSLOT_DIR", &d)
-            .output()
-            .unwrap();
-        if String::from_utf8_lossy(&out.stdout).contains("\"mailslot\":\"TEST\"") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "listen never opened TEST");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_status(&d, None, |st| st.contains("\"mailslot\":\"TEST\""));
     let mut dg = MailslotDatagram::new(
         MessageType::DirectGroup,
         NetbiosName::new("PEER", 0).unwrap(),
@@ -249,19 +273,8 @@ fn listen_prints_hostile_network_text_escaped() {
     }
     let mut hostile = *b"\x1b]0;pwn\x07        ";
     hostile[15] = 0x03;
-    let send = |source: NetbiosName, body: &[u8]| {
-        let dg = MailslotDatagram::new(
-            MessageType::DirectGroup,
-            source,
-            NetbiosName::new("ESCGRP", 0x03).unwrap(),
-            "\\MAILSLOT\\MESSNGR",
-            body,
-        );
-        let bytes = dg.to_vec(SizeLimit::Windows).unwrap();
-        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-        s.send_to(&bytes, SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))
-            .unwrap();
-    };
+    let send =
+        |source: NetbiosName, body: &[u8]| send_write(port, source, "ESCGRP", "MESSNGR", body);
     send(NetbiosName::from_bytes(hostile), b"EVE\0BOB\0plain\0");
     send(
         NetbiosName::new("PEER", 0x03).unwrap(),
@@ -312,20 +325,9 @@ fn a_stuck_name_delays_only_itself() {
         "HEALTHY",
         &["--count", "20", "--json", "--timeout", "15000"],
     );
-    let deadline = Instant::now() + GUARD;
-    loop {
-        let out = Command::new(BIN)
-            .args(["status", "--json"])
-            .env("MAILSLOT_DIR", &d)
-            .output()
-            .unwrap();
-        let out = String::from_utf8_lossy(&out.stdout).to_string();
-        if out.contains("\"STUCK\"") && out.contains("\"HEALTHY\"") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "listeners never opened: {out}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_status(&d, None, |st| {
+        st.contains("\"STUCK\"") && st.contains("\"HEALTHY\"")
+    });
     // A writer stopped in the middle of an append: it holds STUCK's append lock.
     let holder = "import ctypes, os, signal, sys\n\
         fd = os.open(sys.argv[1], os.O_RDWR)\n\
@@ -346,19 +348,9 @@ fn a_stuck_name_delays_only_itself() {
         .read_line(&mut line)
         .unwrap();
     assert_eq!(line.trim(), "locked 0");
-    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
     let send = |name: &str, text: &str| {
-        let mailslot = format!("\\MAILSLOT\\{name}");
-        let dg = MailslotDatagram::new(
-            MessageType::DirectGroup,
-            NetbiosName::new("PEER", 0).unwrap(),
-            NetbiosName::new("TESTGRP", 0).unwrap(),
-            &mailslot,
-            text.as_bytes(),
-        );
-        let bytes = dg.to_vec(SizeLimit::Windows).unwrap();
-        s.send_to(&bytes, SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))
-            .unwrap();
+        let peer = NetbiosName::new("PEER", 0).unwrap();
+        send_write(port, peer, "TESTGRP", name, text.as_bytes());
     };
     for i in 0..30 {
         send("STUCK", &format!("stuck {i}"));
@@ -381,20 +373,7 @@ fn a_stuck_name_delays_only_itself() {
     assert_eq!(code, 0, "HEALTHY got {} of 20", out.lines().count());
     assert_eq!(out.lines().count(), 20);
     // The stuck name's datagrams were dropped and counted, not lost silently.
-    let deadline = Instant::now() + GUARD;
-    loop {
-        let st = Command::new(BIN)
-            .args(["status", "--json", "--port", &port.to_string()])
-            .env("MAILSLOT_DIR", &d)
-            .output()
-            .unwrap();
-        let st = String::from_utf8_lossy(&st.stdout).to_string();
-        if st.contains("\"dropped_failed\":30") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{st}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_status(&d, Some(port), |st| st.contains("\"dropped_failed\":30"));
     sigterm(&srv);
     wait_exit(&mut srv);
 }
@@ -407,14 +386,6 @@ fn status_reports_a_stopped_holder() {
     let port = ports();
     let mut srv = serve(&d, port);
     wait_stderr(&mut srv, "holding the network role");
-    let state = || {
-        let st = Command::new(BIN)
-            .args(["status", "--json", "--port", &port.to_string()])
-            .env("MAILSLOT_DIR", &d)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&st.stdout).to_string()
-    };
     let signal = |sig: &str| {
         assert!(Command::new("kill")
             .args([sig, &srv.id().to_string()])
@@ -422,24 +393,13 @@ fn status_reports_a_stopped_holder() {
             .unwrap()
             .success());
     };
-    assert!(state().contains("\"state\":\"holding\""), "{}", state());
+    let holding = |st: &str| st.contains("\"state\":\"holding\"");
+    assert!(holding(&wait_status(&d, Some(port), |_| true)));
     signal("-STOP");
-    let deadline = Instant::now() + GUARD;
-    loop {
-        let st = state();
-        if st.contains("\"state\":\"stalled\"") {
-            assert!(st.contains("is stopped"), "{st}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "{st}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let st = wait_status(&d, Some(port), |st| st.contains("\"state\":\"stalled\""));
+    assert!(st.contains("is stopped"), "{st}");
     signal("-CONT");
-    let deadline = Instant::now() + GUARD;
-    while !state().contains("\"state\":\"holding\"") {
-        assert!(Instant::now() < deadline, "{}", state());
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_status(&d, Some(port), holding);
     sigterm(&srv);
     assert_eq!(wait_exit(&mut srv), 0);
 }

@@ -129,6 +129,23 @@ pub enum RecordSource {
     },
 }
 
+impl RecordSource {
+    /// A datagram's source as a record stores it (the NetBIOS name cut or NUL-padded to 16
+    /// bytes).
+    pub fn network(ip: std::net::Ipv4Addr, port: u16, netbios_name: &str, suffix: u8) -> Self {
+        let mut name = [0u8; 16];
+        let bytes = netbios_name.as_bytes();
+        let n = bytes.len().min(16);
+        name[..n].copy_from_slice(&bytes[..n]);
+        RecordSource::Network {
+            ip: ip.octets(),
+            port,
+            name,
+            suffix,
+        }
+    }
+}
+
 /// A record's header, decoded.
 #[derive(Debug, Clone)]
 pub struct RecordHeader {

@@ -264,18 +264,7 @@ impl Deliverer {
                 port,
                 netbios_name,
                 suffix,
-            } => {
-                let mut padded = [0u8; 16];
-                let bytes = netbios_name.as_bytes();
-                let n = bytes.len().min(16);
-                padded[..n].copy_from_slice(&bytes[..n]);
-                RecordSource::Network {
-                    ip: ip.octets(),
-                    port: *port,
-                    name: padded,
-                    suffix: *suffix,
-                }
-            }
+            } => RecordSource::network(*ip, *port, netbios_name, *suffix),
         };
         // Keyed by the name exactly as received: a stream of datagrams costs one lookup each,
         // no parsing (other spellings of the same name get entries of their own).

@@ -16,14 +16,32 @@ fn child_process() {
     common::child_main();
 }
 
-/// The tests of this binary take turns: each points `MAILSLOT_GLOBAL_DIR`, which the library
-/// reads, at its own service.
-fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    TURN.lock().unwrap_or_else(|p| p.into_inner())
+/// A host service of the test's own, in a child process, which the library (this process)
+/// uses through `MAILSLOT_GLOBAL_DIR`. The tests of this binary take turns: the variable is
+/// the process's.
+struct Service {
+    // Dropped in this order: the service, its directory, then the next test's turn.
+    proc: common::Proc,
+    dir: TestDir,
+    _turn: std::sync::MutexGuard<'static, ()>,
 }
 
-fn start_service(dir: &TestDir) -> common::Proc {
+impl Service {
+    fn start(tag: &str) -> Service {
+        static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+        let dir = TestDir::reserve(tag);
+        std::env::set_var("MAILSLOT_GLOBAL_DIR", dir.path());
+        let proc = spawn_service(&dir);
+        Service {
+            proc,
+            dir,
+            _turn: turn,
+        }
+    }
+}
+
+fn spawn_service(dir: &TestDir) -> common::Proc {
     let proc = common::spawn("service", "service", &[("MS_DIR", dir.env())]);
     proc.expect("ready");
     proc
@@ -31,10 +49,7 @@ fn start_service(dir: &TestDir) -> common::Proc {
 
 #[test]
 fn a_polling_reader_rides_out_a_service_restart_without_spinning() {
-    let _turn = one_at_a_time();
-    let dir = TestDir::reserve("global-svc");
-    std::env::set_var("MAILSLOT_GLOBAL_DIR", dir.path());
-    let mut service = start_service(&dir);
+    let mut service = Service::start("global-svc");
     let mut server = Server::builder("polled")
         .shared(true)
         .scope(Scope::Global)
@@ -49,7 +64,7 @@ fn a_polling_reader_rides_out_a_service_restart_without_spinning() {
     assert_eq!(server.try_recv().unwrap().data, b"before");
     assert_eq!(server.try_recv().unwrap_err().kind(), ErrorKind::TimedOut);
 
-    service.kill9();
+    service.proc.kill9();
     // For one second, count how often the descriptor wakes us: a poller on a dead
     // connection would wake continuously; ours wakes only to try to rejoin, every 100 ms.
     let until = Instant::now() + Duration::from_secs(1);
@@ -69,7 +84,7 @@ fn a_polling_reader_rides_out_a_service_restart_without_spinning() {
     assert!(wakes >= 2, "no attempt to rejoin in a second ({wakes})");
     assert!(writer.write(b"lost").is_err() || writer.flush().is_err());
 
-    let _service = start_service(&dir);
+    let _restarted = spawn_service(&service.dir);
     // The reader rejoins on its next wake-up, by itself.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -101,10 +116,7 @@ fn a_polling_reader_rides_out_a_service_restart_without_spinning() {
 /// queued.
 #[test]
 fn short_and_long_messages_keep_their_order() {
-    let _turn = one_at_a_time();
-    let dir = TestDir::reserve("global-mixed");
-    std::env::set_var("MAILSLOT_GLOBAL_DIR", dir.path());
-    let _service = start_service(&dir);
+    let _service = Service::start("global-mixed");
     let mut server = Server::builder("mixed")
         .scope(Scope::Global)
         .capacity(8 << 20)
@@ -137,10 +149,7 @@ fn short_and_long_messages_keep_their_order() {
 #[cfg(feature = "tokio")]
 #[test]
 fn an_async_reader_gets_global_messages() {
-    let _turn = one_at_a_time();
-    let dir = TestDir::reserve("global-async");
-    std::env::set_var("MAILSLOT_GLOBAL_DIR", dir.path());
-    let _service = start_service(&dir);
+    let _service = Service::start("global-async");
     let server = Server::builder("async")
         .shared(true)
         .scope(Scope::Global)
@@ -178,10 +187,7 @@ fn an_async_reader_gets_global_messages() {
 /// exactly one instance, whether the instances block, poll their descriptor, or come and go.
 #[test]
 fn deliver_one_gives_each_message_to_exactly_one_instance() {
-    let _turn = one_at_a_time();
-    let dir = TestDir::reserve("global-one");
-    std::env::set_var("MAILSLOT_GLOBAL_DIR", dir.path());
-    let _service = start_service(&dir);
+    let _service = Service::start("global-one");
     let open = || {
         Server::builder("jobs")
             .shared(true)

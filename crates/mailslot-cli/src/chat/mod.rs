@@ -289,10 +289,7 @@ fn identity(global: &Global, args: &Args) -> anyhow::Result<Me> {
         netbios_name,
         workgroup,
         pid: std::process::id(),
-        uid: {
-            use std::os::unix::fs::MetadataExt;
-            std::fs::metadata("/proc/self").map_or(u32::MAX, |m| m.uid())
-        },
+        uid: common::my_uid(),
         network: !global.no_network,
         local_limit: model::LOCAL_LIMIT,
     })

@@ -110,7 +110,7 @@ fn answer(dir: &Path, conn: &Socket) -> Result<(Reply, Vec<File>), Error> {
     let deadline = Instant::now() + ANSWER_TIMEOUT;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        if !fdpass::wait_readable(conn.as_fd(), Some(left)).map_err(|e| unavailable(dir, e))? {
+        if !sys::wait_readable(conn.as_fd(), Some(left)).map_err(|e| unavailable(dir, e))? {
             return Err(Error::new(
                 ErrorKind::ServiceUnavailable,
                 format!(
@@ -338,7 +338,7 @@ impl GlobalReader {
         let deadline = Instant::now() + ANSWER_TIMEOUT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            if !fdpass::wait_readable(self.conn.as_fd(), Some(left)).unwrap_or(false) {
+            if !sys::wait_readable(self.conn.as_fd(), Some(left)).unwrap_or(false) {
                 return Claim::Nothing;
             }
             match fdpass::recv_packet(self.conn.as_fd(), &mut buf, true) {
@@ -400,7 +400,7 @@ impl GlobalReader {
             // Turns are the service's to give: park a claim and wait for its answer.
             if let Claim::Parked = self.claim(usize::MAX, true) {
                 let cap = timeout.map_or(LIVENESS_WAIT, |t| t.min(LIVENESS_WAIT));
-                let _ = fdpass::wait_readable(self.conn.as_fd(), Some(cap));
+                let _ = sys::wait_readable(self.conn.as_fd(), Some(cap));
                 self.drain();
             }
             return;
@@ -568,8 +568,7 @@ impl GlobalWriter {
             if left.is_zero() {
                 return Err(self.lost_service(io::Error::from(io::ErrorKind::TimedOut)));
             }
-            fdpass::wait_readable(self.conn.as_fd(), Some(left))
-                .map_err(|e| self.lost_service(e))?;
+            sys::wait_readable(self.conn.as_fd(), Some(left)).map_err(|e| self.lost_service(e))?;
             self.consume_packets()?;
         }
         Ok(())

@@ -508,7 +508,7 @@ impl HostService {
     /// `Io` when the listening socket fails.
     pub fn run(&self, stop: &AtomicBool) -> Result<(), Error> {
         while !stop.load(Ordering::Relaxed) {
-            match fdpass::wait_readable(self.listener.as_fd(), Some(Duration::from_millis(100))) {
+            match sys::wait_readable(self.listener.as_fd(), Some(Duration::from_millis(100))) {
                 Ok(false) => continue,
                 Ok(true) => {}
                 Err(e) => return Err(Error::io("cannot wait for connections", e)),
@@ -588,16 +588,8 @@ impl HostService {
             let Some(entry) = lock(&state.names).get(&parsed.key()).cloned() else {
                 return forwarded;
             };
-            let mut padded = [0u8; 16];
-            let bytes = from.netbios_name.as_bytes();
-            let n = bytes.len().min(16);
-            padded[..n].copy_from_slice(&bytes[..n]);
-            let source = RecordSource::Network {
-                ip: from.ip.octets(),
-                port: from.port,
-                name: padded,
-                suffix: from.netbios_suffix,
-            };
+            let source =
+                RecordSource::network(from.ip, from.port, &from.netbios_name, from.netbios_suffix);
             let appended = entry.append(data, &source);
             entry.publish();
             match (appended, forwarded) {
@@ -743,40 +735,26 @@ fn open_reader(
             existing.clone()
         }
         None => {
-            let key = name.key();
-            let reservation = {
-                let mut reserved = lock(&state.reserved);
-                let now = Instant::now();
-                reserved.retain(|_, r| {
-                    let keep = r.until > now;
-                    if !keep {
-                        forget_record(state, &r.meta);
-                    }
-                    keep
-                });
-                reserved.remove(&key)
-            };
-            if let Some(reservation) = reservation {
-                let rejoined = rejoin_name(state, peer, &name, open, &reservation.meta);
-                if rejoined.is_err() {
-                    lock(&state.reserved).insert(key, reservation);
-                }
-                let created = Arc::new(rejoined?);
-                names.insert(name.key(), created.clone());
-                created
-            } else {
-                if names.len() >= MAX_NAMES {
-                    return Err(Error::new(
-                        ErrorKind::Io,
-                        format!(
-                            "mailslot \"{name}\": the host service holds {MAX_NAMES} names already"
-                        ),
-                    ));
-                }
-                let created = Arc::new(create_name(state, peer, &name, open)?);
-                names.insert(name.key(), created.clone());
-                created
+            if names.len() >= MAX_NAMES {
+                return Err(Error::new(
+                    ErrorKind::Io,
+                    format!(
+                        "mailslot \"{name}\": the host service holds {MAX_NAMES} names already"
+                    ),
+                ));
             }
+            let key = name.key();
+            let created = match take_reservation(state, &key) {
+                // A name of a previous run: its recorded owner, group and mode hold.
+                Some(reservation) => rejoin_name(state, peer, &name, open, &reservation.meta)
+                    .inspect_err(|_| {
+                        lock(&state.reserved).insert(key.clone(), reservation);
+                    })?,
+                None => create_name(state, peer, &name, open)?,
+            };
+            let created = Arc::new(created);
+            names.insert(key, created.clone());
+            created
         }
     };
     drop(names);
@@ -881,6 +859,21 @@ fn rejoin_name(
         ));
     }
     build_name(state, name, meta.clone())
+}
+
+/// The reservation a previous run left for `key`, if it has not expired (expired ones are
+/// forgotten on the way).
+fn take_reservation(state: &State, key: &str) -> Option<Reserved> {
+    let mut reserved = lock(&state.reserved);
+    let now = Instant::now();
+    reserved.retain(|_, r| {
+        let keep = r.until > now;
+        if !keep {
+            forget_record(state, &r.meta);
+        }
+        keep
+    });
+    reserved.remove(key)
 }
 
 fn forget_record(state: &State, meta: &Meta) {

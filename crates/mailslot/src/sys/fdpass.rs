@@ -6,7 +6,6 @@ use std::fs::File;
 use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
-use std::time::Duration;
 
 use nix::sys::socket::{
     self, recvmsg, sendmsg, sockopt, ControlMessage, ControlMessageOwned, MsgFlags,
@@ -155,31 +154,6 @@ pub fn recv_packet(fd: BorrowedFd<'_>, buf: &mut [u8], nonblocking: bool) -> io:
         packet.eof = false;
     }
     Ok(packet)
-}
-
-/// Waits up to `timeout` for `fd` to become readable or hung up; `Ok(false)` on timeout.
-pub fn wait_readable(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::Result<bool> {
-    let mut pollfd = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    let ms = timeout.map_or(-1, |t| {
-        // Round up: a 0.4 ms remainder must still wait, not spin.
-        let ms = t.as_micros().div_ceil(1000);
-        ms.min(i32::MAX as u128) as libc::c_int
-    });
-    // SAFETY: one valid, initialised pollfd that lives across the call; the descriptor is
-    // borrowed, so it stays open.
-    let rc = unsafe { libc::poll(&mut pollfd, 1, ms) };
-    if rc < 0 {
-        let err = io::Error::last_os_error();
-        if err.kind() == io::ErrorKind::Interrupted {
-            return Ok(true); // let the caller look again
-        }
-        return Err(err);
-    }
-    Ok(rc > 0)
 }
 
 /// A sealed memfd of `size` bytes, all of it allocated now (so that a full memory cgroup or

@@ -357,7 +357,10 @@ pub fn poll_readable(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -> io::R
             revents: 0,
         })
         .collect();
-    let ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as libc::c_int);
+    // Rounded up: a 0.4 ms remainder must still wait, not spin.
+    let ms = timeout.map_or(-1, |t| {
+        t.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int
+    });
     // SAFETY: `pollfds` is a valid array of `fds.len()` initialised pollfd structs that lives
     // across the call; the descriptors are borrowed, so they stay open.
     let rc = unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, ms) };
@@ -369,6 +372,16 @@ pub fn poll_readable(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -> io::R
         .enumerate()
         .filter(|(_, p)| p.revents != 0)
         .fold(0u64, |mask, (i, _)| mask | (1 << i)))
+}
+
+/// Waits up to `timeout` for `fd` to become readable or hung up; `Ok(false)` on timeout, and
+/// `Ok(true)` when a signal cut the wait short (the caller looks again either way).
+pub fn wait_readable(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::Result<bool> {
+    match poll_readable(&[fd], timeout) {
+        Ok(mask) => Ok(mask != 0),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(true),
+        Err(e) => Err(e),
+    }
 }
 
 /// Registers a server's doorbell with tokio's reactor (feature `tokio`).
