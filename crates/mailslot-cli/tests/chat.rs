@@ -524,8 +524,7 @@ fn network_role_on_one_host() {
 }
 
 /// A virtual LAN of two hosts (network namespaces joined by a bridge in a third), removed at
-/// the end. Recipe: shared/lab/netns-up.sh, with names of our own so tests can run side by
-/// side.
+/// the end, with names of our own so tests can run side by side.
 struct Lan {
     namespaces: Vec<String>,
 }

@@ -1,4 +1,4 @@
-//! The network role on a virtual LAN (lab/REPORT.md recipe), with real third-party peers.
+//! The network role on a virtual LAN of network namespaces, with real third-party peers.
 //!
 //! Each test builds its own LAN: hosts A, B, C (10.99.0.1-3/24, broadcast 10.99.0.255, a
 //! route for 255.255.255.255) on a bridge, each in its own network namespace with its own
@@ -18,7 +18,8 @@
 //! | `unprivileged_lan` | as root: the six scenarios above again as `nobody` inside `unshare -rn` (no privilege outside the namespace: port 138, the bridge, nmbd, tshark, the role) |
 //! | `single_host_loopback` | no namespaces: a holder on an unprivileged port, `send --to *` over 127.255.255.255 from its own directory and from a second directory (a second "host" without a holder), `status`; a second holder on the same port is refused with the owner named |
 //!
-//! Not root: every LAN test re-runs itself inside `unshare -rn` (lab/REPORT.md §6) and skips
+//! Not root: every LAN test re-runs itself inside `unshare -rn` (a user and network namespace)
+//! and skips
 //! with a message if user namespaces are not available. Tools (ip, nsenter, tshark,
 //! nmblookup, nmbd, python3-samba, scapy in `<repo>/.venv`) missing: SKIP, except under CI
 //! (`CI` set), where it fails. No wall-clock assertion anywhere: every wait has a generous
@@ -857,7 +858,7 @@ fn ms<'a>(name: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
     v
 }
 
-/// An smb.conf for nmbd in `dir` (lab/nmbd-start.sh, with LANMAN announcements).
+/// An smb.conf for nmbd in `dir` (with LANMAN announcements).
 fn nmbd_conf(dir: &Path, name: &str) -> String {
     for sub in [
         "pid", "lock", "state", "cache", "private", "ncalrpc", "sock",
