@@ -19,8 +19,7 @@
 //! | `single_host_loopback` | no namespaces: a holder on an unprivileged port, `send --to *` over 127.255.255.255 from its own directory and from a second directory (a second "host" without a holder), `status`; a second holder on the same port is refused with the owner named |
 //!
 //! Not root: every LAN test re-runs itself inside `unshare -rn` (a user and network namespace)
-//! and skips
-//! with a message if user namespaces are not available. Tools (ip, nsenter, tshark,
+//! and skips with a message if user namespaces are not available. Tools (ip, nsenter, tshark,
 //! nmblookup, nmbd, python3-samba, scapy in `<repo>/.venv`) missing: SKIP, except under CI
 //! (`CI` set), where it fails. No wall-clock assertion anywhere: every wait has a generous
 //! deadline only to turn a hang into a failure.
