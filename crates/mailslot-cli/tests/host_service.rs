@@ -77,6 +77,16 @@ fn uid(user: &str) -> u32 {
 fn tools() -> &'static (PathBuf, PathBuf) {
     static TOOLS: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
     TOOLS.get_or_init(|| {
+        // Copies left by runs that are over (a test binary cannot clean up after its last
+        // test): those whose process is gone.
+        for entry in std::fs::read_dir(std::env::temp_dir()).unwrap().flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            if let Some(pid) = name.strip_prefix("ms-svc-tools-") {
+                if !Path::new("/proc").join(pid).exists() {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
         let dir = std::env::temp_dir().join(format!("ms-svc-tools-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -97,7 +107,7 @@ fn tools() -> &'static (PathBuf, PathBuf) {
 }
 
 /// A fresh path for a global directory (not created).
-fn global_path(tag: &str) -> PathBuf {
+fn global_path(tag: &str) -> Scratch {
     static N: AtomicUsize = AtomicUsize::new(0);
     let path = std::env::temp_dir().join(format!(
         "ms-svc-{tag}-{}-{}",
@@ -105,7 +115,40 @@ fn global_path(tag: &str) -> PathBuf {
         N.fetch_add(1, Ordering::Relaxed)
     ));
     let _ = std::fs::remove_dir_all(&path);
-    path
+    Scratch(path)
+}
+
+/// A temporary path, removed (with whatever is there) when the test is done.
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for Scratch {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.as_os_str()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        // A symlink is removed, never followed.
+        if std::fs::symlink_metadata(&self.0).is_ok_and(|m| m.file_type().is_symlink()) {
+            let _ = std::fs::remove_file(&self.0);
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
 }
 
 /// A child with its stdout lines on a channel; killed on drop.
@@ -464,7 +507,8 @@ fn the_service_takes_only_a_directory_nobody_else_could_have_planted() {
         assert!(!dir.join("mailslot.sock").exists() && !target.join("mailslot.sock").exists());
     }
     // Clients refuse a global directory others can write, even with a socket in it.
-    let _svc = service(&open.with_extension("real"));
+    let real = global_path("real");
+    let _svc = service(&real);
     let fake = global_path("fake");
     std::fs::create_dir(&fake).unwrap();
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o1777)).unwrap();
@@ -720,7 +764,7 @@ fn ports() -> u16 {
 }
 
 /// A private runtime directory of `user` (mode 0700).
-fn user_dir(user: &str, tag: &str) -> PathBuf {
+fn user_dir(user: &str, tag: &str) -> Scratch {
     let dir = global_path(&format!("rt-{tag}"));
     std::fs::create_dir(&dir).unwrap();
     std::os::unix::fs::chown(&dir, Some(uid(user)), None).unwrap();
@@ -777,11 +821,12 @@ fn every_users_own_names_receive_the_lan_through_the_service() {
         cmd.env_remove("MAILSLOT_NO_NETWORK")
             .env("MAILSLOT_DIR", &rt)
             .env("MAILSLOT_PORT", &port_s);
-        (Proc::spawn(cmd), rt)
+        // The directory first: it is removed after the process that uses it is gone.
+        (rt, Proc::spawn(cmd))
     };
-    let (alice, alice_rt) = listen_as(ALICE, "NEWS");
-    let (bob, bob_rt) = listen_as(BOB, "news");
-    let (carol, _) = listen_as(CAROL, "OTHER");
+    let (alice_rt, alice) = listen_as(ALICE, "NEWS");
+    let (bob_rt, bob) = listen_as(BOB, "news");
+    let (_carol_rt, carol) = listen_as(CAROL, "OTHER");
     // Each user's network role says it receives through the service.
     for (user, rt) in [(ALICE, &alice_rt), (BOB, &bob_rt)] {
         let deadline = Instant::now() + GUARD;
