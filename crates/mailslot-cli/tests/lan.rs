@@ -188,6 +188,7 @@ fn reexec(tests: &[&str], as_nobody: bool) {
             "lan_send.py",
             "lan_hostile.py",
             "samba_dgram.py",
+            "browse_payload.py",
         ] {
             std::fs::copy(support(f), support_dir.join(f)).unwrap();
             mode(&support_dir.join(f), 0o644);
