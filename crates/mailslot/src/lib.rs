@@ -41,8 +41,8 @@ mod error;
 mod name;
 pub mod net;
 mod registry;
+mod ring;
 mod scope;
-mod segment;
 mod server;
 pub mod service;
 #[allow(unsafe_code)]

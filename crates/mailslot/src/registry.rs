@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind};
 use crate::name::MailslotName;
-use crate::segment::{Segment, SegmentOptions, MAX_INSTANCES, SLOT_ACTIVE, SLOT_FREE};
+use crate::ring::{Cursor, Ring, RingOptions, MAX_INSTANCES, SLOT_ACTIVE, SLOT_FREE};
 use crate::sys;
 
 /// How long opening or closing waits for another process's open or close of the same name.
@@ -25,15 +25,17 @@ const NAME_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
 /// A server's place in a name: its segment (whose descriptor holds the slot's lock) and slot.
 #[derive(Debug)]
 pub(crate) struct Membership {
-    pub segment: Segment,
+    pub segment: Ring,
     pub slot: usize,
     pub id: u64,
+    /// Where the instance starts reading.
+    pub cursor: Cursor,
 }
 
 /// Who creates a name, with which permissions.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Creation {
-    pub options: SegmentOptions,
+    pub options: RingOptions,
     pub mode: u32,
     pub group: Option<u32>,
 }
@@ -115,7 +117,7 @@ pub(crate) fn open_server(
                 None => continue, // someone else created it meanwhile: join theirs
             }
         };
-        let existing = match Segment::map_existing(
+        let existing = match Ring::map_existing(
             lock.try_clone()
                 .map_err(|e| io_err(name, "cannot duplicate a descriptor", e))?,
         ) {
@@ -139,15 +141,12 @@ pub(crate) fn open_server(
 
 /// Slots whose owners are alive; frees the dead ones and removes their doorbells (the caller
 /// holds the name lock).
-fn live_slots(dir: &Path, segment: &Segment, probe: &File) -> Result<Vec<usize>, Error> {
-    let mut live = Vec::new();
-    for slot in 0..segment.high_water() {
-        if segment.slot_state(slot) != SLOT_ACTIVE {
-            continue;
-        }
-        if segment.slot_alive(probe, slot)? {
-            live.push(slot);
-        } else {
+fn live_slots(dir: &Path, segment: &Ring, probe: &File) -> Result<Vec<usize>, Error> {
+    let live = segment.live_slots(probe)?;
+    for slot in 0..MAX_INSTANCES {
+        if segment.slot(slot).state.load(Ordering::Acquire) == SLOT_ACTIVE
+            && live.binary_search(&slot).is_err()
+        {
             free_slot(dir, segment, slot);
         }
     }
@@ -155,21 +154,25 @@ fn live_slots(dir: &Path, segment: &Segment, probe: &File) -> Result<Vec<usize>,
 }
 
 /// Frees `slot` and removes its instance's doorbell socket file.
-fn free_slot(dir: &Path, segment: &Segment, slot: usize) {
-    let id = segment.slot_id(slot);
+fn free_slot(dir: &Path, segment: &Ring, slot: usize) {
+    let id = segment.slot(slot).id.load(Ordering::Relaxed);
     segment.free_slot(slot);
     let _ = fs::remove_file(crate::server::bell_path(dir, id));
 }
 
 fn join(
-    segment: Segment,
+    segment: Ring,
     lock: File,
     name: &MailslotName,
     creation: Creation,
     live: &[usize],
 ) -> Result<Membership, Error> {
     let existing = segment.options();
-    let (pid, owner) = segment.slot_pid_uid(live[0]);
+    let first = segment.slot(live[0]);
+    let (pid, owner) = (
+        first.pid.load(Ordering::Relaxed),
+        first.uid.load(Ordering::Relaxed),
+    );
     // Joining a name whose permissions differ from what this opener asked for would let
     // whoever created it first (another user, in the global scope) decide who reads along.
     let mode = segment
@@ -220,7 +223,7 @@ fn join(
         ));
     }
     for slot in 0..MAX_INSTANCES {
-        if segment.slot_state(slot) != SLOT_FREE {
+        if segment.slot(slot).state.load(Ordering::Acquire) != SLOT_FREE {
             continue;
         }
         // Our descriptor (which holds the name lock) takes the slot's lock; it stays open
@@ -231,10 +234,15 @@ fn join(
             continue; // an owner we freed above is somehow still around: leave it alone
         }
         let id = sys::random_u64();
-        segment.activate_slot(slot, id, std::process::id(), sys::current_uid());
+        let cursor = segment.activate_slot(slot, id, std::process::id(), sys::current_uid());
         let _ = sys::ofd_unlock(lock.as_fd(), 0, 1);
         drop(lock); // the segment holds its own duplicate of the descriptor
-        return Ok(Membership { segment, slot, id });
+        return Ok(Membership {
+            segment,
+            slot,
+            id,
+            cursor,
+        });
     }
     Err(Error::new(
         ErrorKind::QueueFull,
@@ -281,16 +289,16 @@ fn create_name(
         sys::ofd_try_lock(file.as_fd(), range.0, range.1)
             .map_err(|e| cleanup(io_err(name, "cannot lock", e)))?;
     }
-    let segment = Segment::create(file, creation.options, name.as_str()).map_err(cleanup)?;
+    let segment = Ring::create(file, creation.options, name.as_str()).map_err(cleanup)?;
     let id = sys::random_u64();
-    segment.activate_slot(0, id, std::process::id(), sys::current_uid());
+    let cursor = segment.activate_slot(0, id, std::process::id(), sys::current_uid());
     let published = match replacing {
         Some(old) => {
             let result = fs::rename(&tmp, path);
             if result.is_ok() {
                 if let Ok(Some(old)) = old
                     .try_clone()
-                    .map(Segment::map_existing)
+                    .map(Ring::map_existing)
                     .map(|r| r.ok().flatten())
                 {
                     old.mark_closed();
@@ -313,6 +321,7 @@ fn create_name(
         segment,
         slot: 0,
         id,
+        cursor,
     }))
 }
 
@@ -351,7 +360,7 @@ pub(crate) fn close_server(dir: &Path, name: &MailslotName, membership: &Members
 ///
 /// # Errors
 /// `NotFound` when no live server has the name open (a dead name is cleaned up on the way).
-pub(crate) fn open_for_write(dir: &Path, name: &MailslotName) -> Result<Segment, Error> {
+pub(crate) fn open_for_write(dir: &Path, name: &MailslotName) -> Result<Ring, Error> {
     let path = dir.join(name.file_name());
     let not_found = || {
         Error::new(
@@ -364,7 +373,7 @@ pub(crate) fn open_for_write(dir: &Path, name: &MailslotName) -> Result<Segment,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(not_found()),
         Err(e) => return Err(io_err(name, "cannot open", e)),
     };
-    let segment = match Segment::map_existing(file)? {
+    let segment = match Ring::map_existing(file)? {
         Some(segment) => segment,
         None => return Err(not_found()),
     };
@@ -385,7 +394,7 @@ pub(crate) fn reap(dir: &Path, name: &MailslotName) {
     let segment = lock
         .try_clone()
         .ok()
-        .and_then(|f| Segment::map_existing(f).ok().flatten());
+        .and_then(|f| Ring::map_existing(f).ok().flatten());
     if let Some(segment) = &segment {
         if !live_slots(dir, segment, &lock)
             .unwrap_or_default()
@@ -411,6 +420,9 @@ pub struct InstanceStatus {
     pub lost: u64,
     /// Messages waiting for this instance.
     pub backlog: u64,
+    /// Damage in the name's file this instance met and skipped (each reported to it as
+    /// `Corrupted`).
+    pub corrupt: u64,
 }
 
 /// One live name, as `mailslot status` shows it.
@@ -423,6 +435,8 @@ pub struct MailslotStatus {
     pub deliver_one: bool,
     /// Messages refused with `QueueFull`.
     pub refused: u64,
+    /// Damage writers found in the name's shared words and repaired.
+    pub repaired: u64,
     pub instances: Vec<InstanceStatus>,
 }
 
@@ -486,46 +500,39 @@ pub fn status_of(dir: &Path, name: &MailslotName) -> Result<Option<MailslotStatu
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io_err(name, "cannot open", e)),
     };
-    let Ok(Some(segment)) = Segment::map_existing(file) else {
+    let Ok(Some(segment)) = Ring::map_existing(file) else {
         return Ok(None);
     };
     let mut instances = Vec::new();
-    let mut dead = false;
-    for slot in 0..segment.high_water() {
-        if segment.slot_state(slot) != SLOT_ACTIVE {
-            continue;
-        }
-        if !segment.slot_alive(&segment.file, slot)? {
-            dead = true;
-            continue;
-        }
-        let (pid, uid) = segment.slot_pid_uid(slot);
-        let options = segment.options();
-        let backlog = if options.deliver_one {
-            segment
-                .backlog_from(segment.group_pos().load(Ordering::Acquire))
-                .0 as u64
+    let options = segment.options();
+    // The kernel's locks say who lives; a dead instance's slot still says active.
+    let live = segment.live_slots(&segment.file)?;
+    let dead = (0..MAX_INSTANCES).any(|slot| {
+        segment.slot(slot).state.load(Ordering::Acquire) == SLOT_ACTIVE
+            && live.binary_search(&slot).is_err()
+    });
+    for &slot in &live {
+        let s = segment.slot(slot);
+        let cursor = if options.deliver_one {
+            Cursor::Group
         } else {
-            segment
-                .backlog_from(segment.slot_cursor(slot).load(Ordering::Acquire))
-                .0 as u64
+            Cursor::Own {
+                pos: s.cursor.load(Ordering::Acquire),
+                next_seq: s.next_seq.load(Ordering::Acquire),
+            }
         };
         instances.push(InstanceStatus {
-            id: segment.slot_id(slot),
-            pid,
-            uid,
-            delivered: segment.slot_delivered(slot).load(Ordering::Relaxed),
+            id: s.id.load(Ordering::Relaxed),
+            pid: s.pid.load(Ordering::Relaxed),
+            uid: s.uid.load(Ordering::Relaxed),
+            delivered: s.delivered.load(Ordering::Relaxed),
             // What it was told of, and what it has lost since but not yet read past.
-            lost: segment.slot_lost(slot).load(Ordering::Relaxed)
-                + if options.deliver_one {
-                    0
-                } else {
-                    segment.lost_unread(
-                        segment.slot_cursor(slot).load(Ordering::Acquire),
-                        segment.slot_next_seq(slot).load(Ordering::Acquire),
-                    )
-                },
-            backlog,
+            lost: s
+                .lost
+                .load(Ordering::Relaxed)
+                .saturating_add(segment.lost_unread(&cursor)),
+            backlog: segment.backlog(&cursor).0 as u64,
+            corrupt: s.corrupt.load(Ordering::Relaxed),
         });
     }
     if dead {
@@ -533,7 +540,7 @@ pub fn status_of(dir: &Path, name: &MailslotName) -> Result<Option<MailslotStatu
         if let Ok(Some(lock)) = lock_name(&path, name) {
             if let Ok(Some(locked)) = lock
                 .try_clone()
-                .map(|f| Segment::map_existing(f).ok().flatten())
+                .map(|f| Ring::map_existing(f).ok().flatten())
             {
                 let live = live_slots(dir, &locked, &lock)?;
                 if live.is_empty() {
@@ -546,12 +553,12 @@ pub fn status_of(dir: &Path, name: &MailslotName) -> Result<Option<MailslotStatu
     if instances.is_empty() {
         return Ok(None);
     }
-    let options = segment.options();
     Ok(Some(MailslotStatus {
         name: segment.display_name(),
         shared: options.shared,
         deliver_one: options.deliver_one,
         refused: segment.refused(),
+        repaired: segment.repaired(),
         instances,
     }))
 }

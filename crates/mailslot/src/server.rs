@@ -4,20 +4,16 @@ use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind};
 use crate::name::MailslotName;
 use crate::registry::{self, Creation, Membership};
+use crate::ring::{self, Cursor, ReadStep, RecordHeader, RecordSource, RingOptions, Take};
 use crate::scope::Scope;
-use crate::segment::{
-    self, ReadStep, RecordHeader, RecordSource, SegmentOptions, BELL_FUTEX, BELL_IDLE, BELL_SOCKET,
-};
 use crate::service::{self, Claim, GlobalReader};
-use crate::sys;
 
-pub use crate::segment::MAX_MESSAGE_SIZE;
+pub use crate::ring::MAX_MESSAGE_SIZE;
 
 /// The largest queue capacity a name of the user scope may ask for (1 GiB; the global scope
 /// allows less, see [`crate::service`]).
@@ -265,12 +261,12 @@ impl ServerBuilder {
             self.max_message_size
         };
         let creation = Creation {
-            options: SegmentOptions {
+            options: RingOptions {
                 shared: self.shared,
                 deliver_one: self.delivery == Delivery::One,
                 refuse_when_full: self.overflow == Overflow::Refuse,
                 max_message: self.max_message_size as u32,
-                ring_size: segment::ring_size_for(self.capacity, max),
+                ring_size: ring::ring_size_for(self.capacity, max),
             },
             mode: self.mode.unwrap_or_else(|| self.scope.default_mode()),
             group: self.group,
@@ -285,30 +281,22 @@ impl ServerBuilder {
             err
         })?;
         let options = member.segment.options();
-        let cursor = member
-            .segment
-            .slot_cursor(member.slot)
-            .load(Ordering::Relaxed);
-        let next_seq = member
-            .segment
-            .slot_next_seq(member.slot)
-            .load(Ordering::Relaxed);
+        let cursor = if options.deliver_one {
+            Cursor::Group
+        } else {
+            member.cursor
+        };
         // Readable-when-waiting from the start (see `AsFd`).
-        member
-            .segment
-            .bell(member.slot)
-            .store(BELL_SOCKET, Ordering::SeqCst);
+        member.segment.arm_socket_bell(member.slot);
         Ok(Server {
             name,
             link: Link::Local(LocalLink {
                 dir,
                 member,
                 bell_socket,
-                deliver_one: options.deliver_one,
                 opener: std::process::id(),
             }),
             cursor,
-            next_seq,
             read_timeout: self.read_timeout,
             max_message_size: options.max_message as usize,
             delivered: 0,
@@ -333,8 +321,10 @@ impl ServerBuilder {
         Ok(Server {
             name,
             link: Link::Global(reader),
-            cursor,
-            next_seq,
+            cursor: Cursor::Own {
+                pos: cursor,
+                next_seq,
+            },
             read_timeout: self.read_timeout,
             max_message_size: self.max_message_size,
             delivered: 0,
@@ -370,10 +360,9 @@ fn bind_bell(dir: &Path, id: u64) -> std::io::Result<UnixDatagram> {
 pub struct Server {
     name: MailslotName,
     link: Link,
-    /// Position of the next record to read (not used in `one` mode, which claims from the
-    /// name's shared group cursor).
-    cursor: u64,
-    next_seq: u64,
+    /// Where this instance reads: its own position, or the name's group cursor (`one`
+    /// mode; a global name's `one` mode takes turns from the service instead).
+    cursor: Cursor,
     read_timeout: Timeout,
     max_message_size: usize,
     /// This instance's counters (global names report them to the service).
@@ -396,16 +385,9 @@ struct LocalLink {
     dir: PathBuf,
     member: Membership,
     bell_socket: UnixDatagram,
-    deliver_one: bool,
     /// The process that opened the instance: a child that inherited it by `fork` and drops
     /// its copy must not close the parent's instance (or delete its name).
     opener: u32,
-}
-
-enum Take {
-    Got(RecordHeader, u64),
-    Empty,
-    TooSmall(usize),
 }
 
 impl Server {
@@ -515,6 +497,7 @@ impl Server {
                         ),
                     ))
                 }
+                Take::Damaged(what) => return Err(self.damaged(what)),
                 Take::Empty => {}
             }
             let remaining = match deadline {
@@ -544,36 +527,36 @@ impl Server {
     fn sleep(&mut self, remaining: Option<Duration>) {
         match &mut self.link {
             Link::Local(local) => {
-                let segment = &local.member.segment;
-                let bell = segment.bell(local.member.slot);
-                // SYNC POINT: mark ourselves waiting, read the wake epoch, then re-check; pairs
-                // with `ring_bells` (a writer that saw our bell bumps the epoch before waking).
-                bell.store(BELL_FUTEX, Ordering::SeqCst);
-                let epoch = segment.wake_epoch();
-                let seen = epoch.load(Ordering::SeqCst);
-                let at = if local.deliver_one {
-                    segment.group_pos().load(Ordering::SeqCst)
-                } else {
-                    self.cursor
-                };
-                if at >= segment.head() {
-                    sys::futex_wait(epoch, seen, remaining);
-                }
-                bell.store(BELL_IDLE, Ordering::SeqCst);
+                let member = &local.member;
+                member
+                    .segment
+                    .sleep(member.slot, member.id, &self.cursor, remaining);
             }
             Link::Global(global) => {
                 // The old ring of a service that went away is read to its end first
                 // (`take` found it empty): then join the next service.
                 if !global.connected() {
-                    if let Some((cursor, next_seq)) = global.reconnect() {
-                        self.cursor = cursor;
-                        self.next_seq = next_seq;
+                    if let Some((pos, next_seq)) = global.reconnect() {
+                        self.cursor = Cursor::Own { pos, next_seq };
                         return;
                     }
                 }
-                global.sleep(self.cursor, self.delivered, self.lost, remaining);
+                let at = global.segment.waiting_at(&self.cursor);
+                global.sleep(at, self.delivered, self.lost, remaining);
             }
         }
+    }
+
+    /// `Corrupted`: damage in the name's shared file was found and skipped.
+    fn damaged(&self, what: &str) -> Error {
+        Error::new(
+            ErrorKind::Corrupted,
+            format!(
+                "mailslot \"{}\": {what} was damaged (another process wrote into the name's \
+                 file); it was skipped, and messages may have been lost with it",
+                self.name
+            ),
+        )
     }
 
     /// Empty at the deadline: arm the socket doorbell (so the fd turns readable on the next
@@ -585,24 +568,20 @@ impl Server {
                 // ring) must not leave the descriptor readable, or a poller would spin.
                 let mut sink = [0u8; 64];
                 while local.bell_socket.recv(&mut sink).is_ok() {}
-                local
-                    .member
-                    .segment
-                    .bell(local.member.slot)
-                    .store(BELL_SOCKET, Ordering::SeqCst);
+                local.member.segment.arm_socket_bell(local.member.slot);
             }
             Link::Global(global) => {
                 global.drain();
                 if !global.connected() {
-                    if let Some((cursor, next_seq)) = global.reconnect() {
-                        self.cursor = cursor;
-                        self.next_seq = next_seq;
+                    if let Some((pos, next_seq)) = global.reconnect() {
+                        self.cursor = Cursor::Own { pos, next_seq };
                     }
                 }
                 // (`deliver one` parks its claim after the last look, below: a claim made
                 // by that look would replace a parked one.)
                 if !global.deliver_one() {
-                    global.arm(self.cursor, self.delivered, self.lost);
+                    let at = global.segment.waiting_at(&self.cursor);
+                    global.arm(at, self.delivered, self.lost);
                 }
             }
         }
@@ -624,6 +603,7 @@ impl Server {
                     self.name
                 ),
             )),
+            Take::Damaged(what) => Err(self.damaged(what)),
             Take::Empty => Err(Error::new(
                 ErrorKind::TimedOut,
                 format!("mailslot \"{}\": no message within the read timeout", self.name),
@@ -633,88 +613,30 @@ impl Server {
 
     /// Takes the next message into `self.scratch` if one is waiting.
     fn take(&mut self, limit: usize) -> Result<Take, Error> {
-        if let Link::Global(global) = &mut self.link {
-            if global.deliver_one() {
-                return take_claimed(
-                    global,
-                    limit,
+        let take = match &mut self.link {
+            Link::Global(global) if global.deliver_one() => {
+                take_claimed(global, limit, &mut self.scratch)
+            }
+            Link::Global(global) => {
+                global
+                    .segment
+                    .take(&mut self.cursor, None, &mut self.scratch, limit)
+            }
+            Link::Local(local) => {
+                let member = &local.member;
+                member.segment.take(
+                    &mut self.cursor,
+                    Some(member.slot),
                     &mut self.scratch,
-                    &mut self.delivered,
-                    &mut self.lost,
-                );
+                    limit,
+                )
             }
-        }
-        let (segment, slot, deliver_one) = match &self.link {
-            Link::Local(local) => (
-                &local.member.segment,
-                Some(local.member.slot),
-                local.deliver_one,
-            ),
-            // Read-only: nothing of ours is written into the service's ring.
-            Link::Global(global) => (&global.segment, None, false),
         };
-        loop {
-            let at = if deliver_one {
-                segment.group_pos().load(Ordering::Acquire)
-            } else {
-                self.cursor
-            };
-            match segment.read_at(at, &mut self.scratch, limit) {
-                ReadStep::Empty => return Ok(Take::Empty),
-                ReadStep::Resync(next) => {
-                    if deliver_one {
-                        let _ = segment.group_pos().compare_exchange(
-                            at,
-                            next,
-                            Ordering::AcqRel,
-                            Ordering::Acquire,
-                        );
-                    } else {
-                        self.cursor = next;
-                    }
-                }
-                ReadStep::Record {
-                    header,
-                    next,
-                    copied,
-                    ..
-                } => {
-                    if !copied {
-                        return Ok(Take::TooSmall(header.len));
-                    }
-                    let lost = if deliver_one {
-                        if segment
-                            .group_pos()
-                            .compare_exchange(at, next, Ordering::AcqRel, Ordering::Acquire)
-                            .is_err()
-                        {
-                            continue; // another instance took it
-                        }
-                        segment.group_lost().swap(0, Ordering::AcqRel)
-                    } else {
-                        let lost = header.seq.saturating_sub(self.next_seq);
-                        self.cursor = next;
-                        self.next_seq = header.seq + 1;
-                        if let Some(slot) = slot {
-                            segment.slot_cursor(slot).store(next, Ordering::Release);
-                            segment
-                                .slot_next_seq(slot)
-                                .store(self.next_seq, Ordering::Relaxed);
-                        }
-                        lost
-                    };
-                    self.delivered += 1;
-                    self.lost += lost;
-                    if let Some(slot) = slot {
-                        segment.slot_delivered(slot).fetch_add(1, Ordering::Relaxed);
-                        if lost > 0 {
-                            segment.slot_lost(slot).fetch_add(lost, Ordering::Relaxed);
-                        }
-                    }
-                    return Ok(Take::Got(header, lost));
-                }
-            }
+        if let Take::Got(_, lost) = &take {
+            self.delivered += 1;
+            self.lost += lost;
         }
+        Ok(take)
     }
 
     /// The mailslot's state as `GetMailslotInfo` reports it; consumes nothing.
@@ -722,16 +644,9 @@ impl Server {
     /// For a global name in `one` mode, the count is what no instance has taken yet.
     pub fn info(&self) -> Info {
         let (count, next_size) = match &self.link {
-            Link::Local(local) if local.deliver_one => {
-                let segment = &local.member.segment;
-                segment.backlog_from(segment.group_pos().load(Ordering::Acquire))
-            }
-            Link::Local(local) => local.member.segment.backlog_from(self.cursor),
-            Link::Global(global) if global.deliver_one() => {
-                let segment = &global.segment;
-                segment.backlog_from(segment.group_pos().load(Ordering::Acquire))
-            }
-            Link::Global(global) => global.segment.backlog_from(self.cursor),
+            Link::Local(local) => local.member.segment.backlog(&self.cursor),
+            Link::Global(global) if global.deliver_one() => global.segment.backlog(&Cursor::Group),
+            Link::Global(global) => global.segment.backlog(&self.cursor),
         };
         Info {
             max_message_size: self.max_message_size,
@@ -753,36 +668,27 @@ impl Server {
 
 /// `deliver one` on a global name: the service hands out the turns (it alone moves the group
 /// cursor); we copy the record it gave us out of our read-only mapping.
-fn take_claimed(
-    global: &mut GlobalReader,
-    limit: usize,
-    scratch: &mut Vec<u8>,
-    delivered: &mut u64,
-    lost: &mut u64,
-) -> Result<Take, Error> {
+fn take_claimed(global: &mut GlobalReader, limit: usize, scratch: &mut Vec<u8>) -> Take {
     // Messages overwritten between their claim and our copy: told with the next message.
     let mut overwritten = 0;
     loop {
         let (pos, lost_before) = match global.claim(limit, false) {
             Claim::Taken(pos, lost_before) => (pos, lost_before + overwritten),
-            Claim::TooSmall(len) => return Ok(Take::TooSmall(len)),
-            Claim::Nothing | Claim::Parked => return Ok(Take::Empty),
+            Claim::TooSmall(len) => return Take::TooSmall(len),
+            Claim::Nothing | Claim::Parked => return Take::Empty,
         };
-        match global.segment.read_at(pos, scratch, limit) {
+        match global.segment.read_at(pos, scratch, limit, true) {
             ReadStep::Record {
                 header,
                 copied: true,
                 ..
-            } => {
-                *delivered += 1;
-                *lost += lost_before;
-                return Ok(Take::Got(header, lost_before));
-            }
+            } => return Take::Got(header, lost_before),
             ReadStep::Record { header, .. } => {
                 // Ours, but larger than this buffer: it stays ours, first in line.
                 global.keep(pos, lost_before);
-                return Ok(Take::TooSmall(header.len));
+                return Take::TooSmall(header.len);
             }
+            ReadStep::Damaged(_, what) => return Take::Damaged(what),
             ReadStep::Empty | ReadStep::Resync(_) => overwritten = lost_before + 1,
         }
     }

@@ -2,16 +2,13 @@
 
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind};
 use crate::name::{MailslotName, Target};
 use crate::registry;
+use crate::ring::{RecordSource, Ring, APPEND_LOCK_TIMEOUT, NETWORK_APPEND_WAIT};
 use crate::scope::Scope;
-use crate::segment::{
-    RecordSource, Segment, APPEND_LOCK_TIMEOUT, NETWORK_APPEND_WAIT, SLOT_ACTIVE,
-};
 use crate::server::{bell_path, Source};
 use crate::service::GlobalWriter;
 use crate::sys;
@@ -40,7 +37,7 @@ enum WriterLink {
 struct LocalWriter {
     dir: PathBuf,
     name: MailslotName,
-    segment: Segment,
+    segment: Ring,
     /// Unbound; rings the doorbells of readers that wait on their descriptor.
     doorbell: Option<UnixDatagram>,
     source: RecordSource,
@@ -145,9 +142,7 @@ impl LocalWriter {
         }
         self.segment.check_size(self.name.as_str(), data.len())?;
         let source = source.unwrap_or(&self.source);
-        let result = self
-            .segment
-            .append(data, source, self.lock_wait, &mut slowest_live_reader);
+        let result = self.segment.append(data, source, self.lock_wait);
         match result {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::NotFound => {
@@ -188,26 +183,6 @@ pub(crate) fn server_gone(name: &str) -> Error {
         ErrorKind::NotFound,
         format!("mailslot \"{name}\": the server this writer opened is gone (open a new writer)"),
     )
-}
-
-/// The position of the slowest live reader (for names that refuse when full).
-fn slowest_live_reader(segment: &Segment) -> Option<u64> {
-    if segment.options().deliver_one {
-        return Some(segment.group_pos().load(Ordering::Acquire));
-    }
-    let mut slowest: Option<u64> = None;
-    for slot in 0..segment.high_water() {
-        if segment.slot_state(slot) != SLOT_ACTIVE {
-            continue;
-        }
-        // A dead reader must not hold the queue back.
-        if !segment.slot_alive(&segment.file, slot).unwrap_or(true) {
-            continue;
-        }
-        let cursor = segment.slot_cursor(slot).load(Ordering::Acquire);
-        slowest = Some(slowest.map_or(cursor, |s: u64| s.min(cursor)));
-    }
-    slowest
 }
 
 /// Writes one message to a local mailslot (`NAME` or `\\.\mailslot\NAME`) in the user scope.

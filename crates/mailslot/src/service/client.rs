@@ -18,7 +18,7 @@ use super::{global_dir, SOCKET_NAME};
 use crate::error::{Error, ErrorKind};
 use crate::name::MailslotName;
 use crate::registry::MailslotStatus;
-use crate::segment::Segment;
+use crate::ring::Ring;
 use crate::sys::{self, fdpass};
 
 /// How long a client waits for the service to answer an open, a flush or a status question,
@@ -151,9 +151,9 @@ fn reply_error(reply: Reply) -> Error {
     }
 }
 
-fn map_ring(file: Option<File>) -> Result<Segment, Error> {
+fn map_ring(file: Option<File>) -> Result<Ring, Error> {
     let file = file.ok_or_else(|| Error::new(ErrorKind::Io, "the host service sent no ring"))?;
-    Segment::map_read_only(file)?
+    Ring::map_read_only(file)?
         .ok_or_else(|| Error::new(ErrorKind::Corrupted, "the host service sent an empty ring"))
 }
 
@@ -173,7 +173,7 @@ pub(crate) struct GlobalReader {
     reported_at: Instant,
     /// `deliver one`: records the service gave us (position, messages lost before), in order.
     claimed: std::collections::VecDeque<(u64, u64)>,
-    pub segment: Segment,
+    pub segment: Ring,
     pub id: u64,
 }
 
@@ -243,7 +243,7 @@ impl GlobalReader {
         );
     }
 
-    fn join(dir: &Path, request: &OpenReader) -> Result<(Socket, Segment, u64, u64, u64), Error> {
+    fn join(dir: &Path, request: &OpenReader) -> Result<(Socket, Ring, u64, u64, u64), Error> {
         let conn = connect(dir)?;
         match ask(dir, &conn, &Request::OpenReader(request.clone()))? {
             (
@@ -451,7 +451,7 @@ pub(crate) struct GlobalWriter {
     dir: PathBuf,
     name: MailslotName,
     conn: Socket,
-    segment: Segment,
+    segment: Ring,
     submit: Submit,
     tail: u64,
     /// When the connection was last asked whether the service still lives.
@@ -652,6 +652,7 @@ pub(crate) fn status() -> Result<Vec<MailslotStatus>, Error> {
                 shared: n.shared,
                 deliver_one: n.deliver_one,
                 refused: 0,
+                repaired: 0,
                 instances: n.instances,
             })
             .collect()),

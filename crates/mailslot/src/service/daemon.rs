@@ -26,7 +26,7 @@ use super::SOCKET_NAME;
 use crate::error::{Error, ErrorKind};
 use crate::name::MailslotName;
 use crate::net::{DeliverFn, Delivery as NetDelivery, NetSource};
-use crate::segment::{self, ReadStep, RecordSource, Segment, SegmentOptions};
+use crate::ring::{self, Cursor, ReadStep, RecordSource, Ring, RingOptions};
 use crate::server::{DEFAULT_CAPACITY, MAX_MESSAGE_SIZE};
 use crate::sys::{self, fdpass};
 
@@ -135,7 +135,7 @@ impl Meta {
             ring_size: fields.next()?.parse().ok()?,
             display: fields.next()?.to_owned(),
         };
-        let max = segment::ring_size_for(MAX_CAPACITY, MAX_MESSAGE_SIZE);
+        let max = ring::ring_size_for(MAX_CAPACITY, MAX_MESSAGE_SIZE);
         let valid = meta.ring_size.is_power_of_two()
             && meta.ring_size <= max
             && meta.max_message as usize <= MAX_MESSAGE_SIZE
@@ -159,8 +159,8 @@ struct Name {
     /// Where its settings are recorded (removed when the name closes).
     record: PathBuf,
     access: Access,
-    options: SegmentOptions,
-    segment: Segment,
+    options: RingOptions,
+    segment: Ring,
     read_only: File,
     inner: Mutex<NameInner>,
 }
@@ -213,7 +213,7 @@ impl Name {
         }
         self.segment.check_size(&self.display, data.len())?;
         self.segment
-            .append(data, source, segment::APPEND_LOCK_TIMEOUT, &mut |_| None)
+            .append(data, source, ring::APPEND_LOCK_TIMEOUT)
             .map_err(|e| Error::new(e.kind(), format!("mailslot \"{}\": {e}", self.display)))?;
         drop(inner);
         Ok(())
@@ -252,9 +252,12 @@ impl Name {
         let mut none = Vec::new();
         loop {
             let at = group.load(Ordering::Acquire);
-            match self.segment.read_at(at, &mut none, 0) {
+            match self.segment.read_at(at, &mut none, 0, false) {
                 ReadStep::Empty => return false,
-                ReadStep::Resync(next) => group.store(next.max(at), Ordering::Release),
+                // (The service's own ring: nobody else can write into it, so no damage.)
+                ReadStep::Resync(next) | ReadStep::Damaged(next, _) => {
+                    group.store(next.max(at), Ordering::Release)
+                }
                 ReadStep::Record { header, next, .. } => {
                     if header.len as u64 > limit {
                         let reply = Reply::TooSmall {
@@ -838,7 +841,7 @@ fn create_name(
         shared: open.shared,
         deliver_one: open.deliver_one,
         max_message: open.max_message,
-        ring_size: segment::ring_size_for(capacity, max),
+        ring_size: ring::ring_size_for(capacity, max),
     };
     build_name(state, name, meta)
 }
@@ -890,14 +893,14 @@ fn release_ring(state: &State, owner: u32, size: u64) {
 
 /// Allocates a name's ring (charged to its owner) and records its settings.
 fn build_name(state: &State, name: &MailslotName, meta: Meta) -> Result<Name, Error> {
-    let options = SegmentOptions {
+    let options = RingOptions {
         shared: meta.shared,
         deliver_one: meta.deliver_one,
         refuse_when_full: false,
         max_message: meta.max_message,
         ring_size: meta.ring_size,
     };
-    let size = segment::file_size(options.ring_size);
+    let size = ring::file_size(options.ring_size);
     {
         let mut held = lock(&state.ring_bytes);
         let mine = held.entry(meta.access.owner).or_default();
@@ -921,7 +924,7 @@ fn build_name(state: &State, name: &MailslotName, meta: Meta) -> Result<Name, Er
     })?;
     let read_only = fdpass::reopen_read_only(&file)
         .map_err(|e| Error::io(format!("mailslot \"{name}\": cannot share its ring"), e));
-    let made = read_only.and_then(|ro| Ok((ro, Segment::create(file, options, name.as_str())?)));
+    let made = read_only.and_then(|ro| Ok((ro, Ring::create(file, options, name.as_str())?)));
     let (read_only, segment) =
         made.inspect_err(|_| release_ring(state, meta.access.owner, size))?;
     let record = state.dir.join("names").join(name.file_name());
@@ -1041,7 +1044,7 @@ fn close_instance(state: &State, entry: &Arc<Name>, id: u64) {
         release_ring(
             state,
             entry.access.owner,
-            segment::file_size(entry.options.ring_size),
+            ring::file_size(entry.options.ring_size),
         );
         let key = MailslotName::parse(&entry.display).map(|n| n.key());
         if let Ok(key) = key {
@@ -1224,7 +1227,14 @@ fn status(state: &State, peer: &Peer) -> Vec<NameEntry> {
                 uid: i.uid,
                 delivered: i.delivered,
                 lost: i.lost,
-                backlog: entry.segment.backlog_from(i.cursor.min(head)).0 as u64,
+                backlog: entry
+                    .segment
+                    .backlog(&Cursor::Own {
+                        pos: i.cursor.min(head),
+                        next_seq: 0,
+                    })
+                    .0 as u64,
+                corrupt: 0,
             })
             .collect();
         out.push(NameEntry {

@@ -515,6 +515,8 @@ impl Reply {
                             delivered: r.u64()?,
                             lost: r.u64()?,
                             backlog: r.u64()?,
+                            // The service's rings are its own: nobody can damage them.
+                            corrupt: 0,
                         });
                     }
                     names.push(NameEntry {
@@ -634,6 +636,7 @@ mod tests {
                     delivered: 12,
                     lost: 13,
                     backlog: 14,
+                    corrupt: 0,
                 }],
             }]),
             Reply::Error(ErrorKind::PermissionDenied, "no".into()),

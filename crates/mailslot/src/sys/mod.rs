@@ -1,7 +1,7 @@
 //! Every system call of the library that needs `unsafe`, each behind a small safe wrapper.
 //!
-//! One file, one job per item: a shared mapping with bounds-checked accessors, futex wait and
-//! wake on a word of that mapping, a robust process-shared mutex stored in it, open file
+//! One job per item: a shared mapping with bounds-checked accessors (and, in `layout`, the
+//! typed views of a name's file), futex wait and wake on a word of that mapping, open file
 //! description (OFD) byte-range locks, and a few identity calls. Nothing else in the crate uses
 //! `unsafe`.
 
@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub mod fdpass;
+pub mod layout;
 
 /// A `MAP_SHARED` mapping of a whole file, unmapped on drop.
 ///
@@ -111,80 +112,6 @@ impl SharedMap {
         // append lock, and readers validate their copies, so no reader trusts a torn range.
         unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.add(offset), data.len()) }
     }
-
-    /// Initialises a robust, process-shared mutex at `offset` (in a new, unpublished segment).
-    pub fn init_robust_mutex(&self, offset: usize) -> io::Result<()> {
-        self.check(offset, std::mem::size_of::<libc::pthread_mutex_t>(), 8);
-        // SAFETY: `attr` is initialised by pthread_mutexattr_init before use and destroyed at
-        // the end; the mutex memory is inside the mapping (checked) and not yet visible to any
-        // other process, so initialising it cannot race with a user.
-        unsafe {
-            let mut attr: libc::pthread_mutexattr_t = std::mem::zeroed();
-            check_pthread(libc::pthread_mutexattr_init(&mut attr))?;
-            let result = check_pthread(libc::pthread_mutexattr_setpshared(
-                &mut attr,
-                libc::PTHREAD_PROCESS_SHARED,
-            ))
-            .and_then(|()| {
-                check_pthread(libc::pthread_mutexattr_setrobust(
-                    &mut attr,
-                    libc::PTHREAD_MUTEX_ROBUST,
-                ))
-            })
-            .and_then(|()| {
-                check_pthread(libc::pthread_mutex_init(
-                    self.ptr.add(offset).cast::<libc::pthread_mutex_t>(),
-                    &attr,
-                ))
-            });
-            libc::pthread_mutexattr_destroy(&mut attr);
-            result
-        }
-    }
-
-    /// Locks the robust mutex at `offset`, waiting at most `timeout`.
-    ///
-    /// If its previous owner died holding it, the mutex is made consistent again and
-    /// [`MutexLock::Recovered`] is returned: whatever the owner left half-done must be treated
-    /// as never published.
-    pub fn lock_robust_mutex(&self, offset: usize, timeout: Duration) -> io::Result<MutexLock> {
-        self.check(offset, std::mem::size_of::<libc::pthread_mutex_t>(), 8);
-        let deadline = SystemTime::now() + timeout;
-        let since_epoch = deadline.duration_since(UNIX_EPOCH).unwrap_or_default();
-        let abstime = libc::timespec {
-            tv_sec: since_epoch.as_secs() as libc::time_t,
-            tv_nsec: since_epoch.subsec_nanos() as libc::c_long,
-        };
-        let mutex = self
-            .ptr
-            .wrapping_add(offset)
-            .cast::<libc::pthread_mutex_t>();
-        // SAFETY: the mutex lies inside the mapping (checked) and was initialised by the
-        // segment's creator before the segment was published (the magic number is written
-        // last), so it is a valid process-shared mutex.
-        let rc = unsafe { libc::pthread_mutex_timedlock(mutex, &abstime) };
-        match rc {
-            0 => Ok(MutexLock::Clean),
-            libc::EOWNERDEAD => {
-                // SAFETY: we own the mutex now (EOWNERDEAD returns with it locked); marking it
-                // consistent is the documented recovery step.
-                check_pthread(unsafe { libc::pthread_mutex_consistent(mutex) })?;
-                Ok(MutexLock::Recovered)
-            }
-            libc::ETIMEDOUT => Err(io::Error::from(io::ErrorKind::TimedOut)),
-            other => Err(io::Error::from_raw_os_error(other)),
-        }
-    }
-
-    /// Unlocks the robust mutex at `offset`, which the calling thread must hold.
-    pub fn unlock_robust_mutex(&self, offset: usize) {
-        self.check(offset, std::mem::size_of::<libc::pthread_mutex_t>(), 8);
-        // SAFETY: only called by the thread that locked it (the ring's append path pairs every
-        // successful lock with exactly one unlock).
-        unsafe {
-            libc::pthread_mutex_unlock(self.ptr.add(offset).cast::<libc::pthread_mutex_t>());
-        }
-    }
 }
 
 impl Drop for SharedMap {
@@ -194,22 +121,6 @@ impl Drop for SharedMap {
         unsafe {
             libc::munmap(self.ptr.cast(), self.len);
         }
-    }
-}
-
-/// How a robust mutex was acquired.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MutexLock {
-    Clean,
-    /// The previous owner died while holding it.
-    Recovered,
-}
-
-fn check_pthread(rc: libc::c_int) -> io::Result<()> {
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::from_raw_os_error(rc))
     }
 }
 

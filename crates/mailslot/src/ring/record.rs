@@ -1,0 +1,244 @@
+//! A record of the ring: a 48-byte header and the message, padded to 8 bytes.
+//!
+//! The header is read from shared memory that any process of the user may scribble on, so it
+//! is decoded through a checked view ([`RecordView::parse`]) and its checksum (CRC-32C of the
+//! header with the checksum field zeroed, then the data) is verified before anything in it is
+//! believed: a record that does not verify was not written by a writer.
+
+/// Size of a record header.
+pub const RECORD_HEADER: usize = 48;
+
+/// Byte ranges of the record header.
+mod field {
+    use std::ops::Range;
+    pub const LEN: Range<usize> = 0..4;
+    pub const KIND: Range<usize> = 4..6;
+    /// Bit 0: the source is the network.
+    pub const FLAGS: usize = 6;
+    pub const SUFFIX: usize = 7;
+    pub const SEQ: Range<usize> = 8..16;
+    pub const CRC: Range<usize> = 16..20;
+    /// The writer's pid, or the datagram's IPv4 address.
+    pub const PID_OR_IP: Range<usize> = 20..24;
+    pub const UID: Range<usize> = 24..28;
+    pub const PORT: Range<usize> = 28..30;
+    pub const NAME: Range<usize> = 32..48;
+}
+
+const KIND_MESSAGE: u16 = 1;
+const KIND_PAD: u16 = 2;
+const FLAG_NETWORK: u8 = 1;
+
+/// Where a message came from, as stored in its record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordSource {
+    Local {
+        pid: u32,
+        uid: u32,
+    },
+    Network {
+        ip: [u8; 4],
+        port: u16,
+        name: [u8; 16],
+        suffix: u8,
+    },
+}
+
+impl RecordSource {
+    /// A datagram's source as a record stores it (the NetBIOS name cut or NUL-padded to 16
+    /// bytes).
+    pub fn network(ip: std::net::Ipv4Addr, port: u16, netbios_name: &str, suffix: u8) -> Self {
+        let mut name = [0u8; 16];
+        let bytes = netbios_name.as_bytes();
+        let n = bytes.len().min(16);
+        name[..n].copy_from_slice(&bytes[..n]);
+        RecordSource::Network {
+            ip: ip.octets(),
+            port,
+            name,
+            suffix,
+        }
+    }
+}
+
+/// A message record's header, decoded.
+#[derive(Debug, Clone)]
+pub struct RecordHeader {
+    pub len: usize,
+    pub seq: u64,
+    pub source: RecordSource,
+}
+
+/// What a record header says it is (before its checksum is verified).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A message of this many bytes.
+    Message(usize),
+    /// Padding to the end of the ring.
+    Pad,
+}
+
+fn round8(n: usize) -> usize {
+    (n + 7) & !7
+}
+
+/// Bytes a record of a `len`-byte message takes in the ring.
+pub fn record_size(len: usize) -> usize {
+    RECORD_HEADER + round8(len)
+}
+
+/// A copied record header, checked for shape.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordView {
+    raw: [u8; RECORD_HEADER],
+    kind: Kind,
+}
+
+impl RecordView {
+    /// Checks that `raw` has the shape of a record that fits in `room` bytes: a known kind, and
+    /// a length whose record fits. `None` is damage.
+    pub fn parse(raw: [u8; RECORD_HEADER], room: usize) -> Option<RecordView> {
+        let kind = match u16::from_le_bytes([raw[field::KIND.start], raw[field::KIND.start + 1]]) {
+            KIND_PAD => Kind::Pad,
+            KIND_MESSAGE => {
+                let len = u32::from_le_bytes(raw[field::LEN].try_into().ok()?) as usize;
+                if record_size(len) > room {
+                    return None;
+                }
+                Kind::Message(len)
+            }
+            _ => return None,
+        };
+        Some(RecordView { raw, kind })
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    fn stored_crc(&self) -> u32 {
+        u32::from_le_bytes(self.raw[field::CRC].try_into().unwrap_or_default())
+    }
+
+    /// Whether the checksum matches the header and `data` (fed in pieces by `feed`).
+    pub fn verify(&self, feed: impl FnOnce(&mut dyn FnMut(&[u8]))) -> bool {
+        let mut crc = header_crc(&self.raw);
+        feed(&mut |piece| crc = crc32c::crc32c_append(crc, piece));
+        crc == self.stored_crc()
+    }
+
+    /// The decoded header of a message record.
+    pub fn header(&self) -> RecordHeader {
+        let raw = &self.raw;
+        let u32_at =
+            |r: std::ops::Range<usize>| u32::from_le_bytes(raw[r].try_into().unwrap_or_default());
+        let source = if raw[field::FLAGS] & FLAG_NETWORK != 0 {
+            let mut name = [0u8; 16];
+            name.copy_from_slice(&raw[field::NAME]);
+            let mut ip = [0u8; 4];
+            ip.copy_from_slice(&raw[field::PID_OR_IP]);
+            RecordSource::Network {
+                ip,
+                port: u16::from_le_bytes([raw[field::PORT.start], raw[field::PORT.start + 1]]),
+                name,
+                suffix: raw[field::SUFFIX],
+            }
+        } else {
+            RecordSource::Local {
+                pid: u32_at(field::PID_OR_IP),
+                uid: u32_at(field::UID),
+            }
+        };
+        RecordHeader {
+            len: match self.kind {
+                Kind::Message(len) => len,
+                Kind::Pad => 0,
+            },
+            seq: u64::from_le_bytes(raw[field::SEQ].try_into().unwrap_or_default()),
+            source,
+        }
+    }
+}
+
+/// CRC-32C of a header with its checksum field taken as zero.
+fn header_crc(raw: &[u8; RECORD_HEADER]) -> u32 {
+    let crc = crc32c::crc32c(&raw[..field::CRC.start]);
+    let crc = crc32c::crc32c_append(crc, &[0; 4]);
+    crc32c::crc32c_append(crc, &raw[field::CRC.end..])
+}
+
+/// The header of a message record, checksum included.
+pub fn encode_message(data: &[u8], seq: u64, source: &RecordSource) -> [u8; RECORD_HEADER] {
+    let mut raw = [0u8; RECORD_HEADER];
+    raw[field::LEN].copy_from_slice(&(data.len() as u32).to_le_bytes());
+    raw[field::KIND].copy_from_slice(&KIND_MESSAGE.to_le_bytes());
+    raw[field::SEQ].copy_from_slice(&seq.to_le_bytes());
+    match source {
+        RecordSource::Local { pid, uid } => {
+            raw[field::PID_OR_IP].copy_from_slice(&pid.to_le_bytes());
+            raw[field::UID].copy_from_slice(&uid.to_le_bytes());
+        }
+        RecordSource::Network {
+            ip,
+            port,
+            name,
+            suffix,
+        } => {
+            raw[field::FLAGS] = FLAG_NETWORK;
+            raw[field::SUFFIX] = *suffix;
+            raw[field::PID_OR_IP].copy_from_slice(ip);
+            raw[field::PORT].copy_from_slice(&port.to_le_bytes());
+            raw[field::NAME].copy_from_slice(name);
+        }
+    }
+    let crc = crc32c::crc32c_append(header_crc(&raw), data);
+    raw[field::CRC].copy_from_slice(&crc.to_le_bytes());
+    raw
+}
+
+/// The header of a pad record (skip to the end of the ring), checksum included.
+pub fn encode_pad() -> [u8; RECORD_HEADER] {
+    let mut raw = [0u8; RECORD_HEADER];
+    raw[field::KIND].copy_from_slice(&KIND_PAD.to_le_bytes());
+    let crc = header_crc(&raw);
+    raw[field::CRC].copy_from_slice(&crc.to_le_bytes());
+    raw
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_every_flipped_bit_is_caught() {
+        let source = RecordSource::network("10.0.0.7".parse().unwrap(), 138, "HOST", 0x20);
+        let data = b"hello, mailslot";
+        let raw = encode_message(data, 42, &source);
+        let view = RecordView::parse(raw, 4096).unwrap();
+        assert_eq!(view.kind(), Kind::Message(data.len()));
+        assert!(view.verify(|feed| feed(data)));
+        let header = view.header();
+        assert_eq!((header.len, header.seq, header.source), (15, 42, source));
+        for bit in 0..RECORD_HEADER * 8 {
+            let mut bad = raw;
+            bad[bit / 8] ^= 1 << (bit % 8);
+            if let Some(view) = RecordView::parse(bad, 4096) {
+                assert!(!view.verify(|feed| feed(data)), "bit {bit} went unnoticed");
+            }
+        }
+        let mut bad_data = *data;
+        bad_data[3] ^= 0x10;
+        assert!(!view.verify(|feed| feed(&bad_data)));
+    }
+
+    #[test]
+    fn shapes_that_cannot_be_records_are_refused() {
+        let raw = encode_message(&[0; 100], 1, &RecordSource::Local { pid: 1, uid: 2 });
+        assert!(RecordView::parse(raw, record_size(100)).is_some());
+        assert!(RecordView::parse(raw, record_size(100) - 8).is_none());
+        assert!(RecordView::parse([0xff; RECORD_HEADER], usize::MAX).is_none());
+        let pad = RecordView::parse(encode_pad(), RECORD_HEADER).unwrap();
+        assert_eq!(pad.kind(), Kind::Pad);
+        assert!(pad.verify(|_| {}));
+    }
+}
