@@ -42,7 +42,8 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<Outcome> {
                 .iter()
                 .map(|i| {
                     json!({"id": format!("{:016x}", i.id), "pid": i.pid, "uid": i.uid,
-                           "delivered": i.delivered, "lost": i.lost, "backlog": i.backlog})
+                           "delivered": i.delivered, "lost": i.lost, "backlog": i.backlog,
+                           "corrupt": i.corrupt})
                 })
                 .collect();
             emit_line(
@@ -51,6 +52,7 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<Outcome> {
                     "shared": status.shared,
                     "deliver": if status.deliver_one { "one" } else { "all" },
                     "refused": status.refused,
+                    "repaired": status.repaired,
                     "instances": instances,
                 })
                 .to_string(),
@@ -82,6 +84,14 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<Outcome> {
                 emit_line(&format!(
                     "  {:016x}  {:<8} {:<5} {:>9}  {:>4}  {:>7}",
                     i.id, i.pid, i.uid, i.delivered, i.lost, i.backlog
+                ))?;
+            }
+            let met: u64 = status.instances.iter().map(|i| i.corrupt).sum();
+            if status.repaired + met > 0 {
+                emit_line(&format!(
+                    "  damaged: another process wrote into this name's file ({} repairs by \
+                     writers, {met} damaged records or words skipped by readers)",
+                    status.repaired
                 ))?;
             }
         }

@@ -328,14 +328,16 @@ fn a_stuck_name_delays_only_itself() {
     wait_status(&d, None, |st| {
         st.contains("\"STUCK\"") && st.contains("\"HEALTHY\"")
     });
-    // A writer stopped in the middle of an append: it holds STUCK's append lock.
-    let holder = "import ctypes, os, signal, sys\n\
+    // A writer stopped in the middle of an append: it holds STUCK's append lock. The lock is
+    // the word at offset 88 of the name's file holding the holder's token, and the holder keeps
+    // an OFD lock on byte 2^32 + token for as long as it lives (ring/lock.rs).
+    let holder = "import fcntl, os, signal, struct, sys\n\
         fd = os.open(sys.argv[1], os.O_RDWR)\n\
-        libc = ctypes.CDLL(None, use_errno=True)\n\
-        libc.mmap.restype = ctypes.c_void_p\n\
-        libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]\n\
-        addr = libc.mmap(None, os.fstat(fd).st_size, 3, 1, fd, 0)\n\
-        print('locked', libc.pthread_mutex_lock(ctypes.c_void_p(addr + 256)), flush=True)\n\
+        token = 0x1234\n\
+        flock = struct.pack('hhqqi4x', fcntl.F_WRLCK, os.SEEK_SET, (1 << 32) + token, 1, 0)\n\
+        fcntl.fcntl(fd, 37, flock)  # F_OFD_SETLK\n\
+        os.pwrite(fd, struct.pack('<I', token), 88)\n\
+        print('locked', flush=True)\n\
         os.kill(os.getpid(), signal.SIGSTOP)\n";
     let mut locker = Command::new(python)
         .args(["-c", holder])
@@ -347,7 +349,7 @@ fn a_stuck_name_delays_only_itself() {
     BufReader::new(locker.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    assert_eq!(line.trim(), "locked 0");
+    assert_eq!(line.trim(), "locked");
     let send = |name: &str, text: &str| {
         let peer = NetbiosName::new("PEER", 0).unwrap();
         send_write(port, peer, "TESTGRP", name, text.as_bytes());

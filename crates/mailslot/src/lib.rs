@@ -27,8 +27,9 @@
 //! # Ok::<(), mailslot::Error>(())
 //! ```
 //!
-//! How it works: each name has one shared-memory log that writers append to (under a robust
-//! mutex) and every instance reads with its own cursor; writers wake only sleeping readers;
+//! How it works: each name has one shared-memory log that writers append to (under a lock no
+//! scribbled byte can turn into an abort or a hang) and every instance reads with its own
+//! cursor, trusting nothing in it that it has not checked; writers wake only sleeping readers;
 //! liveness is a lock the kernel releases when a process dies, so a `kill -9` leaves nothing
 //! behind. That is the user scope, shared by one user's processes. Names shared between
 //! users ([`Scope::Global`]) live in the host service ([`service`]), which alone writes them

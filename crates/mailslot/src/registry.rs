@@ -122,7 +122,24 @@ pub(crate) fn open_server(
                 .map_err(|e| io_err(name, "cannot duplicate a descriptor", e))?,
         ) {
             Ok(Some(segment)) => Some(segment),
-            Ok(None) | Err(_) => None,
+            Ok(None) | Err(_) => {
+                // A name's file is published whole, so one that does not map is damaged:
+                // while its instances live, replacing it would strand them unseen.
+                let alive = sys::ofd_probe(lock.as_fd(), 1, MAX_INSTANCES as u64)
+                    .is_ok_and(|probe| probe != sys::LockProbe::Free);
+                if alive {
+                    return Err(Error::new(
+                        ErrorKind::Corrupted,
+                        format!(
+                            "{}: its file is damaged (another process wrote into it or \
+                             truncated it) while instances still have it open; close them \
+                             and open the name again",
+                            describe(name)
+                        ),
+                    ));
+                }
+                None
+            }
         };
         let live = match &existing {
             Some(segment) => live_slots(dir, segment, &lock)?,
