@@ -405,3 +405,133 @@ fn status_reports_a_stopped_holder() {
     sigterm(&srv);
     assert_eq!(wait_exit(&mut srv), 0);
 }
+
+/// The role's counters from a `status --json` output (its last line).
+fn network_counters(status: &str) -> serde_json::Value {
+    let last = status.lines().last().unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(last).unwrap_or_default();
+    v["network"].clone()
+}
+
+/// What a stopped holder costs is counted, not lost silently: while `serve` is stopped a flood
+/// overflows its socket's receive buffer; once it continues, the datagrams the mailslot got
+/// plus every drop counter (the kernel's among them) add up to exactly what was sent.
+#[test]
+fn a_stopped_holder_counts_what_the_kernel_dropped() {
+    let d = dir("overflow");
+    let port = ports();
+    let mut srv = serve(&d, port);
+    wait_stderr(&mut srv, "holding the network role");
+    let mut listen = Command::new(BIN)
+        .args(["listen", "FLOOD", "--no-network", "--json"])
+        .env("MAILSLOT_DIR", &d)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let got = std::sync::Arc::new(AtomicUsize::new(0));
+    let reader = {
+        let got = got.clone();
+        let stdout = listen.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.contains("\"kind\":\"network\"") {
+                    got.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    wait_status(&d, Some(port), |st| {
+        st.contains("\"mailslot\":\"FLOOD\"") && st.contains("\"state\":\"holding\"")
+    });
+    let signal = |sig: &str| {
+        assert!(Command::new("kill")
+            .args([sig, &srv.id().to_string()])
+            .status()
+            .unwrap()
+            .success());
+    };
+    signal("-STOP");
+    let st = wait_status(&d, Some(port), |st| st.contains("\"state\":\"stalled\""));
+    let reason = network_counters(&st)["reason"].to_string();
+    assert!(
+        reason.contains("is stopped") && reason.contains("drops what overflows"),
+        "{st}"
+    );
+    // Far more than the holder's receive buffer holds (it asks for 1 MiB; the kernel doubles
+    // that and caps it at net.core.rmem_max): ~1 KB each, every one distinct.
+    const N: u64 = 6000;
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dest = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
+    let filler = "x".repeat(1000);
+    for i in 0..N {
+        let body = format!("{i} {filler}");
+        let mut dg = MailslotDatagram::new(
+            MessageType::DirectGroup,
+            NetbiosName::new("PEER", 0).unwrap(),
+            NetbiosName::new("TESTGRP", 0).unwrap(),
+            "\\MAILSLOT\\FLOOD",
+            body.as_bytes(),
+        );
+        dg.dgm_id = i as u16;
+        sender
+            .send_to(&dg.to_vec(SizeLimit::Protocol).unwrap(), dest)
+            .unwrap();
+    }
+    // Still stopped, and saying what the kernel dropped so far (read live from /proc: the
+    // counters catch up when the holder continues).
+    let st = wait_status(&d, Some(port), |_| true);
+    let stalled = network_counters(&st);
+    assert_eq!(stalled["state"], "stalled", "{st}");
+    let reason = stalled["reason"].as_str().unwrap_or_default().to_string();
+    let dropped_while_stopped: u64 = reason
+        .split_once(" dropped since its socket was opened")
+        .and_then(|(before, _)| before.rsplit(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no drop count in {reason:?}"));
+    assert!(dropped_while_stopped > 0, "{reason}");
+    assert_eq!(stalled["dropped_kernel"], 0, "{st}");
+    signal("-CONT");
+    // Everything sent is accounted for: read (and then delivered or dropped for a reason) or
+    // dropped by the kernel.
+    let accounted = |c: &serde_json::Value| {
+        c["received"].as_u64().unwrap_or(0) + c["dropped_kernel"].as_u64().unwrap_or(0)
+    };
+    let st = wait_status(&d, Some(port), |st| {
+        let c = network_counters(st);
+        c["state"] == "holding" && accounted(&c) >= N
+    });
+    let c = network_counters(&st);
+    eprintln!("stopped: {reason}");
+    eprintln!("sent {N}; status after SIGCONT: {c}");
+    assert_eq!(accounted(&c), N, "{c}");
+    let dropped: u64 = c
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| k.starts_with("dropped_"))
+        .map(|(_, v)| v.as_u64().unwrap())
+        .sum();
+    let delivered = c["delivered"].as_u64().unwrap();
+    assert_eq!(delivered + dropped, N, "{c}");
+    assert_eq!(c["dropped_kernel"], dropped_while_stopped, "{c}");
+    // And the mailslot got every datagram the role delivered.
+    let deadline = Instant::now() + GUARD;
+    while (got.load(Ordering::Relaxed) as u64) < delivered {
+        assert!(
+            Instant::now() < deadline,
+            "listen printed {} of {delivered}",
+            got.load(Ordering::Relaxed)
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    eprintln!(
+        "listen printed {}, the role counted {dropped} dropped",
+        got.load(Ordering::Relaxed)
+    );
+    assert_eq!(got.load(Ordering::Relaxed) as u64 + dropped, N);
+    sigterm(&srv);
+    assert_eq!(wait_exit(&mut srv), 0);
+    let _ = listen.kill();
+    let _ = listen.wait();
+    reader.join().unwrap();
+}

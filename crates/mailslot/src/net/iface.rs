@@ -211,6 +211,69 @@ pub(crate) fn parse_proc_net_udp(table: &str, port: u16) -> Vec<(SocketAddrV4, u
     out
 }
 
+/// What waits in a UDP socket's receive queue and what the kernel dropped on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct UdpQueue {
+    /// Bytes queued, as the kernel charges them (payload plus overhead).
+    pub(crate) queued_bytes: u64,
+    /// Datagrams dropped since the socket was opened (`sk_drops`).
+    pub(crate) drops: u64,
+}
+
+/// `(inode, queue)` of every socket bound to `port` in a `/proc/net/udp` text.
+pub(crate) fn parse_udp_queues(table: &str, port: u16) -> Vec<(u64, UdpQueue)> {
+    let mut out = Vec::new();
+    for line in table.lines().skip(1) {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        if cols.len() < 13 {
+            continue;
+        }
+        let port_ok = cols[1]
+            .split_once(':')
+            .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
+            == Some(port);
+        let rx = cols[4]
+            .split_once(':')
+            .and_then(|(_, rx)| u64::from_str_radix(rx, 16).ok());
+        if let (true, Some(rx), Ok(inode), Ok(drops)) =
+            (port_ok, rx, cols[9].parse(), cols[12].parse())
+        {
+            out.push((
+                inode,
+                UdpQueue {
+                    queued_bytes: rx,
+                    drops,
+                },
+            ));
+        }
+    }
+    out
+}
+
+/// The queue of process `pid`'s UDP socket bound to `port` (the first found), or `None` when
+/// it has none or its descriptors cannot be read (another user's process, without root).
+pub(crate) fn udp_queue_of(pid: u32, port: u16) -> Option<UdpQueue> {
+    let table = fs::read_to_string("/proc/net/udp").ok()?;
+    let queues = parse_udp_queues(&table, port);
+    if queues.is_empty() {
+        return None;
+    }
+    fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .flatten()
+        .take(100_000)
+        .find_map(|fd| {
+            let link = fs::read_link(fd.path()).ok()?;
+            let inode: u64 = link
+                .to_str()?
+                .strip_prefix("socket:[")?
+                .strip_suffix(']')?
+                .parse()
+                .ok()?;
+            queues.iter().find(|(i, _)| *i == inode).map(|(_, q)| *q)
+        })
+}
+
 /// One line naming the owners of `port` for an error message, e.g.
 /// `nmbd (pid 812) on 0.0.0.0:138`.
 pub(crate) fn describe_owners(owners: &[PortOwner]) -> String {
@@ -252,6 +315,32 @@ mod tests {
                 (SocketAddrV4::new(Ipv4Addr::new(10, 0, 99, 10), 138), 4713)
             ]
         );
+    }
+
+    #[test]
+    fn parses_udp_queues() {
+        let table = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
+  123: 00000000:008A 00000000:0000 07 00000000:0001F400 00:00000000 00000000     0        0 4711 2 0000000000000000 5090
+  124: 0100007F:0089 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 4712 2 0000000000000000 7
+";
+        assert_eq!(
+            parse_udp_queues(table, 138),
+            vec![(
+                4711,
+                UdpQueue {
+                    queued_bytes: 128_000,
+                    drops: 5090
+                }
+            )]
+        );
+    }
+
+    #[test]
+    fn finds_our_own_queue() {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = s.local_addr().unwrap().port();
+        let q = udp_queue_of(std::process::id(), port).expect("our socket");
+        assert_eq!(q.drops, 0);
     }
 
     #[test]

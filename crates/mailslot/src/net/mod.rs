@@ -34,7 +34,9 @@
 //!
 //! One 64 KiB receive buffer, a bounded dedupe table, delivery straight into the local
 //! mailslots (whose queues are bounded), the kernel's socket buffer in front (its drops are
-//! counted as `dropped_kernel`), name-service answers rate-limited. Memory does not grow with
+//! counted as `dropped_kernel`, read with `SO_MEMINFO` after every drain, so a burst that
+//! overflowed it while the holder was stopped is counted even if nothing follows it),
+//! name-service answers rate-limited. Memory does not grow with
 //! the traffic; the counters do.
 
 // Everything here goes through safe wrappers (std, nix, socket2); `unsafe` lives in `sys`.

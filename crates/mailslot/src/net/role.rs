@@ -511,8 +511,10 @@ fn hold(entry: &Arc<Entry>, config: &NetConfig, deliver: DeliverFn, stop_rx: Uni
         state_path: state_path.clone(),
         last_flush: Instant::now(),
         dirty: false,
+        kernel_drops_seen: 0,
     };
     let result = holder.run();
+    holder.read_kernel_drops();
     // Release in order: stop handing off, close every socket of ours, then (in `run`) the lock.
     if let Some(h) = handoff {
         h.stop();
@@ -688,6 +690,10 @@ struct Holder {
     state_path: PathBuf,
     last_flush: Instant,
     dirty: bool,
+    /// The socket's cumulative kernel drop count (`sk_drops`) already added to
+    /// `dropped_kernel`: the counters outlive the socket (a process may hold the role again
+    /// with a new one), so only the increase is added.
+    kernel_drops_seen: u32,
 }
 
 enum Recv {
@@ -730,6 +736,13 @@ fn recv_one(sock: &UdpSocket, buf: &mut [u8]) -> io::Result<Recv> {
     }
 }
 
+/// How far a cumulative, wrapping drop count `n` is ahead of `seen`; `None` when it is not
+/// (the same, or an older reading).
+fn drops_increase(seen: u32, n: u32) -> Option<u32> {
+    let delta = n.wrapping_sub(seen);
+    (delta != 0 && delta <= u32::MAX / 2).then_some(delta)
+}
+
 impl Holder {
     fn run(&mut self) -> Result<(), String> {
         let _ = setsockopt(&*self.udp, sockopt::RxqOvfl, &1);
@@ -747,9 +760,7 @@ impl Holder {
                     }) => {
                         errors_in_a_row = 0;
                         if let Some(n) = overflow {
-                            self.counters
-                                .dropped_kernel
-                                .store(u64::from(n), Ordering::Relaxed);
+                            self.note_kernel_drops(n);
                         }
                         self.handle(&buf[..len.min(buf.len())], from, truncated);
                     }
@@ -766,6 +777,9 @@ impl Holder {
                     }
                 }
             }
+            // The ancillary count only comes with a datagram queued after the drops; a burst that
+            // overflowed the buffer and then stopped would never report its tail.
+            self.read_kernel_drops();
             self.serve_name_queries(&mut buf);
             let since = self.last_flush.elapsed();
             if self.dirty && since >= FLUSH_INTERVAL {
@@ -795,6 +809,27 @@ impl Holder {
                 return Ok(());
             }
         }
+    }
+
+    /// Adds what the kernel dropped on the socket since the last look (`SO_MEMINFO`).
+    fn read_kernel_drops(&mut self) {
+        if let Ok(n) = crate::sys::socket_drops(self.udp.as_fd()) {
+            self.note_kernel_drops(n);
+        }
+    }
+
+    /// `n` is the socket's cumulative drop count at some moment (from `SO_MEMINFO` now, or from
+    /// `SO_RXQ_OVFL` as it was when a datagram was queued, which may be older): add the
+    /// increase over what was counted, ignore an older value.
+    fn note_kernel_drops(&mut self, n: u32) {
+        let Some(delta) = drops_increase(self.kernel_drops_seen, n) else {
+            return;
+        };
+        self.kernel_drops_seen = n;
+        self.counters
+            .dropped_kernel
+            .fetch_add(u64::from(delta), Ordering::Relaxed);
+        self.dirty = true;
     }
 
     fn flush(&mut self) {
@@ -1064,6 +1099,21 @@ pub(crate) fn handoff(path: &Path, items: &[(SocketAddrV4, Vec<u8>)]) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kernel_drops_add_increases_only() {
+        assert_eq!(drops_increase(0, 5090), Some(5090));
+        assert_eq!(drops_increase(5090, 5090), None);
+        // An older reading (a datagram queued before the latest drops) adds nothing.
+        assert_eq!(drops_increase(5090, 12), None);
+        assert_eq!(drops_increase(u32::MAX - 1, 3), Some(5));
+    }
+
+    #[test]
+    fn a_new_socket_has_dropped_nothing() {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        assert_eq!(crate::sys::socket_drops(s.as_fd()).unwrap(), 0);
+    }
 
     fn cfg(dir: &Path, port: u16) -> NetConfig {
         let mut c = NetConfig::new(dir);

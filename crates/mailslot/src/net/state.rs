@@ -120,7 +120,8 @@ pub struct NetStatus {
     /// directory's datagrams over), `starting`, `unavailable` (the last process that tried could not bind;
     /// see `reason`), `stopped` (nobody holds it; the last holder closed or died), `stalled`
     /// (the holder is stopped, by SIGSTOP or a debugger: nothing is delivered, and the kernel
-    /// drops what overflows its buffer), or `none` (never started in this directory).
+    /// drops what overflows its buffer; `reason` says how much is queued and dropped so far,
+    /// when the holder's descriptors can be read), or `none` (never started in this directory).
     pub state: String,
     /// Why the role is unavailable or stopped.
     pub reason: Option<String>,
@@ -321,10 +322,17 @@ pub fn status(dir: &Path, port: u16) -> NetStatus {
                     .is_ok_and(|stat| stopped_from_proc_stat(&stat))
             });
             if stopped {
+                let pid = st.holder_pid.unwrap_or(0);
+                // Live, from the kernel: the counters above only catch up when it continues.
+                let queue = super::iface::udp_queue_of(pid, port).map_or(String::new(), |q| {
+                    format!(
+                        " (now {} bytes queued; {} dropped since its socket was opened)",
+                        q.queued_bytes, q.drops
+                    )
+                });
                 st.reason = Some(format!(
-                    "the holder (pid {}) is stopped (SIGSTOP or a debugger): nothing is \
-                     delivered, and the kernel drops what overflows its receive buffer",
-                    st.holder_pid.unwrap_or(0)
+                    "the holder (pid {pid}) is stopped (SIGSTOP or a debugger): nothing is \
+                     delivered, and the kernel drops what overflows its receive buffer{queue}"
                 ));
                 st.state = "stalled".to_string();
             }

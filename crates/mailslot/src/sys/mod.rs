@@ -2,8 +2,8 @@
 //!
 //! One job per item: a shared mapping with bounds-checked accessors (and, in `layout`, the
 //! typed views of a name's file), futex wait and wake on a word of that mapping, open file
-//! description (OFD) byte-range locks, and a few identity calls. Nothing else in the crate uses
-//! `unsafe`.
+//! description (OFD) byte-range locks, a socket's drop counter, and a few identity calls.
+//! Nothing else in the crate uses `unsafe`.
 
 use std::fs::File;
 use std::io;
@@ -221,6 +221,41 @@ pub fn ofd_probe(fd: BorrowedFd<'_>, start: u64, len: u64) -> io::Result<LockPro
     } else {
         Ok(LockProbe::HeldAt(fl.l_start as u64))
     }
+}
+
+/// How many datagrams the kernel has dropped on socket `fd` since it was created (`sk_drops`,
+/// from `SO_MEMINFO`): those that found its receive buffer full, among others. Cumulative and
+/// per socket; it wraps at `u32::MAX`.
+///
+/// Unlike the `SO_RXQ_OVFL` ancillary data, which a datagram only carries if it was queued
+/// after the drops, this is current even when no datagram follows them.
+pub fn socket_drops(fd: BorrowedFd<'_>) -> io::Result<u32> {
+    // Not in the `libc` crate's Linux exports yet (Linux 4.6, include/uapi/asm-generic/socket.h).
+    #[cfg(not(target_arch = "sparc64"))]
+    const SO_MEMINFO: libc::c_int = 55;
+    #[cfg(target_arch = "sparc64")]
+    const SO_MEMINFO: libc::c_int = 0x0039;
+    let mut info = [0u32; libc::SK_MEMINFO_DROPS as usize + 1];
+    let mut len = std::mem::size_of_val(&info) as libc::socklen_t;
+    // SAFETY: SO_MEMINFO writes at most `len` bytes of u32 values into `info`, which is that
+    // large, and stores the length it wrote in `len`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_MEMINFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let at = libc::SK_MEMINFO_DROPS as usize;
+    if (len as usize) < (at + 1) * std::mem::size_of::<u32>() {
+        return Err(io::Error::from(io::ErrorKind::Unsupported));
+    }
+    Ok(info[at])
 }
 
 /// The real user id of this process.
