@@ -415,6 +415,20 @@ impl Proc {
         }
     }
 
+    /// The next report line within `timeout`; `None` at EOF or when none came in time (for
+    /// tests that report a hang as a finding instead of failing at once).
+    pub fn next_line_within(&self, timeout: Duration) -> Option<String> {
+        self.lines.recv_timeout(timeout).ok()
+    }
+
+    /// What the child wrote on stderr so far (the first 64 KiB).
+    pub fn stderr_text(&self) -> String {
+        self.stderr
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Every report line until EOF.
     pub fn lines_to_end(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -429,6 +443,20 @@ impl Proc {
         let stdin = self.stdin.as_mut().expect("stdin open");
         writeln!(stdin, "{line}").expect("write to child");
         stdin.flush().expect("flush to child");
+    }
+
+    /// Like [`Proc::send`], an `Err` instead of a panic when the child is gone (for tests that
+    /// report a dead child as a finding).
+    pub fn try_send(&mut self, line: &str) -> Result<(), String> {
+        let stdin = self.stdin.as_mut().ok_or("stdin closed")?;
+        writeln!(stdin, "{line}")
+            .and_then(|()| stdin.flush())
+            .map_err(|e| {
+                format!(
+                    "{} (pid {}): cannot send \"{line}\": {e}",
+                    self.label, self.pid
+                )
+            })
     }
 
     /// Closes stdin: the child stops (drains, reports, exits).
@@ -636,6 +664,9 @@ pub fn child_main() {
         "probe" => role_probe(),
         "service" => role_service(),
         "forker" => role_forker(),
+        "robust_reader" => role_robust_reader(),
+        "robust_writer" => role_robust_writer(),
+        "netrole" => role_netrole(),
         other => {
             eprintln!("unknown role {other}");
             2
@@ -995,4 +1026,186 @@ pub fn probe(
     }
     proc.wait_ok();
     results
+}
+
+// ---- roles of tests/robust.rs (damaged shared files, a full filesystem) ----------------------
+
+/// Reader that outlives errors: like `reader`, but no error ends it, and every line is flushed
+/// at once. Reports `ready ID PID` (or `open-err KIND MSG` and exits 1), then `m W S LOST` per
+/// message, `bad LEN LOST` per message that does not decode (a message nobody wrote), `c MSG`
+/// per `Corrupted`, `e KIND MSG` per other error except `TimedOut`, `end R LOST` at the end
+/// marker `encode(END, R, 0)` (it then leaves), and `done COUNT` last. After stdin EOF it
+/// leaves at the first `TimedOut`. `MS_TIMEOUT_MS` is its read timeout (default 20;
+/// `forever`: no timeout, it then leaves only at the marker). After 1000 errors in a row
+/// without a message or a timeout in between it reports `stuck` and exits 4.
+fn role_robust_reader() -> i32 {
+    let control = control();
+    let mut out = out();
+    let timeout = match env_str("MS_TIMEOUT_MS", "20").as_str() {
+        "forever" => Timeout::Forever,
+        ms => Timeout::After(Duration::from_millis(ms.parse().expect("MS_TIMEOUT_MS"))),
+    };
+    let mut server = match child_builder().read_timeout(timeout).open() {
+        Ok(server) => server,
+        Err(e) => {
+            report_now(&mut out, &format!("open-err {:?} {e}", e.kind()));
+            return 1;
+        }
+    };
+    report_now(
+        &mut out,
+        &format!("ready {} {}", server.instance_id(), std::process::id()),
+    );
+    let (mut count, mut errors_in_row) = (0u64, 0u32);
+    loop {
+        let stopping = control.stop.load(Ordering::SeqCst);
+        match server.recv() {
+            Ok(msg) => {
+                errors_in_row = 0;
+                match decode(&msg.data) {
+                    Some((END, round)) => {
+                        report_now(&mut out, &format!("end {round} {}", msg.lost));
+                        break;
+                    }
+                    Some((w, s)) => {
+                        report_now(&mut out, &format!("m {w} {s} {}", msg.lost));
+                        count += 1;
+                    }
+                    None => report_now(&mut out, &format!("bad {} {}", msg.data.len(), msg.lost)),
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::TimedOut => {
+                errors_in_row = 0;
+                if stopping {
+                    break;
+                }
+            }
+            Err(e) => {
+                let line = match e.kind() {
+                    ErrorKind::Corrupted => format!("c {e}"),
+                    kind => format!("e {kind:?} {e}"),
+                };
+                report_now(&mut out, &line.replace('\n', " "));
+                errors_in_row += 1;
+                if errors_in_row >= 1000 {
+                    report_now(&mut out, "stuck");
+                    return 4;
+                }
+            }
+        }
+    }
+    report_now(&mut out, &format!("done {count}"));
+    drop(server);
+    0
+}
+
+/// Writer that outlives errors: opens `MS_NAME` (`ready`, or `open-err KIND MSG` and exits 1),
+/// then obeys stdin. `go` writes the next `MS_COUNT` messages of writer `MS_WRITER` (sequence
+/// numbers go on from the previous `go`; `MS_SIZES` as for `writer`), reporting
+/// `err KIND S MSG` per failed write and giving up after `MS_GIVE_UP` (3) failures in a row,
+/// or at the first `TimedOut` (`gave-up`), `progress` after `MS_PROGRESS` attempts, then `done OK FAILED`. `end R` writes
+/// the end marker `encode(END, R, 0)` and reports `end ok` or `end err KIND MSG`. Exits 0 at
+/// stdin EOF.
+fn role_robust_writer() -> i32 {
+    let control = control();
+    let mut out = out();
+    let w = env_u64("MS_WRITER", 0) as u32;
+    let count = env_u64("MS_COUNT", 100) as u32;
+    let sizes = env_str("MS_SIZES", "small");
+    let progress = env_u64("MS_PROGRESS", 0) as u32;
+    let give_up = env_u64("MS_GIVE_UP", 3) as u32;
+    let mut writer = match Writer::open_in(&child_scope(), &env_str("MS_NAME", "x")) {
+        Ok(writer) => writer,
+        Err(e) => {
+            report_now(&mut out, &format!("open-err {:?} {e}", e.kind()));
+            return 1;
+        }
+    };
+    report_now(&mut out, "ready");
+    let mut next = 0u32;
+    while let Ok(line) = control.lines.recv() {
+        if line == "go" {
+            let (mut ok, mut failed, mut in_row) = (0u32, 0u32, 0u32);
+            for attempt in 1..=count {
+                let s = next;
+                next += 1;
+                match writer.write(&encode(w, s, payload_size(&sizes, w, s))) {
+                    Ok(()) => {
+                        ok += 1;
+                        in_row = 0;
+                    }
+                    Err(e) => {
+                        failed += 1;
+                        // A lock that stayed taken for seconds stays taken: give up at once.
+                        in_row = if e.kind() == ErrorKind::TimedOut {
+                            give_up
+                        } else {
+                            in_row + 1
+                        };
+                        let line = format!("err {:?} {s} {e}", e.kind());
+                        report_now(&mut out, &line.replace('\n', " "));
+                    }
+                }
+                if attempt == progress {
+                    report_now(&mut out, "progress");
+                }
+                if in_row >= give_up {
+                    report_now(&mut out, "gave-up");
+                    break;
+                }
+            }
+            report_now(&mut out, &format!("done {ok} {failed}"));
+        } else if let Some(round) = line.strip_prefix("end ") {
+            let round: u32 = round.parse().expect("end ROUND");
+            let line = match writer.write(&encode(END, round, 0)) {
+                Ok(()) => "end ok".to_owned(),
+                Err(e) => format!("end err {:?} {e}", e.kind()),
+            };
+            report_now(&mut out, &line.replace('\n', " "));
+        }
+    }
+    0
+}
+
+/// Network role: holds the role of `MS_DIR` on UDP port `MS_PORT` as NetBIOS name `MS_NB`,
+/// delivering every mailslot write it receives into the local mailslots of `MS_DIR`. Reports
+/// `ready` once it holds the role (`start-err MSG` or `not-held STATE` and exits 1), then at
+/// stdin EOF `counters KEY=VALUE ...` and exits 0.
+fn role_netrole() -> i32 {
+    use mailslot::net::{NetConfig, NetRole, Reporter, RoleState};
+    let control = control();
+    let mut out = out();
+    let dir = PathBuf::from(env_str("MS_DIR", ""));
+    let mut config = NetConfig::new(&dir);
+    config.port = env_u64("MS_PORT", 0) as u16;
+    config.netbios_name = env_str("MS_NB", "ROBUST");
+    config.workgroup = "TESTGRP".into();
+    config.broadcast = vec![std::net::Ipv4Addr::new(127, 255, 255, 255)];
+    config.name_service = false;
+    config.name_service_port = config.port.wrapping_add(1);
+    config.reporter = Reporter::silent();
+    let role = match NetRole::start(config, mailslot::Deliverer::callback(dir)) {
+        Ok(role) => role,
+        Err(e) => {
+            report_now(&mut out, &format!("start-err {e}"));
+            return 1;
+        }
+    };
+    match role.wait_settled(HANG) {
+        RoleState::Holding { .. } => report_now(&mut out, "ready"),
+        other => {
+            report_now(&mut out, &format!("not-held {other:?}"));
+            return 1;
+        }
+    }
+    while control.lines.recv().is_ok() {}
+    let fields: Vec<String> = role
+        .counters()
+        .fields()
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    report_now(&mut out, &format!("counters {}", fields.join(" ")));
+    drop(role);
+    0
 }
