@@ -53,17 +53,18 @@ mod layout {
     /// closed (20), ring size (u64 at 24). Damage here makes new opens fail with `Corrupted`.
     pub const IDENTITY: Range<u64> = 0..32;
     /// Positions and counters: head (32), tail (40), next sequence (48), group cursor (56),
-    /// group lost (64), refused (72), high water (80), wake epoch (84), name length (88).
-    pub const WORDS: Range<u64> = 32..96;
+    /// group lost (64), refused (72), high water (80), wake epoch (84), append lock (88), name
+    /// length (92), repairs (96), reserved to 128.
+    pub const WORDS: Range<u64> = 32..128;
     /// The display name.
-    pub const NAME: Range<u64> = 96..256;
+    pub const NAME: Range<u64> = 128..256;
     /// The ring's tail word (u64): position of the oldest byte still in the ring.
     pub const TAIL: u64 = 40;
     /// The sequence counter (u64): the number the next record gets.
     pub const NEXT_SEQ: u64 = 48;
-    /// The append mutex (a glibc `pthread_mutex_t`).
-    pub const MUTEX: u64 = 256;
-    pub const MUTEX_LEN: u64 = 40;
+    /// The append lock word (u32: the holder's token and a waiters bit).
+    pub const MUTEX: u64 = 88;
+    pub const MUTEX_LEN: u64 = 4;
     /// The instance slots: `MAX_INSTANCES` of `SLOT_SIZE` bytes from `SLOTS`.
     pub const SLOTS: u64 = 4096;
     pub const SLOT_SIZE: u64 = 64;
@@ -409,7 +410,7 @@ fn assert_no_findings(test: &str, findings: &[String]) {
 
 // ---- 1. random scribbling ---------------------------------------------------------------------
 
-const ROUNDS: u32 = 60;
+const ROUNDS: u32 = 240;
 const SCRIBBLE_READERS: usize = 2;
 const SCRIBBLE_WRITERS: u32 = 3;
 const PER_WRITER: u32 = 150;
