@@ -479,6 +479,31 @@ impl Segment {
         }
     }
 
+    /// `Corrupted` once the file was truncated under our mapping: what we read since may be
+    /// zeros and what we wrote went nowhere (see `sys::sigbus`, which keeps the process alive).
+    pub fn check_intact(&self) -> Result<(), Error> {
+        if !self.map.faulted() {
+            return Ok(());
+        }
+        Err(Error::new(
+            ErrorKind::Corrupted,
+            "the mailslot file was truncated by another process (its messages are lost)",
+        ))
+    }
+
+    /// Id, pid and uid of instance `slot` of a file too damaged to map, read with `pread` (a
+    /// short file reads short, where a mapping would fault); `None` past the file's end.
+    pub fn salvage_slot(file: &File, slot: usize) -> Option<(u64, u32, u32)> {
+        use std::os::unix::fs::FileExt;
+        let mut raw = [0u8; SLOT_SIZE];
+        file.read_exact_at(&mut raw, (HEADER_SIZE + slot * SLOT_SIZE) as u64)
+            .ok()?;
+        let u32_at = |i: usize| u32::from_ne_bytes([raw[i], raw[i + 1], raw[i + 2], raw[i + 3]]);
+        let mut id = [0u8; 8];
+        id.copy_from_slice(&raw[S_ID..S_ID + 8]);
+        Some((u64::from_ne_bytes(id), u32_at(S_PID), u32_at(S_UID)))
+    }
+
     // ---- the ring ----------------------------------------------------------------------
 
     fn ring_offset(&self, pos: u64) -> usize {

@@ -659,7 +659,11 @@ impl Server {
             } else {
                 self.cursor
             };
-            match segment.read_at(at, &mut self.scratch, limit) {
+            let step = segment.read_at(at, &mut self.scratch, limit);
+            segment
+                .check_intact()
+                .map_err(|e| Error::new(e.kind(), format!("mailslot \"{}\": {e}", self.name)))?;
+            match step {
                 ReadStep::Empty => return Ok(Take::Empty),
                 ReadStep::Resync(next) => {
                     if deliver_one {

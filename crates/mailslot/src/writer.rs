@@ -148,7 +148,8 @@ impl LocalWriter {
         let result = self
             .segment
             .append(data, source, self.lock_wait, &mut slowest_live_reader);
-        match result {
+        // Damage first: whatever the append made of a truncated file's zeros means nothing.
+        match self.segment.check_intact().and(result) {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 return Err(Error::new(

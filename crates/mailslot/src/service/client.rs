@@ -652,6 +652,7 @@ pub(crate) fn status() -> Result<Vec<MailslotStatus>, Error> {
                 shared: n.shared,
                 deliver_one: n.deliver_one,
                 refused: 0,
+                damaged: false,
                 instances: n.instances,
             })
             .collect()),

@@ -75,7 +75,9 @@ impl SharedMap {
     /// Whether part of the mapping was lost because the file was truncated under it (its
     /// pages past the new end now read as private zeros; see `sigbus`).
     pub fn faulted(&self) -> bool {
-        self.guard.as_ref().is_some_and(sigbus::Registration::faulted)
+        self.guard
+            .as_ref()
+            .is_some_and(sigbus::Registration::faulted)
     }
 
     fn check(&self, offset: usize, size: usize, align: usize) {

@@ -122,7 +122,10 @@ fn install() {
         // SAFETY: sysconf has no memory preconditions.
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
         PAGE_SIZE.store(
-            usize::try_from(page).ok().filter(|p| *p > 0).unwrap_or(4096),
+            usize::try_from(page)
+                .ok()
+                .filter(|p| *p > 0)
+                .unwrap_or(4096),
             Ordering::Relaxed,
         );
         // SAFETY: `action` is fully initialised below (zeroed is a valid sigaction, the mask is
@@ -289,10 +292,14 @@ mod tests {
     fn a_truncated_mapping_reads_zeros_and_says_so() {
         let (_tmp, file) = TmpFile::new("zero", 3 * 4096);
         let map = SharedMap::map(&file, 3 * 4096).expect("map");
-        map.u64_at(8192).store(7, std::sync::atomic::Ordering::SeqCst);
+        map.u64_at(8192)
+            .store(7, std::sync::atomic::Ordering::SeqCst);
         assert!(!map.faulted());
         file.set_len(0).expect("truncate");
-        assert_eq!(map.u64_at(8192).load(std::sync::atomic::Ordering::SeqCst), 0);
+        assert_eq!(
+            map.u64_at(8192).load(std::sync::atomic::Ordering::SeqCst),
+            0
+        );
         assert!(map.faulted());
         // Stores land too (in private zeros), and other pages are replaced as touched.
         map.write(100, b"still alive");
