@@ -51,6 +51,7 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<Outcome> {
                     "shared": status.shared,
                     "deliver": if status.deliver_one { "one" } else { "all" },
                     "refused": status.refused,
+                    "damaged": status.damaged,
                     "instances": instances,
                 })
                 .to_string(),
@@ -77,6 +78,12 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<Outcome> {
                     ""
                 }
             ))?;
+            if status.damaged {
+                emit_line(
+                    "  DAMAGED: its file was truncated by another process; writes fail until \
+                     every instance below has closed it (their counters are unknown)",
+                )?;
+            }
             emit_line("  instance          pid      uid   delivered  lost  backlog")?;
             for i in &status.instances {
                 emit_line(&format!(
