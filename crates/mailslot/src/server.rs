@@ -457,7 +457,9 @@ impl Server {
     /// Reads the next message, waiting as the read timeout says.
     ///
     /// # Errors
-    /// `TimedOut` when none arrived in time (at once with [`Timeout::Immediate`]).
+    /// `TimedOut` when none arrived in time (at once with [`Timeout::Immediate`]);
+    /// `Corrupted` when another process truncated the name's file (every later read fails too:
+    /// close and open the name again).
     pub fn recv(&mut self) -> Result<Message, Error> {
         let deadline = self.read_timeout.deadline();
         self.recv_until(deadline)
