@@ -53,6 +53,7 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<Outcome> {
                     "deliver": if status.deliver_one { "one" } else { "all" },
                     "refused": status.refused,
                     "repaired": status.repaired,
+                    "damaged": status.damaged,
                     "instances": instances,
                 })
                 .to_string(),
@@ -79,6 +80,12 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<Outcome> {
                     ""
                 }
             ))?;
+            if status.damaged {
+                emit_line(
+                    "  DAMAGED: its file was truncated by another process; writes fail until \
+                     every instance below has closed it (their counters are unknown)",
+                )?;
+            }
             emit_line("  instance          pid      uid   delivered  lost  backlog")?;
             for i in &status.instances {
                 emit_line(&format!(

@@ -355,10 +355,14 @@ pub(crate) fn close_server(dir: &Path, name: &MailslotName, membership: &Members
         }
     }
     free_slot(dir, segment, membership.slot);
+    // By our own id: a truncated file's slot no longer holds it.
+    let _ = fs::remove_file(crate::server::bell_path(dir, membership.id));
     let _ = sys::ofd_unlock(fd, 1 + membership.slot as u64, 1);
     if locked {
         let others = live_slots(dir, segment, &segment.file).unwrap_or_default();
-        if others.is_empty() {
+        // A truncated file's slot table reads as zeros: only the locks still say who lives.
+        let damaged_but_held = segment.truncated() && segment.any_alive().unwrap_or(true);
+        if others.is_empty() && !damaged_but_held {
             segment.mark_closed();
             let path = dir.join(name.file_name());
             let ours = match (segment.file.metadata(), fs::symlink_metadata(&path)) {
@@ -390,8 +394,14 @@ pub(crate) fn open_for_write(dir: &Path, name: &MailslotName) -> Result<Ring, Er
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(not_found()),
         Err(e) => return Err(io_err(name, "cannot open", e)),
     };
+    let probe = file
+        .try_clone()
+        .map_err(|e| io_err(name, "cannot duplicate a descriptor", e))?;
     let segment = match Ring::map_existing(file)? {
         Some(segment) => segment,
+        // Published files always pass the checks: one that fails them while instances hold it
+        // was damaged under them (truncated), which is not the same as absent.
+        None if instances_locked(&probe) => return Err(damaged(name)),
         None => return Err(not_found()),
     };
     if segment.closed() || !segment.any_alive()? {
@@ -399,6 +409,60 @@ pub(crate) fn open_for_write(dir: &Path, name: &MailslotName) -> Result<Ring, Er
         return Err(not_found());
     }
     Ok(segment)
+}
+
+/// Whether any instance holds its lock in `file` (bytes 1..=MAX_INSTANCES): the locks outlive a
+/// truncation of the file, its slot table does not. Probe through a descriptor holding none.
+fn instances_locked(file: &File) -> bool {
+    matches!(
+        sys::ofd_probe(file.as_fd(), 1, MAX_INSTANCES as u64),
+        Ok(sys::LockProbe::HeldAt(_))
+    )
+}
+
+fn damaged(name: &MailslotName) -> Error {
+    Error::new(
+        ErrorKind::Corrupted,
+        format!(
+            "{}: its file was truncated or damaged by another process while servers have it \
+             open; it works again once they have all closed it",
+            describe(name)
+        ),
+    )
+}
+
+/// The status of a name whose file fails its checks but is still held by instances (see
+/// [`MailslotStatus::damaged`]): who holds it, with the ids and pids its slots still tell.
+fn damaged_status(name: &MailslotName, file: &File) -> Option<MailslotStatus> {
+    let instances: Vec<InstanceStatus> = (0..MAX_INSTANCES)
+        .filter(|&slot| {
+            matches!(
+                sys::ofd_probe(file.as_fd(), 1 + slot as u64, 1),
+                Ok(sys::LockProbe::HeldAt(_))
+            )
+        })
+        .map(|slot| {
+            let (id, pid, uid) = Ring::salvage_slot(file, slot).unwrap_or_default();
+            InstanceStatus {
+                id,
+                pid,
+                uid,
+                delivered: 0,
+                lost: 0,
+                backlog: 0,
+                corrupt: 0,
+            }
+        })
+        .collect();
+    (!instances.is_empty()).then(|| MailslotStatus {
+        name: name.as_str().to_owned(),
+        shared: instances.len() > 1,
+        deliver_one: false,
+        refused: 0,
+        repaired: 0,
+        damaged: true,
+        instances,
+    })
 }
 
 /// Deletes `name` if none of its instances is alive (idempotent; errors are ignored: the
@@ -454,6 +518,11 @@ pub struct MailslotStatus {
     pub refused: u64,
     /// Damage writers found in the name's shared words and repaired.
     pub repaired: u64,
+    /// The name's file was truncated or otherwise damaged by another process while instances
+    /// hold it: writes fail with `Corrupted` until they have all closed it. Only who holds it is
+    /// known: the counters are zero, `shared` and `deliver_one` are guesses, and ids, pids and
+    /// uids are zero where the file lost their slot.
+    pub damaged: bool,
     pub instances: Vec<InstanceStatus>,
 }
 
@@ -517,8 +586,11 @@ pub fn status_of(dir: &Path, name: &MailslotName) -> Result<Option<MailslotStatu
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io_err(name, "cannot open", e)),
     };
+    let probe = file
+        .try_clone()
+        .map_err(|e| io_err(name, "cannot duplicate a descriptor", e))?;
     let Ok(Some(segment)) = Ring::map_existing(file) else {
-        return Ok(None);
+        return Ok(damaged_status(name, &probe));
     };
     let mut instances = Vec::new();
     let options = segment.options();
@@ -576,6 +648,7 @@ pub fn status_of(dir: &Path, name: &MailslotName) -> Result<Option<MailslotStatu
         deliver_one: options.deliver_one,
         refused: segment.refused(),
         repaired: segment.repaired(),
+        damaged: segment.truncated(),
         instances,
     }))
 }

@@ -439,7 +439,9 @@ impl Server {
     /// Reads the next message, waiting as the read timeout says.
     ///
     /// # Errors
-    /// `TimedOut` when none arrived in time (at once with [`Timeout::Immediate`]).
+    /// `TimedOut` when none arrived in time (at once with [`Timeout::Immediate`]);
+    /// `Corrupted` when another process truncated the name's file (every later read fails too:
+    /// close and open the name again).
     pub fn recv(&mut self) -> Result<Message, Error> {
         let deadline = self.read_timeout.deadline();
         self.recv_until(deadline)
@@ -552,8 +554,8 @@ impl Server {
         Error::new(
             ErrorKind::Corrupted,
             format!(
-                "mailslot \"{}\": {what} was damaged (another process wrote into the name's \
-                 file); it was skipped, and messages may have been lost with it",
+                "mailslot \"{}\": damage in the name's shared file, written by another process, \
+                 was skipped ({what}); messages may have been lost with it",
                 self.name
             ),
         )

@@ -51,7 +51,8 @@ impl Writer {
     /// Opens a writer of the local mailslot `name` in the user scope.
     ///
     /// # Errors
-    /// `InvalidName`; `NotFound` when no server has the name open; `PermissionDenied`.
+    /// `InvalidName`; `NotFound` when no server has the name open; `PermissionDenied`;
+    /// `Corrupted` when its file was damaged (truncated) while servers still hold it.
     pub fn open(name: &str) -> Result<Writer, Error> {
         Writer::open_in(&Scope::User, name)
     }
@@ -96,7 +97,8 @@ impl Writer {
     /// `MessageTooLarge` (nothing queued); `QueueFull` when the name refuses rather than
     /// drops; `TimedOut` when another writer holds the append lock for seconds (stopped), or
     /// the host service takes nothing for seconds; `ServiceUnavailable` when the host service
-    /// of a global name went away.
+    /// of a global name went away; `Corrupted` when another process truncated the name's file
+    /// (this and every later write are lost).
     pub fn write(&mut self, data: &[u8]) -> Result<(), Error> {
         match &mut self.0 {
             WriterLink::Local(local) => local.write_as(data, None),
@@ -265,9 +267,10 @@ impl Deliverer {
             return Err(Error::new(ErrorKind::NotFound, "no writer"));
         };
         let result = writer.write_as(data, Some(&record));
+        // A damaged (truncated) file is reopened too: a new server may have replaced it.
         if result
             .as_ref()
-            .is_err_and(|e| e.kind() == ErrorKind::NotFound)
+            .is_err_and(|e| matches!(e.kind(), ErrorKind::NotFound | ErrorKind::Corrupted))
         {
             self.writers.remove(name);
         }

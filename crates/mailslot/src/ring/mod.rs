@@ -394,6 +394,27 @@ impl Ring {
         (self.header().high_water.load(Ordering::Acquire) as usize).min(MAX_INSTANCES)
     }
 
+    /// Whether another process truncated the file under our mapping (the pages past its new
+    /// end now read as private zeros: see `sys::sigbus`). Nothing read from it means anything
+    /// any more.
+    pub fn truncated(&self) -> bool {
+        self.map.faulted()
+    }
+
+    /// Id, pid and uid of instance `slot` of a file too damaged to map, read with `pread` (a
+    /// short file reads short, where a mapping would fault); `None` past the file's end.
+    pub fn salvage_slot(file: &File, slot: usize) -> Option<(u64, u32, u32)> {
+        use std::os::unix::fs::FileExt;
+        let mut raw = [0u8; SLOT_SIZE];
+        file.read_exact_at(&mut raw, (HEADER_SIZE + slot * SLOT_SIZE) as u64)
+            .ok()?;
+        let u32_at = |i: usize| u32::from_ne_bytes([raw[i], raw[i + 1], raw[i + 2], raw[i + 3]]);
+        let mut id = [0u8; 8];
+        id.copy_from_slice(&raw[8..16]);
+        // (The offsets of `Slot`'s id, pid and uid.)
+        Some((u64::from_ne_bytes(id), u32_at(16), u32_at(20)))
+    }
+
     fn count_damage(&self) {
         self.header().corrupt.fetch_add(1, Ordering::Relaxed);
     }
@@ -577,10 +598,13 @@ impl Ring {
         buf: &mut Vec<u8>,
         limit: usize,
     ) -> Take {
-        let take = match cursor {
+        let mut take = match cursor {
             Cursor::Own { pos, next_seq } => self.take_own(pos, next_seq, buf, limit),
             Cursor::Group => self.take_group(buf, limit),
         };
+        if self.truncated() {
+            take = Take::Damaged("the file was truncated");
+        }
         if let Some(slot) = slot {
             let s = self.slot(slot);
             if let Cursor::Own { pos, next_seq } = *cursor {
@@ -775,7 +799,15 @@ impl Ring {
             }
             Err(lock::LockError::Io(e)) => return Err(Error::io("cannot take the append lock", e)),
         };
-        self.append_locked(data, source, need)
+        let appended = self.append_locked(data, source, need);
+        if self.truncated() {
+            // Whatever the append made of a truncated file's zeros means nothing.
+            return Err(Error::new(
+                ErrorKind::Corrupted,
+                "the mailslot file was truncated by another process (its messages are lost)",
+            ));
+        }
+        appended
     }
 
     /// `head` and `tail` as the lock holder may use them: checked, and repaired (the ring

@@ -653,6 +653,7 @@ pub(crate) fn status() -> Result<Vec<MailslotStatus>, Error> {
                 deliver_one: n.deliver_one,
                 refused: 0,
                 repaired: 0,
+                damaged: false,
                 instances: n.instances,
             })
             .collect()),

@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub mod fdpass;
 pub mod layout;
+mod sigbus;
 
 /// A `MAP_SHARED` mapping of a whole file, unmapped on drop.
 ///
@@ -23,6 +24,8 @@ pub mod layout;
 pub struct SharedMap {
     ptr: *mut u8,
     len: usize,
+    /// Its entry in the SIGBUS handler's table (`None`: the table was full, unprotected).
+    guard: Option<sigbus::Registration>,
 }
 
 // SAFETY: the mapping is plain shared memory; all access goes through atomics or explicit
@@ -65,7 +68,17 @@ impl SharedMap {
         Ok(SharedMap {
             ptr: ptr.cast(),
             len,
+            // Another process may truncate the file: a fault then reads zeros, not kill us.
+            guard: sigbus::Registration::new(ptr.cast(), len, prot),
         })
+    }
+
+    /// Whether part of the mapping was lost because the file was truncated under it (its
+    /// pages past the new end now read as private zeros; see `sigbus`).
+    pub fn faulted(&self) -> bool {
+        self.guard
+            .as_ref()
+            .is_some_and(sigbus::Registration::faulted)
     }
 
     fn check(&self, offset: usize, size: usize, align: usize) {
@@ -116,6 +129,9 @@ impl SharedMap {
 
 impl Drop for SharedMap {
     fn drop(&mut self) {
+        // Unregistered first: once unmapped, the addresses may be reused by a mapping that is
+        // not ours.
+        self.guard = None;
         // SAFETY: `ptr`/`len` are exactly what mmap returned; no reference derived from them
         // outlives `self` (every accessor borrows `self`).
         unsafe {
