@@ -602,14 +602,7 @@ pub fn status_of(dir: &Path, name: &MailslotName) -> Result<Option<MailslotStatu
     });
     for &slot in &live {
         let s = segment.slot(slot);
-        let cursor = if options.deliver_one {
-            Cursor::Group
-        } else {
-            Cursor::Own {
-                pos: s.cursor.load(Ordering::Acquire),
-                next_seq: s.next_seq.load(Ordering::Acquire),
-            }
-        };
+        let cursor = segment.slot_cursor(slot);
         instances.push(InstanceStatus {
             id: s.id.load(Ordering::Relaxed),
             pid: s.pid.load(Ordering::Relaxed),

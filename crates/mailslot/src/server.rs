@@ -281,11 +281,7 @@ impl ServerBuilder {
             err
         })?;
         let options = member.segment.options();
-        let cursor = if options.deliver_one {
-            Cursor::Group
-        } else {
-            member.cursor
-        };
+        let cursor = member.cursor;
         // Readable-when-waiting from the start (see `AsFd`).
         member.segment.arm_socket_bell(member.slot);
         Ok(Server {

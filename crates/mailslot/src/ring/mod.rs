@@ -446,7 +446,23 @@ impl Ring {
         self.header()
             .high_water
             .fetch_max(slot as u32 + 1, Ordering::AcqRel);
-        Cursor::Own { pos, next_seq }
+        if self.options.deliver_one {
+            Cursor::Group
+        } else {
+            Cursor::Own { pos, next_seq }
+        }
+    }
+
+    /// Where the instance in `slot` reads, as its slot mirrors it (for `status`).
+    pub fn slot_cursor(&self, slot: usize) -> Cursor {
+        if self.options.deliver_one {
+            return Cursor::Group;
+        }
+        let s = self.slot(slot);
+        Cursor::Own {
+            pos: s.cursor.load(Ordering::Acquire),
+            next_seq: s.next_seq.load(Ordering::Acquire),
+        }
     }
 
     /// Frees slot `slot` (caller holds the name lock; its owner is gone or closing).
