@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{encode, spawn, Proc, TestDir, END, HANG};
+use common::{encode, spawn, spawn_reader, Proc, TestDir, END, HANG};
 use mailslot::{ErrorKind, MailslotName};
 use mailslot_wire::{MailslotDatagram, MessageType, NetbiosName, SizeLimit};
 
@@ -1163,4 +1163,78 @@ fn a_huge_sequence_counter_is_no_absurd_loss() {
         ));
     }
     assert_no_findings(TEST, &findings);
+}
+
+/// A writer inherited through `fork` is used by parent and child at once, and the parent is
+/// stopped while it holds the append lock: the child must wait for it (and time out), because
+/// the lock's holder is alive. Each process takes the lock with a token of its own (the child
+/// makes one on a description of its own); sharing the parent's, the child would take the
+/// stopped parent's lock as if the word were scribbled, and both would append at once.
+#[test]
+fn a_writer_shared_by_fork_waits_for_the_other_process() {
+    let dir = TestDir::new("forkw");
+    let name = "forkwrite";
+    let stop = dir.path().join("stop-writing");
+    let mut reader = spawn_reader("reader", &dir, name, &[]);
+    let mut writer = spawn(
+        "fork_writer",
+        "fork_writer",
+        &[
+            ("MS_DIR", dir.env()),
+            ("MS_NAME", name.to_owned()),
+            ("MS_STOP", stop.display().to_string()),
+        ],
+    );
+    let path = name_file(&dir, name);
+    let lock_word = || {
+        // Gone only if its reader quit: on damage, when both processes appended at once.
+        assert!(
+            path.exists(),
+            "the name is gone: its reader quit (damage met?)"
+        );
+        let raw = peek(&path, layout::MUTEX, layout::MUTEX_LEN);
+        u32::from_le_bytes(raw.try_into().expect("4 bytes"))
+    };
+    let stopped = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|stat| stat.rsplit(") ").next().is_some_and(|r| r.starts_with('T')))
+    };
+    // Stop the parent at random moments until it is caught holding the lock: the word stays
+    // the same non-zero value for 50 ms (the running child holds it for microseconds at a
+    // time).
+    let mut rng = Rng::seeded("a_writer_shared_by_fork_waits_for_the_other_process");
+    let mut caught = false;
+    for _ in 0..2000 {
+        common::send_signal(writer.pid, libc::SIGSTOP);
+        common::wait_until("the parent writer stops", || stopped(writer.pid));
+        // The child takes the lock with the same word each time, so one look 50 ms later
+        // proves nothing: twenty looks in a row do.
+        let before = lock_word();
+        let held = (0..20).all(|_| {
+            std::thread::sleep(Duration::from_micros(2500));
+            lock_word() == before
+        });
+        if before != 0 && held {
+            caught = true;
+            break;
+        }
+        common::send_signal(writer.pid, libc::SIGCONT);
+        std::thread::sleep(Duration::from_micros(rng.below(700)));
+    }
+    assert!(
+        caught,
+        "the parent was never stopped holding the append lock"
+    );
+    // The child waits for the live (stopped) holder, and says so when its wait runs out.
+    assert_eq!(writer.expect("timedout"), "timedout 1");
+    common::send_signal(writer.pid, libc::SIGCONT);
+    std::fs::write(&stop, b"").unwrap();
+    assert_eq!(writer.expect("done"), "done 0", "the child's exit status");
+    writer.wait_ok();
+    common::write_end(&dir.scope(), name);
+    let log = reader.reader_log();
+    assert!(log.done, "{:?}", log.other);
+    assert_eq!(log.bad, 0, "messages that were not written");
+    assert!(log.other.is_empty(), "damage met: {:?}", log.other);
+    log.assert_fifo_per_writer();
 }

@@ -33,7 +33,8 @@ const SPINS: u32 = 64;
 #[derive(Debug)]
 struct Token {
     value: u32,
-    pid: u32,
+    /// The fork generation it was made in (see `sys::fork_generation`).
+    generation: u64,
     file: File,
 }
 
@@ -72,11 +73,11 @@ impl AppendLock {
         wait: Duration,
     ) -> Result<Guard<'a>, LockError> {
         let mut slot = self.token.lock().unwrap_or_else(|p| p.into_inner());
-        let pid = std::process::id();
-        if slot.as_ref().is_none_or(|t| t.pid != pid) {
+        let generation = sys::fork_generation();
+        if slot.as_ref().is_none_or(|t| t.generation != generation) {
             // New, or inherited through fork: the parent's descriptor is shared with it, so a
             // token of its own needs a description of its own.
-            *slot = Some(Token::new(file, pid).map_err(LockError::Io)?);
+            *slot = Some(Token::new(file, generation).map_err(LockError::Io)?);
         }
         let Some(token) = slot.as_ref() else {
             return Err(LockError::TimedOut);
@@ -106,7 +107,7 @@ impl Drop for Guard<'_> {
 }
 
 impl Token {
-    fn new(file: &File, pid: u32) -> std::io::Result<Token> {
+    fn new(file: &File, generation: u64) -> std::io::Result<Token> {
         // A description of our own: reopening through /proc gives one even for a memfd.
         let file = std::fs::OpenOptions::new()
             .read(true)
@@ -116,7 +117,11 @@ impl Token {
         for _ in 0..64 {
             let value = (sys::random_u64() as u32 & TOKEN_MASK).max(1);
             if sys::ofd_try_lock(file.as_fd(), TOKEN_BASE + u64::from(value), 1)? {
-                return Ok(Token { value, pid, file });
+                return Ok(Token {
+                    value,
+                    generation,
+                    file,
+                });
             }
         }
         Err(std::io::Error::other("no free append token"))
@@ -153,6 +158,8 @@ fn acquire(word: &AtomicU32, token: &Token, wait: Duration) -> Result<Taken, Loc
     loop {
         let seen = word.load(Ordering::Relaxed);
         if seen == 0 {
+            // The holder let go: it is alive, whoever takes it next.
+            watching = (0, Instant::now());
             // Having waited, take it with the waiters bit: others may still sleep.
             if word
                 .compare_exchange(0, mine | WAITERS, Ordering::Acquire, Ordering::Relaxed)
@@ -222,7 +229,7 @@ mod tests {
     fn free_and_scribbled_words_are_taken_a_live_holder_is_waited_for() {
         let f = file();
         let word = AtomicU32::new(0);
-        let ours = Token::new(&f, std::process::id()).unwrap();
+        let ours = Token::new(&f, sys::fork_generation()).unwrap();
         let wait = Duration::from_secs(5);
         assert_eq!(acquire(&word, &ours, wait).unwrap(), Taken::Clean);
         word.store(0, Ordering::Relaxed);

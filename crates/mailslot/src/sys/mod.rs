@@ -274,6 +274,27 @@ pub fn socket_drops(fd: BorrowedFd<'_>) -> io::Result<u32> {
     Ok(info[at])
 }
 
+static FORKS: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn forked_child() {
+    FORKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// How many forks this process is the child of, counted since the first call: per-process
+/// state made before a fork can tell it was inherited without a `getpid` system call per use
+/// (glibc no longer caches the pid). Forks made by raw `clone` are not seen.
+pub fn fork_generation() -> u64 {
+    static REGISTER: std::sync::Once = std::sync::Once::new();
+    REGISTER.call_once(|| {
+        // SAFETY: registers a child handler that only increments an atomic, which is safe in
+        // the child of a fork (no locks, no allocation).
+        unsafe {
+            libc::pthread_atfork(None, None, Some(forked_child));
+        }
+    });
+    FORKS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// The real user id of this process.
 pub fn current_uid() -> u32 {
     // SAFETY: getuid has no preconditions and cannot fail.

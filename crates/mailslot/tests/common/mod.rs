@@ -664,6 +664,7 @@ pub fn child_main() {
         "probe" => role_probe(),
         "service" => role_service(),
         "forker" => role_forker(),
+        "fork_writer" => role_fork_writer(),
         "robust_reader" => role_robust_reader(),
         "robust_writer" => role_robust_writer(),
         "netrole" => role_netrole(),
@@ -677,6 +678,56 @@ pub fn child_main() {
 
 /// Opens `MS_NAME`, forks a child that drops its copy of the server and exits, then says
 /// `ready` and reports the first message it reads (`got TEXT`, or `err KIND`).
+/// Opens a writer of `MS_NAME`, writes once (so it has its append token), forks, and then
+/// both processes write through the one inherited writer (writer id 0 in the parent, 1 in the
+/// child), 16 messages at a time with a short pause, until the file `MS_STOP` exists. Reports
+/// `timedout W` the first time writer W's append lock wait times out, `err W KIND` for other
+/// failures, and the parent `done STATUS` with the child's wait status.
+fn role_fork_writer() -> i32 {
+    let name = env_str("MS_NAME", "x");
+    let stop = PathBuf::from(env_str("MS_STOP", "/nonexistent"));
+    let mut writer = match Writer::open_in(&child_scope(), &name) {
+        Ok(writer) => writer,
+        Err(e) => {
+            report_now(&mut out(), &format!("open-err {:?} {e}", e.kind()));
+            return 1;
+        }
+    };
+    writer.write(&encode(0, 0, 16)).expect("first write");
+    // SAFETY: this process runs only this thread's code now; the child writes and exits.
+    let pid = unsafe { libc::fork() };
+    let mut out = out();
+    let me = u32::from(pid == 0);
+    let mut timed_out = false;
+    for s in 1.. {
+        if s % 16 == 0 {
+            if stop.exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        match writer.write(&encode(me, s, 32)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::TimedOut => {
+                if !timed_out {
+                    timed_out = true;
+                    report_now(&mut out, &format!("timedout {me}"));
+                }
+            }
+            Err(e) => report_now(&mut out, &format!("err {me} {:?}", e.kind())),
+        }
+    }
+    if pid == 0 {
+        // SAFETY: exit without running the parent's atexit handlers or flushing its buffers.
+        unsafe { libc::_exit(0) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    report_now(&mut out, &format!("done {status}"));
+    0
+}
+
 fn role_forker() -> i32 {
     let mut out = out();
     let mut server = match child_builder().open() {
