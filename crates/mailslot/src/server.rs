@@ -317,10 +317,7 @@ impl ServerBuilder {
         Ok(Server {
             name,
             link: Link::Global(reader),
-            cursor: Cursor::Own {
-                pos: cursor,
-                next_seq,
-            },
+            cursor: Cursor::own(cursor, next_seq),
             read_timeout: self.read_timeout,
             max_message_size: self.max_message_size,
             delivered: 0,
@@ -535,7 +532,7 @@ impl Server {
                 // (`take` found it empty): then join the next service.
                 if !global.connected() {
                     if let Some((pos, next_seq)) = global.reconnect() {
-                        self.cursor = Cursor::Own { pos, next_seq };
+                        self.cursor = Cursor::own(pos, next_seq);
                         return;
                     }
                 }
@@ -572,7 +569,7 @@ impl Server {
                 global.drain();
                 if !global.connected() {
                     if let Some((pos, next_seq)) = global.reconnect() {
-                        self.cursor = Cursor::Own { pos, next_seq };
+                        self.cursor = Cursor::own(pos, next_seq);
                     }
                 }
                 // (`deliver one` parks its claim after the last look, below: a claim made
@@ -643,7 +640,7 @@ impl Server {
     pub fn info(&self) -> Info {
         let (count, next_size) = match &self.link {
             Link::Local(local) => local.member.segment.backlog(&self.cursor),
-            Link::Global(global) if global.deliver_one() => global.segment.backlog(&Cursor::Group),
+            Link::Global(global) if global.deliver_one() => global.segment.backlog(&Cursor::GROUP),
             Link::Global(global) => global.segment.backlog(&self.cursor),
         };
         Info {

@@ -110,13 +110,34 @@ pub struct Ring {
     append_lock: lock::AppendLock,
 }
 
-/// Where an instance reads from.
+/// Where an instance reads from. Each also remembers the ring's repair count it last saw: a
+/// writer that repaired damaged positions may have dropped what this reader had not read, so
+/// the reader reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cursor {
     /// Its own position and the sequence number it expects next (`deliver all`).
-    Own { pos: u64, next_seq: u64 },
+    Own {
+        pos: u64,
+        next_seq: u64,
+        repairs: u64,
+    },
     /// The name's shared group cursor (`deliver one`).
-    Group,
+    Group { repairs: u64 },
+}
+
+impl Cursor {
+    /// A reader of its own at `pos`, expecting `next_seq` (a ring nobody repairs: the host
+    /// service's).
+    pub fn own(pos: u64, next_seq: u64) -> Cursor {
+        Cursor::Own {
+            pos,
+            next_seq,
+            repairs: 0,
+        }
+    }
+
+    /// The group cursor of a ring nobody repairs (for counting its backlog).
+    pub const GROUP: Cursor = Cursor::Group { repairs: 0 };
 }
 
 /// What a reader found at a position.
@@ -175,6 +196,9 @@ fn probe_slots(probe: &File, from: u64, to: u64, live: &mut Vec<usize>) -> Resul
         Err(e) => Err(Error::io("cannot probe a mailslot's instances", e)),
     }
 }
+
+/// A reader's expected sequence number after damage: the next message starts counting again.
+const SEQ_UNKNOWN: u64 = u64::MAX;
 
 fn sane_position(pos: u64) -> bool {
     pos < POSITION_LIMIT && pos.is_multiple_of(8)
@@ -446,23 +470,28 @@ impl Ring {
         self.header()
             .high_water
             .fetch_max(slot as u32 + 1, Ordering::AcqRel);
+        let repairs = self.repaired();
         if self.options.deliver_one {
-            Cursor::Group
+            Cursor::Group { repairs }
         } else {
-            Cursor::Own { pos, next_seq }
+            Cursor::Own {
+                pos,
+                next_seq,
+                repairs,
+            }
         }
     }
 
     /// Where the instance in `slot` reads, as its slot mirrors it (for `status`).
     pub fn slot_cursor(&self, slot: usize) -> Cursor {
         if self.options.deliver_one {
-            return Cursor::Group;
+            return Cursor::GROUP;
         }
         let s = self.slot(slot);
-        Cursor::Own {
-            pos: s.cursor.load(Ordering::Acquire),
-            next_seq: s.next_seq.load(Ordering::Acquire),
-        }
+        Cursor::own(
+            s.cursor.load(Ordering::Acquire),
+            s.next_seq.load(Ordering::Acquire),
+        )
     }
 
     /// Frees slot `slot` (caller holds the name lock; its owner is gone or closing).
@@ -614,16 +643,28 @@ impl Ring {
         buf: &mut Vec<u8>,
         limit: usize,
     ) -> Take {
-        let mut take = match cursor {
-            Cursor::Own { pos, next_seq } => self.take_own(pos, next_seq, buf, limit),
-            Cursor::Group => self.take_group(buf, limit),
+        let repairs = self.repaired();
+        let seen = match cursor {
+            Cursor::Own { repairs, .. } | Cursor::Group { repairs } => repairs,
+        };
+        let mut take = if *seen != repairs {
+            *seen = repairs;
+            if let Cursor::Own { next_seq, .. } = cursor {
+                *next_seq = SEQ_UNKNOWN;
+            }
+            Take::Damaged("positions a writer found damaged and repaired")
+        } else {
+            match cursor {
+                Cursor::Own { pos, next_seq, .. } => self.take_own(pos, next_seq, buf, limit),
+                Cursor::Group { .. } => self.take_group(buf, limit),
+            }
         };
         if self.truncated() {
             take = Take::Damaged("the file was truncated");
         }
         if let Some(slot) = slot {
             let s = self.slot(slot);
-            if let Cursor::Own { pos, next_seq } = *cursor {
+            if let Cursor::Own { pos, next_seq, .. } = *cursor {
                 s.cursor.store(pos, Ordering::Release);
                 s.next_seq.store(next_seq, Ordering::Relaxed);
             }
@@ -650,7 +691,10 @@ impl Ring {
                 ReadStep::Empty => return Take::Empty,
                 ReadStep::Resync(next) => *pos = next,
                 ReadStep::Damaged(next, what) => {
+                    // What was skipped is told as damage, not counted: positions and counters
+                    // past damage are no measure of it.
                     *pos = next;
+                    *next_seq = SEQ_UNKNOWN;
                     return Take::Damaged(what);
                 }
                 ReadStep::Record {
@@ -661,16 +705,23 @@ impl Ring {
                     if !copied {
                         return Take::TooSmall(header.len);
                     }
-                    // At most one record per header's worth of the bytes skipped since the
-                    // last message: more means the sequence counter was damaged.
-                    let possible = (*pos - start) / RECORD_HEADER as u64;
-                    let lost = header.seq.saturating_sub(*next_seq);
-                    if lost > possible {
-                        *next_seq = header.seq;
-                        return Take::Damaged("the sequence counter");
-                    }
+                    let lost = if *next_seq == SEQ_UNKNOWN {
+                        0
+                    } else {
+                        // At most one record per header's worth of the bytes skipped since the
+                        // last message, and never backwards by more than the one repeat a
+                        // writer killed between publishing and counting leaves: otherwise the
+                        // counter was damaged (and would invent or hide a loss).
+                        let possible = (*pos - start) / RECORD_HEADER as u64;
+                        let lost = header.seq.saturating_sub(*next_seq);
+                        if lost > possible || header.seq.saturating_add(1) < *next_seq {
+                            *next_seq = SEQ_UNKNOWN;
+                            return Take::Damaged("the sequence counter");
+                        }
+                        lost
+                    };
                     *pos = next;
-                    *next_seq = header.seq + 1;
+                    *next_seq = header.seq.saturating_add(1);
                     return Take::Got(header, lost);
                 }
             }
@@ -727,14 +778,14 @@ impl Ring {
     pub fn waiting_at(&self, cursor: &Cursor) -> u64 {
         match cursor {
             Cursor::Own { pos, .. } => *pos,
-            Cursor::Group => self.group_pos().load(Ordering::SeqCst),
+            Cursor::Group { .. } => self.group_pos().load(Ordering::SeqCst),
         }
     }
 
     /// Messages a reader with `cursor` has already lost to overwriting but not yet been told
     /// of (it is told when it reads): `status` counts them at once.
     pub fn lost_unread(&self, cursor: &Cursor) -> u64 {
-        let Cursor::Own { pos, next_seq } = *cursor else {
+        let Cursor::Own { pos, next_seq, .. } = *cursor else {
             return 0;
         };
         let mut at = self.header().tail.load(Ordering::Acquire);
@@ -1052,6 +1103,8 @@ impl Ring {
             sys::futex_wait(epoch, seen, Some(nap));
         }
         bell.store(BELL_IDLE, Ordering::SeqCst);
+        // Again on waking: the reader is about to read, and `status` must show it meanwhile.
+        self.reclaim_slot(slot, id);
     }
 
     /// Arms the socket doorbell of `slot`: the next append rings it.

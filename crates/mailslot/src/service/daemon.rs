@@ -1227,13 +1227,7 @@ fn status(state: &State, peer: &Peer) -> Vec<NameEntry> {
                 uid: i.uid,
                 delivered: i.delivered,
                 lost: i.lost,
-                backlog: entry
-                    .segment
-                    .backlog(&Cursor::Own {
-                        pos: i.cursor.min(head),
-                        next_seq: 0,
-                    })
-                    .0 as u64,
+                backlog: entry.segment.backlog(&Cursor::own(i.cursor.min(head), 0)).0 as u64,
                 corrupt: 0,
             })
             .collect();

@@ -1,5 +1,5 @@
 //! The typed layout of a mailslot's shared file: its header and its instance slots as
-//! `#[repr(C)]` structs of atomics, handed out by [`SharedMap::view`] after one bounds and
+//! `#[repr(C)]` structs of atomics, handed out by [`super::SharedMap::view`] after one bounds and
 //! alignment check.
 //!
 //! Every field is an atomic, so any bit pattern another process leaves (a dead writer, a
@@ -7,8 +7,6 @@
 //! be torn or alias a non-atomic reference.
 
 use std::sync::atomic::{AtomicU32, AtomicU64};
-
-use super::SharedMap;
 
 /// A struct that may be viewed in a shared mapping: `#[repr(C)]`, only atomics (any bit
 /// pattern valid, interior mutability, safe under concurrent access from other processes).
@@ -84,14 +82,3 @@ const _: () = assert!(std::mem::size_of::<Slot>() == 64);
 unsafe impl SharedLayout for Header {}
 // SAFETY: as for `Header`.
 unsafe impl SharedLayout for Slot {}
-
-impl SharedMap {
-    /// The `T` at `offset`, checked once for bounds and alignment.
-    pub fn view<T: SharedLayout>(&self, offset: usize) -> &T {
-        self.check(offset, std::mem::size_of::<T>(), std::mem::align_of::<T>());
-        // SAFETY: in bounds and aligned (checked); `T` is a `#[repr(C)]` struct of atomics
-        // (`SharedLayout`), valid for every bit pattern and safe to share with other processes;
-        // the mapping lives as long as `self`, which bounds the returned lifetime.
-        unsafe { &*self.ptr.add(offset).cast::<T>() }
-    }
-}

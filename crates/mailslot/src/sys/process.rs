@@ -1,0 +1,55 @@
+//! Who we are: the user id, fork generations, and random identifiers.
+
+use std::io;
+use std::sync::atomic::AtomicU64;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+static FORKS: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn forked_child() {
+    FORKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// How many forks this process is the child of, counted since the first call: per-process
+/// state made before a fork can tell it was inherited without a `getpid` system call per use
+/// (glibc no longer caches the pid). Forks made by raw `clone` are not seen.
+pub fn fork_generation() -> u64 {
+    static REGISTER: std::sync::Once = std::sync::Once::new();
+    REGISTER.call_once(|| {
+        // SAFETY: registers a child handler that only increments an atomic, which is safe in
+        // the child of a fork (no locks, no allocation).
+        unsafe {
+            libc::pthread_atfork(None, None, Some(forked_child));
+        }
+    });
+    FORKS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The real user id of this process.
+pub fn current_uid() -> u32 {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    unsafe { libc::getuid() }
+}
+
+/// 64 random bits from the kernel (`getrandom`), for identifiers that must not repeat.
+pub fn random_u64() -> u64 {
+    let mut buf = [0u8; 8];
+    let mut filled = 0;
+    while filled < buf.len() {
+        // SAFETY: the pointer and length describe the unfilled tail of `buf`.
+        let n =
+            unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0) };
+        if n > 0 {
+            filled += n as usize;
+        } else if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            // The kernel's entropy source is unavailable: fall back to time and address bits,
+            // still unique enough for instance ids within one runtime directory.
+            let nanos = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos() as u64;
+            return nanos ^ (u64::from(std::process::id()) << 32) ^ (&buf as *const _ as u64);
+        }
+    }
+    u64::from_ne_bytes(buf)
+}
