@@ -1,7 +1,7 @@
 //! The registry of names and instances: opening and closing servers, finding a name for a
 //! writer, listing for `mailslot status`, and cleaning up after dead processes.
 //!
-//! The registry is the runtime directory itself: one segment file per live name, and inside
+//! The registry is the runtime directory itself: one ring file per live name, and inside
 //! it a slot per instance whose liveness is a kernel-released lock. Cleanup is idempotent and
 //! happens whenever someone opens, writes to or lists a name whose holders are gone.
 
@@ -22,10 +22,10 @@ use crate::sys;
 /// Those hold the name lock for microseconds; only a stopped or hung process holds it longer.
 const NAME_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A server's place in a name: its segment (whose descriptor holds the slot's lock) and slot.
+/// A server's place in a name: its ring (whose descriptor holds the slot's lock) and slot.
 #[derive(Debug)]
 pub(crate) struct Membership {
-    pub segment: Ring,
+    pub ring: Ring,
     pub slot: usize,
     pub id: u64,
     /// Where the instance starts reading.
@@ -121,7 +121,7 @@ pub(crate) fn open_server(
             lock.try_clone()
                 .map_err(|e| io_err(name, "cannot duplicate a descriptor", e))?,
         ) {
-            Ok(Some(segment)) => Some(segment),
+            Ok(Some(ring)) => Some(ring),
             Ok(None) | Err(_) => {
                 // A name's file is published whole, so one that does not map is damaged:
                 // while its instances live, replacing it would strand them unseen.
@@ -142,62 +142,62 @@ pub(crate) fn open_server(
             }
         };
         let live = match &existing {
-            Some(segment) => live_slots(dir, segment, &lock)?,
+            Some(ring) => live_slots(dir, ring, &lock)?,
             None => Vec::new(),
         };
-        let Some(segment) = existing.filter(|_| !live.is_empty()) else {
+        let Some(ring) = existing.filter(|_| !live.is_empty()) else {
             // Unpublished, damaged, or every instance dead: replace it with a fresh name.
             match create_name(dir, &path, name, creation, Some(&lock))? {
                 Some(membership) => return Ok(membership),
                 None => continue,
             }
         };
-        return join(segment, lock, name, creation, &live);
+        return join(ring, lock, name, creation, &live);
     }
 }
 
 /// Slots whose owners are alive; frees the dead ones and removes their doorbells (the caller
 /// holds the name lock).
-fn live_slots(dir: &Path, segment: &Ring, probe: &File) -> Result<Vec<usize>, Error> {
-    let live = segment.live_slots(probe)?;
+fn live_slots(dir: &Path, ring: &Ring, probe: &File) -> Result<Vec<usize>, Error> {
+    let live = ring.live_slots(probe)?;
     for slot in 0..MAX_INSTANCES {
-        if segment.slot(slot).state.load(Ordering::Acquire) == SLOT_ACTIVE
+        if ring.slot(slot).state.load(Ordering::Acquire) == SLOT_ACTIVE
             && live.binary_search(&slot).is_err()
         {
-            free_slot(dir, segment, slot);
+            free_slot(dir, ring, slot);
         }
     }
     Ok(live)
 }
 
 /// Frees `slot` and removes its instance's doorbell socket file.
-fn free_slot(dir: &Path, segment: &Ring, slot: usize) {
-    let id = segment.slot(slot).id.load(Ordering::Relaxed);
-    segment.free_slot(slot);
+fn free_slot(dir: &Path, ring: &Ring, slot: usize) {
+    let id = ring.slot(slot).id.load(Ordering::Relaxed);
+    ring.free_slot(slot);
     let _ = fs::remove_file(crate::server::bell_path(dir, id));
 }
 
 fn join(
-    segment: Ring,
+    ring: Ring,
     lock: File,
     name: &MailslotName,
     creation: Creation,
     live: &[usize],
 ) -> Result<Membership, Error> {
-    let existing = segment.options();
-    let first = segment.slot(live[0]);
+    let existing = ring.options();
+    let first = ring.slot(live[0]);
     let (pid, owner) = (
         first.pid.load(Ordering::Relaxed),
         first.uid.load(Ordering::Relaxed),
     );
     // Joining a name whose permissions differ from what this opener asked for would let
     // whoever created it first (another user, in the global scope) decide who reads along.
-    let mode = segment
+    let mode = ring
         .file
         .metadata()
         .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
         .unwrap_or(0);
-    let group = segment.file.metadata().map(|m| m.gid()).ok();
+    let group = ring.file.metadata().map(|m| m.gid()).ok();
     if mode != creation.mode || creation.group.is_some_and(|g| Some(g) != group) {
         return Err(Error::new(
             ErrorKind::AlreadyExists,
@@ -240,7 +240,7 @@ fn join(
         ));
     }
     for slot in 0..MAX_INSTANCES {
-        if segment.slot(slot).state.load(Ordering::Acquire) != SLOT_FREE {
+        if ring.slot(slot).state.load(Ordering::Acquire) != SLOT_FREE {
             continue;
         }
         // Our descriptor (which holds the name lock) takes the slot's lock; it stays open
@@ -251,11 +251,11 @@ fn join(
             continue; // an owner we freed above is somehow still around: leave it alone
         }
         let id = sys::random_u64();
-        let cursor = segment.activate_slot(slot, id, std::process::id(), sys::current_uid());
+        let cursor = ring.activate_slot(slot, id, std::process::id(), sys::current_uid());
         let _ = sys::ofd_unlock(lock.as_fd(), 0, 1);
-        drop(lock); // the segment holds its own duplicate of the descriptor
+        drop(lock); // the ring holds its own duplicate of the descriptor
         return Ok(Membership {
-            segment,
+            ring,
             slot,
             id,
             cursor,
@@ -270,7 +270,7 @@ fn join(
     ))
 }
 
-/// Creates and publishes a new segment for `name`. With `replacing` (the locked old file),
+/// Creates and publishes a new ring for `name`. With `replacing` (the locked old file),
 /// atomically replaces a dead name; otherwise links only if the name is still absent
 /// (`None` means someone else won the race).
 fn create_name(
@@ -306,9 +306,9 @@ fn create_name(
         sys::ofd_try_lock(file.as_fd(), range.0, range.1)
             .map_err(|e| cleanup(io_err(name, "cannot lock", e)))?;
     }
-    let segment = Ring::create(file, creation.options, name.as_str()).map_err(cleanup)?;
+    let ring = Ring::create(file, creation.options, name.as_str()).map_err(cleanup)?;
     let id = sys::random_u64();
-    let cursor = segment.activate_slot(0, id, std::process::id(), sys::current_uid());
+    let cursor = ring.activate_slot(0, id, std::process::id(), sys::current_uid());
     let published = match replacing {
         Some(old) => {
             let result = fs::rename(&tmp, path);
@@ -333,9 +333,9 @@ fn create_name(
         }
     };
     published.map_err(|e| cleanup(io_err(name, "cannot publish", e)))?;
-    let _ = sys::ofd_unlock(segment.file.as_fd(), 0, 1);
+    let _ = sys::ofd_unlock(ring.file.as_fd(), 0, 1);
     Ok(Some(Membership {
-        segment,
+        ring,
         slot: 0,
         id,
         cursor,
@@ -344,8 +344,8 @@ fn create_name(
 
 /// Closes a server instance: frees its slot and, if it was the last, deletes the name.
 pub(crate) fn close_server(dir: &Path, name: &MailslotName, membership: &Membership) {
-    let segment = &membership.segment;
-    let fd = segment.file.as_fd();
+    let ring = &membership.ring;
+    let fd = ring.file.as_fd();
     let deadline = Instant::now() + NAME_LOCK_TIMEOUT;
     let mut locked = false;
     while !locked && Instant::now() < deadline {
@@ -354,18 +354,18 @@ pub(crate) fn close_server(dir: &Path, name: &MailslotName, membership: &Members
             std::thread::sleep(Duration::from_micros(200));
         }
     }
-    free_slot(dir, segment, membership.slot);
+    free_slot(dir, ring, membership.slot);
     // By our own id: a truncated file's slot no longer holds it.
     let _ = fs::remove_file(crate::server::bell_path(dir, membership.id));
     let _ = sys::ofd_unlock(fd, 1 + membership.slot as u64, 1);
     if locked {
-        let others = live_slots(dir, segment, &segment.file).unwrap_or_default();
+        let others = live_slots(dir, ring, &ring.file).unwrap_or_default();
         // A truncated file's slot table reads as zeros: only the locks still say who lives.
-        let damaged_but_held = segment.truncated() && segment.any_alive().unwrap_or(true);
+        let damaged_but_held = ring.truncated() && ring.any_alive().unwrap_or(true);
         if others.is_empty() && !damaged_but_held {
-            segment.mark_closed();
+            ring.mark_closed();
             let path = dir.join(name.file_name());
-            let ours = match (segment.file.metadata(), fs::symlink_metadata(&path)) {
+            let ours = match (ring.file.metadata(), fs::symlink_metadata(&path)) {
                 (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
                 _ => false,
             };
@@ -397,18 +397,18 @@ pub(crate) fn open_for_write(dir: &Path, name: &MailslotName) -> Result<Ring, Er
     let probe = file
         .try_clone()
         .map_err(|e| io_err(name, "cannot duplicate a descriptor", e))?;
-    let segment = match Ring::map_existing(file)? {
-        Some(segment) => segment,
+    let ring = match Ring::map_existing(file)? {
+        Some(ring) => ring,
         // Published files always pass the checks: one that fails them while instances hold it
         // was damaged under them (truncated), which is not the same as absent.
         None if instances_locked(&probe) => return Err(damaged(name)),
         None => return Err(not_found()),
     };
-    if segment.closed() || !segment.any_alive()? {
+    if ring.closed() || !ring.any_alive()? {
         reap(dir, name);
         return Err(not_found());
     }
-    Ok(segment)
+    Ok(ring)
 }
 
 /// Whether any instance holds its lock in `file` (bytes 1..=MAX_INSTANCES): the locks outlive a
@@ -472,18 +472,15 @@ pub(crate) fn reap(dir: &Path, name: &MailslotName) {
     let Ok(Some(lock)) = lock_name(&path, name) else {
         return;
     };
-    let segment = lock
+    let ring = lock
         .try_clone()
         .ok()
         .and_then(|f| Ring::map_existing(f).ok().flatten());
-    if let Some(segment) = &segment {
-        if !live_slots(dir, segment, &lock)
-            .unwrap_or_default()
-            .is_empty()
-        {
+    if let Some(ring) = &ring {
+        if !live_slots(dir, ring, &lock).unwrap_or_default().is_empty() {
             return;
         }
-        segment.mark_closed();
+        ring.mark_closed();
     }
     let _ = fs::remove_file(&path);
 }
@@ -589,20 +586,20 @@ pub fn status_of(dir: &Path, name: &MailslotName) -> Result<Option<MailslotStatu
     let probe = file
         .try_clone()
         .map_err(|e| io_err(name, "cannot duplicate a descriptor", e))?;
-    let Ok(Some(segment)) = Ring::map_existing(file) else {
+    let Ok(Some(ring)) = Ring::map_existing(file) else {
         return Ok(damaged_status(name, &probe));
     };
     let mut instances = Vec::new();
-    let options = segment.options();
+    let options = ring.options();
     // The kernel's locks say who lives; a dead instance's slot still says active.
-    let live = segment.live_slots(&segment.file)?;
+    let live = ring.live_slots(&ring.file)?;
     let dead = (0..MAX_INSTANCES).any(|slot| {
-        segment.slot(slot).state.load(Ordering::Acquire) == SLOT_ACTIVE
+        ring.slot(slot).state.load(Ordering::Acquire) == SLOT_ACTIVE
             && live.binary_search(&slot).is_err()
     });
     for &slot in &live {
-        let s = segment.slot(slot);
-        let cursor = segment.slot_cursor(slot);
+        let s = ring.slot(slot);
+        let cursor = ring.slot_cursor(slot);
         instances.push(InstanceStatus {
             id: s.id.load(Ordering::Relaxed),
             pid: s.pid.load(Ordering::Relaxed),
@@ -612,8 +609,8 @@ pub fn status_of(dir: &Path, name: &MailslotName) -> Result<Option<MailslotStatu
             lost: s
                 .lost
                 .load(Ordering::Relaxed)
-                .saturating_add(segment.lost_unread(&cursor)),
-            backlog: segment.backlog(&cursor).0 as u64,
+                .saturating_add(ring.lost_unread(&cursor)),
+            backlog: ring.backlog(&cursor).0 as u64,
             corrupt: s.corrupt.load(Ordering::Relaxed),
         });
     }
@@ -636,12 +633,12 @@ pub fn status_of(dir: &Path, name: &MailslotName) -> Result<Option<MailslotStatu
         return Ok(None);
     }
     Ok(Some(MailslotStatus {
-        name: segment.display_name(),
+        name: ring.display_name(),
         shared: options.shared,
         deliver_one: options.deliver_one,
-        refused: segment.refused(),
-        repaired: segment.repaired(),
-        damaged: segment.truncated(),
+        refused: ring.refused(),
+        repaired: ring.repaired(),
+        damaged: ring.truncated(),
         instances,
     }))
 }

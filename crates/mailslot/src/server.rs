@@ -280,10 +280,10 @@ impl ServerBuilder {
             registry::close_server(&dir, &name, &member);
             err
         })?;
-        let options = member.segment.options();
+        let options = member.ring.options();
         let cursor = member.cursor;
         // Readable-when-waiting from the start (see `AsFd`).
-        member.segment.arm_socket_bell(member.slot);
+        member.ring.arm_socket_bell(member.slot);
         Ok(Server {
             name,
             link: Link::Local(LocalLink {
@@ -524,7 +524,7 @@ impl Server {
             Link::Local(local) => {
                 let member = &local.member;
                 member
-                    .segment
+                    .ring
                     .sleep(member.slot, member.id, &self.cursor, remaining);
             }
             Link::Global(global) => {
@@ -536,7 +536,7 @@ impl Server {
                         return;
                     }
                 }
-                let at = global.segment.waiting_at(&self.cursor);
+                let at = global.ring.waiting_at(&self.cursor);
                 global.sleep(at, self.delivered, self.lost, remaining);
             }
         }
@@ -563,7 +563,7 @@ impl Server {
                 // ring) must not leave the descriptor readable, or a poller would spin.
                 let mut sink = [0u8; 64];
                 while local.bell_socket.recv(&mut sink).is_ok() {}
-                local.member.segment.arm_socket_bell(local.member.slot);
+                local.member.ring.arm_socket_bell(local.member.slot);
             }
             Link::Global(global) => {
                 global.drain();
@@ -575,7 +575,7 @@ impl Server {
                 // (`deliver one` parks its claim after the last look, below: a claim made
                 // by that look would replace a parked one.)
                 if !global.deliver_one() {
-                    let at = global.segment.waiting_at(&self.cursor);
+                    let at = global.ring.waiting_at(&self.cursor);
                     global.arm(at, self.delivered, self.lost);
                 }
             }
@@ -614,12 +614,12 @@ impl Server {
             }
             Link::Global(global) => {
                 global
-                    .segment
+                    .ring
                     .take(&mut self.cursor, None, &mut self.scratch, limit)
             }
             Link::Local(local) => {
                 let member = &local.member;
-                member.segment.take(
+                member.ring.take(
                     &mut self.cursor,
                     Some(member.slot),
                     &mut self.scratch,
@@ -639,9 +639,9 @@ impl Server {
     /// For a global name in `one` mode, the count is what no instance has taken yet.
     pub fn info(&self) -> Info {
         let (count, next_size) = match &self.link {
-            Link::Local(local) => local.member.segment.backlog(&self.cursor),
-            Link::Global(global) if global.deliver_one() => global.segment.backlog(&Cursor::GROUP),
-            Link::Global(global) => global.segment.backlog(&self.cursor),
+            Link::Local(local) => local.member.ring.backlog(&self.cursor),
+            Link::Global(global) if global.deliver_one() => global.ring.backlog(&Cursor::GROUP),
+            Link::Global(global) => global.ring.backlog(&self.cursor),
         };
         Info {
             max_message_size: self.max_message_size,
@@ -672,7 +672,7 @@ fn take_claimed(global: &mut GlobalReader, limit: usize, scratch: &mut Vec<u8>) 
             Claim::TooSmall(len) => return Take::TooSmall(len),
             Claim::Nothing | Claim::Parked => return Take::Empty,
         };
-        match global.segment.read_at(pos, scratch, limit, true) {
+        match global.ring.read_at(pos, scratch, limit, true) {
             ReadStep::Record {
                 header,
                 copied: true,

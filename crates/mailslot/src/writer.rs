@@ -37,7 +37,7 @@ enum WriterLink {
 struct LocalWriter {
     dir: PathBuf,
     name: MailslotName,
-    segment: Ring,
+    ring: Ring,
     /// Unbound; rings the doorbells of readers that wait on their descriptor.
     doorbell: Option<UnixDatagram>,
     source: RecordSource,
@@ -67,11 +67,11 @@ impl Writer {
             return Ok(Writer(WriterLink::Global(GlobalWriter::open(&name)?)));
         }
         let dir = scope.dir()?;
-        let segment = registry::open_for_write(&dir, &name)?;
+        let ring = registry::open_for_write(&dir, &name)?;
         Ok(Writer(WriterLink::Local(LocalWriter {
             dir,
             name,
-            segment,
+            ring,
             doorbell: None,
             source: RecordSource::Local {
                 pid: std::process::id(),
@@ -138,13 +138,13 @@ impl LocalWriter {
     fn write_as(&mut self, data: &[u8], source: Option<&RecordSource>) -> Result<(), Error> {
         // Like a Windows client handle, a writer dies with the server it opened: after the
         // last instance closed (or died) it fails, even if a new server took the name since.
-        if self.segment.closed() || (self.probe_due() && !self.segment.any_alive()?) {
+        if self.ring.closed() || (self.probe_due() && !self.ring.any_alive()?) {
             registry::reap(&self.dir, &self.name);
             return Err(server_gone(self.name.as_str()));
         }
-        self.segment.check_size(self.name.as_str(), data.len())?;
+        self.ring.check_size(self.name.as_str(), data.len())?;
         let source = source.unwrap_or(&self.source);
-        let result = self.segment.append(data, source, self.lock_wait);
+        let result = self.ring.append(data, source, self.lock_wait);
         match result {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::NotFound => {
@@ -162,7 +162,7 @@ impl LocalWriter {
         }
         let doorbell = &mut self.doorbell;
         let dir = &self.dir;
-        self.segment.ring_bells(&mut |id| {
+        self.ring.ring_bells(&mut |id| {
             if doorbell.is_none() {
                 *doorbell = UnixDatagram::unbound().ok();
                 if let Some(socket) = doorbell {
@@ -250,11 +250,11 @@ impl Deliverer {
             if self.writers.len() >= DELIVERER_CACHE {
                 self.writers.clear();
             }
-            let segment = registry::open_for_write(&self.dir, &parsed)?;
+            let ring = registry::open_for_write(&self.dir, &parsed)?;
             let writer = LocalWriter {
                 dir: self.dir.clone(),
                 name: parsed,
-                segment,
+                ring,
                 doorbell: None,
                 source: record.clone(),
                 probed_at: Instant::now(),

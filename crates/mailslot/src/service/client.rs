@@ -173,7 +173,7 @@ pub(crate) struct GlobalReader {
     reported_at: Instant,
     /// `deliver one`: records the service gave us (position, messages lost before), in order.
     claimed: std::collections::VecDeque<(u64, u64)>,
-    pub segment: Ring,
+    pub ring: Ring,
     pub id: u64,
 }
 
@@ -193,7 +193,7 @@ impl GlobalReader {
     /// Opens an instance; returns it with its starting cursor and sequence number.
     pub fn open(request: OpenReader) -> Result<(GlobalReader, u64, u64), Error> {
         let dir = global_dir();
-        let (conn, segment, id, cursor, next_seq) = Self::join(&dir, &request)?;
+        let (conn, ring, id, cursor, next_seq) = Self::join(&dir, &request)?;
         let io = |e: nix::errno::Errno| Error::io("cannot create a reader's descriptor", e.into());
         let ready = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(io)?;
         let retry = TimerFd::new(
@@ -218,7 +218,7 @@ impl GlobalReader {
                 retry,
                 reported_at: Instant::now(),
                 claimed: Default::default(),
-                segment,
+                ring,
                 id,
             },
             cursor,
@@ -405,9 +405,9 @@ impl GlobalReader {
             }
             return;
         }
-        let epoch = self.segment.wake_epoch();
+        let epoch = self.ring.wake_epoch();
         let seen = epoch.load(Ordering::SeqCst);
-        if cursor < self.segment.head() {
+        if cursor < self.ring.head() {
             return;
         }
         let cap = timeout.map_or(LIVENESS_WAIT, |t| t.min(LIVENESS_WAIT));
@@ -427,13 +427,13 @@ impl GlobalReader {
         self.next_attempt = Instant::now() + RECONNECT_INTERVAL;
         // Re-arming the timer also clears its expiry: the descriptor is quiet until then.
         self.schedule_retry();
-        let (conn, segment, id, cursor, next_seq) = Self::join(&self.dir, &self.request).ok()?;
+        let (conn, ring, id, cursor, next_seq) = Self::join(&self.dir, &self.request).ok()?;
         self.ready
             .add(&conn, EpollEvent::new(EpollFlags::EPOLLIN, 0))
             .ok()?;
         let _ = self.retry.unset();
         self.conn = conn;
-        self.segment = segment;
+        self.ring = ring;
         self.id = id;
         self.claimed.clear(); // positions in the old ring
         self.connected = true;
@@ -451,7 +451,7 @@ pub(crate) struct GlobalWriter {
     dir: PathBuf,
     name: MailslotName,
     conn: Socket,
-    segment: Ring,
+    ring: Ring,
     submit: Submit,
     tail: u64,
     /// When the connection was last asked whether the service still lives.
@@ -467,17 +467,17 @@ impl GlobalWriter {
         let request = Request::OpenWriter {
             name: name.as_str().to_owned(),
         };
-        let (segment, submit) = match ask(&dir, &conn, &request)? {
+        let (ring, submit) = match ask(&dir, &conn, &request)? {
             (Reply::Writer, files) => {
                 let mut files = files.into_iter();
-                let segment = map_ring(files.next())?;
-                let (Some(ring), Some(bell)) = (files.next(), files.next()) else {
+                let ring = map_ring(files.next())?;
+                let (Some(submission), Some(bell)) = (files.next(), files.next()) else {
                     return Err(Error::new(
                         ErrorKind::Io,
                         "the host service sent no submission ring",
                     ));
                 };
-                (segment, Submit::open(ring, bell)?)
+                (ring, Submit::open(submission, bell)?)
             }
             (other, _) => return Err(reply_error(other)),
         };
@@ -487,7 +487,7 @@ impl GlobalWriter {
             dir,
             name: name.clone(),
             conn,
-            segment,
+            ring,
             submit,
             tail: 0,
             probed_at: Instant::now(),
@@ -575,10 +575,10 @@ impl GlobalWriter {
     }
 
     pub fn write(&mut self, data: &[u8]) -> Result<(), Error> {
-        if self.segment.closed() {
+        if self.ring.closed() {
             return Err(crate::writer::server_gone(self.name.as_str()));
         }
-        self.segment.check_size(self.name.as_str(), data.len())?;
+        self.ring.check_size(self.name.as_str(), data.len())?;
         self.check_alive()?;
         // Long messages go in pieces, through the same ring, so that the order holds.
         let mut pieces = data.chunks(submit::MAX_PIECE).peekable();

@@ -160,7 +160,7 @@ struct Name {
     record: PathBuf,
     access: Access,
     options: RingOptions,
-    segment: Ring,
+    ring: Ring,
     read_only: File,
     inner: Mutex<NameInner>,
 }
@@ -211,8 +211,8 @@ impl Name {
                 format!("mailslot \"{}\": the server closed", self.display),
             ));
         }
-        self.segment.check_size(&self.display, data.len())?;
-        self.segment
+        self.ring.check_size(&self.display, data.len())?;
+        self.ring
             .append(data, source, ring::APPEND_LOCK_TIMEOUT)
             .map_err(|e| Error::new(e.kind(), format!("mailslot \"{}\": {e}", self.display)))?;
         drop(inner);
@@ -226,10 +226,10 @@ impl Name {
         let mut inner = lock(&self.inner);
         // SYNC POINT: under the name's lock, after the appends' SeqCst `head`: a reader that
         // read the epoch before finding the ring empty sees it change, or is woken.
-        let epoch = self.segment.wake_epoch();
+        let epoch = self.ring.wake_epoch();
         epoch.fetch_add(1, Ordering::SeqCst);
         sys::futex_wake(epoch, i32::MAX);
-        let head = self.segment.head();
+        let head = self.ring.head();
         for instance in &mut inner.instances {
             if instance.armed.is_some_and(|at| at < head) {
                 instance.armed = None;
@@ -248,11 +248,11 @@ impl Name {
     /// holds the name's lock, which also orders this with appends). `false` when there is
     /// none yet. Never blocks: a reader whose socket is full loses the claim, not the message.
     fn answer_claim(&self, conn: &Socket, limit: u64) -> bool {
-        let group = self.segment.group_pos();
+        let group = self.ring.group_pos();
         let mut none = Vec::new();
         loop {
             let at = group.load(Ordering::Acquire);
-            match self.segment.read_at(at, &mut none, 0, false) {
+            match self.ring.read_at(at, &mut none, 0, false) {
                 ReadStep::Empty => return false,
                 // (The service's own ring: nobody else can write into it, so no damage.)
                 ReadStep::Resync(next) | ReadStep::Damaged(next, _) => {
@@ -266,12 +266,12 @@ impl Name {
                         let _ = fdpass::send_packet(conn.as_fd(), &reply.encode(), &[], true);
                         return true;
                     }
-                    let lost = self.segment.group_lost().swap(0, Ordering::AcqRel);
+                    let lost = self.ring.group_lost().swap(0, Ordering::AcqRel);
                     let reply = Reply::Claimed { pos: at, lost };
                     if fdpass::send_packet(conn.as_fd(), &reply.encode(), &[], true).is_ok() {
                         group.store(next, Ordering::Release);
                     } else {
-                        self.segment.group_lost().fetch_add(lost, Ordering::AcqRel);
+                        self.ring.group_lost().fetch_add(lost, Ordering::AcqRel);
                     }
                     return true;
                 }
@@ -764,8 +764,8 @@ fn open_reader(
     let id = sys::random_u64();
     let mut inner = lock(&entry.inner);
     // Under the name's lock, so that no append slips between the position and the join.
-    let cursor = entry.segment.head();
-    let next_seq = entry.segment.next_seq();
+    let cursor = entry.ring.head();
+    let next_seq = entry.ring.next_seq();
     inner.instances.push(Instance {
         id,
         pid: peer.pid,
@@ -925,8 +925,7 @@ fn build_name(state: &State, name: &MailslotName, meta: Meta) -> Result<Name, Er
     let read_only = fdpass::reopen_read_only(&file)
         .map_err(|e| Error::io(format!("mailslot \"{name}\": cannot share its ring"), e));
     let made = read_only.and_then(|ro| Ok((ro, Ring::create(file, options, name.as_str())?)));
-    let (read_only, segment) =
-        made.inspect_err(|_| release_ring(state, meta.access.owner, size))?;
+    let (read_only, ring) = made.inspect_err(|_| release_ring(state, meta.access.owner, size))?;
     let record = state.dir.join("names").join(name.file_name());
     // Written beside and renamed: a crash never leaves half a record. The directory is the
     // service's alone, so neither path can be a planted link.
@@ -954,7 +953,7 @@ fn build_name(state: &State, name: &MailslotName, meta: Meta) -> Result<Name, Er
         record,
         access: meta.access,
         options,
-        segment,
+        ring,
         read_only,
         inner: Mutex::new(NameInner::default()),
     })
@@ -1010,7 +1009,7 @@ fn serve_reader(state: &Arc<State>, conn: Socket, peer: &Peer, open: &OpenReader
             let mut inner = lock(&entry.inner);
             // SYNC POINT: `head` read under the name's lock, which every append holds while it
             // publishes: an append either happened before (we ring now) or sees us armed.
-            let head = entry.segment.head();
+            let head = entry.ring.head();
             let Some(me) = inner.instances.iter_mut().find(|i| i.id == id) else {
                 break;
             };
@@ -1039,7 +1038,7 @@ fn close_instance(state: &State, entry: &Arc<Name>, id: u64) {
     inner.claims.retain(|c| c.id != id);
     if inner.instances.is_empty() && !inner.closed {
         inner.closed = true;
-        entry.segment.mark_closed();
+        entry.ring.mark_closed();
         let _ = fs::remove_file(&entry.record);
         release_ring(
             state,
@@ -1100,7 +1099,7 @@ fn serve_writer(state: &Arc<State>, conn: Socket, peer: &Peer, name: &str, buf: 
     if send_reply(&conn, &Reply::Writer, &fds).is_err() {
         return;
     }
-    let max = entry.segment.max_writable();
+    let max = entry.ring.max_writable();
     let ring_source = RecordSource::Local {
         pid: peer.pid,
         uid: peer.uid,
@@ -1216,7 +1215,7 @@ fn status(state: &State, peer: &Peer) -> Vec<NameEntry> {
         {
             continue;
         }
-        let head = entry.segment.head();
+        let head = entry.ring.head();
         let inner = lock(&entry.inner);
         let instances = inner
             .instances
@@ -1227,7 +1226,7 @@ fn status(state: &State, peer: &Peer) -> Vec<NameEntry> {
                 uid: i.uid,
                 delivered: i.delivered,
                 lost: i.lost,
-                backlog: entry.segment.backlog(&Cursor::own(i.cursor.min(head), 0)).0 as u64,
+                backlog: entry.ring.backlog(&Cursor::own(i.cursor.min(head), 0)).0 as u64,
                 corrupt: 0,
             })
             .collect();

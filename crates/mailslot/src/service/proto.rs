@@ -94,13 +94,13 @@ pub struct NameEntry {
 /// The service's packet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
-    /// The reader joined; its segment's read-only descriptor comes with the packet.
+    /// The reader joined; its ring's read-only descriptor comes with the packet.
     Reader {
         id: u64,
         cursor: u64,
         next_seq: u64,
     },
-    /// The writer may write; the segment's read-only descriptor comes with the packet.
+    /// The writer may write; the ring's read-only descriptor comes with the packet.
     Writer,
     /// Something was written past the reader's cursor.
     Bell,

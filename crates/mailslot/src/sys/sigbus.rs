@@ -15,7 +15,7 @@
 //! registered mappings live in a fixed table of atomics, claimed and released with
 //! compare-and-swap. When the table is full a new mapping is simply not protected (a truncation
 //! then kills its owner, as it did before this module existed); [`REGIONS`] entries are far
-//! more than a process maps segments in practice.
+//! more than a process maps rings in practice.
 
 use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;
