@@ -10,6 +10,9 @@
 //! directory and UDP port (20000-32000, below the kernel's ephemeral range). No wall-clock
 //! assertions; every wait has a generous hang guard.
 
+#[path = "common/ports.rs"]
+mod ports;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
@@ -42,23 +45,6 @@ fn test_dir(tag: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-/// A UDP port in 20000..32000 that is free now, with `port + 1` free too (for the name
-/// service), on 0.0.0.0.
-fn free_port() -> u16 {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let seed = (std::process::id() as usize).wrapping_mul(7919);
-    for _ in 0..10_000 {
-        let i = NEXT.fetch_add(2, Ordering::Relaxed);
-        let port = 20_000 + ((seed + i * 2) % 12_000) as u16;
-        let a = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port));
-        let b = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port + 1));
-        if a.is_ok() && b.is_ok() {
-            return port;
-        }
-    }
-    panic!("no free UDP port pair in 20000..32000");
 }
 
 fn config(dir: &Path, port: u16, name: &str) -> NetConfig {
@@ -387,7 +373,7 @@ impl Drop for Helper {
 #[test]
 fn takeover_after_kill9_within_milliseconds() {
     let dir = test_dir("takeover");
-    let port = free_port();
+    let port = ports::free_port();
     let s = sender();
     let dest = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
     let mut holder = Helper::spawn(&dir, port, "HOSTA", None);
@@ -424,7 +410,7 @@ fn takeover_after_kill9_within_milliseconds() {
 #[test]
 fn closing_the_holder_passes_the_role_on_at_once() {
     let dir = test_dir("close");
-    let port = free_port();
+    let port = ports::free_port();
     let mut a = Helper::spawn(&dir, port, "HOSTA", None);
     a.expect("state holding");
     let mut b = Helper::spawn(&dir, port, "HOSTA", None);
@@ -440,7 +426,7 @@ fn closing_the_holder_passes_the_role_on_at_once() {
 #[test]
 fn a_parked_waiter_passes_the_role_on_and_can_be_reused() {
     let dir = test_dir("cancel");
-    let port = free_port();
+    let port = ports::free_port();
     let mut a = Helper::spawn(&dir, port, "HOSTA", None);
     a.expect("state holding");
     let mut p = Helper::spawn(&dir, port, "HOSTA", None);
@@ -477,7 +463,7 @@ fn a_parked_waiter_passes_the_role_on_and_can_be_reused() {
 #[test]
 fn status_follows_the_kernel_lock() {
     let dir = test_dir("status");
-    let port = free_port();
+    let port = ports::free_port();
     assert_eq!(net::status(&dir, port).state, "none");
     let mut a = Helper::spawn(&dir, port, "HOSTA", None);
     a.expect("state holding");
@@ -500,7 +486,7 @@ fn status_follows_the_kernel_lock() {
 #[test]
 fn receives_unicast_and_loopback_broadcast_with_source() {
     let dir = test_dir("recv");
-    let port = free_port();
+    let port = ports::free_port();
     let (deliver, got) = collector();
     let role = NetRole::start(config(&dir, port, "HOSTA"), deliver).unwrap();
     holding(&role);
@@ -565,7 +551,7 @@ fn receives_unicast_and_loopback_broadcast_with_source() {
 #[test]
 fn hostile_datagrams_are_dropped_and_counted() {
     let dir = test_dir("hostile");
-    let port = free_port();
+    let port = ports::free_port();
     let (deliver, got) = collector();
     let role = NetRole::start(config(&dir, port, "HOSTA"), deliver).unwrap();
     holding(&role);
@@ -775,7 +761,7 @@ fn hostile_datagrams_are_dropped_and_counted() {
 #[test]
 fn identical_datagrams_within_the_window_are_delivered_once() {
     let dir = test_dir("dedupe");
-    let port = free_port();
+    let port = ports::free_port();
     let (deliver, got) = collector();
     let role = NetRole::start(config(&dir, port, "HOSTA"), deliver).unwrap();
     holding(&role);
@@ -808,7 +794,7 @@ fn identical_datagrams_within_the_window_are_delivered_once() {
 #[test]
 fn flood_keeps_memory_bounded_and_the_role_running() {
     let dir = test_dir("flood");
-    let port = free_port();
+    let port = ports::free_port();
     let delivered = Arc::new(AtomicU64::new(0));
     let d2 = delivered.clone();
     let deliver: DeliverFn = Arc::new(move |m: &str, _: &[u8], _: &NetSource| {
@@ -910,7 +896,7 @@ fn flood_keeps_memory_bounded_and_the_role_running() {
 #[test]
 fn port_held_by_another_program_is_reported_not_stolen() {
     let dir = test_dir("inuse");
-    let port = free_port();
+    let port = ports::free_port();
     // "nmbd": 0.0.0.0:port with SO_REUSEADDR, like Samba.
     let other = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
     other.set_reuse_address(true).unwrap();
@@ -984,7 +970,7 @@ fn port_held_by_another_program_is_reported_not_stolen() {
 #[test]
 fn own_broadcast_reaches_own_mailslots_once() {
     let dir = test_dir("own");
-    let port = free_port();
+    let port = ports::free_port();
     let (deliver, got) = collector();
     let cfg = config(&dir, port, "SELFHOST");
     let role = NetRole::start(cfg.clone(), deliver).unwrap();
@@ -1055,7 +1041,7 @@ fn own_broadcast_reaches_own_mailslots_once() {
 #[test]
 fn a_process_without_the_role_sends_through_the_holder() {
     let dir = test_dir("handoff");
-    let port = free_port();
+    let port = ports::free_port();
     let mut holder = Helper::spawn(&dir, port, "HOSTA", None);
     holder.expect("state holding");
     // This process does not hold the role for (dir, port): the holder sends for it.
@@ -1114,7 +1100,7 @@ fn without_a_holder_sends_use_an_ephemeral_port() {
     // listener takes the first one it gets.
     let (port, listener) = (0..100)
         .find_map(|_| {
-            let port = free_port();
+            let port = ports::free_port();
             UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port))
                 .ok()
                 .map(|l| (port, l))
@@ -1147,7 +1133,7 @@ fn without_a_holder_sends_use_an_ephemeral_port() {
 #[test]
 fn name_service_answers_for_our_name_and_resolves_peers() {
     let dir_b = test_dir("nbns-b");
-    let port = free_port();
+    let port = ports::free_port();
     let ns_port = port + 1;
     let mut b = Helper::spawn(&dir_b, port, "PEERB", Some(ns_port));
     b.expect("state holding");

@@ -675,20 +675,6 @@ impl Drop for Mount {
     }
 }
 
-/// A UDP port in 20000..32000 free now on 0.0.0.0, with the next one free too.
-fn free_port() -> u16 {
-    let seed = (std::process::id() as usize).wrapping_mul(7919);
-    for i in 0..6000 {
-        let port = 20_000 + ((seed + i * 2) % 12_000) as u16;
-        let a = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port));
-        let b = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port + 1));
-        if a.is_ok() && b.is_ok() {
-            return port;
-        }
-    }
-    panic!("no free UDP port pair in 20000..32000");
-}
-
 /// A mailslot write datagram from `PEER` to NetBIOS name `to`, mailslot `mailslot`.
 fn datagram(id: u16, to: &str, mailslot: &str, data: &[u8]) -> Vec<u8> {
     let full = format!("\\MAILSLOT\\{mailslot}");
@@ -738,7 +724,7 @@ fn a_full_tiny_tmpfs_fails_cleanly_while_writers_and_the_role_write() {
     let dir = TestDir::new("fullfs");
     let _mount = Mount::tmpfs(dir.path(), "size=2m,mode=0700");
     let mut findings = Vec::new();
-    let port = free_port();
+    let port = common::ports::free_port();
     let mut role = spawn(
         "netrole",
         "netrole",

@@ -9,6 +9,8 @@
 //! parent never leaves children behind; every child is also killed when its [`Proc`] drops.
 #![allow(dead_code)]
 
+pub mod ports;
+
 use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
@@ -684,14 +686,9 @@ pub fn child_main() {
 /// `timedout W` the first time writer W's append lock wait times out, `err W KIND` for other
 /// failures, and the parent `done STATUS` with the child's wait status.
 fn role_fork_writer() -> i32 {
-    let name = env_str("MS_NAME", "x");
     let stop = PathBuf::from(env_str("MS_STOP", "/nonexistent"));
-    let mut writer = match Writer::open_in(&child_scope(), &name) {
-        Ok(writer) => writer,
-        Err(e) => {
-            report_now(&mut out(), &format!("open-err {:?} {e}", e.kind()));
-            return 1;
-        }
+    let Some(mut writer) = open_writer(&mut out()) else {
+        return 1;
     };
     writer.write(&encode(0, 0, 16)).expect("first write");
     // SAFETY: this process runs only this thread's code now; the child writes and exits.
@@ -726,6 +723,17 @@ fn role_fork_writer() -> i32 {
     unsafe { libc::waitpid(pid, &mut status, 0) };
     report_now(&mut out, &format!("done {status}"));
     0
+}
+
+/// A writer of `MS_NAME`, or `None` after reporting `open-err KIND MSG`.
+fn open_writer(out: &mut Out) -> Option<Writer> {
+    match Writer::open_in(&child_scope(), &env_str("MS_NAME", "x")) {
+        Ok(writer) => Some(writer),
+        Err(e) => {
+            report_now(out, &format!("open-err {:?} {e}", e.kind()));
+            None
+        }
+    }
 }
 
 fn role_forker() -> i32 {
@@ -952,12 +960,8 @@ fn role_writer() -> i32 {
     let sizes = env_str("MS_SIZES", "small");
     let pace = env_u64("MS_PACE", 0) as u32;
     let progress = env_u64("MS_PROGRESS", 0) as u32;
-    let mut writer = match Writer::open_in(&child_scope(), &env_str("MS_NAME", "x")) {
-        Ok(writer) => writer,
-        Err(e) => {
-            report_now(&mut out, &format!("open-err {:?} {e}", e.kind()));
-            return 1;
-        }
+    let Some(mut writer) = open_writer(&mut out) else {
+        return 1;
     };
     report_now(&mut out, "ready");
     match control.lines.recv_timeout(HANG) {
@@ -1154,9 +1158,9 @@ fn role_robust_reader() -> i32 {
 /// then obeys stdin. `go` writes the next `MS_COUNT` messages of writer `MS_WRITER` (sequence
 /// numbers go on from the previous `go`; `MS_SIZES` as for `writer`), reporting
 /// `err KIND S MSG` per failed write and giving up after `MS_GIVE_UP` (3) failures in a row,
-/// or at the first `TimedOut` (`gave-up`), `progress` after `MS_PROGRESS` attempts, then `done OK FAILED`. `end R` writes
-/// the end marker `encode(END, R, 0)` and reports `end ok` or `end err KIND MSG`. Exits 0 at
-/// stdin EOF.
+/// or at the first `TimedOut` (`gave-up`), `progress` after `MS_PROGRESS` attempts, then
+/// `done OK FAILED`. `end R` writes the end marker `encode(END, R, 0)` and reports `end ok` or
+/// `end err KIND MSG`. Exits 0 at stdin EOF.
 fn role_robust_writer() -> i32 {
     let control = control();
     let mut out = out();
@@ -1165,12 +1169,8 @@ fn role_robust_writer() -> i32 {
     let sizes = env_str("MS_SIZES", "small");
     let progress = env_u64("MS_PROGRESS", 0) as u32;
     let give_up = env_u64("MS_GIVE_UP", 3) as u32;
-    let mut writer = match Writer::open_in(&child_scope(), &env_str("MS_NAME", "x")) {
-        Ok(writer) => writer,
-        Err(e) => {
-            report_now(&mut out, &format!("open-err {:?} {e}", e.kind()));
-            return 1;
-        }
+    let Some(mut writer) = open_writer(&mut out) else {
+        return 1;
     };
     report_now(&mut out, "ready");
     let mut next = 0u32;
