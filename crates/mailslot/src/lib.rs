@@ -33,9 +33,11 @@
 //! liveness is a lock the kernel releases when a process dies, so a `kill -9` leaves nothing
 //! behind. That is the user scope, shared by one user's processes. Names shared between
 //! users ([`Scope::Global`]) live in the host service ([`service`]), which alone writes them
-//! and decides who may read and write each with the kernel's word about the caller. What it does not do: persist messages, or deliver across hosts by itself (the
-//! `net` module's network role does that, over the Windows wire format).
-#![deny(unsafe_code)] // `unsafe` lives in `sys` only (see there); the compiler holds the rest to it.
+//! and decides who may read and write each with the kernel's word about the caller. What it
+//! does not do: persist messages, or deliver across hosts by itself (the `net` module's network
+//! role does that, over the Windows wire format).
+// `unsafe` lives in `sys` only (see there); the compiler holds the rest of the crate to it.
+#![deny(unsafe_code)]
 
 mod callback;
 mod error;

@@ -238,7 +238,10 @@ impl ServerBuilder {
         if self.max_message_size > MAX_MESSAGE_SIZE {
             return Err(Error::new(
                 ErrorKind::MessageTooLarge,
-                format!("mailslot \"{name}\": a maximum message size above {MAX_MESSAGE_SIZE} bytes is not supported"),
+                format!(
+                    "mailslot \"{name}\": a maximum message size above {MAX_MESSAGE_SIZE} bytes \
+                     is not supported"
+                ),
             ));
         }
         if self.capacity > MAX_CAPACITY {
@@ -483,15 +486,7 @@ impl Server {
         loop {
             match self.take(limit)? {
                 Take::Got(header, lost) => return Ok((header, lost)),
-                Take::TooSmall(len) => {
-                    return Err(Error::new(
-                        ErrorKind::InsufficientBuffer,
-                        format!(
-                            "mailslot \"{}\": the next message is {len} bytes, the buffer {limit}; it stays queued",
-                            self.name
-                        ),
-                    ))
-                }
+                Take::TooSmall(len) => return Err(self.too_small(len, limit)),
                 Take::Damaged(what) => return Err(self.damaged(what)),
                 Take::Empty => {}
             }
@@ -540,6 +535,18 @@ impl Server {
                 global.sleep(at, self.delivered, self.lost, remaining);
             }
         }
+    }
+
+    /// `InsufficientBuffer`: the next message (`len` bytes) does not fit in `limit`.
+    fn too_small(&self, len: usize, limit: usize) -> Error {
+        Error::new(
+            ErrorKind::InsufficientBuffer,
+            format!(
+                "mailslot \"{}\": the next message is {len} bytes, the buffer {limit}; it stays \
+                 queued",
+                self.name
+            ),
+        )
     }
 
     /// `Corrupted`: damage in the name's shared file was found and skipped.
@@ -591,17 +598,14 @@ impl Server {
         }
         match last_look {
             Take::Got(header, lost) => Ok((header, lost)),
-            Take::TooSmall(len) => Err(Error::new(
-                ErrorKind::InsufficientBuffer,
-                format!(
-                    "mailslot \"{}\": the next message is {len} bytes, the buffer {limit}; it stays queued",
-                    self.name
-                ),
-            )),
+            Take::TooSmall(len) => Err(self.too_small(len, limit)),
             Take::Damaged(what) => Err(self.damaged(what)),
             Take::Empty => Err(Error::new(
                 ErrorKind::TimedOut,
-                format!("mailslot \"{}\": no message within the read timeout", self.name),
+                format!(
+                    "mailslot \"{}\": no message within the read timeout",
+                    self.name
+                ),
             )),
         }
     }
