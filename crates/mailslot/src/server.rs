@@ -45,7 +45,7 @@ impl Timeout {
         }
     }
 
-    fn deadline(self) -> Option<Instant> {
+    pub(crate) fn deadline(self) -> Option<Instant> {
         match self {
             Timeout::Immediate => Some(Instant::now()),
             // A deadline past what `Instant` can hold is no deadline at all.
@@ -73,6 +73,11 @@ pub enum Overflow {
     DropOldest,
     /// Refuse the write with `QueueFull`.
     Refuse,
+    /// Make the writer wait until the slowest live reader has made room (at most the writer's
+    /// write timeout, then `TimedOut`), like a pipe: nothing is lost, and a reader that stops
+    /// reading stops the writers. The network role never waits: it drops what does not fit,
+    /// and counts it. User scope only.
+    Block,
 }
 
 /// Where a message came from.
@@ -268,6 +273,7 @@ impl ServerBuilder {
                 shared: self.shared,
                 deliver_one: self.delivery == Delivery::One,
                 refuse_when_full: self.overflow == Overflow::Refuse,
+                block_when_full: self.overflow == Overflow::Block,
                 max_message: self.max_message_size as u32,
                 ring_size: ring::ring_size_for(self.capacity, max),
             },
@@ -306,6 +312,16 @@ impl ServerBuilder {
 
     /// A global name: an instance in the host service, reading its ring read-only.
     fn open_global(self, name: MailslotName) -> Result<Server, Error> {
+        if self.overflow == Overflow::Block {
+            // The service must never wait for one user's reader on another user's behalf.
+            return Err(Error::new(
+                ErrorKind::InvalidOption,
+                format!(
+                    "mailslot \"{name}\": global names drop the oldest messages when a reader \
+                     lags (counted); blocking writers when full is for user-scope names"
+                ),
+            ));
+        }
         let request = service::OpenReader {
             name: name.as_str().to_owned(),
             shared: self.shared,

@@ -9,7 +9,7 @@ use crate::name::{MailslotName, Target};
 use crate::registry;
 use crate::ring::{RecordSource, Ring, APPEND_LOCK_TIMEOUT, NETWORK_APPEND_WAIT};
 use crate::scope::Scope;
-use crate::server::{bell_path, Source};
+use crate::server::{bell_path, Source, Timeout};
 use crate::service::GlobalWriter;
 use crate::sys;
 
@@ -45,6 +45,8 @@ struct LocalWriter {
     probed_at: Instant,
     /// How long an append waits for the append lock (short for the network role's).
     lock_wait: Duration,
+    /// How long a write waits for room on a name that blocks when full.
+    room_wait: Timeout,
 }
 
 impl Writer {
@@ -79,6 +81,7 @@ impl Writer {
             },
             probed_at: Instant::now(),
             lock_wait: APPEND_LOCK_TIMEOUT,
+            room_wait: Timeout::Forever,
         })))
     }
 
@@ -103,6 +106,17 @@ impl Writer {
         match &mut self.0 {
             WriterLink::Local(local) => local.write_as(data, None),
             WriterLink::Global(global) => global.write(data),
+        }
+    }
+
+    /// How long a write waits for room when the name blocks when full ([`Overflow::Block`]):
+    /// by default as long as it takes; at the end of the wait the write fails with `TimedOut`
+    /// and nothing is queued. Other names never wait for room, and neither do global names.
+    ///
+    /// [`Overflow::Block`]: crate::Overflow::Block
+    pub fn set_write_timeout(&mut self, timeout: Timeout) {
+        if let WriterLink::Local(local) = &mut self.0 {
+            local.room_wait = timeout;
         }
     }
 
@@ -144,7 +158,9 @@ impl LocalWriter {
         }
         self.ring.check_size(self.name.as_str(), data.len())?;
         let source = source.unwrap_or(&self.source);
-        let result = self.ring.append(data, source, self.lock_wait);
+        let result = self
+            .ring
+            .append(data, source, self.lock_wait, self.room_wait.deadline());
         match result {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::NotFound => {
@@ -258,8 +274,10 @@ impl Deliverer {
                 doorbell: None,
                 source: record.clone(),
                 probed_at: Instant::now(),
-                // One name a stopped writer holds must not stall the others' datagrams.
+                // One name a stopped writer holds must not stall the others' datagrams, nor
+                // one whose reader does not read.
                 lock_wait: NETWORK_APPEND_WAIT,
+                room_wait: Timeout::Immediate,
             };
             self.writers.insert(name.to_owned(), writer);
         }

@@ -937,3 +937,104 @@ fn status_counts_a_stopped_readers_loss_at_once() {
     assert_eq!(me.lost + me.backlog, 100, "{me:?}");
     reader.signal(libc::SIGCONT);
 }
+
+/// `Overflow::Block`: a writer waits for the slowest reader instead of dropping. Two reader
+/// processes on a small ring, one of them stopped twice for a while: every message reaches
+/// both, in order, nothing lost; while the stopped one holds the ring full, a write with a
+/// short write timeout fails with `TimedOut` and queues nothing.
+#[test]
+fn a_blocking_name_loses_nothing_and_waits_for_the_slowest_reader() {
+    let dir = TestDir::new("block");
+    let name = "block";
+    let small = [
+        ("MS_CAPACITY", "8192".to_owned()),
+        ("MS_MAX", "256".to_owned()),
+        ("MS_OVERFLOW", "block".to_owned()),
+    ];
+    let mut fast = spawn_reader("fast", &dir, name, &small);
+    let mut slow = spawn_reader("slow", &dir, name, &small);
+    let mut writer = Writer::open_in(&dir.scope(), name).unwrap();
+    let count = 20_000u32;
+    let mut timed_out = 0;
+    for s in 0..count {
+        if s == 5_000 || s == 12_000 {
+            slow.stop();
+            // The ring fills behind the stopped reader; then a bounded write gives up.
+            writer.set_write_timeout(Timeout::After(Duration::from_millis(20)));
+            let mut filler = 0;
+            let err = loop {
+                match writer.write(&common::encode(1, s * 10 + filler, 84)) {
+                    Ok(()) => filler += 1,
+                    Err(e) => break e,
+                }
+                assert!(filler < 10_000, "a stopped reader never held the writer");
+            };
+            assert_eq!(err.kind(), ErrorKind::TimedOut, "{err}");
+            timed_out += 1;
+            writer.set_write_timeout(Timeout::Forever);
+            // Woken by the reader once it goes on (from another thread: we block meanwhile).
+            let pid = slow.pid;
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(50));
+                common::send_signal(pid, libc::SIGCONT);
+            });
+        }
+        writer.write(&common::encode(0, s, 84)).unwrap();
+    }
+    assert_eq!(timed_out, 2);
+    common::write_end(&dir.scope(), name);
+    for reader in [&mut fast, &mut slow] {
+        let log = reader.reader_log();
+        assert!(log.done, "{}: {:?}", log.label, log.other);
+        assert_eq!(log.lost, 0, "{}: lost under Overflow::Block", log.label);
+        assert_eq!(log.bad, 0);
+        let mine: Vec<u32> = log.msgs.iter().filter(|m| m.0 == 0).map(|m| m.1).collect();
+        assert_eq!(mine, (0..count).collect::<Vec<_>>(), "{}", log.label);
+        log.assert_fifo_per_writer();
+    }
+}
+
+/// A reader killed while the ring is full behind it no longer holds a blocking writer: the
+/// writer's next look asks the kernel who lives, and goes on.
+#[test]
+fn a_dead_reader_no_longer_holds_a_blocking_writer() {
+    let dir = TestDir::new("block-dead");
+    let name = "block-dead";
+    let small = [
+        ("MS_CAPACITY", "8192".to_owned()),
+        ("MS_MAX", "256".to_owned()),
+        ("MS_OVERFLOW", "block".to_owned()),
+    ];
+    let mut lagger = spawn_reader("lagger", &dir, name, &small);
+    lagger.stop();
+    let mut keeper = spawn_reader("keeper", &dir, name, &small);
+    let mut writer = Writer::open_in(&dir.scope(), name).unwrap();
+    writer.set_write_timeout(Timeout::After(Duration::from_millis(20)));
+    let mut s = 0;
+    let err = loop {
+        match writer.write(&common::encode(0, s, 84)) {
+            Ok(()) => s += 1,
+            Err(e) => break e,
+        }
+        assert!(s < 10_000, "a stopped reader never filled the queue");
+    };
+    assert_eq!(err.kind(), ErrorKind::TimedOut, "{err}");
+    // Waiting without a bound, the writer goes on once the lagger is dead.
+    writer.set_write_timeout(Timeout::Forever);
+    let pid = lagger.pid;
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        common::send_signal(pid, libc::SIGKILL);
+    });
+    common::within("writes after the lagger died", move || {
+        for t in 0..1_000u32 {
+            writer.write(&common::encode(0, s + t, 84)).unwrap();
+        }
+    });
+    lagger.wait();
+    common::write_end(&dir.scope(), name);
+    let log = keeper.reader_log();
+    assert!(log.done, "{:?}", log.other);
+    assert_eq!(log.lost, 0);
+    assert_eq!(log.msgs.len() as u32, s + 1_000);
+}

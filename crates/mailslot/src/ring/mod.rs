@@ -6,12 +6,14 @@
 //!
 //! ```text
 //! 0      header (magic, version, options, positions, append lock, counters), display name
-//! 4096   MAX_INSTANCES slots of 64 bytes (state, doorbell, id, pid, uid, cursor, counters)
-//! 12288  ring of `ring_size` bytes (a power of two) holding records
+//! 1024   MAX_INSTANCES doorbells of 4 bytes
+//! 4096   MAX_INSTANCES slots of 64 bytes (state, id, pid, uid, cursor, counters)
+//! 12288  ring of `ring_size` bytes (whole pages) holding records
 //! ```
 //!
 //! Positions (`head`, `tail`, cursors) are byte counts since creation that only grow, always
-//! multiples of 8; the ring offset is `position & (ring_size - 1)`. A record never wraps: the
+//! multiples of 8; the ring offset is `position % ring_size` (the ring is whole pages, no
+//! larger than the capacity and one largest record need). A record never wraps: the
 //! space left at the end of the ring is skipped (a pad record, or implicitly when less than a
 //! record header is left).
 //!
@@ -38,10 +40,10 @@ pub mod record;
 use std::fs::File;
 use std::os::fd::AsFd;
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind};
-use crate::sys::layout::{Header, Slot, CLOSED};
+use crate::sys::layout::{Bells, Header, Slot, CLOSED};
 use crate::sys::{self, LockProbe, SharedMap};
 
 pub use record::{record_size, RecordHeader, RecordSource, RECORD_HEADER};
@@ -61,6 +63,8 @@ pub const RING_OFFSET: usize = HEADER_SIZE + MAX_INSTANCES * SLOT_SIZE;
 /// Where the display name lies, and its longest length.
 const NAME_AT: usize = 128;
 const NAME_CAP: usize = 128;
+/// Where the doorbells lie (in the header page, away from the slots readers write).
+const BELLS_AT: usize = 1024;
 /// No position may come near overflow: at 10 GB/s this is 14 years of writing.
 const POSITION_LIMIT: u64 = 1 << 62;
 
@@ -68,6 +72,7 @@ const POSITION_LIMIT: u64 = 1 << 62;
 const F_SHARED: u32 = 1;
 const F_DELIVER_ONE: u32 = 2;
 const F_REFUSE_WHEN_FULL: u32 = 4;
+const F_BLOCK_WHEN_FULL: u32 = 8;
 
 pub const SLOT_FREE: u32 = 0;
 pub const SLOT_ACTIVE: u32 = 1;
@@ -95,6 +100,8 @@ pub struct RingOptions {
     pub shared: bool,
     pub deliver_one: bool,
     pub refuse_when_full: bool,
+    /// A writer waits for the slowest reader to make room (instead of dropping or refusing).
+    pub block_when_full: bool,
     /// 0 = the implementation maximum.
     pub max_message: u32,
     pub ring_size: u64,
@@ -169,11 +176,18 @@ pub enum Take {
     Damaged(&'static str),
 }
 
-/// Smallest ring (a power of two) holding `capacity` bytes and one maximum message.
+/// The ring for `capacity` bytes of records and messages of up to `max_message` bytes: the
+/// capacity plus one largest record (so a reader can lag by the whole capacity while a writer
+/// appends the largest message), at least two largest records (so the largest always fits,
+/// even after the padding at the ring's end), in whole pages.
 pub fn ring_size_for(capacity: usize, max_message: usize) -> u64 {
-    let need = capacity.max(record_size(max_message) * 2).max(4096);
-    need.next_power_of_two() as u64
+    let record = record_size(max_message) as u64;
+    let need = (capacity as u64 + record).max(2 * record).max(2 * PAGE);
+    need.next_multiple_of(PAGE)
 }
+
+/// The ring is sized in pages of this many bytes.
+const PAGE: u64 = 4096;
 
 pub fn file_size(ring_size: u64) -> u64 {
     RING_OFFSET as u64 + ring_size
@@ -244,7 +258,7 @@ impl Ring {
             ));
         }
         let ring_size = header.ring_size.load(Ordering::Relaxed);
-        if !ring_size.is_power_of_two() || ring_size < 4096 || file_size(ring_size) != len {
+        if !ring_size.is_multiple_of(PAGE) || ring_size < 2 * PAGE || file_size(ring_size) != len {
             return Err(Error::new(
                 ErrorKind::Corrupted,
                 "the mailslot file's ring size does not match the file",
@@ -255,6 +269,7 @@ impl Ring {
             shared: flags & F_SHARED != 0,
             deliver_one: flags & F_DELIVER_ONE != 0,
             refuse_when_full: flags & F_REFUSE_WHEN_FULL != 0,
+            block_when_full: flags & F_BLOCK_WHEN_FULL != 0,
             max_message: header.max_message.load(Ordering::Relaxed),
             ring_size,
         };
@@ -299,6 +314,9 @@ impl Ring {
         if options.refuse_when_full {
             flags |= F_REFUSE_WHEN_FULL;
         }
+        if options.block_when_full {
+            flags |= F_BLOCK_WHEN_FULL;
+        }
         let header = map.view::<Header>(0);
         header.version.store(VERSION, Ordering::Relaxed);
         header.flags.store(flags, Ordering::Relaxed);
@@ -322,6 +340,11 @@ impl Ring {
 
     fn header(&self) -> &Header {
         self.map.view::<Header>(0)
+    }
+
+    /// The doorbell of instance slot `slot`.
+    fn bell(&self, slot: usize) -> &AtomicU32 {
+        &self.map.view::<Bells>(BELLS_AT).0[slot]
     }
 
     /// Instance slot `slot` (`slot < MAX_INSTANCES`).
@@ -465,7 +488,7 @@ impl Ring {
         };
         s.cursor.store(pos, Ordering::Relaxed);
         s.next_seq.store(next_seq, Ordering::Relaxed);
-        s.bell.store(BELL_IDLE, Ordering::Relaxed);
+        self.bell(slot).store(BELL_IDLE, Ordering::Relaxed);
         s.state.store(SLOT_ACTIVE, Ordering::Release);
         self.header()
             .high_water
@@ -497,7 +520,7 @@ impl Ring {
     /// Frees slot `slot` (caller holds the name lock; its owner is gone or closing).
     pub fn free_slot(&self, slot: usize) {
         let s = self.slot(slot);
-        s.bell.store(BELL_IDLE, Ordering::Relaxed);
+        self.bell(slot).store(BELL_IDLE, Ordering::Relaxed);
         s.state.store(SLOT_FREE, Ordering::Release);
     }
 
@@ -544,7 +567,7 @@ impl Ring {
     // ---- reading -----------------------------------------------------------------------
 
     fn ring_offset(&self, pos: u64) -> usize {
-        (pos & (self.ring_size() - 1)) as usize
+        (pos % self.ring_size()) as usize
     }
 
     fn read_raw_header(&self, off: usize) -> [u8; RECORD_HEADER] {
@@ -678,6 +701,10 @@ impl Ring {
                 }
                 Take::Empty | Take::TooSmall(_) => {}
             }
+        }
+        if matches!(take, Take::Got(..) | Take::Damaged(_)) {
+            // After the cursor's mirror: that is what a waiting writer looks at.
+            self.made_room();
         }
         take
     }
@@ -835,13 +862,15 @@ impl Ring {
 
     // ---- appending ---------------------------------------------------------------------
 
-    /// Appends one message, waiting at most `lock_wait` for the append lock. For names that
-    /// refuse when full, the slowest live reader's position is asked of the slots.
+    /// Appends one message, waiting at most `lock_wait` for the append lock, and, on a name
+    /// that blocks when full, until `room_until` for readers to make room (`None`: as long as
+    /// it takes; the network role passes now, so it never waits).
     pub fn append(
         &self,
         data: &[u8],
         source: &RecordSource,
         lock_wait: Duration,
+        room_until: Option<Instant>,
     ) -> Result<(), Error> {
         let need = record_size(data.len()) as u64;
         if need > self.ring_size() / 2 {
@@ -850,6 +879,70 @@ impl Ring {
                 "the message is larger than the mailslot's ring",
             ));
         }
+        let header = self.header();
+        let mut announced = false;
+        let result = loop {
+            let appended = self.append_once(data, source, need, lock_wait);
+            let full = matches!(&appended, Err(e) if e.kind() == ErrorKind::QueueFull);
+            if !full || !self.options.block_when_full {
+                break appended;
+            }
+            let remaining = match room_until {
+                None => None,
+                Some(until) => match until.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => break Err(self.stayed_full()),
+                },
+            };
+            // SYNC POINT: announce, read the epoch, then look again (under the lock); pairs with
+            // `made_room` (a reader that advanced after our look sees us and bumps the epoch).
+            if !announced {
+                announced = true;
+                header.room_waiters.fetch_add(1, Ordering::SeqCst);
+                continue;
+            }
+            let seen = header.room_epoch.load(Ordering::SeqCst);
+            match self.append_once(data, source, need, lock_wait) {
+                Err(e) if e.kind() == ErrorKind::QueueFull => {}
+                other => break other,
+            }
+            // Bounded: a reader that dies frees its room only through the kernel's word, which
+            // the next look asks.
+            let nap = remaining.map_or(REVALIDATE_EVERY, |r| r.min(REVALIDATE_EVERY));
+            sys::futex_wait(&header.room_epoch, seen, Some(nap));
+        };
+        if announced {
+            header.room_waiters.fetch_sub(1, Ordering::SeqCst);
+        }
+        if self.truncated() {
+            // Whatever the append made of a truncated file's zeros means nothing.
+            return Err(Error::new(
+                ErrorKind::Corrupted,
+                "the mailslot file was truncated by another process (its messages are lost)",
+            ));
+        }
+        result
+    }
+
+    /// `TimedOut` for a writer of a name that blocks when full, after its wait.
+    fn stayed_full(&self) -> Error {
+        self.header().refused.fetch_add(1, Ordering::Relaxed);
+        Error::new(
+            ErrorKind::TimedOut,
+            "the queue stayed full for the whole write timeout (a reader is not reading); \
+             nothing was queued",
+        )
+    }
+
+    /// One try under the append lock: `QueueFull` when the name refuses or blocks and there is
+    /// no room.
+    fn append_once(
+        &self,
+        data: &[u8],
+        source: &RecordSource,
+        need: u64,
+        lock_wait: Duration,
+    ) -> Result<(), Error> {
         let _guard = match self
             .append_lock
             .lock(&self.header().append_lock, &self.file, lock_wait)
@@ -866,15 +959,22 @@ impl Ring {
             }
             Err(lock::LockError::Io(e)) => return Err(Error::io("cannot take the append lock", e)),
         };
-        let appended = self.append_locked(data, source, need);
-        if self.truncated() {
-            // Whatever the append made of a truncated file's zeros means nothing.
-            return Err(Error::new(
-                ErrorKind::Corrupted,
-                "the mailslot file was truncated by another process (its messages are lost)",
-            ));
+        self.append_locked(data, source, need)
+    }
+
+    /// Called by a reader that moved its cursor (or the group cursor): wakes writers waiting
+    /// for room. Costs one load when none waits.
+    fn made_room(&self) {
+        if !self.options.block_when_full {
+            return;
         }
-        appended
+        let header = self.header();
+        // SYNC POINT: the cursor's store, then this load (pairs with `append`'s announce).
+        fence(Ordering::SeqCst);
+        if header.room_waiters.load(Ordering::SeqCst) != 0 {
+            header.room_epoch.fetch_add(1, Ordering::SeqCst);
+            sys::futex_wake(&header.room_epoch, i32::MAX);
+        }
     }
 
     /// `head` and `tail` as the lock holder may use them: checked, and repaired (the ring
@@ -916,14 +1016,16 @@ impl Ring {
         let start = pos + pad;
         let end = start + need;
         if end - tail > self.ring_size() {
-            if self.options.refuse_when_full {
+            if self.options.refuse_when_full || self.options.block_when_full {
                 let slowest = self.slowest_live_reader(tail, pos).unwrap_or(pos);
                 if slowest > tail {
                     tail = slowest;
                     header.tail.store(tail, Ordering::Release);
                 }
                 if end - tail > self.ring_size() {
-                    header.refused.fetch_add(1, Ordering::Relaxed);
+                    if self.options.refuse_when_full {
+                        header.refused.fetch_add(1, Ordering::Relaxed);
+                    }
                     return Err(Error::new(
                         ErrorKind::QueueFull,
                         "the queue is full and this mailslot refuses rather than drops",
@@ -1068,7 +1170,7 @@ impl Ring {
         fence(Ordering::SeqCst);
         let mut futex_sleepers = false;
         for slot in 0..self.high_water() {
-            let bell = &self.slot(slot).bell;
+            let bell = self.bell(slot);
             if bell.load(Ordering::SeqCst) == BELL_IDLE {
                 continue;
             }
@@ -1092,7 +1194,7 @@ impl Ring {
     /// again (its own slot is put right first, should somebody have scribbled on it).
     pub fn sleep(&self, slot: usize, id: u64, cursor: &Cursor, remaining: Option<Duration>) {
         self.reclaim_slot(slot, id);
-        let bell = &self.slot(slot).bell;
+        let bell = self.bell(slot);
         // SYNC POINT: mark ourselves waiting, read the wake epoch, then re-check; pairs with
         // `ring_bells` (a writer that saw our bell bumps the epoch before waking).
         bell.store(BELL_FUTEX, Ordering::SeqCst);
@@ -1109,6 +1211,6 @@ impl Ring {
 
     /// Arms the socket doorbell of `slot`: the next append rings it.
     pub fn arm_socket_bell(&self, slot: usize) {
-        self.slot(slot).bell.store(BELL_SOCKET, Ordering::SeqCst);
+        self.bell(slot).store(BELL_SOCKET, Ordering::SeqCst);
     }
 }

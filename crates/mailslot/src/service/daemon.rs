@@ -213,7 +213,12 @@ impl Name {
         }
         self.ring.check_size(&self.display, data.len())?;
         self.ring
-            .append(data, source, ring::APPEND_LOCK_TIMEOUT)
+            .append(
+                data,
+                source,
+                ring::APPEND_LOCK_TIMEOUT,
+                Some(Instant::now()),
+            )
             .map_err(|e| Error::new(e.kind(), format!("mailslot \"{}\": {e}", self.display)))?;
         drop(inner);
         Ok(())
@@ -897,6 +902,7 @@ fn build_name(state: &State, name: &MailslotName, meta: Meta) -> Result<Name, Er
         shared: meta.shared,
         deliver_one: meta.deliver_one,
         refuse_when_full: false,
+        block_when_full: false,
         max_message: meta.max_message,
         ring_size: meta.ring_size,
     };

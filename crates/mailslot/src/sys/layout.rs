@@ -49,6 +49,10 @@ pub struct Header {
     pub name_len: AtomicU32,
     /// Damage found in this file and repaired (by writers; readers count their own).
     pub corrupt: AtomicU64,
+    /// Writers sleeping until readers make room (names that block when full).
+    pub room_waiters: AtomicU32,
+    /// The futex word those writers sleep on: bumped by a reader that made room for them.
+    pub room_epoch: AtomicU32,
 }
 
 /// One instance's slot.
@@ -56,8 +60,8 @@ pub struct Header {
 #[derive(Debug)]
 pub struct Slot {
     pub state: AtomicU32,
-    /// What a writer must do after appending (idle, futex, socket).
-    pub bell: AtomicU32,
+    /// (The doorbells are in [`Bells`]: away from the cursor a reader writes on every read.)
+    pub spare: AtomicU32,
     /// The instance's id (random, never reused).
     pub id: AtomicU64,
     pub pid: AtomicU32,
@@ -71,10 +75,18 @@ pub struct Slot {
     pub corrupt: AtomicU64,
 }
 
+/// The instances' doorbells, one word each (what a writer must do after appending: nothing,
+/// wake the futex sleepers, ring the socket), packed together so a writer scans a few cache
+/// lines that readers write only when they go to sleep or wake.
+#[repr(C)]
+#[derive(Debug)]
+pub struct Bells(pub [AtomicU32; 128]);
+
 /// The value of [`Header::closed`] for a closed name.
 pub const CLOSED: u32 = 0x434c_4f53; // "CLOS"
 
-const _: () = assert!(std::mem::size_of::<Header>() == 104);
+const _: () = assert!(std::mem::size_of::<Header>() == 112);
+const _: () = assert!(std::mem::size_of::<Bells>() == 512);
 const _: () = assert!(std::mem::size_of::<Slot>() == 64);
 
 // SAFETY: `#[repr(C)]`, only AtomicU32/AtomicU64 fields (checked above by size: no padding
@@ -82,3 +94,5 @@ const _: () = assert!(std::mem::size_of::<Slot>() == 64);
 unsafe impl SharedLayout for Header {}
 // SAFETY: as for `Header`.
 unsafe impl SharedLayout for Slot {}
+// SAFETY: `#[repr(C)]`, an array of AtomicU32 only.
+unsafe impl SharedLayout for Bells {}

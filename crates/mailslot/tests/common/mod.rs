@@ -816,10 +816,10 @@ fn child_builder() -> ServerBuilder {
         } else {
             Delivery::All
         })
-        .overflow(if env_str("MS_OVERFLOW", "drop") == "refuse" {
-            Overflow::Refuse
-        } else {
-            Overflow::DropOldest
+        .overflow(match env_str("MS_OVERFLOW", "drop").as_str() {
+            "refuse" => Overflow::Refuse,
+            "block" => Overflow::Block,
+            _ => Overflow::DropOldest,
         })
         .capacity(env_u64("MS_CAPACITY", BIG as u64) as usize)
         .max_message_size(env_u64("MS_MAX", 0) as usize)
