@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, ErrorKind};
 use crate::name::MailslotName;
 use crate::registry::{self, Creation, Membership};
-use crate::ring::{self, Cursor, ReadStep, RecordHeader, RecordSource, RingOptions, Take};
+use crate::ring::{self, Cursor, Dest, ReadStep, RecordHeader, RecordSource, RingOptions, Take};
 use crate::scope::Scope;
 use crate::service::{self, Claim, GlobalReader};
 
@@ -291,8 +291,8 @@ impl ServerBuilder {
         })?;
         let options = member.ring.options();
         let cursor = member.cursor;
-        // Readable-when-waiting from the start (see `AsFd`).
-        member.ring.arm_socket_bell(member.slot);
+        // (The socket doorbell is armed when the descriptor is first asked for: a reader that
+        // only blocks never costs a writer a datagram.)
         Ok(Server {
             name,
             link: Link::Local(LocalLink {
@@ -306,7 +306,6 @@ impl ServerBuilder {
             max_message_size: options.max_message as usize,
             delivered: 0,
             lost: 0,
-            scratch: Vec::new(),
         })
     }
 
@@ -341,7 +340,6 @@ impl ServerBuilder {
             max_message_size: self.max_message_size,
             delivered: 0,
             lost: 0,
-            scratch: Vec::new(),
         })
     }
 }
@@ -380,7 +378,6 @@ pub struct Server {
     /// This instance's counters (global names report them to the service).
     delivered: u64,
     lost: u64,
-    scratch: Vec<u8>,
 }
 
 /// Where an instance's ring lives.
@@ -474,8 +471,8 @@ impl Server {
     /// (the error says its size); `TimedOut` as for [`Server::recv`].
     pub fn recv_into(&mut self, buf: &mut [u8]) -> Result<Received, Error> {
         let deadline = self.read_timeout.deadline();
-        let (header, lost) = self.wait_take(deadline, buf.len())?;
-        buf[..header.len].copy_from_slice(&self.scratch[..header.len]);
+        // One copy, from the ring into the caller's buffer.
+        let (header, lost) = self.wait_take(deadline, &mut Dest::Slice(buf))?;
         Ok(Received {
             len: header.len,
             source: Source::from_record(&header.source),
@@ -484,8 +481,8 @@ impl Server {
     }
 
     fn recv_until(&mut self, deadline: Option<Instant>) -> Result<Message, Error> {
-        let (header, lost) = self.wait_take(deadline, usize::MAX)?;
-        let data = std::mem::take(&mut self.scratch);
+        let mut data = Vec::new();
+        let (header, lost) = self.wait_take(deadline, &mut Dest::Vec(&mut data))?;
         Ok(Message {
             data,
             source: Source::from_record(&header.source),
@@ -496,13 +493,13 @@ impl Server {
     fn wait_take(
         &mut self,
         deadline: Option<Instant>,
-        limit: usize,
+        dest: &mut Dest<'_>,
     ) -> Result<(RecordHeader, u64), Error> {
         let mut yielded = false;
         loop {
-            match self.take(limit)? {
+            match self.take(dest)? {
                 Take::Got(header, lost) => return Ok((header, lost)),
-                Take::TooSmall(len) => return Err(self.too_small(len, limit)),
+                Take::TooSmall(len) => return Err(self.too_small(len, dest.limit())),
                 Take::Damaged(what) => return Err(self.damaged(what)),
                 Take::Empty => {}
             }
@@ -510,7 +507,7 @@ impl Server {
                 Some(deadline) => {
                     let now = Instant::now();
                     if now >= deadline {
-                        return self.timed_out(limit);
+                        return self.timed_out(dest);
                     }
                     Some(deadline - now)
                 }
@@ -579,7 +576,7 @@ impl Server {
 
     /// Empty at the deadline: arm the socket doorbell (so the fd turns readable on the next
     /// message), look once more, and report `TimedOut`.
-    fn timed_out(&mut self, limit: usize) -> Result<(RecordHeader, u64), Error> {
+    fn timed_out(&mut self, dest: &mut Dest<'_>) -> Result<(RecordHeader, u64), Error> {
         match &mut self.link {
             Link::Local(local) => {
                 // Always drain: a doorbell datagram that found nothing (a spurious or foreign
@@ -603,7 +600,7 @@ impl Server {
                 }
             }
         }
-        let last_look = self.take(limit)?;
+        let last_look = self.take(dest)?;
         if let (Take::Empty, Link::Global(global)) = (&last_look, &mut self.link) {
             if global.deliver_one() {
                 // Readable when the service hands us a turn.
@@ -614,7 +611,7 @@ impl Server {
         }
         match last_look {
             Take::Got(header, lost) => Ok((header, lost)),
-            Take::TooSmall(len) => Err(self.too_small(len, limit)),
+            Take::TooSmall(len) => Err(self.too_small(len, dest.limit())),
             Take::Damaged(what) => Err(self.damaged(what)),
             Take::Empty => Err(Error::new(
                 ErrorKind::TimedOut,
@@ -626,25 +623,14 @@ impl Server {
         }
     }
 
-    /// Takes the next message into `self.scratch` if one is waiting.
-    fn take(&mut self, limit: usize) -> Result<Take, Error> {
+    /// Takes the next message into `dest` if one is waiting.
+    fn take(&mut self, dest: &mut Dest<'_>) -> Result<Take, Error> {
         let take = match &mut self.link {
-            Link::Global(global) if global.deliver_one() => {
-                take_claimed(global, limit, &mut self.scratch)
-            }
-            Link::Global(global) => {
-                global
-                    .ring
-                    .take(&mut self.cursor, None, &mut self.scratch, limit)
-            }
+            Link::Global(global) if global.deliver_one() => take_claimed(global, dest),
+            Link::Global(global) => global.ring.take(&mut self.cursor, None, dest),
             Link::Local(local) => {
                 let member = &local.member;
-                member.ring.take(
-                    &mut self.cursor,
-                    Some(member.slot),
-                    &mut self.scratch,
-                    limit,
-                )
+                member.ring.take(&mut self.cursor, Some(member.slot), dest)
             }
         };
         if let Take::Got(_, lost) = &take {
@@ -683,16 +669,16 @@ impl Server {
 
 /// `deliver one` on a global name: the service hands out the turns (it alone moves the group
 /// cursor); we copy the record it gave us out of our read-only mapping.
-fn take_claimed(global: &mut GlobalReader, limit: usize, scratch: &mut Vec<u8>) -> Take {
+fn take_claimed(global: &mut GlobalReader, dest: &mut Dest<'_>) -> Take {
     // Messages overwritten between their claim and our copy: told with the next message.
     let mut overwritten = 0;
     loop {
-        let (pos, lost_before) = match global.claim(limit, false) {
+        let (pos, lost_before) = match global.claim(dest.limit(), false) {
             Claim::Taken(pos, lost_before) => (pos, lost_before + overwritten),
             Claim::TooSmall(len) => return Take::TooSmall(len),
             Claim::Nothing | Claim::Parked => return Take::Empty,
         };
-        match global.ring.read_at(pos, scratch, limit, true) {
+        match global.ring.read_at(pos, dest, true) {
             ReadStep::Record {
                 header,
                 copied: true,
@@ -718,7 +704,19 @@ impl std::os::fd::AsRawFd for Server {
 impl AsFd for Server {
     fn as_fd(&self) -> BorrowedFd<'_> {
         match &self.link {
-            Link::Local(local) => local.bell_socket.as_fd(),
+            Link::Local(local) => {
+                // Whoever asks for the descriptor will poll it: arm the doorbell, and if
+                // messages already wait, make the descriptor readable at once.
+                let member = &local.member;
+                if member.ring.arm_socket_bell(member.slot)
+                    && member.ring.waiting_at(&self.cursor) < member.ring.head()
+                {
+                    let _ = local
+                        .bell_socket
+                        .send_to(&[1], bell_path(&local.dir, member.id));
+                }
+                local.bell_socket.as_fd()
+            }
             Link::Global(global) => global.fd(),
         }
     }

@@ -41,8 +41,9 @@ struct LocalWriter {
     /// Unbound; rings the doorbells of readers that wait on their descriptor.
     doorbell: Option<UnixDatagram>,
     source: RecordSource,
-    /// When the liveness of the name's instances was last asked of the kernel.
-    probed_at: Instant,
+    /// When the liveness of the name's instances was last asked of the kernel (`None`: ask at
+    /// the next write).
+    probed_at: Option<Instant>,
     /// How long an append waits for the append lock (short for the network role's).
     lock_wait: Duration,
     /// How long a write waits for room on a name that blocks when full.
@@ -79,7 +80,7 @@ impl Writer {
                 pid: std::process::id(),
                 uid: sys::current_uid(),
             },
-            probed_at: Instant::now(),
+            probed_at: Some(Instant::now()),
             lock_wait: APPEND_LOCK_TIMEOUT,
             room_wait: Timeout::Forever,
         })))
@@ -142,10 +143,13 @@ impl LocalWriter {
     /// once per [`LIVENESS_PROBE_INTERVAL`].
     fn probe_due(&mut self) -> bool {
         let now = Instant::now();
-        if now.duration_since(self.probed_at) < LIVENESS_PROBE_INTERVAL {
+        if self
+            .probed_at
+            .is_some_and(|at| now.duration_since(at) < LIVENESS_PROBE_INTERVAL)
+        {
             return false;
         }
-        self.probed_at = now;
+        self.probed_at = Some(now);
         true
     }
 
@@ -210,12 +214,52 @@ pub(crate) fn server_gone(name: &str) -> Error {
 /// (`\\HOST\mailslot\NAME`, `\\*\mailslot\NAME`) need the network: use the `net` module.
 pub fn write(path: &str, data: &[u8]) -> Result<(), Error> {
     match Target::parse(path)? {
-        (Target::Local, _) => Writer::open(path)?.write(data),
+        (Target::Local, name) => write_one_shot(path, &name, data),
         _ => Err(Error::new(
             ErrorKind::NetworkUnavailable,
             format!("{path}: a remote target needs the network sender (mailslot::net)"),
         )),
     }
+}
+
+/// Most writers [`write`] keeps for names written to again.
+const ONE_SHOT_CACHE: usize = 8;
+
+/// Writers kept by [`write`]: a name written to again costs one append, not an open (open,
+/// map, lock token, close: most of a one-shot write's system calls).
+#[allow(clippy::type_complexity)]
+static ONE_SHOT: std::sync::Mutex<Vec<(PathBuf, MailslotName, LocalWriter)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// A one-shot write of the user scope through a kept writer. Its server's liveness is asked
+/// of the kernel on every such write, as a fresh open would: a kept writer never writes into a
+/// name whose server died; a name whose server closed is opened afresh (a new server may have
+/// it).
+fn write_one_shot(path: &str, name: &MailslotName, data: &[u8]) -> Result<(), Error> {
+    let dir = crate::scope::user_dir();
+    let mut kept = ONE_SHOT.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(i) = kept.iter().position(|(d, n, _)| *d == dir && n == name) {
+        let (_, _, writer) = &mut kept[i];
+        writer.probed_at = None;
+        match writer.write_as(data, None) {
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::Corrupted) => {
+                kept.remove(i);
+            }
+            other => return other,
+        }
+    }
+    let Writer(WriterLink::Local(mut writer)) = Writer::open(path)? else {
+        return Err(Error::new(
+            ErrorKind::Io,
+            "a user-scope writer was expected",
+        ));
+    };
+    writer.write_as(data, None)?;
+    if kept.len() >= ONE_SHOT_CACHE {
+        kept.remove(0);
+    }
+    kept.push((dir, name.clone(), writer));
+    Ok(())
 }
 
 /// Delivers datagrams received from the network to local mailslots, exactly as local writes
@@ -273,7 +317,7 @@ impl Deliverer {
                 ring,
                 doorbell: None,
                 source: record.clone(),
-                probed_at: Instant::now(),
+                probed_at: Some(Instant::now()),
                 // One name a stopped writer holds must not stall the others' datagrams, nor
                 // one whose reader does not read.
                 lock_wait: NETWORK_APPEND_WAIT,

@@ -753,3 +753,74 @@ fn a_full_filesystem_is_an_error_at_open_never_a_signal() {
         .unwrap_err();
     assert!(err.to_string().contains("filesystem full"), "{err}");
 }
+
+/// A one-shot write (`mailslot::write`) keeps its writer for the next one-shot to the same
+/// name, and behaves as a fresh open would: it reaches a server that replaced a closed one,
+/// and fails with `NotFound`, never succeeding into nothing, once the server was killed.
+#[test]
+fn one_shot_writes_reach_the_current_server_and_never_a_dead_one() {
+    let dir = TestDir::new("oneshot");
+    let name = "oneshot";
+    let open = || {
+        Server::builder(name)
+            .scope(dir.scope())
+            .read_timeout(Timeout::After(HANG))
+            .open()
+            .unwrap()
+    };
+    let mut writes = common::spawn(
+        "one_shot",
+        "one_shot",
+        &[("MAILSLOT_DIR", dir.env()), ("MS_NAME", name.to_owned())],
+    );
+    writes.expect("ready");
+    let mut first = open();
+    writes.send("one");
+    assert_eq!(writes.expect(""), "ok");
+    assert_eq!(first.recv().unwrap().data, b"one");
+    writes.send("two");
+    assert_eq!(writes.expect(""), "ok");
+    assert_eq!(first.recv().unwrap().data, b"two");
+    // Closed and replaced: the kept writer is gone with its server, the new one gets it.
+    drop(first);
+    let mut second = open();
+    writes.send("three");
+    assert_eq!(writes.expect(""), "ok");
+    assert_eq!(second.recv().unwrap().data, b"three");
+    // A server in another process, killed: the next one-shot finds nobody.
+    drop(second);
+    let mut reader = common::spawn_reader("reader", &dir, name, &[]);
+    writes.send("four");
+    assert_eq!(writes.expect(""), "ok");
+    reader.kill9();
+    writes.send("five");
+    assert_eq!(writes.expect(""), "NotFound");
+    writes.close_stdin();
+    writes.wait_ok();
+}
+
+/// The descriptor of a server asked for only after messages arrived is readable at once (the
+/// doorbell is armed when the descriptor is first asked for, and rung then if messages wait).
+#[test]
+fn a_descriptor_asked_for_after_messages_arrived_is_readable() {
+    let dir = TestDir::new("latefd");
+    let mut server = Server::builder("latefd")
+        .scope(dir.scope())
+        .read_timeout(Timeout::Immediate)
+        .open()
+        .unwrap();
+    let mut writer = Writer::open_in(&dir.scope(), "latefd").unwrap();
+    writer.write(b"early").unwrap();
+    assert!(
+        common::poll_readable(&server, 5_000),
+        "not readable with a message waiting"
+    );
+    assert_eq!(server.recv().unwrap().data, b"early");
+    assert!(server.recv().is_err());
+    assert!(
+        !common::poll_readable(&server, 0),
+        "readable with nothing waiting"
+    );
+    writer.write(b"late").unwrap();
+    assert!(common::poll_readable(&server, 5_000));
+}

@@ -2,8 +2,8 @@
 //!
 //! The word is 0 when free, otherwise the holder's token (31 bits) and a waiters bit. Each
 //! appender holds, for as long as it may append, an OFD lock on byte `TOKEN_BASE + token` of
-//! the name's file, through an open file description of its own; the kernel drops it when the
-//! appender dies. So a waiter can always tell a live holder from a dead one or from a word
+//! the name's file, through an open file description of its own (the ring's, or after a fork,
+//! which shares it with the parent, a fresh one); the kernel drops it when the appender dies. So a waiter can always tell a live holder from a dead one or from a word
 //! somebody scribbled on: it asks the kernel whether the token's byte is locked. Whatever the
 //! word holds, taking the lock ends within the caller's wait: taken, stolen from the dead, or
 //! `TimedOut`. Unlike a glibc robust mutex, no value of the word can abort the process.
@@ -35,7 +35,8 @@ struct Token {
     value: u32,
     /// The fork generation it was made in (see `sys::fork_generation`).
     generation: u64,
-    file: File,
+    /// The description holding the token's lock; `None`: the ring's own.
+    file: Option<File>,
 }
 
 /// How the lock was taken.
@@ -48,9 +49,21 @@ pub enum Taken {
 }
 
 /// The append side of one mapped ring (tokens are made on first use).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct AppendLock {
     token: Mutex<Option<Token>>,
+    /// The fork generation the ring's descriptor was opened in: until a fork, its description
+    /// is ours alone and can hold the token.
+    born: u64,
+}
+
+impl Default for AppendLock {
+    fn default() -> Self {
+        AppendLock {
+            token: Mutex::new(None),
+            born: sys::fork_generation(),
+        }
+    }
 }
 
 /// Why the lock was not taken.
@@ -77,14 +90,15 @@ impl AppendLock {
         if slot.as_ref().is_none_or(|t| t.generation != generation) {
             // New, or inherited through fork: the parent's descriptor is shared with it, so a
             // token of its own needs a description of its own.
-            *slot = Some(Token::new(file, generation).map_err(LockError::Io)?);
+            let own = generation == self.born;
+            *slot = Some(Token::new(file, generation, own).map_err(LockError::Io)?);
         }
         let Some(token) = slot.as_ref() else {
             return Err(LockError::TimedOut);
         };
         // Taken over from the dead or from damage, the ring's positions are checked by the
         // holder anyway: nothing more to do here.
-        acquire(word, token, wait)?;
+        acquire(word, token, file, wait)?;
         Ok(Guard { word, _token: slot })
     }
 }
@@ -107,16 +121,23 @@ impl Drop for Guard<'_> {
 }
 
 impl Token {
-    fn new(file: &File, generation: u64) -> std::io::Result<Token> {
-        // A description of our own: reopening through /proc gives one even for a memfd.
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(format!("/proc/self/fd/{}", file.as_raw_fd()))
-            .or_else(|_| file.try_clone())?;
+    /// A token locked through the ring's own description (`own`), or through a fresh one.
+    fn new(ring: &File, generation: u64, own: bool) -> std::io::Result<Token> {
+        let file = if own {
+            None
+        } else {
+            // Reopening through /proc gives a description of our own, even for a memfd.
+            Some(
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(format!("/proc/self/fd/{}", ring.as_raw_fd()))?,
+            )
+        };
+        let holder = file.as_ref().unwrap_or(ring);
         for _ in 0..64 {
             let value = (sys::random_u64() as u32 & TOKEN_MASK).max(1);
-            if sys::ofd_try_lock(file.as_fd(), TOKEN_BASE + u64::from(value), 1)? {
+            if sys::ofd_try_lock(holder.as_fd(), TOKEN_BASE + u64::from(value), 1)? {
                 return Ok(Token {
                     value,
                     generation,
@@ -128,21 +149,27 @@ impl Token {
     }
 
     /// Whether the holder named by `word` may still be appending.
-    fn holder_alive(&self, word: u32) -> bool {
+    fn holder_alive(&self, word: u32, ring: &File) -> bool {
         let holder = word & TOKEN_MASK;
         if holder == self.value {
             // Ours, but we are waiting for it (and hold the token): the word was scribbled.
             return false;
         }
-        // Probed through our own description, which locks only our token's byte.
+        // Probed through our own description, whose own locks never conflict.
+        let ours = self.file.as_ref().unwrap_or(ring);
         !matches!(
-            sys::ofd_probe(self.file.as_fd(), TOKEN_BASE + u64::from(holder), 1),
+            sys::ofd_probe(ours.as_fd(), TOKEN_BASE + u64::from(holder), 1),
             Ok(LockProbe::Free)
         )
     }
 }
 
-fn acquire(word: &AtomicU32, token: &Token, wait: Duration) -> Result<Taken, LockError> {
+fn acquire(
+    word: &AtomicU32,
+    token: &Token,
+    ring: &File,
+    wait: Duration,
+) -> Result<Taken, LockError> {
     let mine = token.value;
     if word
         .compare_exchange(0, mine, Ordering::Acquire, Ordering::Relaxed)
@@ -175,7 +202,7 @@ fn acquire(word: &AtomicU32, token: &Token, wait: Duration) -> Result<Taken, Loc
         }
         let out_of_time = now >= deadline;
         if (out_of_time || now.duration_since(watching.1) >= TRUST_HOLDER)
-            && !token.holder_alive(seen)
+            && !token.holder_alive(seen, ring)
         {
             // Dead holder or damage: take it over (only if nobody else did meanwhile).
             if word
@@ -229,14 +256,14 @@ mod tests {
     fn free_and_scribbled_words_are_taken_a_live_holder_is_waited_for() {
         let f = file();
         let word = AtomicU32::new(0);
-        let ours = Token::new(&f, sys::fork_generation()).unwrap();
+        let ours = Token::new(&f, sys::fork_generation(), false).unwrap();
         let wait = Duration::from_secs(5);
-        assert_eq!(acquire(&word, &ours, wait).unwrap(), Taken::Clean);
+        assert_eq!(acquire(&word, &ours, &f, wait).unwrap(), Taken::Clean);
         word.store(0, Ordering::Relaxed);
         for scribble in [u32::MAX, 0x7fff_ffff, 1, 0x8000_0000, ours.value] {
             word.store(scribble, Ordering::Relaxed);
             assert_eq!(
-                acquire(&word, &ours, wait).unwrap(),
+                acquire(&word, &ours, &f, wait).unwrap(),
                 Taken::Recovered,
                 "{scribble:#x}"
             );
@@ -246,25 +273,31 @@ mod tests {
         let other = AppendLock::default();
         let held = other.lock(&word, &f, Duration::from_millis(1)).unwrap();
         assert!(matches!(
-            acquire(&word, &ours, Duration::from_millis(30)),
+            acquire(&word, &ours, &f, Duration::from_millis(30)),
             Err(LockError::TimedOut)
         ));
         drop(held);
         assert_eq!(word.load(Ordering::Relaxed), 0);
         assert_eq!(
-            acquire(&word, &ours, Duration::from_millis(30)).unwrap(),
+            acquire(&word, &ours, &f, Duration::from_millis(30)).unwrap(),
             Taken::Clean
         );
     }
 
     #[test]
     fn contending_threads_exclude_each_other() {
-        let f = std::sync::Arc::new(file());
+        let f = file();
         let word = std::sync::Arc::new(AtomicU32::new(0));
         let inside = std::sync::Arc::new(AtomicU32::new(0));
         let threads: Vec<_> = (0..4)
             .map(|_| {
-                let (f, word, inside) = (f.clone(), word.clone(), inside.clone());
+                // Each appender has a description of its own, as each mapped ring has.
+                let f = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(format!("/proc/self/fd/{}", f.as_raw_fd()))
+                    .unwrap();
+                let (word, inside) = (word.clone(), inside.clone());
                 std::thread::spawn(move || {
                     let lock = AppendLock::default();
                     for _ in 0..2000 {

@@ -147,6 +147,28 @@ impl Cursor {
     pub const GROUP: Cursor = Cursor::Group { repairs: 0 };
 }
 
+/// Where a read copies a message.
+pub enum Dest<'a> {
+    /// Into this vector, whatever the size (its contents are replaced, never zero-filled
+    /// first).
+    Vec(&'a mut Vec<u8>),
+    /// Into the front of this buffer, if the message fits (else nothing is copied).
+    Slice(&'a mut [u8]),
+    /// Nowhere: only the record's shape and size are wanted.
+    Nowhere,
+}
+
+impl Dest<'_> {
+    /// The largest message this destination takes.
+    pub fn limit(&self) -> usize {
+        match self {
+            Dest::Vec(_) => usize::MAX,
+            Dest::Slice(buf) => buf.len(),
+            Dest::Nowhere => 0,
+        }
+    }
+}
+
 /// What a reader found at a position.
 pub enum ReadStep {
     Empty,
@@ -188,6 +210,11 @@ pub fn ring_size_for(capacity: usize, max_message: usize) -> u64 {
 
 /// The ring is sized in pages of this many bytes.
 const PAGE: u64 = 4096;
+
+/// Whether a ring of `ring_size` bytes could have been made by [`ring_size_for`].
+pub fn valid_ring_size(ring_size: u64) -> bool {
+    ring_size.is_multiple_of(PAGE) && ring_size >= 2 * PAGE
+}
 
 pub fn file_size(ring_size: u64) -> u64 {
     RING_OFFSET as u64 + ring_size
@@ -245,35 +272,41 @@ impl Ring {
         if len < RING_OFFSET as u64 + 4096 {
             return Ok(None);
         }
-        let map =
-            map_fn(&file, RING_OFFSET).map_err(|e| Error::io("cannot map a mailslot file", e))?;
-        let header = map.view::<Header>(0);
-        if header.magic.load(Ordering::Acquire) != MAGIC {
+        // The identity words, read without a mapping (one system call, not two).
+        let mut raw = [0u8; 32];
+        {
+            use std::os::unix::fs::FileExt;
+            file.read_exact_at(&mut raw, 0)
+                .map_err(|e| Error::io("cannot read a mailslot file", e))?;
+        }
+        let u32_at = |i: usize| u32::from_ne_bytes([raw[i], raw[i + 1], raw[i + 2], raw[i + 3]]);
+        let u64_at = |i: usize| u64::from(u32_at(i)) | u64::from(u32_at(i + 4)) << 32;
+        // (Offsets of `Header`'s magic, version, flags, max_message and ring_size.)
+        if u64_at(0) != MAGIC {
             return Ok(None);
         }
-        if header.version.load(Ordering::Relaxed) != VERSION {
+        if u32_at(8) != VERSION {
             return Err(Error::new(
                 ErrorKind::Corrupted,
                 "the mailslot file has an unknown layout version (another mailslot release?)",
             ));
         }
-        let ring_size = header.ring_size.load(Ordering::Relaxed);
-        if !ring_size.is_multiple_of(PAGE) || ring_size < 2 * PAGE || file_size(ring_size) != len {
+        let ring_size = u64_at(24);
+        if !valid_ring_size(ring_size) || file_size(ring_size) != len {
             return Err(Error::new(
                 ErrorKind::Corrupted,
                 "the mailslot file's ring size does not match the file",
             ));
         }
-        let flags = header.flags.load(Ordering::Relaxed);
+        let flags = u32_at(12);
         let options = RingOptions {
             shared: flags & F_SHARED != 0,
             deliver_one: flags & F_DELIVER_ONE != 0,
             refuse_when_full: flags & F_REFUSE_WHEN_FULL != 0,
             block_when_full: flags & F_BLOCK_WHEN_FULL != 0,
-            max_message: header.max_message.load(Ordering::Relaxed),
+            max_message: u32_at(16),
             ring_size,
         };
-        drop(map);
         let map = map_fn(&file, file_size(ring_size) as usize)
             .map_err(|e| Error::io("cannot map a mailslot file", e))?;
         Ok(Some(Ring {
@@ -589,10 +622,11 @@ impl Ring {
         }
     }
 
-    /// Reads the record at `pos` into `buf` (resized to fit, unless `limit` is smaller),
-    /// validating the copy against concurrent overwrite and damage. A record that is not
-    /// copied has its checksum verified only with `verify` (counting a backlog does not).
-    pub fn read_at(&self, pos: u64, buf: &mut Vec<u8>, limit: usize, verify: bool) -> ReadStep {
+    /// Reads the record at `pos` into `dest` (if it takes it), validating the copy against
+    /// concurrent overwrite and damage. A record that is not copied has its checksum verified
+    /// only with `verify` (counting a backlog does not).
+    pub fn read_at(&self, pos: u64, dest: &mut Dest<'_>, verify: bool) -> ReadStep {
+        let limit = dest.limit();
         let header = self.header();
         let head = header.head.load(Ordering::Acquire);
         if pos >= head {
@@ -624,10 +658,19 @@ impl Ring {
                 Kind::Pad => view.verify(|_| {}),
                 Kind::Message(len) if len <= limit => {
                     copied = true;
-                    buf.clear();
-                    buf.resize(len, 0);
-                    self.map.read(RING_OFFSET + off + RECORD_HEADER, buf);
-                    view.verify(|feed| feed(buf))
+                    let at = RING_OFFSET + off + RECORD_HEADER;
+                    let copy: &[u8] = match dest {
+                        Dest::Vec(buf) => {
+                            self.map.read_to_vec(at, len, buf);
+                            buf
+                        }
+                        Dest::Slice(buf) => {
+                            self.map.read(at, &mut buf[..len]);
+                            &buf[..len]
+                        }
+                        Dest::Nowhere => &[],
+                    };
+                    view.verify(|feed| feed(copy))
                 }
                 Kind::Message(len) if verify => {
                     view.verify(|feed| self.feed_ring(off + RECORD_HEADER, len, feed))
@@ -657,15 +700,9 @@ impl Ring {
         }
     }
 
-    /// Takes the next message for `cursor` into `buf` (at most `limit` bytes), mirroring the
+    /// Takes the next message for `cursor` into `dest`, mirroring the
     /// instance's progress into `slot` (user scope) for `status`.
-    pub fn take(
-        &self,
-        cursor: &mut Cursor,
-        slot: Option<usize>,
-        buf: &mut Vec<u8>,
-        limit: usize,
-    ) -> Take {
+    pub fn take(&self, cursor: &mut Cursor, slot: Option<usize>, dest: &mut Dest<'_>) -> Take {
         let repairs = self.repaired();
         let seen = match cursor {
             Cursor::Own { repairs, .. } | Cursor::Group { repairs } => repairs,
@@ -678,8 +715,8 @@ impl Ring {
             Take::Damaged("positions a writer found damaged and repaired")
         } else {
             match cursor {
-                Cursor::Own { pos, next_seq, .. } => self.take_own(pos, next_seq, buf, limit),
-                Cursor::Group { .. } => self.take_group(buf, limit),
+                Cursor::Own { pos, next_seq, .. } => self.take_own(pos, next_seq, dest),
+                Cursor::Group { .. } => self.take_group(dest),
             }
         };
         if self.truncated() {
@@ -709,12 +746,12 @@ impl Ring {
         take
     }
 
-    fn take_own(&self, pos: &mut u64, next_seq: &mut u64, buf: &mut Vec<u8>, limit: usize) -> Take {
+    fn take_own(&self, pos: &mut u64, next_seq: &mut u64, dest: &mut Dest<'_>) -> Take {
         let start = *pos;
         // Bounded: each step moves forward; a ring rewritten faster than we can follow is
         // looked at again on the next call.
         for _ in 0..1024 {
-            match self.read_at(*pos, buf, limit, true) {
+            match self.read_at(*pos, dest, true) {
                 ReadStep::Empty => return Take::Empty,
                 ReadStep::Resync(next) => *pos = next,
                 ReadStep::Damaged(next, what) => {
@@ -756,11 +793,11 @@ impl Ring {
         Take::Empty
     }
 
-    fn take_group(&self, buf: &mut Vec<u8>, limit: usize) -> Take {
+    fn take_group(&self, dest: &mut Dest<'_>) -> Take {
         let group = self.group_pos();
         for _ in 0..1024 {
             let at = group.load(Ordering::Acquire);
-            let step = self.read_at(at, buf, limit, true);
+            let step = self.read_at(at, dest, true);
             let moved = |to: u64| {
                 group
                     .compare_exchange(at, to, Ordering::AcqRel, Ordering::Acquire)
@@ -819,10 +856,9 @@ impl Ring {
         if pos >= at {
             return 0;
         }
-        let mut scratch = Vec::new();
         // Bounded: a pad record, or a writer moving `tail` meanwhile, costs a step each.
         for _ in 0..8 {
-            match self.read_at(at, &mut scratch, 0, false) {
+            match self.read_at(at, &mut Dest::Nowhere, false) {
                 ReadStep::Record { header, .. } => {
                     let possible = (at - pos) / RECORD_HEADER as u64;
                     return header.seq.saturating_sub(next_seq).min(possible);
@@ -842,12 +878,11 @@ impl Ring {
         let mut at = self.waiting_at(cursor).max(tail);
         let mut count = 0;
         let mut first = None;
-        let mut scratch = Vec::new();
         // Bounded by the ring: a record takes at least a header.
         let mut steps = self.ring_size() / RECORD_HEADER as u64 + 2;
         while at < head && steps > 0 {
             steps -= 1;
-            match self.read_at(at, &mut scratch, 0, false) {
+            match self.read_at(at, &mut Dest::Nowhere, false) {
                 ReadStep::Empty | ReadStep::Damaged(..) => break,
                 ReadStep::Resync(next) => at = next,
                 ReadStep::Record { header, next, .. } => {
@@ -1209,8 +1244,9 @@ impl Ring {
         self.reclaim_slot(slot, id);
     }
 
-    /// Arms the socket doorbell of `slot`: the next append rings it.
-    pub fn arm_socket_bell(&self, slot: usize) {
-        self.bell(slot).store(BELL_SOCKET, Ordering::SeqCst);
+    /// Arms the socket doorbell of `slot`: the next append rings it. `true` if it was not
+    /// armed (the caller then looks whether messages already wait).
+    pub fn arm_socket_bell(&self, slot: usize) -> bool {
+        self.bell(slot).swap(BELL_SOCKET, Ordering::SeqCst) != BELL_SOCKET
     }
 }

@@ -26,7 +26,7 @@ use super::SOCKET_NAME;
 use crate::error::{Error, ErrorKind};
 use crate::name::MailslotName;
 use crate::net::{DeliverFn, Delivery as NetDelivery, NetSource};
-use crate::ring::{self, Cursor, ReadStep, RecordSource, Ring, RingOptions};
+use crate::ring::{self, Cursor, Dest, ReadStep, RecordSource, Ring, RingOptions};
 use crate::server::{DEFAULT_CAPACITY, MAX_MESSAGE_SIZE};
 use crate::sys::{self, fdpass};
 
@@ -136,7 +136,7 @@ impl Meta {
             display: fields.next()?.to_owned(),
         };
         let max = ring::ring_size_for(MAX_CAPACITY, MAX_MESSAGE_SIZE);
-        let valid = meta.ring_size.is_power_of_two()
+        let valid = ring::valid_ring_size(meta.ring_size)
             && meta.ring_size <= max
             && meta.max_message as usize <= MAX_MESSAGE_SIZE
             && MailslotName::parse(&meta.display).is_ok();
@@ -254,10 +254,9 @@ impl Name {
     /// none yet. Never blocks: a reader whose socket is full loses the claim, not the message.
     fn answer_claim(&self, conn: &Socket, limit: u64) -> bool {
         let group = self.ring.group_pos();
-        let mut none = Vec::new();
         loop {
             let at = group.load(Ordering::Acquire);
-            match self.ring.read_at(at, &mut none, 0, false) {
+            match self.ring.read_at(at, &mut Dest::Nowhere, false) {
                 ReadStep::Empty => return false,
                 // (The service's own ring: nobody else can write into it, so no damage.)
                 ReadStep::Resync(next) | ReadStep::Damaged(next, _) => {

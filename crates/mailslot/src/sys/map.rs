@@ -120,6 +120,21 @@ impl SharedMap {
         unsafe { std::ptr::copy_nonoverlapping(self.ptr.add(offset), out.as_mut_ptr(), out.len()) }
     }
 
+    /// Replaces the contents of `out` with the `len` bytes at `offset` (one copy, no zero-fill
+    /// first). As for [`SharedMap::read`], the caller validates what it copied.
+    pub fn read_to_vec(&self, offset: usize, len: usize, out: &mut Vec<u8>) {
+        self.check(offset, len, 1);
+        out.clear();
+        out.reserve(len);
+        // SAFETY: the source range is inside the mapping (checked); the destination is the
+        // vector's spare capacity, at least `len` bytes (reserved), which cannot overlap the
+        // mapping; every byte up to `len` is written by the copy before `set_len` exposes it.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.ptr.add(offset), out.as_mut_ptr(), len);
+            out.set_len(len);
+        }
+    }
+
     /// Copies `data` into the mapping at `offset`.
     pub fn write(&self, offset: usize, data: &[u8]) {
         self.check(offset, data.len(), 1);

@@ -667,6 +667,7 @@ pub fn child_main() {
         "service" => role_service(),
         "forker" => role_forker(),
         "fork_writer" => role_fork_writer(),
+        "one_shot" => role_one_shot(),
         "robust_reader" => role_robust_reader(),
         "robust_writer" => role_robust_writer(),
         "netrole" => role_netrole(),
@@ -722,6 +723,19 @@ fn role_fork_writer() -> i32 {
     // SAFETY: waits for our own child.
     unsafe { libc::waitpid(pid, &mut status, 0) };
     report_now(&mut out, &format!("done {status}"));
+    0
+}
+
+/// One-shot writes (`mailslot::write`, the user scope: set `MAILSLOT_DIR`): each stdin line
+/// is written to `MS_NAME` as a message, and the result reported (`ok` or the error kind).
+fn role_one_shot() -> i32 {
+    let control = control();
+    let mut out = out();
+    let name = env_str("MS_NAME", "x");
+    report_now(&mut out, "ready");
+    while let Ok(line) = control.lines.recv() {
+        report_now(&mut out, &kind_of(mailslot::write(&name, line.as_bytes())));
+    }
     0
 }
 
