@@ -198,9 +198,10 @@ impl ServerBuilder {
         self
     }
 
-    /// Bytes of messages a reader may lag behind before the overflow policy applies (fixed by
-    /// the name's first instance). The ring is the next power of two that holds it and two
-    /// messages of the maximum size; at most [`MAX_CAPACITY`].
+    /// Bytes of records (messages and their 48-byte headers) a reader may lag behind before
+    /// the overflow policy applies (fixed by the name's first instance; at least one message
+    /// of the maximum size, at most [`MAX_CAPACITY`]). The ring holds that and one more
+    /// message of the maximum size, in whole pages.
     pub fn capacity(mut self, bytes: usize) -> Self {
         self.capacity = bytes;
         self

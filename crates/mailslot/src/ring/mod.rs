@@ -1250,3 +1250,29 @@ impl Ring {
         self.bell(slot).swap(BELL_SOCKET, Ordering::SeqCst) != BELL_SOCKET
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_takes_its_capacity_one_largest_message_and_at_most_64_kib_more() {
+        for capacity in [0, 1, 4096, 65_536, 1 << 20, 3 << 20, 1 << 30] {
+            for max in [0, 1, 64, 256, 65_536, MAX_MESSAGE_SIZE] {
+                let ring = ring_size_for(capacity, max);
+                assert!(valid_ring_size(ring));
+                let file = file_size(ring);
+                // (A capacity below one largest message counts as one.)
+                let capacity = capacity.max(max);
+                assert!(
+                    file <= (capacity + max) as u64 + 64 * 1024,
+                    "capacity {capacity}, max {max}: a file of {file} bytes"
+                );
+                // A reader may lag by the whole capacity while the largest message goes in,
+                // even after the padding at the ring's end.
+                assert!(ring >= capacity as u64 + record_size(max) as u64);
+                assert!(ring >= 2 * record_size(max) as u64);
+            }
+        }
+    }
+}

@@ -34,7 +34,7 @@ use crate::sys::{self, fdpass};
 /// thread, so a user cannot exhaust it for the others.
 pub const MAX_CONNECTIONS_PER_USER: usize = 256;
 
-/// Largest ring a client may ask for (its capacity rounds up to a power of two).
+/// Largest capacity a client may ask for (the ring adds one largest message, in whole pages).
 const MAX_CAPACITY: usize = 64 << 20;
 
 /// Most names the service holds at once (each costs at least one ring).
