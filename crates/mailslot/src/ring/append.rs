@@ -32,6 +32,10 @@ impl Ring {
         let header = self.header();
         let mut announced = false;
         let result = loop {
+            // SYNC POINT: the epoch, then the look (under the lock), then the sleep; pairs with
+            // `made_room` (a reader that makes room after our look sees us announced and bumps
+            // the epoch, so the sleep returns at once).
+            let seen = header.room_epoch.load(Ordering::SeqCst);
             let appended = self.append_once(data, source, need, lock_wait);
             let full = matches!(&appended, Err(e) if e.kind() == ErrorKind::QueueFull);
             if !full || !self.options.block_when_full {
@@ -44,17 +48,11 @@ impl Ring {
                     _ => break Err(self.stayed_full()),
                 },
             };
-            // SYNC POINT: announce, read the epoch, then look again (under the lock); pairs with
-            // `made_room` (a reader that advanced after our look sees us and bumps the epoch).
             if !announced {
+                // Look once more now that readers will tell us.
                 announced = true;
                 header.room_waiters.fetch_add(1, Ordering::SeqCst);
                 continue;
-            }
-            let seen = header.room_epoch.load(Ordering::SeqCst);
-            match self.append_once(data, source, need, lock_wait) {
-                Err(e) if e.kind() == ErrorKind::QueueFull => {}
-                other => break other,
             }
             // Bounded: a reader that dies frees its room only through the kernel's word, which
             // the next look asks.
@@ -154,12 +152,7 @@ impl Ring {
         (at, at)
     }
 
-    fn append_locked(
-        &self,
-        data: &[u8],
-        source: &RecordSource,
-        need: u64,
-    ) -> Result<(), Error> {
+    fn append_locked(&self, data: &[u8], source: &RecordSource, need: u64) -> Result<(), Error> {
         if self.closed() {
             return Err(Error::new(ErrorKind::NotFound, "the mailslot was closed"));
         }
