@@ -5,8 +5,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
-use mailslot::net::{self, NetConfig, NetRole, RoleState, SendOptions};
-use mailslot::{Deliverer, MailslotName, Target};
+use mailslot::net::{self, NetConfig, NetRole, RoleState, SendOptions, Sink};
+use mailslot::{MailslotName, Target};
 use serde_json::{json, Value};
 
 use crate::common::{self, emit_line};
@@ -38,8 +38,8 @@ pub fn start_role(global: &Global, dir: &Path) -> anyhow::Result<Option<NetRole>
         return Ok(None);
     }
     let config = config(global, dir);
-    let role = NetRole::start(config, Deliverer::callback(dir.to_path_buf()))
-        .context("cannot take part in the network role")?;
+    let role =
+        NetRole::start(config, Sink::Local).context("cannot take part in the network role")?;
     Ok(Some(role))
 }
 

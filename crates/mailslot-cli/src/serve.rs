@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use mailslot::net::{self, DeliverFn, NetConfig, NetRole, NetSource, Reporter, RoleState};
+use mailslot::net::{self, DeliverFn, NetConfig, NetRole, NetSource, Reporter, RoleState, Sink};
 use mailslot::service::HostService;
 use mailslot::Deliverer;
 
@@ -64,10 +64,14 @@ fn config_in(global: &Global, args: &Args, dir: &std::path::Path) -> NetConfig {
     c
 }
 
-/// Local delivery through the library's `Deliverer::callback`, logging each outcome when
-/// `verbose`.
-pub fn local_delivery(dir: std::path::PathBuf, verbose: bool) -> DeliverFn {
-    logged(Deliverer::callback(dir), verbose)
+/// Local delivery into `dir`: the role's own sink, or, to log each outcome when `verbose`,
+/// the library's `Deliverer::callback` wrapped in the log.
+pub fn local_delivery(dir: std::path::PathBuf, verbose: bool) -> Sink {
+    if verbose {
+        Sink::Callback(logged(Deliverer::callback(dir), verbose))
+    } else {
+        Sink::Local
+    }
 }
 
 /// `deliver`, logging each outcome on stderr when `verbose`.
@@ -107,8 +111,8 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<Outcome> {
             config.dir.display()
         );
     }
-    let deliver = local_delivery(config.dir.clone(), args.verbose);
-    hold_role(config, deliver, &stop, false)
+    let sink = local_delivery(config.dir.clone(), args.verbose);
+    hold_role(config, sink, &stop, false)
 }
 
 /// `serve --system`: the host service, with the network role for the whole host.
@@ -139,7 +143,7 @@ fn run_system(global: &Global, args: &Args, stop: &Arc<AtomicBool>) -> anyhow::R
         let mut config = config_in(global, args, &dir);
         config.via_host_service = false;
         let deliver = logged(service.network_delivery(config.port), args.verbose);
-        hold_role(config, deliver, stop, true)
+        hold_role(config, Sink::Callback(deliver), stop, true)
     };
     stop.store(true, Ordering::Relaxed);
     match serving.join() {
@@ -153,11 +157,11 @@ fn run_system(global: &Global, args: &Args, stop: &Arc<AtomicBool>) -> anyhow::R
 /// bind, reporting why once.
 fn hold_role(
     config: NetConfig,
-    deliver: DeliverFn,
+    sink: Sink,
     stop: &Arc<AtomicBool>,
     keep_serving: bool,
 ) -> anyhow::Result<Outcome> {
-    let role = NetRole::start(config.clone(), deliver)
+    let role = NetRole::start(config.clone(), sink)
         .with_context(|| format!("starting the network role on UDP port {}", config.port))?;
     // The role starts as Waiting before it has even tried the lock: let it settle so that an
     // uncontended start does not announce a wait.

@@ -153,6 +153,17 @@ fn fold(c: char) -> char {
         .unwrap_or(c)
 }
 
+/// Whether [`MailslotName::parse`] would accept `input`, without building the name (the
+/// network role checks every datagram's name and allocates nothing for it).
+pub(crate) fn parses_as_local(input: &str) -> bool {
+    if let Some(rest) = input.strip_prefix("\\\\") {
+        return rest.split_once('\\').is_some_and(|(host, tail)| {
+            host == "." && strip_prefix_ci(tail, "mailslot\\").is_some_and(|n| validate(n).is_ok())
+        });
+    }
+    validate(strip_prefix_ci(input, "\\mailslot\\").unwrap_or(input)).is_ok()
+}
+
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     let head = s.get(..prefix.len())?;
     head.eq_ignore_ascii_case(prefix)

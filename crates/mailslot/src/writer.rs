@@ -154,6 +154,13 @@ impl LocalWriter {
     }
 
     fn write_as(&mut self, data: &[u8], source: Option<&RecordSource>) -> Result<(), Error> {
+        self.append_as(data, source)?;
+        self.ring_bells();
+        Ok(())
+    }
+
+    /// Appends one message without waking anyone (see [`ring_bells`](Self::ring_bells)).
+    fn append_as(&mut self, data: &[u8], source: Option<&RecordSource>) -> Result<(), Error> {
         // Like a Windows client handle, a writer dies with the server it opened: after the
         // last instance closed (or died) it fails, even if a new server took the name since.
         if self.ring.closed() || (self.probe_due() && !self.ring.any_alive()?) {
@@ -166,20 +173,20 @@ impl LocalWriter {
             .ring
             .append(data, source, self.lock_wait, self.room_wait.deadline());
         match result {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                return Err(Error::new(
-                    ErrorKind::NotFound,
-                    format!("mailslot \"{}\": the server closed", self.name),
-                ))
-            }
-            Err(e) => {
-                return Err(Error::new(
-                    e.kind(),
-                    format!("mailslot \"{}\": {e}", self.name),
-                ))
-            }
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Err(Error::new(
+                ErrorKind::NotFound,
+                format!("mailslot \"{}\": the server closed", self.name),
+            )),
+            Err(e) => Err(Error::new(
+                e.kind(),
+                format!("mailslot \"{}\": {e}", self.name),
+            )),
         }
+    }
+
+    /// Wakes the readers that sleep (once for everything appended since the last call).
+    fn ring_bells(&mut self) {
         let doorbell = &mut self.doorbell;
         let dir = &self.dir;
         self.ring.ring_bells(&mut |id| {
@@ -194,7 +201,6 @@ impl LocalWriter {
                 let _ = socket.send_to(&[1], bell_path(dir, id));
             }
         });
-        Ok(())
     }
 }
 
@@ -266,11 +272,25 @@ fn write_one_shot(path: &str, name: &MailslotName, data: &[u8]) -> Result<(), Er
 /// (every instance of a shared name, same order), stamped with their network source.
 ///
 /// Keeps a small cache of opened writers so a stream of datagrams to one name costs one
-/// append each.
+/// append each; a batch ([`NetRole`](crate::net::NetRole)'s local sink) wakes each name's
+/// sleeping readers once, after its last message.
 #[derive(Debug)]
 pub struct Deliverer {
     dir: PathBuf,
-    writers: std::collections::HashMap<String, LocalWriter>,
+    /// Opened writers by the name exactly as received (other spellings of one name get entries
+    /// of their own). A few names at a time: a linear search, the last hit first, is cheaper
+    /// than hashing every datagram's name.
+    writers: Vec<(String, LocalWriter)>,
+    last: usize,
+}
+
+/// One network message of a batch for [`Deliverer::deliver_batch`].
+#[derive(Debug, Clone)]
+pub(crate) struct NetMessage<'a> {
+    /// The mailslot name without `\MAILSLOT\`, case as received.
+    pub(crate) name: &'a str,
+    pub(crate) data: &'a [u8],
+    pub(crate) source: RecordSource,
 }
 
 /// Most names a [`Deliverer`] keeps open at once.
@@ -281,7 +301,8 @@ impl Deliverer {
     pub fn new(dir: PathBuf) -> Deliverer {
         Deliverer {
             dir,
-            writers: std::collections::HashMap::new(),
+            writers: Vec::new(),
+            last: 0,
         }
     }
 
@@ -303,58 +324,125 @@ impl Deliverer {
                 suffix,
             } => RecordSource::network(*ip, *port, netbios_name, *suffix),
         };
-        // Keyed by the name exactly as received: a stream of datagrams costs one lookup each,
-        // no parsing (other spellings of the same name get entries of their own).
-        if !self.writers.contains_key(name) {
-            let parsed = MailslotName::parse(name)?;
-            if self.writers.len() >= DELIVERER_CACHE {
-                self.writers.clear();
+        let at = self.append(name, data, &record)?;
+        self.writers[at].1.ring_bells();
+        Ok(())
+    }
+
+    /// Delivers a batch: appends every message, then wakes each name's sleeping readers once.
+    /// `outcomes[i]` is what became of `batch[i]` (`NotFound`: no server has the name).
+    pub(crate) fn deliver_batch(
+        &mut self,
+        batch: &[NetMessage<'_>],
+        outcomes: &mut Vec<Result<(), ErrorKind>>,
+    ) {
+        outcomes.clear();
+        // Names appended to and not woken yet; names found missing (asked once per batch).
+        let mut touched: Vec<&str> = Vec::new();
+        let mut missing: Vec<&str> = Vec::new();
+        for m in batch {
+            if missing.contains(&m.name) {
+                outcomes.push(Err(ErrorKind::NotFound));
+                continue;
             }
-            let ring = registry::open_for_write(&self.dir, &parsed)?;
-            let writer = LocalWriter {
-                dir: self.dir.clone(),
-                name: parsed,
-                ring,
-                doorbell: None,
-                source: record.clone(),
-                probed_at: Some(Instant::now()),
-                // One name a stopped writer holds must not stall the others' datagrams, nor
-                // one whose reader does not read.
-                lock_wait: NETWORK_APPEND_WAIT,
-                room_wait: Timeout::Immediate,
-            };
-            self.writers.insert(name.to_owned(), writer);
+            if self.writers.len() >= DELIVERER_CACHE && self.find(m.name).is_none() {
+                // The cache is about to be emptied: wake what it holds first.
+                self.wake(&mut touched);
+            }
+            let result = self.append(m.name, m.data, &m.source);
+            match result {
+                Ok(_) => {
+                    if !touched.contains(&m.name) {
+                        touched.push(m.name);
+                    }
+                    outcomes.push(Ok(()));
+                }
+                Err(e) => {
+                    if e.kind() == ErrorKind::NotFound {
+                        missing.push(m.name);
+                    }
+                    outcomes.push(Err(e.kind()));
+                }
+            }
         }
-        let Some(writer) = self.writers.get_mut(name) else {
-            return Err(Error::new(ErrorKind::NotFound, "no writer"));
+        self.wake(&mut touched);
+    }
+
+    /// Rings the bells of the `names` appended to, once each.
+    fn wake(&mut self, names: &mut Vec<&str>) {
+        for name in names.drain(..) {
+            if let Some(at) = self.find(name) {
+                self.writers[at].1.ring_bells();
+            }
+        }
+    }
+
+    fn find(&mut self, name: &str) -> Option<usize> {
+        if self.writers.get(self.last).is_some_and(|(n, _)| n == name) {
+            return Some(self.last);
+        }
+        let at = self.writers.iter().position(|(n, _)| n == name)?;
+        self.last = at;
+        Some(at)
+    }
+
+    /// Appends one message without waking anyone; returns the writer's index.
+    fn append(&mut self, name: &str, data: &[u8], record: &RecordSource) -> Result<usize, Error> {
+        let at = match self.find(name) {
+            Some(at) => at,
+            None => {
+                let parsed = MailslotName::parse(name)?;
+                if self.writers.len() >= DELIVERER_CACHE {
+                    self.writers.clear();
+                }
+                let ring = registry::open_for_write(&self.dir, &parsed)?;
+                let writer = LocalWriter {
+                    dir: self.dir.clone(),
+                    name: parsed,
+                    ring,
+                    doorbell: None,
+                    source: record.clone(),
+                    probed_at: Some(Instant::now()),
+                    // One name a stopped writer holds must not stall the others' datagrams, nor
+                    // one whose reader does not read.
+                    lock_wait: NETWORK_APPEND_WAIT,
+                    room_wait: Timeout::Immediate,
+                };
+                self.writers.push((name.to_owned(), writer));
+                self.last = self.writers.len() - 1;
+                self.last
+            }
         };
-        let result = writer.write_as(data, Some(&record));
+        let result = self.writers[at].1.append_as(data, Some(record));
         // A damaged (truncated) file is reopened too: a new server may have replaced it.
-        if result
-            .as_ref()
-            .is_err_and(|e| matches!(e.kind(), ErrorKind::NotFound | ErrorKind::Corrupted))
-        {
-            self.writers.remove(name);
+        if let Err(e) = result {
+            if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::Corrupted) {
+                // Readers of what this batch appended before are woken first.
+                let (_, mut writer) = self.writers.swap_remove(at);
+                writer.ring_bells();
+            }
+            return Err(e);
         }
-        result
+        Ok(at)
     }
 }
 
 impl Deliverer {
-    /// The network role's delivery callback for the runtime directory `dir`: every mailslot
-    /// write the role receives goes to the local mailslot of that name, stamped with its
-    /// network source.
+    /// A delivery callback for the runtime directory `dir`: every mailslot write the role
+    /// receives goes to the local mailslot of that name, stamped with its network source.
+    ///
+    /// The role does this by itself ([`Sink::Local`](crate::net::Sink::Local), the default);
+    /// this callback is for a custom one that wraps local delivery (to log each outcome, say).
     pub fn callback(dir: PathBuf) -> crate::net::DeliverFn {
         let deliverer = std::sync::Mutex::new(Deliverer::new(dir));
         std::sync::Arc::new(move |name, data, from| {
-            let source = Source::Network {
-                ip: from.ip,
-                port: from.port,
-                netbios_name: from.netbios_name.clone(),
-                suffix: from.netbios_suffix,
-            };
+            let source =
+                RecordSource::network(from.ip, from.port, &from.netbios_name, from.netbios_suffix);
             let mut deliverer = deliverer.lock().unwrap_or_else(|p| p.into_inner());
-            match deliverer.deliver(name, data, &source) {
+            let result = deliverer
+                .append(name, data, &source)
+                .map(|at| deliverer.writers[at].1.ring_bells());
+            match result {
                 Ok(()) => crate::net::Delivery::Delivered,
                 Err(e) if e.kind() == ErrorKind::NotFound => crate::net::Delivery::NoMailslot,
                 Err(e) => crate::net::Delivery::Failed(e.to_string()),

@@ -546,6 +546,82 @@ fn receives_unicast_and_loopback_broadcast_with_source() {
     assert_eq!((c.received, c.delivered), (4, 4));
 }
 
+/// The default sink: a burst to a shared name with 4 instances reaches every instance, in
+/// order, stamped with the network source; names nobody has are counted, not delivered.
+#[test]
+fn local_sink_delivers_batches_into_every_instance() {
+    use mailslot::{Scope, Server, Source, Timeout};
+    let dir = test_dir("sink");
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let port = ports::free_port();
+    let mut servers: Vec<Server> = (0..4)
+        .map(|_| {
+            Server::builder("NetSink")
+                .shared(true)
+                .scope(Scope::Dir(dir.clone()))
+                .capacity(1 << 20)
+                .read_timeout(Timeout::After(GUARD))
+                .open()
+                .unwrap()
+        })
+        .collect();
+    let role = NetRole::start(config(&dir, port, "HOSTA"), net::Sink::Local).unwrap();
+    holding(&role);
+    let s = sender();
+    let sport = s.local_addr().unwrap().port();
+    let dest = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
+    const N: u16 = 500;
+    for i in 0..N {
+        // Every tenth to a name nobody has; the others to two spellings of the shared name.
+        let mailslot = match i % 10 {
+            0 => "NOSUCH",
+            1 => "netsink",
+            _ => "NetSink",
+        };
+        let d = dgram(
+            i,
+            MessageType::DirectUnique,
+            "PEER",
+            "HOSTA",
+            0,
+            mailslot,
+            &i.to_be_bytes(),
+        );
+        s.send_to(&d, dest).unwrap();
+    }
+    let want: Vec<u16> = (0..N).filter(|i| i % 10 != 0).collect();
+    for server in &mut servers {
+        for &i in &want {
+            let m = server.recv().unwrap();
+            assert_eq!(m.data, i.to_be_bytes(), "in order, none lost");
+            assert_eq!(m.lost, 0);
+            let Source::Network {
+                ip,
+                port,
+                netbios_name,
+                ..
+            } = m.source
+            else {
+                panic!("{:?}", m.source)
+            };
+            assert_eq!(
+                (ip, port, netbios_name.as_str()),
+                (Ipv4Addr::LOCALHOST, sport, "PEER")
+            );
+        }
+    }
+    let c = wait_for("the counters", || {
+        let c = role.counters();
+        (c.received == u64::from(N) && c.delivered + c.dropped_no_mailslot == u64::from(N))
+            .then_some(c)
+    });
+    assert_eq!(
+        (c.delivered, c.dropped_no_mailslot, c.dropped_kernel),
+        (want.len() as u64, u64::from(N) - want.len() as u64, 0),
+        "{c:?}"
+    );
+}
+
 /// Every case of PROTOCOL.md §11 (and §3.4) is dropped and counted, nothing crashes, and
 /// the role keeps delivering.
 #[test]

@@ -8,8 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use mailslot::net::{self, NetConfig, NetRole, Reporter, RoleState, SendOptions};
-use mailslot::Deliverer;
+use mailslot::net::{self, NetConfig, NetRole, Reporter, RoleState, SendOptions, Sink};
 
 use super::model::{NetTarget, RoleView, MAILSLOT};
 use super::Event;
@@ -46,9 +45,9 @@ pub fn start_role(mut config: NetConfig, events: Sender<Event>) -> anyhow::Resul
         let tx = reports.lock().unwrap_or_else(|p| p.into_inner());
         let _ = tx.send(Event::Report(line.to_owned()));
     });
-    let deliver = Deliverer::callback(config.dir.clone());
-    let role =
-        Arc::new(NetRole::start(config, deliver).context("cannot take part in the network role")?);
+    let role = Arc::new(
+        NetRole::start(config, Sink::Local).context("cannot take part in the network role")?,
+    );
     let watched = role.clone();
     std::thread::Builder::new()
         .name("chat role".into())

@@ -71,7 +71,7 @@ pub(crate) fn parse_mailslot_datagram(buf: &[u8]) -> Result<Parsed<'_>, ParseErr
         return Err(ParseError::Malformed("empty mailslot name"));
     }
     // A name no local mailslot can have (`..`, empty components, too long) is malformed.
-    if crate::MailslotName::parse(mailslot).is_err() {
+    if !crate::name::parses_as_local(mailslot) {
         return Err(ParseError::Malformed("invalid mailslot name"));
     }
     let dgm_length_ok = Datagram::new_checked(buf)

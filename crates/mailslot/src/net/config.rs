@@ -52,6 +52,33 @@ pub enum Delivery {
 /// message, and its source.
 pub type DeliverFn = Arc<dyn Fn(&str, &[u8], &NetSource) -> Delivery + Send + Sync>;
 
+/// Where the network role puts the mailslot writes it receives.
+#[derive(Clone, Default)]
+pub enum Sink {
+    /// Into the local mailslots of the role's runtime directory ([`NetConfig::dir`]), as
+    /// local writes are (every instance of a shared name), stamped with the network source.
+    /// A batch of datagrams wakes each name's sleeping readers once.
+    #[default]
+    Local,
+    /// To a callback, one message at a time (tests, logging, the host service).
+    Callback(DeliverFn),
+}
+
+impl From<DeliverFn> for Sink {
+    fn from(deliver: DeliverFn) -> Sink {
+        Sink::Callback(deliver)
+    }
+}
+
+impl fmt::Debug for Sink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Sink::Local => "Sink::Local",
+            Sink::Callback(_) => "Sink::Callback(..)",
+        })
+    }
+}
+
 /// Where one-line reports of the role go (why the port cannot be bound, who holds it, ...).
 /// Each distinct condition is reported once per role start.
 #[derive(Clone)]

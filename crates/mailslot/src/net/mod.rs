@@ -4,7 +4,8 @@
 //!   most one process per host holds it (an exclusive `flock` on `<dir>/network-<port>.lock`,
 //!   waited for in a blocking call on its own thread, released by the kernel when the holder
 //!   closes or dies); the holder binds `bind:port` (default `0.0.0.0:138`), validates every
-//!   datagram (PROTOCOL.md §3.4) and hands mailslot writes to the [`DeliverFn`] callback.
+//!   datagram (PROTOCOL.md §3.4) and delivers mailslot writes into the local mailslots
+//!   ([`Sink::Local`]) or hands them to a [`DeliverFn`] callback.
 //!   It also answers NetBIOS name queries for our name on UDP 137 when that port is free, and
 //!   sends datagrams for other local processes from its port (see [`send`]).
 //! - [`send`]: a remote write to a host, a workgroup or `*`, with size limits checked first.
@@ -32,7 +33,8 @@
 //!
 //! # Floods
 //!
-//! One 64 KiB receive buffer, a bounded dedupe table, delivery straight into the local
+//! Fixed receive buffers (one `recvmmsg` batch of up to 64 datagrams of up to 64 KiB, only
+//! the touched pages resident), a bounded dedupe table, delivery straight into the local
 //! mailslots (whose queues are bounded), the kernel's socket buffer in front (its drops are
 //! counted as `dropped_kernel`, read with `SO_MEMINFO` after every drain, so a burst that
 //! overflowed it while the holder was stopped is counted even if nothing follows it),
@@ -46,16 +48,20 @@ mod codec;
 mod config;
 mod dedupe;
 mod error;
+mod handoff;
+mod holder;
 mod iface;
+mod inbound;
 mod nameservice;
 mod recv;
 mod role;
 mod send;
+mod sink;
 mod state;
 mod subscribed;
 
 pub use config::{
-    default_netbios_name, DeliverFn, Delivery, NetConfig, NetSource, Reporter,
+    default_netbios_name, DeliverFn, Delivery, NetConfig, NetSource, Reporter, Sink,
     DEFAULT_DEDUPE_WINDOW, DEFAULT_NAME_SERVICE_PORT, DEFAULT_PORT, DEFAULT_WORKGROUP,
 };
 pub use error::NetError;

@@ -1,5 +1,6 @@
-//! The network role: election between processes, the holder's receive loop, the name-service
-//! responder and the handoff server.
+//! The network role's election between processes, and [`NetRole`], a process's interest in it.
+//! The holder's term is `holder` (its I/O loop), which asks `inbound` (the pure step) about
+//! each datagram, delivers through `sink` and sends for others through `handoff`.
 //!
 //! # Election
 //!
@@ -37,45 +38,23 @@
 
 use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
-use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
-use std::os::fd::{AsFd, AsRawFd};
+use std::net::{SocketAddrV4, UdpSocket};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
+use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::{self, JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::socket::{recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, SockaddrIn};
-use socket2::{Domain, Protocol, Socket, Type};
 
-use super::codec::{nb_name, parse_mailslot_datagram};
-use super::config::{DeliverFn, Delivery, NetConfig, NetSource};
-use super::dedupe::{Dedupe, DEFAULT_CAPACITY};
+use super::codec::nb_name;
+use super::config::{NetConfig, Sink};
 use super::error::NetError;
-use super::iface::{self, Interface};
-use super::nameservice::{self, OurNames};
-use super::recv::{classify, Drop as Dropped, Identity};
-use super::state::{Counters, NetCounters, StateRecord, FLUSH_INTERVAL};
-
-/// How long a new holder keeps retrying a bind that fails with `EADDRINUSE` (the previous
-/// holder's socket may still be closing).
-const BIND_RETRY: Duration = Duration::from_millis(250);
-/// Receive buffer: the largest UDP payload fits, so nothing is ever truncated silently.
-const RECV_BUF: usize = 65_536;
-/// Datagrams handled between two checks of the stop signal under load.
-const DRAIN_BATCH: usize = 1024;
-/// Name-service answers per second at most (we must not become a reflector).
-const NS_ANSWERS_PER_SEC: u32 = 200;
-/// Handoff requests: at most this many datagrams, each at most a UDP payload.
-const HANDOFF_MAX_ITEMS: usize = 64;
-const HANDOFF_MAGIC: &[u8; 4] = b"MSH1";
-const HANDOFF_IO_TIMEOUT: Duration = Duration::from_secs(2);
+use super::holder::hold;
+use super::recv::Identity;
+use super::state::{Counters, NetCounters};
 
 /// Where the role of one (directory, port) stands in this process.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,20 +90,21 @@ pub enum RoleState {
 
 type Key = (PathBuf, u16);
 
-struct Entry {
+pub(super) struct Entry {
     key: Key,
-    inner: Mutex<Inner>,
-    changed: Condvar,
-    counters: Arc<Counters>,
+    pub(super) inner: Mutex<Inner>,
+    pub(super) changed: Condvar,
+    pub(super) counters: Arc<Counters>,
     stop_tx: UnixDatagram,
 }
 
-struct Inner {
+pub(super) struct Inner {
     refcount: usize,
     config: NetConfig,
-    deliver: DeliverFn,
-    state: RoleState,
-    socket: Option<Arc<UdpSocket>>,
+    sink: Sink,
+    pub(super) state: RoleState,
+    /// The bound datagram socket while this process holds the role (for sends from it).
+    pub(super) socket: Option<Arc<UdpSocket>>,
     thread: Option<JoinHandle<()>>,
     thread_id: Option<ThreadId>,
 }
@@ -135,7 +115,7 @@ fn registry() -> MutexGuard<'static, HashMap<Key, Arc<Entry>>> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -160,11 +140,10 @@ pub(crate) fn local_socket(dir: &Path, port: u16) -> Option<Arc<UdpSocket>> {
 /// The role is per process: the first `NetRole` for a (directory, port) starts an election
 /// thread, later ones share it, and dropping the last one releases the role (a holder passes
 /// it on at once: when `drop` returns, the port is closed and the lock released). The
-/// configuration and delivery callback of the first start are used; later starts only add a
-/// reference.
+/// configuration and [`Sink`] of the first start are used; later starts only add a reference.
 ///
-/// Drop the last `NetRole` without holding any lock that the delivery callback takes: the drop
-/// waits for the receive loop, which may be inside the callback.
+/// With a [`Sink::Callback`], drop the last `NetRole` without holding any lock that the
+/// callback takes: the drop waits for the receive loop, which may be inside the callback.
 pub struct NetRole {
     entry: Arc<Entry>,
 }
@@ -182,13 +161,20 @@ impl NetRole {
     /// Join the election for `config.dir` and `config.port` (or share this process's existing
     /// interest). Returns at once; the role is taken in the background, see [`state`].
     ///
+    /// `sink` says where received mailslot writes go: [`Sink::Local`] delivers them into the
+    /// local mailslots of `config.dir` (what a host wants); a [`DeliverFn`] (or
+    /// [`Sink::Callback`]) gets each one instead.
+    ///
+    /// [`DeliverFn`]: super::DeliverFn
+    ///
     /// # Errors
     ///
     /// `InvalidTarget` if the NetBIOS name or workgroup cannot be a NetBIOS name; `Io` if the
     /// runtime directory cannot be created or the thread cannot be started.
     ///
     /// [`state`]: NetRole::state
-    pub fn start(config: NetConfig, deliver: DeliverFn) -> Result<NetRole, NetError> {
+    pub fn start(config: NetConfig, sink: impl Into<Sink>) -> Result<NetRole, NetError> {
+        let sink = sink.into();
         identity(&config)?;
         if !config.dir.exists() {
             fs::DirBuilder::new()
@@ -205,7 +191,7 @@ impl NetRole {
             if inner.refcount == 0 {
                 // A parked waiter from an earlier interest: reuse it with the new settings.
                 inner.config = config;
-                inner.deliver = deliver;
+                inner.sink = sink;
             }
             inner.refcount += 1;
             drop(inner);
@@ -224,7 +210,7 @@ impl NetRole {
             inner: Mutex::new(Inner {
                 refcount: 1,
                 config,
-                deliver,
+                sink,
                 state: RoleState::Waiting,
                 socket: None,
                 thread: None,
@@ -317,7 +303,7 @@ impl Drop for NetRole {
     }
 }
 
-fn identity(config: &NetConfig) -> Result<Identity, NetError> {
+pub(super) fn identity(config: &NetConfig) -> Result<Identity, NetError> {
     let host = nb_name(&config.netbios_name, 0).ok_or(NetError::InvalidTarget {
         target: config.netbios_name.clone(),
         reason: "not a NetBIOS name (1 to 15 ASCII characters, no dot)",
@@ -334,7 +320,7 @@ fn identity(config: &NetConfig) -> Result<Identity, NetError> {
     })
 }
 
-fn set_state(entry: &Entry, state: RoleState) {
+pub(super) fn set_state(entry: &Entry, state: RoleState) {
     let mut inner = lock(&entry.inner);
     inner.state = state;
     entry.changed.notify_all();
@@ -369,7 +355,7 @@ fn run(entry: Arc<Entry>, stop_rx: UnixDatagram) {
             }
         }
     };
-    let (config, deliver) = {
+    let (config, sink) = {
         let mut reg = registry();
         let mut inner = lock(&entry.inner);
         if inner.refcount == 0 {
@@ -384,9 +370,9 @@ fn run(entry: Arc<Entry>, stop_rx: UnixDatagram) {
         }
         inner.state = RoleState::Starting;
         entry.changed.notify_all();
-        (inner.config.clone(), inner.deliver.clone())
+        (inner.config.clone(), inner.sink.clone())
     };
-    let end = hold(&entry, &config, deliver, stop_rx);
+    let end = hold(&entry, &config, sink, stop_rx);
     // SYNC POINT: `hold` closed the sockets; the lock goes next, and only then is the final
     // state published, so whoever sees it (or reads `status`) finds the port and lock free.
     drop(flock);
@@ -410,7 +396,7 @@ fn run(entry: Arc<Entry>, stop_rx: UnixDatagram) {
 }
 
 /// How a holder's term ended.
-enum End {
+pub(super) enum End {
     /// Stopped because this process no longer wants the role.
     Released,
     /// The port could not be bound.
@@ -425,695 +411,11 @@ fn give_up(entry: &Entry, reason: String) {
     set_state(entry, RoleState::Unavailable { reason });
 }
 
-fn base_record(config: &NetConfig) -> StateRecord {
-    StateRecord {
-        pid: std::process::id(),
-        port: config.port,
-        netbios_name: config.netbios_name.clone(),
-        workgroup: config.workgroup.clone(),
-        ..StateRecord::default()
-    }
-}
-
-/// Bind, run the loop, clean up. `Err` only for a failure of the loop itself.
-fn hold(entry: &Arc<Entry>, config: &NetConfig, deliver: DeliverFn, stop_rx: UnixDatagram) -> End {
-    // Validated by `NetRole::start`; a failure here is only a defence.
-    let identity = match identity(config) {
-        Ok(i) => i,
-        Err(e) => return End::Unavailable(e.to_string()),
-    };
-    let state_path = config.state_path();
-    if config.via_host_service {
-        if let Some(sub) = crate::service::Subscription::start(config.port) {
-            return hold_via_service(entry, config, deliver, &stop_rx, sub);
-        }
-    }
-    // What the previous holder left (a `kill -9` leaves "holding").
-    let prev = fs::read_to_string(&state_path)
-        .map(|t| StateRecord::parse(&t))
-        .unwrap_or_default();
-    let (udp, shared) = match bind_role_socket(config, &prev) {
-        Ok(x) => x,
-        Err(reason) => {
-            let mut rec = base_record(config);
-            rec.state = "unavailable".into();
-            rec.reason = reason.clone();
-            let _ = rec.write(&state_path);
-            config
-                .reporter
-                .report(&format!("network role unavailable: {reason}"));
-            return End::Unavailable(reason);
-        }
-    };
-    let local = match udp.local_addr() {
-        Ok(std::net::SocketAddr::V4(a)) => a,
-        _ => SocketAddrV4::new(config.bind, config.port),
-    };
-    let udp = Arc::new(udp);
-    let (ns, ns_state) = bind_name_service(config, &prev);
-    if config.name_service && ns.is_none() {
-        config
-            .reporter
-            .report(&format!("NetBIOS name service not started: {ns_state}"));
-    }
-    let handoff = HandoffServer::start(config, udp.clone(), entry.counters.clone());
-    let mut rec = base_record(config);
-    rec.state = if shared { "holding_shared" } else { "holding" }.into();
-    rec.bind = local.to_string();
-    rec.shared = shared;
-    rec.name_service = ns_state;
-    rec.counters = entry.counters.snapshot();
-    let _ = rec.write(&state_path);
-    {
-        let mut inner = lock(&entry.inner);
-        inner.socket = Some(udp.clone());
-        inner.state = RoleState::Holding { local, shared };
-        entry.changed.notify_all();
-    }
-    let names = OurNames {
-        host: identity.host,
-        workgroup: identity.workgroup,
-    };
-    let mut holder = Holder {
-        udp: udp.clone(),
-        ns,
-        stop_rx,
-        counters: entry.counters.clone(),
-        deliver,
-        identity,
-        names,
-        dedupe: Dedupe::new(config.dedupe_window, DEFAULT_CAPACITY),
-        bind: config.bind,
-        ifaces: Vec::new(),
-        ifaces_at: None,
-        ns_bucket: (Instant::now(), 0),
-        record: rec,
-        state_path: state_path.clone(),
-        last_flush: Instant::now(),
-        dirty: false,
-        kernel_drops_seen: 0,
-    };
-    let result = holder.run();
-    holder.read_kernel_drops();
-    // Release in order: stop handing off, close every socket of ours, then (in `run`) the lock.
-    if let Some(h) = handoff {
-        h.stop();
-    }
-    lock(&entry.inner).socket = None;
-    holder.record.counters = entry.counters.snapshot();
-    holder.record.state = "stopped".into();
-    holder.record.reason = match &result {
-        Ok(()) => format!("released by pid {}", std::process::id()),
-        Err(e) => e.clone(),
-    };
-    let _ = holder.record.write(&state_path);
-    drop(holder);
-    // Sends of this process may hold a clone for a moment; wait briefly for them so the port
-    // is really closed when the lock goes.
-    let deadline = Instant::now() + Duration::from_millis(200);
-    while Arc::strong_count(&udp) > 1 && Instant::now() < deadline {
-        thread::sleep(Duration::from_micros(200));
-    }
-    drop(udp);
-    match result {
-        Ok(()) => End::Released,
-        Err(e) => End::Failed(e),
-    }
-}
-
-/// The holder's term when the host service holds the port (see `subscribed`).
-fn hold_via_service(
-    entry: &Arc<Entry>,
-    config: &NetConfig,
-    deliver: DeliverFn,
-    stop_rx: &UnixDatagram,
-    sub: crate::service::Subscription,
-) -> End {
-    let mut rec = base_record(config);
-    rec.state = "via_service".into();
-    rec.counters = entry.counters.snapshot();
-    let _ = rec.write(&config.state_path());
-    set_state(entry, RoleState::ViaService { port: config.port });
-    let result = super::subscribed::hold(config, sub, &deliver, &entry.counters, stop_rx, &mut rec);
-    rec.counters = entry.counters.snapshot();
-    rec.state = "stopped".into();
-    rec.reason = match &result {
-        Ok(()) => format!("released by pid {}", std::process::id()),
-        Err(e) => e.clone(),
-    };
-    let _ = rec.write(&config.state_path());
-    match result {
-        Ok(()) => End::Released,
-        Err(e) => End::Failed(e),
-    }
-}
-
-fn new_udp(addr: SocketAddrV4, reuse: bool) -> io::Result<UdpSocket> {
-    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
-    if reuse {
-        s.set_reuse_address(true)?;
-    }
-    s.set_broadcast(true)?;
-    // Best effort: a bigger queue rides out bursts (the kernel caps it at rmem_max).
-    let _ = s.set_recv_buffer_size(1 << 20);
-    s.bind(&addr.into())?;
-    s.set_nonblocking(true)?;
-    Ok(s.into())
-}
-
-/// Bind the datagram port, or say why not (one line with the remedies).
-fn bind_role_socket(config: &NetConfig, prev: &StateRecord) -> Result<(UdpSocket, bool), String> {
-    let addr = SocketAddrV4::new(config.bind, config.port);
-    // Retry only when a holder of ours was there before us (its socket may still be
-    // closing); a port held by another program is reported without delay.
-    let retry = if prev.state.starts_with("holding") {
-        BIND_RETRY
-    } else {
-        Duration::ZERO
-    };
-    let deadline = Instant::now() + retry;
-    let mut delay = Duration::from_micros(50);
-    let in_use = loop {
-        match new_udp(addr, false) {
-            Ok(s) => return Ok((s, false)),
-            Err(e) if e.raw_os_error() == Some(libc::EADDRINUSE) => {
-                if Instant::now() >= deadline {
-                    break e;
-                }
-                thread::sleep(delay);
-                delay = (delay * 2).min(Duration::from_millis(20));
-            }
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EACCES) | Some(libc::EPERM)) => {
-                return Err(format!(
-                    "no permission to bind UDP port {} on {} (ports below 1024 need root or \
-                     CAP_NET_BIND_SERVICE); local mailslots keep working. Remedies: run \
-                     `mailslot serve` with that capability (e.g. `setcap \
-                     cap_net_bind_service=+ep $(which mailslot)`), or use another port (--port)",
-                    config.port, config.bind
-                ));
-            }
-            Err(e) if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) => {
-                return Err(format!(
-                    "cannot bind {addr}: {} is not an address of this host (--bind)",
-                    config.bind
-                ));
-            }
-            Err(e) => return Err(format!("cannot bind UDP {addr}: {e}")),
-        }
-    };
-    let owners = iface::udp_port_owners(config.port);
-    let who = iface::describe_owners(&owners);
-    if config.share_port {
-        return match new_udp(addr, true) {
-            Ok(s) => Ok((s, true)),
-            Err(e) => Err(format!(
-                "UDP port {} is in use by {who} and cannot be shared ({e}): the other program \
-                 did not set SO_REUSEADDR. Stop it or use another port (--port)",
-                config.port
-            )),
-        };
-    }
-    let _ = in_use;
-    Err(format!(
-        "UDP port {} is in use by {who}; local mailslots keep working. Remedies: stop it (for \
-         Samba: stop nmbd), use another port (--port), or bind alongside it with --share-port \
-         (broadcasts reach both; unicast goes to one of the two sockets)",
-        config.port
-    ))
-}
-
-/// Bind the name-service port if wanted and free; returns the socket and a one-line state.
-fn bind_name_service(config: &NetConfig, prev: &StateRecord) -> (Option<UdpSocket>, String) {
-    if !config.name_service {
-        return (None, "off".into());
-    }
-    let addr = SocketAddrV4::new(config.bind, config.name_service_port);
-    // As for the datagram port: wait only for a previous holder of ours to let go.
-    let retry = if prev.state.starts_with("holding") && prev.name_service.starts_with("answering") {
-        BIND_RETRY
-    } else {
-        Duration::ZERO
-    };
-    let deadline = Instant::now() + retry;
-    loop {
-        match new_udp(addr, false) {
-            Ok(s) => return (Some(s), format!("answering on {addr}")),
-            Err(e) if e.raw_os_error() == Some(libc::EADDRINUSE) && Instant::now() < deadline => {
-                thread::sleep(Duration::from_millis(5));
-            }
-            Err(e) if e.raw_os_error() == Some(libc::EADDRINUSE) => {
-                let who = iface::describe_owners(&iface::udp_port_owners(config.name_service_port));
-                return (
-                    None,
-                    format!("UDP port {} is in use by {who}", config.name_service_port),
-                );
-            }
-            Err(e) => return (None, format!("cannot bind UDP {addr}: {e}")),
-        }
-    }
-}
-
-struct Holder {
-    udp: Arc<UdpSocket>,
-    ns: Option<UdpSocket>,
-    stop_rx: UnixDatagram,
-    counters: Arc<Counters>,
-    deliver: DeliverFn,
-    identity: Identity,
-    names: OurNames,
-    dedupe: Dedupe,
-    bind: Ipv4Addr,
-    ifaces: Vec<Interface>,
-    ifaces_at: Option<Instant>,
-    ns_bucket: (Instant, u32),
-    record: StateRecord,
-    state_path: PathBuf,
-    last_flush: Instant,
-    dirty: bool,
-    /// The socket's cumulative kernel drop count (`sk_drops`) already added to
-    /// `dropped_kernel`: the counters outlive the socket (a process may hold the role again
-    /// with a new one), so only the increase is added.
-    kernel_drops_seen: u32,
-}
-
-enum Recv {
-    Datagram {
-        len: usize,
-        from: SocketAddrV4,
-        truncated: bool,
-        overflow: Option<u32>,
-    },
-    Empty,
-}
-
-fn recv_one(sock: &UdpSocket, buf: &mut [u8]) -> io::Result<Recv> {
-    let fd = sock.as_raw_fd();
-    let mut iov = [io::IoSliceMut::new(buf)];
-    let mut cmsg = nix::cmsg_space!(u32);
-    match recvmsg::<SockaddrIn>(fd, &mut iov, Some(&mut cmsg), MsgFlags::MSG_DONTWAIT) {
-        Ok(msg) => {
-            let mut overflow = None;
-            if let Ok(cmsgs) = msg.cmsgs() {
-                for c in cmsgs {
-                    if let ControlMessageOwned::RxqOvfl(n) = c {
-                        overflow = Some(n);
-                    }
-                }
-            }
-            let from = msg
-                .address
-                .map(|a| SocketAddrV4::new(a.ip(), a.port()))
-                .unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
-            Ok(Recv::Datagram {
-                len: msg.bytes,
-                from,
-                truncated: msg.flags.contains(MsgFlags::MSG_TRUNC),
-                overflow,
-            })
-        }
-        Err(Errno::EAGAIN) => Ok(Recv::Empty),
-        Err(e) => Err(io::Error::from(e)),
-    }
-}
-
-/// How far a cumulative, wrapping drop count `n` is ahead of `seen`; `None` when it is not
-/// (the same, or an older reading).
-fn drops_increase(seen: u32, n: u32) -> Option<u32> {
-    let delta = n.wrapping_sub(seen);
-    (delta != 0 && delta <= u32::MAX / 2).then_some(delta)
-}
-
-impl Holder {
-    fn run(&mut self) -> Result<(), String> {
-        let _ = setsockopt(&*self.udp, sockopt::RxqOvfl, &1);
-        let mut buf = vec![0u8; RECV_BUF];
-        let mut errors_in_a_row = 0u32;
-        loop {
-            // Drain the datagram socket (bounded, so a flood cannot starve the stop signal).
-            for _ in 0..DRAIN_BATCH {
-                match recv_one(&self.udp, &mut buf) {
-                    Ok(Recv::Datagram {
-                        len,
-                        from,
-                        truncated,
-                        overflow,
-                    }) => {
-                        errors_in_a_row = 0;
-                        if let Some(n) = overflow {
-                            self.note_kernel_drops(n);
-                        }
-                        self.handle(&buf[..len.min(buf.len())], from, truncated);
-                    }
-                    Ok(Recv::Empty) => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    // ICMP errors queued on the socket (e.g. port unreachable after a send)
-                    // are reported once by the next recv: not fatal.
-                    Err(e) => {
-                        errors_in_a_row += 1;
-                        if errors_in_a_row > 10_000 {
-                            return Err(format!("receive failed repeatedly: {e}"));
-                        }
-                        break;
-                    }
-                }
-            }
-            // The ancillary count only comes with a datagram queued after the drops; a burst that
-            // overflowed the buffer and then stopped would never report its tail.
-            self.read_kernel_drops();
-            self.serve_name_queries(&mut buf);
-            let since = self.last_flush.elapsed();
-            if self.dirty && since >= FLUSH_INTERVAL {
-                self.flush();
-            }
-            let timeout = if self.dirty {
-                let left = FLUSH_INTERVAL.saturating_sub(self.last_flush.elapsed());
-                PollTimeout::try_from(left.as_millis().max(1) as i32).unwrap_or(PollTimeout::NONE)
-            } else {
-                PollTimeout::NONE
-            };
-            let stop = {
-                let mut fds = vec![
-                    PollFd::new(self.stop_rx.as_fd(), PollFlags::POLLIN),
-                    PollFd::new(self.udp.as_fd(), PollFlags::POLLIN),
-                ];
-                if let Some(ns) = &self.ns {
-                    fds.push(PollFd::new(ns.as_fd(), PollFlags::POLLIN));
-                }
-                match poll(&mut fds, timeout) {
-                    Ok(_) | Err(Errno::EINTR) => {}
-                    Err(e) => return Err(format!("poll failed: {e}")),
-                }
-                fds[0].revents().is_some_and(|r| !r.is_empty())
-            };
-            if stop {
-                return Ok(());
-            }
-        }
-    }
-
-    /// Adds what the kernel dropped on the socket since the last look (`SO_MEMINFO`).
-    fn read_kernel_drops(&mut self) {
-        if let Ok(n) = crate::sys::socket_drops(self.udp.as_fd()) {
-            self.note_kernel_drops(n);
-        }
-    }
-
-    /// `n` is the socket's cumulative drop count at some moment (from `SO_MEMINFO` now, or from
-    /// `SO_RXQ_OVFL` as it was when a datagram was queued, which may be older): add the
-    /// increase over what was counted, ignore an older value.
-    fn note_kernel_drops(&mut self, n: u32) {
-        let Some(delta) = drops_increase(self.kernel_drops_seen, n) else {
-            return;
-        };
-        self.kernel_drops_seen = n;
-        self.counters
-            .dropped_kernel
-            .fetch_add(u64::from(delta), Ordering::Relaxed);
-        self.dirty = true;
-    }
-
-    fn flush(&mut self) {
-        self.record.counters = self.counters.snapshot();
-        let _ = self.record.write(&self.state_path);
-        self.last_flush = Instant::now();
-        self.dirty = false;
-    }
-
-    fn handle(&mut self, dgram: &[u8], from: SocketAddrV4, truncated: bool) {
-        let c = &self.counters;
-        Counters::bump(&c.received);
-        self.dirty = true;
-        if truncated {
-            Counters::bump(&c.dropped_truncated);
-            return;
-        }
-        let p = match classify(dgram, &self.identity) {
-            Ok(p) => p,
-            Err(d) => {
-                Counters::bump(match d {
-                    Dropped::Malformed(_) => &c.dropped_malformed,
-                    Dropped::Fragment => &c.dropped_fragment,
-                    Dropped::OtherType(_) => &c.dropped_other_type,
-                    Dropped::NotForUs | Dropped::Own => &c.dropped_not_for_us,
-                });
-                return;
-            }
-        };
-        if !p.dgm_length_ok {
-            Counters::bump(&c.dgm_length_mismatch);
-        }
-        if self.dedupe.check(from.port(), dgram, Instant::now()) {
-            Counters::bump(&c.dropped_duplicate);
-            return;
-        }
-        let source = NetSource {
-            ip: *from.ip(),
-            port: from.port(),
-            netbios_name: p.source.name(),
-            netbios_suffix: p.source.suffix(),
-            destination_name: p.destination.name(),
-            destination_suffix: p.destination.suffix(),
-            msg_type: p.msg_type,
-        };
-        let deliver = &self.deliver;
-        // A panicking callback must not take the role down with it.
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            deliver(p.mailslot, p.data, &source)
-        }));
-        Counters::bump(match outcome {
-            Ok(Delivery::Delivered) => &c.delivered,
-            Ok(Delivery::NoMailslot) => &c.dropped_no_mailslot,
-            Ok(Delivery::Failed(_)) | Err(_) => &c.dropped_failed,
-        });
-    }
-
-    fn serve_name_queries(&mut self, buf: &mut [u8]) {
-        let Some(ns) = self.ns.take() else { return };
-        for _ in 0..64 {
-            let (n, from) = match ns.recv_from(buf) {
-                Ok((n, std::net::SocketAddr::V4(a))) => (n, a),
-                Ok(_) => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(_) => break,
-            };
-            let Some(q) = nameservice::parse_request(&buf[..n]) else {
-                continue;
-            };
-            if !self.ns_allow() {
-                continue;
-            }
-            let addr = self.answer_addr(*from.ip());
-            if let Some(resp) = nameservice::respond(&q, &self.names, addr) {
-                if ns.send_to(&resp, from).is_ok() {
-                    Counters::bump(&self.counters.name_queries_answered);
-                    self.dirty = true;
-                }
-            }
-        }
-        self.ns = Some(ns);
-    }
-
-    /// Token bucket: at most `NS_ANSWERS_PER_SEC` answers per second.
-    fn ns_allow(&mut self) -> bool {
-        let now = Instant::now();
-        if now.duration_since(self.ns_bucket.0) >= Duration::from_secs(1) {
-            self.ns_bucket = (now, 0);
-        }
-        self.ns_bucket.1 += 1;
-        self.ns_bucket.1 <= NS_ANSWERS_PER_SEC
-    }
-
-    /// Our address as seen from `peer`: the bind address, else the interface on its subnet.
-    fn answer_addr(&mut self, peer: Ipv4Addr) -> Ipv4Addr {
-        if !self.bind.is_unspecified() {
-            return self.bind;
-        }
-        if self
-            .ifaces_at
-            .is_none_or(|t| t.elapsed() > Duration::from_secs(5))
-        {
-            self.ifaces = iface::interfaces();
-            self.ifaces_at = Some(Instant::now());
-        }
-        if let Some(i) = self.ifaces.iter().find(|i| i.addr == peer) {
-            return i.addr;
-        }
-        if let Some(i) = self.ifaces.iter().find(|i| !i.loopback && i.contains(peer)) {
-            return i.addr;
-        }
-        if peer.is_loopback() {
-            return Ipv4Addr::LOCALHOST;
-        }
-        self.ifaces
-            .iter()
-            .find(|i| !i.loopback)
-            .map(|i| i.addr)
-            .unwrap_or(Ipv4Addr::LOCALHOST)
-    }
-}
-
-/// Sends datagrams for other local processes from the role's port, so that replies to them
-/// (which go to the source port) reach this host's role.
-///
-/// Protocol on a Unix stream socket `<dir>/network-<port>.sock`: the client writes
-/// `"MSH1"`, a count (u8, at most 64), then per datagram `IPv4 (4), port (2, BE), length (2, BE),
-/// bytes`; the server answers one status byte (0 sent, 1 failed) followed by a UTF-8 reason,
-/// and closes. Only well-formed unfragmented mailslot datagrams are sent.
-struct HandoffServer {
-    path: PathBuf,
-    stop: Arc<AtomicBool>,
-    thread: JoinHandle<()>,
-}
-
-impl HandoffServer {
-    fn start(
-        config: &NetConfig,
-        udp: Arc<UdpSocket>,
-        counters: Arc<Counters>,
-    ) -> Option<HandoffServer> {
-        let path = config.handoff_path();
-        // We hold the lock: any socket file here is a dead holder's.
-        let _ = fs::remove_file(&path);
-        let listener = UnixListener::bind(&path).ok()?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop2 = stop.clone();
-        let port = config.port;
-        let thread = thread::Builder::new()
-            .name("mailslot-net-handoff".into())
-            .spawn(move || {
-                for conn in listener.incoming() {
-                    if stop2.load(Ordering::Acquire) {
-                        break;
-                    }
-                    if let Ok(conn) = conn {
-                        let _ = serve_handoff(conn, &udp, port, &counters);
-                    }
-                }
-            })
-            .ok()?;
-        Some(HandoffServer { path, stop, thread })
-    }
-
-    fn stop(self) {
-        self.stop.store(true, Ordering::Release);
-        // Wake the blocking accept.
-        let _ = UnixStream::connect(&self.path);
-        let _ = fs::remove_file(&self.path);
-        let _ = self.thread.join();
-    }
-}
-
-fn serve_handoff(
-    mut conn: UnixStream,
-    udp: &UdpSocket,
-    port: u16,
-    counters: &Counters,
-) -> io::Result<()> {
-    conn.set_read_timeout(Some(HANDOFF_IO_TIMEOUT))?;
-    conn.set_write_timeout(Some(HANDOFF_IO_TIMEOUT))?;
-    let mut head = [0u8; 5];
-    conn.read_exact(&mut head)?;
-    let reply = |conn: &mut UnixStream, ok: bool, msg: &str| -> io::Result<()> {
-        let mut out = vec![if ok { 0 } else { 1 }];
-        out.extend_from_slice(msg.as_bytes());
-        conn.write_all(&out)
-    };
-    if &head[..4] != HANDOFF_MAGIC || head[4] as usize > HANDOFF_MAX_ITEMS {
-        return reply(&mut conn, false, "bad handoff request");
-    }
-    let mut items = Vec::with_capacity(head[4] as usize);
-    for _ in 0..head[4] {
-        let mut h = [0u8; 8];
-        conn.read_exact(&mut h)?;
-        let ip = Ipv4Addr::new(h[0], h[1], h[2], h[3]);
-        let dport = u16::from_be_bytes([h[4], h[5]]);
-        let len = u16::from_be_bytes([h[6], h[7]]) as usize;
-        let mut d = vec![0u8; len];
-        conn.read_exact(&mut d)?;
-        if dport != port || parse_mailslot_datagram(&d).is_err() {
-            return reply(&mut conn, false, "not a mailslot datagram for this port");
-        }
-        items.push((SocketAddrV4::new(ip, dport), d));
-    }
-    for (dest, d) in &items {
-        if let Err(e) = send_blocking(udp, d, *dest) {
-            return reply(&mut conn, false, &format!("sending to {dest}: {e}"));
-        }
-        Counters::bump(&counters.sent_handoff);
-    }
-    reply(&mut conn, true, "")
-}
-
-/// `send_to` on a socket that may be in non-blocking mode (the role's): wait for room.
-pub(crate) fn send_blocking(sock: &UdpSocket, data: &[u8], dest: SocketAddrV4) -> io::Result<()> {
-    for _ in 0..50 {
-        match sock.send_to(data, dest) {
-            Ok(_) => return Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                let mut fds = [PollFd::new(sock.as_fd(), PollFlags::POLLOUT)];
-                let _ = poll(&mut fds, PollTimeout::from(100u8));
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Err(io::Error::new(
-        io::ErrorKind::TimedOut,
-        "socket send buffer stayed full",
-    ))
-}
-
-/// Client side of the handoff. `Ok(false)` when no holder listens (use another path).
-pub(crate) fn handoff(path: &Path, items: &[(SocketAddrV4, Vec<u8>)]) -> Result<bool, NetError> {
-    let Ok(mut conn) = UnixStream::connect(path) else {
-        return Ok(false);
-    };
-    let io_err = |e| NetError::io("handing the datagram to the network role holder", e);
-    conn.set_read_timeout(Some(HANDOFF_IO_TIMEOUT))
-        .map_err(io_err)?;
-    conn.set_write_timeout(Some(HANDOFF_IO_TIMEOUT))
-        .map_err(io_err)?;
-    let mut req = Vec::new();
-    req.extend_from_slice(HANDOFF_MAGIC);
-    req.push(items.len().min(HANDOFF_MAX_ITEMS) as u8);
-    for (dest, d) in items.iter().take(HANDOFF_MAX_ITEMS) {
-        req.extend_from_slice(&dest.ip().octets());
-        req.extend_from_slice(&dest.port().to_be_bytes());
-        req.extend_from_slice(&(d.len() as u16).to_be_bytes());
-        req.extend_from_slice(d);
-    }
-    conn.write_all(&req).map_err(io_err)?;
-    let mut resp = Vec::new();
-    conn.read_to_end(&mut resp).map_err(io_err)?;
-    match resp.first() {
-        Some(0) => Ok(true),
-        Some(_) => Err(NetError::unavailable(format!(
-            "the network role holder could not send: {}",
-            String::from_utf8_lossy(&resp[1..])
-        ))),
-        // The holder went away mid-request.
-        None => Ok(false),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn kernel_drops_add_increases_only() {
-        assert_eq!(drops_increase(0, 5090), Some(5090));
-        assert_eq!(drops_increase(5090, 5090), None);
-        // An older reading (a datagram queued before the latest drops) adds nothing.
-        assert_eq!(drops_increase(5090, 12), None);
-        assert_eq!(drops_increase(u32::MAX - 1, 3), Some(5));
-    }
-
-    #[test]
-    fn a_new_socket_has_dropped_nothing() {
-        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-        assert_eq!(crate::sys::socket_drops(s.as_fd()).unwrap(), 0);
-    }
+    use crate::net::config::{DeliverFn, Delivery};
+    use std::net::Ipv4Addr;
 
     fn cfg(dir: &Path, port: u16) -> NetConfig {
         let mut c = NetConfig::new(dir);
@@ -1230,7 +532,8 @@ mod tests {
         let mut c = cfg(&dir, port);
         c.reporter =
             super::super::config::Reporter::new(move |l| r2.lock().unwrap().push(l.to_string()));
-        let role = NetRole::start(c, Arc::new(|_, _, _| Delivery::NoMailslot)).unwrap();
+        let deliver: DeliverFn = Arc::new(|_, _, _| Delivery::NoMailslot);
+        let role = NetRole::start(c, deliver).unwrap();
         let st = role.wait_settled(Duration::from_secs(10));
         let RoleState::Unavailable { reason } = st else {
             panic!("{st:?}")

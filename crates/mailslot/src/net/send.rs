@@ -42,7 +42,7 @@ use super::config::NetConfig;
 use super::error::NetError;
 use super::iface;
 use super::nameservice::{self, Lookup};
-use super::role;
+use super::{handoff, role};
 
 /// Where a remote write goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -442,7 +442,7 @@ pub fn send(
     // 2. The local holder.
     let items = build(config.port)?;
     report.datagram_len = items.first().map_or(0, |i| i.1.len());
-    if role::handoff(&config.handoff_path(), &items)? {
+    if handoff::handoff(&config.handoff_path(), &items)? {
         report.path = SendPath::Handoff;
         return Ok(report);
     }
@@ -466,7 +466,7 @@ fn send_all(sock: &UdpSocket, items: &[(SocketAddrV4, Vec<u8>)]) -> Result<(), N
     let mut first_err = None;
     let mut sent = 0;
     for (dest, d) in items {
-        match role::send_blocking(sock, d, *dest) {
+        match handoff::send_blocking(sock, d, *dest) {
             Ok(()) => sent += 1,
             Err(e) => {
                 first_err.get_or_insert((*dest, e));

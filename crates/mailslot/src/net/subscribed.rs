@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 
-use super::config::{DeliverFn, Delivery, NetConfig};
+use super::config::NetConfig;
+use super::sink::Delivering;
 use super::state::{Counters, StateRecord, FLUSH_INTERVAL};
 use crate::name::MailslotName;
 use crate::service::{Datagram, Subscription, MAX_PACKET};
@@ -45,7 +46,7 @@ fn watch(dir: &Path) -> Option<Inotify> {
 pub(super) fn hold(
     config: &NetConfig,
     sub: Subscription,
-    deliver: &DeliverFn,
+    sink: &mut Delivering,
     counters: &Counters,
     stop_rx: &UnixDatagram,
     record: &mut StateRecord,
@@ -75,7 +76,7 @@ pub(super) fn hold(
         if let Some(s) = &sub {
             loop {
                 match s.try_recv(&mut buf) {
-                    Ok(Some(d)) => handle(d, deliver, counters),
+                    Ok(Some(d)) => handle(d, sink, counters),
                     Ok(None) => break,
                     Err(_) => {
                         sub = None;
@@ -112,15 +113,7 @@ pub(super) fn hold(
     }
 }
 
-fn handle(d: Datagram, deliver: &DeliverFn, counters: &Counters) {
+fn handle(d: Datagram, sink: &mut Delivering, counters: &Counters) {
     Counters::bump(&counters.received);
-    // A panicking callback must not take the role down with it.
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        deliver(&d.name, &d.data, &d.source)
-    }));
-    Counters::bump(match outcome {
-        Ok(Delivery::Delivered) => &counters.delivered,
-        Ok(Delivery::NoMailslot) => &counters.dropped_no_mailslot,
-        Ok(Delivery::Failed(_)) | Err(_) => &counters.dropped_failed,
-    });
+    sink.deliver_one(&d.name, &d.data, &d.source, counters);
 }

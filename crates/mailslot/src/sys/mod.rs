@@ -2,7 +2,7 @@
 //!
 //! One file per mechanism: the shared mapping (`map`, with the typed views of a name's file in
 //! `layout` and its protection against truncation in `sigbus`), futex wait and wake (`futex`),
-//! open file description locks (`ofd`), descriptors and sockets (`fd`, `fdpass`), and who we
+//! open file description locks (`ofd`), descriptors and sockets (`fd`, `fdpass`, `mmsg`), and who we
 //! are (`process`). Nothing else in the crate uses `unsafe`, and nothing here knows the layers
 //! above but the tokio registration of a server.
 
@@ -11,6 +11,7 @@ pub mod fdpass;
 mod futex;
 pub mod layout;
 mod map;
+mod mmsg;
 mod ofd;
 mod process;
 mod sigbus;
@@ -20,5 +21,6 @@ pub use fd::register_async;
 pub use fd::{poll_readable, socket_drops, wait_readable};
 pub use futex::{futex_wait, futex_wake};
 pub use map::SharedMap;
+pub use mmsg::RecvBatch;
 pub use ofd::{ofd_probe, ofd_try_lock, ofd_unlock, LockProbe};
 pub use process::{current_uid, fork_generation, random_u64};

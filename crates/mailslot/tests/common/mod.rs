@@ -1249,7 +1249,7 @@ fn role_netrole() -> i32 {
     config.name_service = false;
     config.name_service_port = config.port.wrapping_add(1);
     config.reporter = Reporter::silent();
-    let role = match NetRole::start(config, mailslot::Deliverer::callback(dir)) {
+    let role = match NetRole::start(config, mailslot::net::Sink::Local) {
         Ok(role) => role,
         Err(e) => {
             report_now(&mut out, &format!("start-err {e}"));

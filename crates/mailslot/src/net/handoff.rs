@@ -1,0 +1,170 @@
+//! The holder's handoff server and its client: other local processes send datagrams from the
+//! role's port through the holder, so that replies to them (which go to the source port) reach
+//! this host's role.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::os::fd::AsFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+use super::codec::parse_mailslot_datagram;
+use super::config::NetConfig;
+use super::error::NetError;
+use super::state::Counters;
+
+/// Handoff requests: at most this many datagrams, each at most a UDP payload.
+const HANDOFF_MAX_ITEMS: usize = 64;
+const HANDOFF_MAGIC: &[u8; 4] = b"MSH1";
+const HANDOFF_IO_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Sends datagrams for other local processes from the role's port, so that replies to them
+/// (which go to the source port) reach this host's role.
+///
+/// Protocol on a Unix stream socket `<dir>/network-<port>.sock`: the client writes
+/// `"MSH1"`, a count (u8, at most 64), then per datagram `IPv4 (4), port (2, BE), length (2, BE),
+/// bytes`; the server answers one status byte (0 sent, 1 failed) followed by a UTF-8 reason,
+/// and closes. Only well-formed unfragmented mailslot datagrams are sent.
+pub(crate) struct HandoffServer {
+    path: PathBuf,
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+impl HandoffServer {
+    pub(crate) fn start(
+        config: &NetConfig,
+        udp: Arc<UdpSocket>,
+        counters: Arc<Counters>,
+    ) -> Option<HandoffServer> {
+        let path = config.handoff_path();
+        // We hold the lock: any socket file here is a dead holder's.
+        let _ = fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).ok()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let port = config.port;
+        let thread = thread::Builder::new()
+            .name("mailslot-net-handoff".into())
+            .spawn(move || {
+                for conn in listener.incoming() {
+                    if stop2.load(Ordering::Acquire) {
+                        break;
+                    }
+                    if let Ok(conn) = conn {
+                        let _ = serve_handoff(conn, &udp, port, &counters);
+                    }
+                }
+            })
+            .ok()?;
+        Some(HandoffServer { path, stop, thread })
+    }
+
+    pub(crate) fn stop(self) {
+        self.stop.store(true, Ordering::Release);
+        // Wake the blocking accept.
+        let _ = UnixStream::connect(&self.path);
+        let _ = fs::remove_file(&self.path);
+        let _ = self.thread.join();
+    }
+}
+
+fn serve_handoff(
+    mut conn: UnixStream,
+    udp: &UdpSocket,
+    port: u16,
+    counters: &Counters,
+) -> io::Result<()> {
+    conn.set_read_timeout(Some(HANDOFF_IO_TIMEOUT))?;
+    conn.set_write_timeout(Some(HANDOFF_IO_TIMEOUT))?;
+    let mut head = [0u8; 5];
+    conn.read_exact(&mut head)?;
+    let reply = |conn: &mut UnixStream, ok: bool, msg: &str| -> io::Result<()> {
+        let mut out = vec![if ok { 0 } else { 1 }];
+        out.extend_from_slice(msg.as_bytes());
+        conn.write_all(&out)
+    };
+    if &head[..4] != HANDOFF_MAGIC || head[4] as usize > HANDOFF_MAX_ITEMS {
+        return reply(&mut conn, false, "bad handoff request");
+    }
+    let mut items = Vec::with_capacity(head[4] as usize);
+    for _ in 0..head[4] {
+        let mut h = [0u8; 8];
+        conn.read_exact(&mut h)?;
+        let ip = Ipv4Addr::new(h[0], h[1], h[2], h[3]);
+        let dport = u16::from_be_bytes([h[4], h[5]]);
+        let len = u16::from_be_bytes([h[6], h[7]]) as usize;
+        let mut d = vec![0u8; len];
+        conn.read_exact(&mut d)?;
+        if dport != port || parse_mailslot_datagram(&d).is_err() {
+            return reply(&mut conn, false, "not a mailslot datagram for this port");
+        }
+        items.push((SocketAddrV4::new(ip, dport), d));
+    }
+    for (dest, d) in &items {
+        if let Err(e) = send_blocking(udp, d, *dest) {
+            return reply(&mut conn, false, &format!("sending to {dest}: {e}"));
+        }
+        Counters::bump(&counters.sent_handoff);
+    }
+    reply(&mut conn, true, "")
+}
+
+/// `send_to` on a socket that may be in non-blocking mode (the role's): wait for room.
+pub(crate) fn send_blocking(sock: &UdpSocket, data: &[u8], dest: SocketAddrV4) -> io::Result<()> {
+    for _ in 0..50 {
+        match sock.send_to(data, dest) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let mut fds = [PollFd::new(sock.as_fd(), PollFlags::POLLOUT)];
+                let _ = poll(&mut fds, PollTimeout::from(100u8));
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::TimedOut,
+        "socket send buffer stayed full",
+    ))
+}
+
+/// Client side of the handoff. `Ok(false)` when no holder listens (use another path).
+pub(crate) fn handoff(path: &Path, items: &[(SocketAddrV4, Vec<u8>)]) -> Result<bool, NetError> {
+    let Ok(mut conn) = UnixStream::connect(path) else {
+        return Ok(false);
+    };
+    let io_err = |e| NetError::io("handing the datagram to the network role holder", e);
+    conn.set_read_timeout(Some(HANDOFF_IO_TIMEOUT))
+        .map_err(io_err)?;
+    conn.set_write_timeout(Some(HANDOFF_IO_TIMEOUT))
+        .map_err(io_err)?;
+    let mut req = Vec::new();
+    req.extend_from_slice(HANDOFF_MAGIC);
+    req.push(items.len().min(HANDOFF_MAX_ITEMS) as u8);
+    for (dest, d) in items.iter().take(HANDOFF_MAX_ITEMS) {
+        req.extend_from_slice(&dest.ip().octets());
+        req.extend_from_slice(&dest.port().to_be_bytes());
+        req.extend_from_slice(&(d.len() as u16).to_be_bytes());
+        req.extend_from_slice(d);
+    }
+    conn.write_all(&req).map_err(io_err)?;
+    let mut resp = Vec::new();
+    conn.read_to_end(&mut resp).map_err(io_err)?;
+    match resp.first() {
+        Some(0) => Ok(true),
+        Some(_) => Err(NetError::unavailable(format!(
+            "the network role holder could not send: {}",
+            String::from_utf8_lossy(&resp[1..])
+        ))),
+        // The holder went away mid-request.
+        None => Ok(false),
+    }
+}

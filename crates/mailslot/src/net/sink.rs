@@ -1,0 +1,176 @@
+//! The holder's local delivery: what the inbound step accepted goes into the local mailslots
+//! of the runtime directory (a [`Deliverer`] owned by the receive thread: no lock, and one
+//! wake-up per name per batch), or to the application's callback, one message at a time.
+
+use std::path::Path;
+
+use super::config::{DeliverFn, Delivery, NetSource, Sink};
+use super::inbound::Accepted;
+use super::state::Counters;
+use crate::error::ErrorKind;
+use crate::ring::RecordSource;
+use crate::writer::{Deliverer, NetMessage};
+
+/// A holder's sink, for the length of its term.
+pub(crate) enum Delivering {
+    Local {
+        deliverer: Deliverer,
+        outcomes: Vec<Result<(), ErrorKind>>,
+    },
+    Callback(DeliverFn),
+}
+
+impl Delivering {
+    pub(crate) fn new(sink: &Sink, dir: &Path) -> Delivering {
+        match sink {
+            Sink::Local => Delivering::Local {
+                deliverer: Deliverer::new(dir.to_path_buf()),
+                outcomes: Vec::new(),
+            },
+            Sink::Callback(f) => Delivering::Callback(f.clone()),
+        }
+    }
+
+    /// Delivers a batch and counts each message in exactly one counter: `delivered`,
+    /// `dropped_no_mailslot` or `dropped_failed`.
+    pub(crate) fn deliver(&mut self, batch: &[Accepted<'_>], counters: &Counters) {
+        if batch.is_empty() {
+            return;
+        }
+        match self {
+            Delivering::Local {
+                deliverer,
+                outcomes,
+            } => {
+                let messages: Vec<NetMessage<'_>> = batch
+                    .iter()
+                    .map(|a| NetMessage {
+                        name: a.mailslot,
+                        data: a.data,
+                        source: record_source(a),
+                    })
+                    .collect();
+                deliverer.deliver_batch(&messages, outcomes);
+                for outcome in outcomes.iter() {
+                    Counters::bump(match outcome {
+                        Ok(()) => &counters.delivered,
+                        Err(ErrorKind::NotFound) => &counters.dropped_no_mailslot,
+                        Err(_) => &counters.dropped_failed,
+                    });
+                }
+            }
+            Delivering::Callback(f) => {
+                for a in batch {
+                    let source = NetSource {
+                        ip: *a.from.ip(),
+                        port: a.from.port(),
+                        netbios_name: a.source.name(),
+                        netbios_suffix: a.source.suffix(),
+                        destination_name: a.destination.name(),
+                        destination_suffix: a.destination.suffix(),
+                        msg_type: a.msg_type,
+                    };
+                    count_callback(call(f, a.mailslot, a.data, &source), counters);
+                }
+            }
+        }
+    }
+
+    /// Delivers one message handed over by the host service (already validated there).
+    pub(crate) fn deliver_one(
+        &mut self,
+        name: &str,
+        data: &[u8],
+        source: &NetSource,
+        counters: &Counters,
+    ) {
+        match self {
+            Delivering::Local {
+                deliverer,
+                outcomes,
+            } => {
+                let message = NetMessage {
+                    name,
+                    data,
+                    source: RecordSource::network(
+                        source.ip,
+                        source.port,
+                        &source.netbios_name,
+                        source.netbios_suffix,
+                    ),
+                };
+                deliverer.deliver_batch(std::slice::from_ref(&message), outcomes);
+                Counters::bump(match outcomes.first() {
+                    Some(Ok(())) => &counters.delivered,
+                    Some(Err(ErrorKind::NotFound)) => &counters.dropped_no_mailslot,
+                    _ => &counters.dropped_failed,
+                });
+            }
+            Delivering::Callback(f) => count_callback(call(f, name, data, source), counters),
+        }
+    }
+}
+
+/// A panicking callback must not take the role down with it (it counts as failed).
+fn call(f: &DeliverFn, name: &str, data: &[u8], source: &NetSource) -> Option<Delivery> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(name, data, source))).ok()
+}
+
+fn count_callback(outcome: Option<Delivery>, counters: &Counters) {
+    Counters::bump(match outcome {
+        Some(Delivery::Delivered) => &counters.delivered,
+        Some(Delivery::NoMailslot) => &counters.dropped_no_mailslot,
+        Some(Delivery::Failed(_)) | None => &counters.dropped_failed,
+    });
+}
+
+/// The record's source: the NetBIOS name as [`RecordSource::network`] stores it, without
+/// building a `String` for the usual ASCII name.
+fn record_source(a: &Accepted<'_>) -> RecordSource {
+    let bytes = a.source.name_bytes();
+    if !bytes.is_ascii() {
+        // Code page 850 decodes to multi-byte UTF-8: the rare case takes the slow road.
+        return RecordSource::network(
+            *a.from.ip(),
+            a.from.port(),
+            &a.source.name(),
+            a.source.suffix(),
+        );
+    }
+    let mut name = [0u8; 16];
+    name[..bytes.len()].copy_from_slice(bytes);
+    RecordSource::Network {
+        ip: a.from.ip().octets(),
+        port: a.from.port(),
+        name,
+        suffix: a.source.suffix(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::codec::NbName;
+    use std::net::{Ipv4Addr, SocketAddrV4};
+
+    #[test]
+    fn record_source_matches_the_slow_road() {
+        for name in ["PEER", "A", "FIFTEEN-CHARS-X", "caf\u{e9}"] {
+            let nb = NbName::new(name, 0x20).unwrap();
+            let a = Accepted {
+                mailslot: "T",
+                data: b"",
+                from: SocketAddrV4::new(Ipv4Addr::new(10, 1, 2, 3), 138),
+                source: nb,
+                destination: nb,
+                msg_type: 0x10,
+                dgm_length_mismatch: false,
+            };
+            assert_eq!(
+                record_source(&a),
+                RecordSource::network(Ipv4Addr::new(10, 1, 2, 3), 138, &nb.name(), 0x20),
+                "{name}"
+            );
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! Receiving a batch of UDP datagrams in one system call (`recvmmsg`).
+//!
+//! The network role's receive loop costs what its system calls cost: one `recvmmsg` for up to
+//! [`RecvBatch::capacity`] datagrams replaces one `recvmsg` each.
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+/// Most datagrams one [`RecvBatch`] holds.
+pub const MAX_BATCH: usize = 64;
+
+/// Buffers for up to `count` datagrams of at most `slot` bytes each, and what the last
+/// [`recv`](RecvBatch::recv) put in them.
+///
+/// The buffers are allocated zeroed and untouched, so only the pages the kernel writes into
+/// become resident: 64 slots of 64 KiB cost 4 MiB of address space, and about one page per
+/// slot of memory for small datagrams.
+#[derive(Debug)]
+pub struct RecvBatch {
+    slot: usize,
+    bufs: Vec<u8>,
+    /// Per datagram of the last receive: bytes stored, truncated, source.
+    got: Vec<(usize, bool, SocketAddrV4)>,
+}
+
+impl RecvBatch {
+    /// Room for `count` (at most [`MAX_BATCH`]) datagrams of up to `slot` bytes.
+    pub fn new(count: usize, slot: usize) -> RecvBatch {
+        let count = count.clamp(1, MAX_BATCH);
+        RecvBatch {
+            slot,
+            bufs: vec![0u8; count * slot],
+            got: Vec::with_capacity(count),
+        }
+    }
+
+    /// How many datagrams one receive takes at most.
+    pub fn capacity(&self) -> usize {
+        self.bufs.len() / self.slot
+    }
+
+    /// How many datagrams the last receive took.
+    pub fn count(&self) -> usize {
+        self.got.len()
+    }
+
+    /// Datagram `i` of the last receive: its bytes (cut to the slot), whether it was larger
+    /// than the slot (`MSG_TRUNC`), and its source address.
+    pub fn get(&self, i: usize) -> (&[u8], bool, SocketAddrV4) {
+        let (len, truncated, from) = self.got[i];
+        let at = i * self.slot;
+        (&self.bufs[at..at + len.min(self.slot)], truncated, from)
+    }
+
+    /// Takes what is queued on the IPv4 UDP socket `fd`, up to [`capacity`](Self::capacity)
+    /// datagrams, without waiting (`MSG_DONTWAIT`); returns how many (0 when nothing is
+    /// queued). An error (other than `EAGAIN`) is the socket's, e.g. a queued ICMP error.
+    pub fn recv(&mut self, fd: BorrowedFd<'_>) -> io::Result<usize> {
+        self.got.clear();
+        let count = self.capacity();
+        // SAFETY: all-zero bytes are a valid value of these plain C structs (null pointers,
+        // zero lengths).
+        let mut addrs: [libc::sockaddr_in; MAX_BATCH] = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        let mut iovs: [libc::iovec; MAX_BATCH] = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        let mut hdrs: [libc::mmsghdr; MAX_BATCH] = unsafe { std::mem::zeroed() };
+        let base = self.bufs.as_mut_ptr();
+        for i in 0..count {
+            iovs[i] = libc::iovec {
+                // SAFETY: `i * slot + slot <= bufs.len()`, so the offset stays inside `bufs`.
+                iov_base: unsafe { base.add(i * self.slot) }.cast(),
+                iov_len: self.slot,
+            };
+            hdrs[i].msg_hdr.msg_name = (&mut addrs[i] as *mut libc::sockaddr_in).cast();
+            hdrs[i].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
+            hdrs[i].msg_hdr.msg_iov = &mut iovs[i];
+            hdrs[i].msg_hdr.msg_iovlen = 1;
+        }
+        let n = loop {
+            // SAFETY: `hdrs[..count]` point at `count` iovecs over disjoint, writable slots of
+            // `bufs` and at `count` sockaddr_in of the stated length, all of which outlive the
+            // call; no control buffer; the timeout is null (MSG_DONTWAIT returns at once).
+            let rc = unsafe {
+                libc::recvmmsg(
+                    fd.as_raw_fd(),
+                    hdrs.as_mut_ptr(),
+                    count as libc::c_uint,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null_mut(),
+                )
+            };
+            if rc >= 0 {
+                break rc as usize;
+            }
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EAGAIN) => return Ok(0),
+                _ => return Err(e),
+            }
+        };
+        for (hdr, addr) in hdrs.iter().zip(addrs.iter()).take(n) {
+            let from = if addr.sin_family == libc::AF_INET as libc::sa_family_t {
+                SocketAddrV4::new(
+                    Ipv4Addr::from(u32::from_be(addr.sin_addr.s_addr)),
+                    u16::from_be(addr.sin_port),
+                )
+            } else {
+                SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)
+            };
+            let truncated = hdr.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
+            self.got.push((hdr.msg_len as usize, truncated, from));
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::UdpSocket;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn takes_what_is_queued_in_order_with_sources_and_truncation() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = rx.local_addr().unwrap();
+        let mut batch = RecvBatch::new(4, 16);
+        assert_eq!(batch.recv(rx.as_fd()).unwrap(), 0);
+        for i in 0..6u8 {
+            tx.send_to(&vec![i; 10 + i as usize], to).unwrap();
+        }
+        let n = batch.recv(rx.as_fd()).unwrap();
+        assert!((1..=4).contains(&n), "{n}");
+        let std::net::SocketAddr::V4(src) = tx.local_addr().unwrap() else {
+            panic!()
+        };
+        let mut next = 0u8;
+        let check = |batch: &RecvBatch, next: &mut u8| {
+            for i in 0..batch.count() {
+                let (bytes, truncated, from) = batch.get(i);
+                assert_eq!(from, src);
+                let want = 10 + *next as usize;
+                assert_eq!(truncated, want > 16, "datagram {next}");
+                assert_eq!(bytes, &vec![*next; want.min(16)][..]);
+                *next += 1;
+            }
+        };
+        check(&batch, &mut next);
+        while next < 6 {
+            assert!(batch.recv(rx.as_fd()).unwrap() > 0);
+            check(&batch, &mut next);
+        }
+        assert_eq!(batch.recv(rx.as_fd()).unwrap(), 0);
+    }
+}
