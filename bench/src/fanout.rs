@@ -116,7 +116,10 @@ impl Options {
                     Peer::Iceoryx2,
                 ],
             )?,
-            capacity: args.str("capacity").map(|_| args.need("capacity")).transpose()?,
+            capacity: args
+                .str("capacity")
+                .map(|_| args.need("capacity"))
+                .transpose()?,
             overflow: args.str("overflow").map(str::parse).transpose()?,
         };
         options.check()?;

@@ -200,7 +200,10 @@ fn run_one(receiver: Receiver, options: &Options) -> BenchResult<Outcome> {
     let main = match receiver {
         Receiver::Bare => Child::spawn(
             "udp receiver",
-            &child_args("udp-recv", &[("port", port.to_string()), ("rcvbuf", rcvbuf)]),
+            &child_args(
+                "udp-recv",
+                &[("port", port.to_string()), ("rcvbuf", rcvbuf)],
+            ),
         )?,
         Receiver::Forward => {
             for i in 0..k {
@@ -505,8 +508,9 @@ pub fn forward_main(args: &Args) -> BenchResult<()> {
     count_until_quiet(|| match socket.recv(&mut buf) {
         Ok(n) => {
             for t in &targets {
-                t.send(&buf[..n])
-                    .map_err(|e| format!("udp-forward: send: {e}"))?;
+                // A target that stopped after a quiet spell (a stall of this loop on a loaded
+                // host) refuses: what it misses shows in its count, as for a mailslot instance.
+                let _ = t.send(&buf[..n]);
             }
             Ok(true)
         }

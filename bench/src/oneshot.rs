@@ -143,9 +143,7 @@ fn count_syscalls(kind: Kind, dir: &Path, ops: usize) -> BenchResult<Option<f64>
         return Ok(None);
     }
     match (count(ops)?, count(0)?) {
-        (Some(with), Some(without)) => Ok(Some(
-            with.saturating_sub(without) as f64 / ops as f64,
-        )),
+        (Some(with), Some(without)) => Ok(Some(with.saturating_sub(without) as f64 / ops as f64)),
         _ => Ok(None),
     }
 }

@@ -210,8 +210,14 @@ fn stream(
         let mut next = Instant::now();
         while !stop.load(Ordering::Relaxed) {
             let seq = sent_at.len() as u64;
-            let datagram = net::encode(&config, &target, "BENCH", &seq.to_le_bytes(), &Default::default())
-                .map_err(|e| format!("sender: cannot encode: {e}"))?;
+            let datagram = net::encode(
+                &config,
+                &target,
+                "BENCH",
+                &seq.to_le_bytes(),
+                &Default::default(),
+            )
+            .map_err(|e| format!("sender: cannot encode: {e}"))?;
             sent_at.push(sys::monotonic_ns());
             // Refused while nobody has the port bound: UDP loses it, as on a real host.
             let _ = socket.send_to(&datagram, to);
@@ -348,9 +354,7 @@ pub fn run(options: &Options) -> BenchResult<(Vec<Table>, Vec<Record>)> {
     let ms = |ns: u64| format!("{:.3}", ns as f64 / 1e6);
     let holding = |s: &Sample| s.holding_ns;
     let first = |s: &Sample| s.first_ns;
-    let of = |run: &Run, f: &dyn Fn(&Sample) -> u64| {
-        quantiles(run.samples.iter().map(f).collect())
-    };
+    let of = |run: &Run, f: &dyn Fn(&Sample) -> u64| quantiles(run.samples.iter().map(f).collect());
     let bare_hold = of(&bare, &holding);
     let bare_first = of(&bare, &first);
     let rows: [(&str, &Run, Metric<'_>, (u64, u64, u64), bool); 4] = [
@@ -478,9 +482,9 @@ pub fn child_main(args: &Args) -> BenchResult<()> {
     let dir = std::path::PathBuf::from(args.required("dir")?);
     let port: u16 = args.need("port")?;
     let deliver: DeliverFn = Arc::new(move |_name: &str, data: &[u8], _source: &net::NetSource| {
-        let seq = data
-            .get(..8)
-            .map_or(u64::MAX, |b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+        let seq = data.get(..8).map_or(u64::MAX, |b| {
+            u64::from_le_bytes(b.try_into().expect("8 bytes"))
+        });
         proc::report(&format!("got s={seq} t={}", sys::monotonic_ns()));
         Delivery::Delivered
     });
@@ -552,7 +556,9 @@ pub fn flock_main(args: &Args) -> BenchResult<()> {
                 let seq = buf[..n]
                     .get(n.saturating_sub(8)..)
                     .filter(|_| n >= 8)
-                    .map_or(u64::MAX, |b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+                    .map_or(u64::MAX, |b| {
+                        u64::from_le_bytes(b.try_into().expect("8 bytes"))
+                    });
                 proc::report(&format!("got s={seq} t={}", sys::monotonic_ns()));
             }
             // Keep the lock (the file) for the life of the process.

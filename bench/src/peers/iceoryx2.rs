@@ -19,9 +19,9 @@ use std::sync::Arc;
 use iceoryx2::node::Node;
 use iceoryx2::port::listener::Listener;
 use iceoryx2::port::notifier::Notifier;
-use iceoryx2::port::{BackpressureAction, BackpressureInfo};
 use iceoryx2::port::publisher::Publisher;
 use iceoryx2::port::subscriber::Subscriber;
+use iceoryx2::port::{BackpressureAction, BackpressureInfo};
 use iceoryx2::prelude::*;
 
 use super::{bound_of, Endpoint, FanoutReader, FanoutWriter, OverflowMode, Side};

@@ -23,11 +23,12 @@ pub fn record(size: usize) -> usize {
 /// `max_message` 0 = the default 1 MiB): a power of two, at least two maximum messages. The
 /// ring, not the capacity, is what a reader may lag behind before the overflow policy applies.
 pub fn ring_for(capacity: usize, max_message: usize) -> usize {
-    let max = if max_message == 0 { 1 << 20 } else { max_message };
-    capacity
-        .max(2 * record(max))
-        .max(4096)
-        .next_power_of_two()
+    let max = if max_message == 0 {
+        1 << 20
+    } else {
+        max_message
+    };
+    capacity.max(2 * record(max)).max(4096).next_power_of_two()
 }
 
 /// Messages of `size` bytes that lap a ring made for `capacity` once: after that many, every

@@ -124,10 +124,14 @@ impl OverflowMode {
 impl std::str::FromStr for OverflowMode {
     type Err = String;
     fn from_str(s: &str) -> Result<OverflowMode, String> {
-        [OverflowMode::Drop, OverflowMode::Refuse, OverflowMode::Block]
-            .into_iter()
-            .find(|m| m.name() == s)
-            .ok_or_else(|| format!("unknown overflow `{s}` (drop, refuse, block)"))
+        [
+            OverflowMode::Drop,
+            OverflowMode::Refuse,
+            OverflowMode::Block,
+        ]
+        .into_iter()
+        .find(|m| m.name() == s)
+        .ok_or_else(|| format!("unknown overflow `{s}` (drop, refuse, block)"))
     }
 }
 
