@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # The performance report (README "Performance", DESIGN.md §5), fully automatic:
 #   1. builds mailslot-bench in release with both peers (zmq, iceoryx2),
-#   2. runs every scenario once: raw numbers -> bench/results/latest.json,
-#      the bench's own tables -> bench/results/latest.md,
+#   2. runs every scenario once (fanout, latency with the futex-yield baseline, takeover under
+#      a 1 kHz stream against the bare flock + bind handoff, netrecv with 3 senders, one
+#      SO_RCVBUF and the forwarding baseline, oneshot, large messages against memcpy), then
+#      the bounded fan-out (--capacity 65536, --overflow drop and refuse, every peer given
+#      the same bound): raw numbers -> bench/results/latest.json, the bench's own tables ->
+#      bench/results/latest.md,
 #   3. renders docs/perf.png (plot) and docs/perf.md (tables of ratios, targets, conditions),
 #      both generated from the JSON alone by bench/plot.py (matplotlib in .venv-bench), and
 #      refreshes the generated block between `<!-- bench-report:begin` and
@@ -74,6 +78,23 @@ if ! $render_only; then
         attempt=$((attempt + 1))
         echo "bench-report: the run failed, starting run $attempt of 3" >&2
     done
+    # The fair bounded fan-out: every peer gets the same bound in messages (mailslot's ring,
+    # zmq's high-water marks, iceoryx2's subscriber buffer) and the equivalent overflow
+    # policy; drop and refuse (block needs the library's Overflow::Block, feature
+    # overflow-block). Their records join the JSON (scenario fanout, `overflow` set).
+    for overflow in drop refuse; do
+        echo "bench-report: bounded fan-out, --overflow $overflow" >&2
+        MAILSLOT_BENCH_SOURCE="$src" "$bin" fanout --sizes 64 --readers 1,2,4 \
+            --peers mailslot,unix-dgram,zmq,iceoryx2 --capacity 65536 --overflow "$overflow" \
+            --out "$tmp/bounded-$overflow.json" | tee -a "$tmp/latest.md"
+    done
+    "$venv/bin/python" - "$tmp/latest.json" "$tmp"/bounded-*.json <<'PY'
+import json, sys
+main = json.load(open(sys.argv[1]))
+for extra in sys.argv[2:]:
+    main += [r for r in json.load(open(extra)) if r["scenario"] != "environment"]
+json.dump(main, open(sys.argv[1], "w"), indent=1)
+PY
     mv "$tmp/latest.json" "$json"
     mv "$tmp/latest.md" "$tables"
     t_ran=$(date +%s)

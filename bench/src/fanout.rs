@@ -20,7 +20,7 @@
 use crate::args::{child_args, Args};
 use crate::global::{Role, Service, Users};
 use crate::peers::mailslot::{record as mailslot_record, ring_for as mailslot_ring};
-use crate::peers::{self, Peer};
+use crate::peers::{self, OverflowMode, Peer};
 use crate::proc::{self, BenchResult, Child, Launch, TempDir};
 use crate::report::{Record, Table};
 use crate::sys::{self, Usage};
@@ -44,11 +44,61 @@ pub struct Options {
     pub readers: Vec<usize>,
     pub rounds: usize,
     pub peers: Vec<Peer>,
+    /// `--capacity BYTES`: the mailslot name's capacity (default: one round of records).
+    pub capacity: Option<usize>,
+    /// `--overflow`: what the writer meets at the bound; with it or `--capacity` every peer
+    /// gets the equivalent bound (`None`: each transport's own defaults, see the notes).
+    pub overflow: Option<OverflowMode>,
+}
+
+/// The bound of one configuration when `--capacity` or `--overflow` was given.
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    pub overflow: OverflowMode,
+    /// The mailslot capacity asked for, and the ring the library makes for it (what a reader
+    /// may really lag behind).
+    pub capacity: usize,
+    pub ring: usize,
+    /// Messages of the configuration's size the ring holds: the bound the peers get.
+    pub messages: usize,
 }
 
 impl Options {
-    pub const KEYS: &'static [&'static str] =
-        &["messages", "sizes", "readers", "rounds", "peers", "out"];
+    pub const KEYS: &'static [&'static str] = &[
+        "messages", "sizes", "readers", "rounds", "peers", "capacity", "overflow", "out",
+    ];
+
+    /// The mailslot capacity for messages of `size`.
+    pub fn capacity_for(&self, size: usize) -> usize {
+        self.capacity
+            .unwrap_or_else(|| mailslot_capacity(self.messages, size))
+    }
+
+    /// The explicit bound for messages of `size`, if any. With `--capacity` the name's
+    /// maximum message is the message size, so the ring follows the capacity (a power of two
+    /// at least two messages) instead of holding two 1 MiB messages.
+    pub fn bound(&self, size: usize) -> Option<Bound> {
+        if self.capacity.is_none() && self.overflow.is_none() {
+            return None;
+        }
+        let capacity = self.capacity_for(size);
+        let ring = mailslot_ring(capacity, self.max_message(size));
+        Some(Bound {
+            overflow: self.overflow.unwrap_or(OverflowMode::Drop),
+            capacity,
+            ring,
+            messages: (ring / mailslot_record(size)).max(1),
+        })
+    }
+
+    /// The mailslot name's maximum message size (0 = the library's default, 1 MiB).
+    fn max_message(&self, size: usize) -> usize {
+        if self.capacity.is_some() {
+            size
+        } else {
+            0
+        }
+    }
 
     pub fn from_args(args: &Args) -> BenchResult<Options> {
         let options = Options {
@@ -66,13 +116,33 @@ impl Options {
                     Peer::Iceoryx2,
                 ],
             )?,
+            capacity: args
+                .str("capacity")
+                .map(|_| args.need("capacity"))
+                .transpose()?,
+            overflow: args.str("overflow").map(str::parse).transpose()?,
         };
+        options.check()?;
+        Ok(options)
+    }
+
+    /// Checks sizes and capacities (`large` allows bigger messages than `fanout`).
+    pub fn check_with(&self, max_size: usize) -> BenchResult<()> {
+        let options = self;
         if options.messages == 0 || options.rounds == 0 {
             return Err("--messages and --rounds must be at least 1".into());
         }
+        if let Some(capacity) = options.capacity {
+            if capacity == 0 || capacity > MAX_CAPACITY {
+                return Err(format!("--capacity must be 1..={MAX_CAPACITY}"));
+            }
+        }
         for &size in &options.sizes {
-            if !(8..=65_536).contains(&size) {
-                return Err(format!("--sizes: {size} is outside 8..=65536"));
+            if !(8..=max_size).contains(&size) {
+                return Err(format!("--sizes: {size} is outside 8..={max_size}"));
+            }
+            if options.capacity.is_some() {
+                continue;
             }
             let round_bytes = mailslot_capacity(options.messages, size);
             if round_bytes > MAX_CAPACITY {
@@ -83,7 +153,11 @@ impl Options {
                 ));
             }
         }
-        Ok(options)
+        Ok(())
+    }
+
+    fn check(&self) -> BenchResult<()> {
+        self.check_with(65_536)
     }
 }
 
@@ -103,9 +177,13 @@ pub struct Outcome {
     pub sent: u64,
     pub delivered: u64,
     pub lost: u64,
+    /// Of `lost`, the messages the transport did not report (gaps in the sequence).
+    pub silent: u64,
     pub bad: u64,
     /// Receives that waited out the global peer's guard timeout (lost wake-ups).
     pub stalls: u64,
+    /// Sends the writer retried because the transport refused them (`--overflow refuse`).
+    pub retries: u64,
 }
 
 struct Round {
@@ -116,8 +194,10 @@ struct Round {
     sent: u64,
     delivered: u64,
     lost: u64,
+    silent: u64,
     bad: u64,
     stalls: u64,
+    retries: u64,
 }
 
 pub fn usage_of(line: &proc::Line) -> BenchResult<Usage> {
@@ -140,8 +220,9 @@ pub fn usage_fields(u: Usage) -> String {
 fn warmup_rounds(peer: Peer, options: &Options, size: usize) -> usize {
     if matches!(peer, Peer::Mailslot | Peer::MailslotGlobal) {
         // Lap the ring once so every page of it is resident, as in a long-lived name.
-        let capacity = mailslot_capacity(options.messages, size);
-        mailslot_ring(capacity).div_ceil(capacity).max(1)
+        let ring = mailslot_ring(options.capacity_for(size), options.max_message(size));
+        ring.div_ceil(mailslot_capacity(options.messages, size))
+            .max(1)
     } else {
         1
     }
@@ -175,11 +256,13 @@ fn run_one(
             ("messages", options.messages.to_string()),
             ("rounds", rounds.to_string()),
             ("readers", k.to_string()),
-            (
-                "capacity",
-                mailslot_capacity(options.messages, size).to_string(),
-            ),
+            ("capacity", options.capacity_for(size).to_string()),
+            ("max-message", options.max_message(size).to_string()),
         ];
+        if let Some(bound) = options.bound(size) {
+            pairs.push(("overflow", bound.overflow.name().to_owned()));
+            pairs.push(("bound", bound.messages.to_string()));
+        }
         pairs.extend(extra.iter().cloned());
         pairs
     };
@@ -218,8 +301,10 @@ fn run_one(
             sent: sent.u64("sent")?,
             delivered: 0,
             lost: 0,
+            silent: 0,
             bad: 0,
             stalls: 0,
+            retries: sent.u64("retries")?,
         };
         for reader in &mut readers {
             let done = reader.expect("done")?;
@@ -227,6 +312,7 @@ fn run_one(
             result.usage = result.usage.add(usage_of(&done)?);
             result.delivered += done.u64("delivered")?;
             result.lost += done.u64("lost")?;
+            result.silent += done.u64("silent")?;
             result.bad += done.u64("bad")?;
             result.stalls += done.u64("stalls")?;
         }
@@ -266,13 +352,35 @@ fn run_one(
         sent: measured.iter().map(|r| r.sent).sum(),
         delivered: measured.iter().map(|r| r.delivered).sum(),
         lost: measured.iter().map(|r| r.lost).sum(),
+        silent: measured.iter().map(|r| r.silent).sum(),
         bad: measured.iter().map(|r| r.bad).sum(),
         stalls: measured.iter().map(|r| r.stalls).sum(),
+        retries: measured.iter().map(|r| r.retries).sum(),
     })
 }
 
 /// Runs every configuration; peers that are not built in are listed as skipped.
 pub fn run(options: &Options) -> BenchResult<(Vec<Table>, Vec<Record>)> {
+    let measured = measure(options)?;
+    Ok(tables(
+        options,
+        &measured.outcomes,
+        &measured.qlen,
+        &measured.skipped,
+        measured.users.as_ref(),
+    ))
+}
+
+/// What [`measure`] ran.
+pub struct Measured {
+    pub outcomes: Vec<Outcome>,
+    pub qlen: String,
+    pub skipped: Vec<String>,
+    pub users: Option<Users>,
+}
+
+/// Measures every configuration (peers side by side per size and k).
+pub fn measure(options: &Options) -> BenchResult<Measured> {
     let qlen = std::fs::read_to_string("/proc/sys/net/unix/max_dgram_qlen")
         .map(|s| s.trim().to_owned())
         .unwrap_or_else(|_| "?".into());
@@ -301,7 +409,12 @@ pub fn run(options: &Options) -> BenchResult<(Vec<Table>, Vec<Record>)> {
             }
         }
     }
-    Ok(tables(options, &outcomes, &qlen, &skipped, users.as_ref()))
+    Ok(Measured {
+        outcomes,
+        qlen,
+        skipped,
+        users,
+    })
 }
 
 fn tables(
@@ -343,6 +456,7 @@ fn tables(
                 "sent",
                 "delivered",
                 "lost",
+                "writer retries",
             ],
         );
         for &k in &options.readers {
@@ -364,11 +478,8 @@ fn tables(
                     format!("{:.3}", o.vcsw_per_msg),
                     o.sent.to_string(),
                     o.delivered.to_string(),
-                    if o.bad > 0 {
-                        format!("{} ({} out of order)", o.lost, o.bad)
-                    } else {
-                        o.lost.to_string()
-                    },
+                    lost_cell(o),
+                    o.retries.to_string(),
                 ]);
                 records.push(Record::new(
                     "fanout",
@@ -388,6 +499,20 @@ fn tables(
                         ("sent", o.sent.into()),
                         ("delivered", o.delivered.into()),
                         ("lost", o.lost.into()),
+                        ("lost_silent", o.silent.into()),
+                        ("writer_retries", o.retries.into()),
+                        ("capacity", options.capacity_for(o.size).into()),
+                        (
+                            "overflow",
+                            options
+                                .bound(o.size)
+                                .map_or("default", |b| b.overflow.name())
+                                .into(),
+                        ),
+                        (
+                            "bound_messages",
+                            options.bound(o.size).map_or(0, |b| b.messages).into(),
+                        ),
                         ("out_of_order", o.bad.into()),
                         ("stalls", o.stalls.into()),
                         ("max_dgram_qlen", qlen.into()),
@@ -411,16 +536,7 @@ fn tables(
              readers, over all measured rounds.",
             options.messages, options.rounds
         ));
-        let capacity = mailslot_capacity(options.messages, size);
-        table.note(format!(
-            "mailslot: capacity = one round ({capacity} bytes of records, ring {} MiB), \
-             drop-oldest, no back-pressure: the writer waits for every reader only at the end of \
-             a round, so no reader can lag past the capacity and `lost` must be 0. unix-dgram: \
-             blocking sends to each reader in turn, net.unix.max_dgram_qlen = {qlen}. zmq: \
-             XPUB_NODROP, blocking sends (back-pressure at the high-water mark). iceoryx2: \
-             RetryUntilDelivered (back-pressure), one notify per message.",
-            mailslot_ring(capacity) >> 20
-        ));
+        table.note(bound_note(options, size, qlen));
         if let Some(users) = users {
             let stall_list: Vec<String> = options
                 .readers
@@ -545,6 +661,9 @@ pub fn reader_main(args: &Args) -> BenchResult<()> {
     let messages: u64 = args.need("messages")?;
     let rounds: u64 = args.need("rounds")?;
     let mut reader = peers::fanout_reader(peer, args)?;
+    // A transport that may drop a round's tail makes the reader wait before it gives up: the
+    // round then ends at its last message, so each one is stamped (one clock read more).
+    let stamp_each = matches!(peers::bound_of(args)?, Some((OverflowMode::Drop, _)));
     proc::report("ready");
     let mut buf = vec![0u8; size.max(64) * 2];
     let mut expected = 0u64; // the next sequence number
@@ -552,26 +671,43 @@ pub fn reader_main(args: &Args) -> BenchResult<()> {
     let mut last_stalls = 0;
     for round in 0..rounds {
         let end = (round + 1) * messages;
-        let (mut delivered, mut lost, mut bad) = (0u64, 0u64, 0u64);
+        let (mut delivered, mut lost, mut silent, mut bad) = (0u64, 0u64, 0u64, 0u64);
+        let mut t_end = 0;
         while expected < end {
-            let (len, dropped) = reader.recv(&mut buf)?;
+            let Some((len, dropped)) = reader.recv(&mut buf)? else {
+                // A transport that drops the newest messages dropped the round's tail.
+                silent += end - expected;
+                lost += end - expected;
+                expected = end;
+                break;
+            };
             lost += dropped;
             expected += dropped;
             let seq = buf.get(..8).filter(|_| len >= 8).map_or(u64::MAX, |b| {
                 u64::from_le_bytes(b.try_into().expect("8 bytes"))
             });
-            if seq != expected || len != size {
+            if seq == u64::MAX || seq < expected || len != size {
                 bad += 1;
+                expected += 1;
+            } else {
+                // A gap the transport did not report: lost all the same.
+                silent += seq - expected;
+                lost += seq - expected;
+                expected = seq + 1;
             }
-            expected = seq.max(expected) + 1;
             delivered += 1;
+            if stamp_each {
+                t_end = sys::monotonic_ns();
+            }
         }
-        let t_end = sys::monotonic_ns();
+        if !stamp_each {
+            t_end = sys::monotonic_ns();
+        }
         let now = Usage::now();
         let stalls = reader.stalls();
         proc::report(&format!(
-            "done round={round} t_end={t_end} delivered={delivered} lost={lost} bad={bad} \
-             stalls={} {}",
+            "done round={round} t_end={t_end} delivered={delivered} lost={lost} silent={silent} \
+             bad={bad} stalls={} {}",
             stalls - last_stalls,
             usage_fields(now.since(last))
         ));
@@ -590,6 +726,7 @@ pub fn writer_main(args: &Args) -> BenchResult<()> {
     proc::report("ready");
     let mut message = vec![0x5au8; size];
     let mut seq = 0u64;
+    let mut last_retries = 0;
     while let Some(command) = proc::next_command() {
         if command != "go" {
             return Err(format!("unexpected command `{command}`"));
@@ -603,10 +740,76 @@ pub fn writer_main(args: &Args) -> BenchResult<()> {
         }
         writer.end_round()?;
         let usage = Usage::now().since(before);
+        let retries = writer.retries();
         proc::report(&format!(
-            "sent t_start={t_start} sent={messages} {}",
+            "sent t_start={t_start} sent={messages} retries={} {}",
+            retries - last_retries,
             usage_fields(usage)
         ));
+        last_retries = retries;
     }
     Ok(())
+}
+
+/// `lost`, with the part the transport did not report and any out-of-order messages.
+pub fn lost_cell(o: &Outcome) -> String {
+    let mut cell = o.lost.to_string();
+    if o.silent > 0 {
+        cell += &format!(" ({} silent)", o.silent);
+    }
+    if o.bad > 0 {
+        cell += &format!(" ({} out of order)", o.bad);
+    }
+    cell
+}
+
+/// How each transport was bounded for messages of `size`.
+pub fn bound_note(options: &Options, size: usize, qlen: &str) -> String {
+    let dgram = format!(
+        "unix-dgram: blocking sends to each reader in turn, bounded by its socket queue \
+         (net.unix.max_dgram_qlen = {qlen} datagrams), whatever --overflow says"
+    );
+    let Some(b) = options.bound(size) else {
+        let capacity = options.capacity_for(size);
+        return format!(
+            "mailslot: capacity = one round ({capacity} bytes of records, ring {} MiB), \
+             drop-oldest, no back-pressure: the writer waits for every reader only at the end \
+             of a round, so no reader can lag past the capacity and `lost` must be 0. {dgram}. \
+             zmq: XPUB_NODROP, blocking sends (back-pressure at the default high-water mark, \
+             1000 messages per pipe). iceoryx2: RetryUntilDelivered (back-pressure), subscriber \
+             buffer 256 samples, one notify per message.",
+            mailslot_ring(capacity, 0) >> 20
+        );
+    };
+    let (mailslot, zmq, iceoryx2) = match b.overflow {
+        OverflowMode::Drop => (
+            "drop-oldest (readers are told how many they lost)",
+            "a plain PUB (no XPUB_NODROP): a full pipe drops the newest messages, silently",
+            "safe overflow: a full buffer drops its oldest sample, silently",
+        ),
+        OverflowMode::Refuse => (
+            "refuse: the writer retries each write refused with QueueFull after a yield",
+            "XPUB_NODROP, non-blocking sends retried after a yield on EAGAIN",
+            "RetryUntilDelivered with a backpressure handler counting each retry",
+        ),
+        OverflowMode::Block => (
+            "block (Overflow::Block: the writer sleeps until the slowest reader makes room)",
+            "XPUB_NODROP, blocking sends",
+            "RetryUntilDelivered (no sleeping publisher: it retries with an adaptive wait)",
+        ),
+    };
+    format!(
+        "Bound (--capacity {} --overflow {}): mailslot: ring {} bytes (the library's power of \
+         two for the capacity, maximum message = {size} bytes) = {} messages of {size} bytes per \
+         reader, {mailslot}. zmq: SNDHWM = RCVHWM = {} messages (half the bound each; the \
+         kernel's socket buffers between them hold more), {zmq}. iceoryx2: subscriber buffer = \
+         {} samples, {iceoryx2}. {dgram}. `silent` = gaps in the sequence the transport did not \
+         report; `writer retries` = sends retried after a refusal.",
+        b.capacity,
+        b.overflow.name(),
+        b.ring,
+        b.messages,
+        b.messages.div_ceil(2),
+        b.messages,
+    )
 }

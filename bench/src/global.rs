@@ -89,6 +89,7 @@ impl Users {
                 )
             }),
             env: vec![("MAILSLOT_GLOBAL_DIR", service.dir())],
+            wrapper: None,
         }
     }
 

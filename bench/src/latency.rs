@@ -97,6 +97,7 @@ impl Options {
                     Peer::Mailslot,
                     Peer::MailslotGlobal,
                     Peer::Futex,
+                    Peer::FutexYield,
                     Peer::Eventfd,
                     Peer::UnixDgram,
                     Peer::Zmq,
@@ -171,7 +172,7 @@ fn run_one(
     // Per-peer setup the two sides share: the futex words file, the eventfds.
     let mut inherited: Vec<std::os::fd::OwnedFd> = Vec::new();
     match peer {
-        Peer::Futex => {
+        Peer::Futex | Peer::FutexYield => {
             let path = dir.path().join(futex::FILE_NAME);
             File::create(&path)
                 .and_then(|f| f.set_len(8))
@@ -310,6 +311,8 @@ fn tables(
             "p50 over runs",
             "p50 vs futex",
             "p99 vs futex",
+            "p50 vs futex-yield",
+            "p99 vs futex-yield",
             "p50 vs eventfd",
             "p99 vs eventfd",
         ],
@@ -326,6 +329,7 @@ fn tables(
                 theirs.map_or("-".into(), |t| format!("{:.2}", mine / t))
             };
             let futex = base(Peer::Futex);
+            let futex_yield = base(Peer::FutexYield);
             let eventfd = base(Peer::Eventfd);
             table.row(vec![
                 placement.name().to_owned(),
@@ -342,6 +346,8 @@ fn tables(
                 },
                 ratio(o.p50, futex.map(|b| b.p50)),
                 ratio(o.p99, futex.map(|b| b.p99)),
+                ratio(o.p50, futex_yield.map(|b| b.p50)),
+                ratio(o.p99, futex_yield.map(|b| b.p99)),
                 ratio(o.p50, eventfd.map(|b| b.p50)),
                 ratio(o.p99, eventfd.map(|b| b.p99)),
             ]);
@@ -372,7 +378,10 @@ fn tables(
          (sched_setaffinity), unpinned = scheduler's choice, {} runs each (fresh processes), the \
          median run shown and the spread of p50 over runs: the scheduler keeps a pair on one \
          core for a whole run or spreads it, so unpinned is a mix of the two pinned cases. \
-         futex = bare shared-word handoff (always FUTEX_WAKE, no payload); eventfd = blocking \
+         futex = bare shared-word handoff (always FUTEX_WAKE, no payload); futex-yield = the \
+         same, but a receive that finds nothing yields once (sched_yield) and looks again \
+         before it sleeps, exactly as mailslot's reader does: on one core that yield, not the \
+         transport, is what wins; eventfd = blocking \
          read/write; unix-dgram = connected SOCK_DGRAM pair; zmq = PUB/SUB pair over ipc://; \
          iceoryx2 = publish-subscribe + event notify / blocking_wait.",
         options.iterations,

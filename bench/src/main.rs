@@ -4,14 +4,20 @@
 //! ```text
 //! mailslot-bench fanout  [--messages N] [--sizes 64,1024] [--readers 1,2,4,8] [--rounds R]
 //!                        [--peers mailslot,mailslot-global,unix-dgram,zmq,iceoryx2]
-//!                        [--out FILE]
+//!                        [--capacity BYTES] [--overflow drop|refuse|block] [--out FILE]
 //! mailslot-bench latency [--iterations N] [--warmup N]
 //!                        [--placements same-core,cross-core,unpinned] [--repeat 3]
-//!                        [--peers mailslot,mailslot-global,futex,eventfd,unix-dgram,zmq,
-//!                                 iceoryx2] [--out FILE]
-//! mailslot-bench takeover [--kills 100] [--pool 3] [--interval-us 100] [--out FILE]
+//!                        [--peers mailslot,mailslot-global,futex,futex-yield,eventfd,
+//!                                 unix-dgram,zmq,iceoryx2] [--out FILE]
+//! mailslot-bench takeover [--kills 100] [--pool 3] [--interval-us 1000] [--out FILE]
 //! mailslot-bench netrecv [--datagrams 50000] [--instances 4] [--size 64] [--net-rounds 3]
-//! mailslot-bench all     [options of all four] [--out FILE]
+//!                        [--senders 3] [--rcvbuf 1048576]
+//! mailslot-bench oneshot [--ops 20000]
+//! mailslot-bench large   [--large-sizes 16384,262144,1048576] [--large-readers 1,2,4]
+//!                        [--large-bytes 16777216] [--large-rounds 3]
+//!                        [--large-peers mailslot,unix-dgram,zmq,iceoryx2]
+//!                        [--recv-iterations 200]
+//! mailslot-bench all     [options of all of them] [--out FILE]
 //! ```
 //!
 //! Every process of a scenario is this binary re-executed with the hidden `__child` command,
@@ -22,8 +28,10 @@
 mod args;
 mod fanout;
 mod global;
+mod large;
 mod latency;
 mod netrecv;
+mod oneshot;
 mod peers;
 mod proc;
 mod report;
@@ -36,7 +44,7 @@ use args::Args;
 use proc::BenchResult;
 use report::{Record, Table};
 
-/// The scenarios; `takeover` and `netrecv` are placeholders for the network role's targets.
+/// The scenarios.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Scenario {
     /// Cost per delivered message, one writer to k blocking readers.
@@ -46,16 +54,22 @@ enum Scenario {
     /// Network role takeover after `kill -9` of its holder (DESIGN.md §5).
     Takeover,
     /// Datagrams/s delivered from the network into a shared name with 4 instances, against a
-    /// bare UDP receive loop.
+    /// bare UDP receive loop and a bare loop forwarding to 4 processes.
     Netrecv,
+    /// Open a writer, write one message, close: against a Unix datagram one-shot.
+    Oneshot,
+    /// Fan-out of 16 KiB to 1 MiB messages against a memcpy floor; recv_into of 1 MiB.
+    Large,
 }
 
 impl Scenario {
-    const ALL: [Scenario; 4] = [
+    const ALL: [Scenario; 6] = [
         Scenario::Fanout,
         Scenario::Latency,
         Scenario::Takeover,
         Scenario::Netrecv,
+        Scenario::Oneshot,
+        Scenario::Large,
     ];
 
     fn name(self) -> &'static str {
@@ -64,15 +78,14 @@ impl Scenario {
             Scenario::Latency => "latency",
             Scenario::Takeover => "takeover",
             Scenario::Netrecv => "netrecv",
+            Scenario::Oneshot => "oneshot",
+            Scenario::Large => "large",
         }
     }
 
     /// Whether this build can run it.
     fn implemented(self) -> bool {
-        matches!(
-            self,
-            Scenario::Fanout | Scenario::Latency | Scenario::Takeover | Scenario::Netrecv
-        )
+        true
     }
 
     fn run(self, args: &Args) -> BenchResult<(Vec<Table>, Vec<Record>)> {
@@ -81,19 +94,28 @@ impl Scenario {
             Scenario::Latency => latency::run(&latency::Options::from_args(args)?),
             Scenario::Takeover => takeover::run(&takeover::Options::from_args(args)?),
             Scenario::Netrecv => netrecv::run(&netrecv::Options::from_args(args)?),
+            Scenario::Oneshot => oneshot::run(&oneshot::Options::from_args(args)?),
+            Scenario::Large => large::run(&large::Options::from_args(args)?),
         }
     }
 }
 
-const USAGE: &str = "usage: mailslot-bench <fanout|latency|all|takeover|netrecv> [options]
+const USAGE: &str = "usage: mailslot-bench <fanout|latency|takeover|netrecv|oneshot|large|all> \
+[options]
   fanout  [--messages 20000] [--sizes 64,1024] [--readers 1,2,4,8] [--rounds 3]
           [--peers mailslot,mailslot-global,unix-dgram,zmq,iceoryx2]
+          [--capacity BYTES] [--overflow drop|refuse|block (block: feature overflow-block)]
   latency [--iterations 20000] [--warmup N] [--placements same-core,cross-core,unpinned]
           [--repeat 3 (runs of the unpinned placement)]
-          [--peers mailslot,mailslot-global,futex,eventfd,unix-dgram,zmq,iceoryx2]
-  takeover [--kills 100] [--pool 3] [--interval-us 100]
-  netrecv [--datagrams 50000] [--instances 4] [--size 64] [--net-rounds 3]
-  all     options of all four (--peers applies to fanout and latency)
+          [--peers mailslot,mailslot-global,futex,futex-yield,eventfd,unix-dgram,zmq,iceoryx2]
+  takeover [--kills 100] [--pool 3] [--interval-us 1000]
+  netrecv [--datagrams 50000] [--instances 4] [--size 64] [--net-rounds 3] [--senders 3]
+          [--rcvbuf 1048576]
+  oneshot [--ops 20000]
+  large   [--large-sizes 16384,262144,1048576] [--large-readers 1,2,4] [--large-bytes 16777216]
+          [--large-rounds 3] [--large-peers mailslot,unix-dgram,zmq,iceoryx2]
+          [--recv-iterations 200]
+  all     options of all of them (--peers applies to fanout and latency)
   every scenario: [--out FILE]  raw numbers as JSON (FILE ends in .json) or CSV";
 
 fn main() -> ExitCode {
@@ -128,6 +150,8 @@ fn run(command: &str, rest: &[String]) -> BenchResult<()> {
             keys.extend(latency::Options::KEYS);
             keys.extend(takeover::Options::KEYS);
             keys.extend(netrecv::Options::KEYS);
+            keys.extend(oneshot::Options::KEYS);
+            keys.extend(large::Options::KEYS);
             args.only(&keys)?;
             Scenario::ALL
                 .into_iter()
@@ -144,6 +168,8 @@ fn run(command: &str, rest: &[String]) -> BenchResult<()> {
                 Scenario::Latency => args.only(latency::Options::KEYS)?,
                 Scenario::Takeover => args.only(takeover::Options::KEYS)?,
                 Scenario::Netrecv => args.only(netrecv::Options::KEYS)?,
+                Scenario::Oneshot => args.only(oneshot::Options::KEYS)?,
+                Scenario::Large => args.only(large::Options::KEYS)?,
             }
             vec![scenario]
         }
@@ -248,6 +274,7 @@ impl Environment {
         let features: Vec<&str> = [
             (cfg!(feature = "peers-zmq"), "peers-zmq"),
             (cfg!(feature = "peers-iceoryx2"), "peers-iceoryx2"),
+            (cfg!(feature = "overflow-block"), "overflow-block"),
         ]
         .into_iter()
         .filter_map(|(on, name)| on.then_some(name))
@@ -291,8 +318,13 @@ fn child(words: &[String]) -> BenchResult<()> {
         "net-role" => takeover::child_main(&args),
         "flock-holder" => takeover::flock_main(&args),
         "udp-recv" => netrecv::udp_main(&args),
+        "udp-forward" => netrecv::forward_main(&args),
+        "fwd-instance" => netrecv::fwd_instance_main(&args),
+        "netrecv-sender" => netrecv::sender_main(&args),
         "netrecv-instance" => netrecv::instance_main(&args),
         "netrecv-role" => netrecv::role_main(&args),
+        "oneshot-writer" => oneshot::writer_main(&args),
+        "oneshot-receiver" => oneshot::receiver_main(&args),
         other => Err(format!("unknown child role `{other}`")),
     }
 }

@@ -1,15 +1,30 @@
-//! `netrecv`: datagrams per second the network role delivers into a shared name with 4
-//! instances, against a bare UDP receive loop on the same port, under the same flood.
+//! `netrecv`: datagrams per second the network role receives and delivers into a shared name
+//! with k instances, against two bare loops under the same flood.
 //!
-//! The orchestrator encodes `--datagrams` mailslot datagrams up front and sends them to
-//! 127.0.0.1 as fast as it can (UDP has no flow control: what the receiver cannot take, the
-//! kernel drops and counts). Baseline: one process in a `recv` loop. Mailslot: `--instances`
-//! reader processes on one shared name, and one process holding `mailslot::net::NetRole`
-//! whose delivery callback is a `mailslot::Deliverer`. Rate = datagrams that reached every
-//! instance / (last arrival - first send). DESIGN.md §5: at least 0.8x the bare loop.
+//! `--senders` sender processes (this binary's `__child netrecv-sender`) each encode their
+//! share of `--datagrams` mailslot datagrams up front and, on `go`, send them to 127.0.0.1 as
+//! fast as they can (UDP has no flow control: what the receiver cannot take, the kernel drops).
+//! Every receiver asks for the same `SO_RCVBUF` (`--rcvbuf`, default 1 MiB, what the role asks
+//! for) and the table prints what the kernel granted each (`getsockopt`, or `ss -m` for the
+//! role's socket, which the bench cannot reach).
+//!
+//! Receivers, one at a time, each under its own flood:
+//! - bare: one process in a `recv` loop (receiving is all it does);
+//! - forward: one process in a `recv` loop that forwards every datagram to k processes over
+//!   connected Unix datagram sockets (blocking sends): receiving plus delivering into k
+//!   processes, the work the role does, without mailslot;
+//! - mailslot: k reader processes on one shared name and one process holding
+//!   `mailslot::net::NetRole` whose delivery callback is a `mailslot::Deliverer`.
+//!
+//! Per receiver: `received` (what left the UDP socket), `delivered` (what reached every one of
+//! the k consumers: the minimum over them; = received for the bare loop), `dropped` = sent -
+//! received (the kernel's drops at the full socket buffer). Rates are per second of `last
+//! arrival - first send`. DESIGN.md §5: at least 0.8x the bare loop.
 
+use std::io::ErrorKind as IoKind;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
-use std::path::PathBuf;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,11 +48,20 @@ pub struct Options {
     pub instances: usize,
     pub size: usize,
     pub rounds: usize,
+    pub senders: usize,
+    pub rcvbuf: usize,
 }
 
 impl Options {
-    pub const KEYS: &'static [&'static str] =
-        &["datagrams", "instances", "size", "net-rounds", "out"];
+    pub const KEYS: &'static [&'static str] = &[
+        "datagrams",
+        "instances",
+        "size",
+        "net-rounds",
+        "senders",
+        "rcvbuf",
+        "out",
+    ];
 
     pub fn from_args(args: &Args) -> BenchResult<Options> {
         let options = Options {
@@ -45,9 +69,17 @@ impl Options {
             instances: args.get("instances", 4)?,
             size: args.get("size", 64)?,
             rounds: args.get("net-rounds", 3)?,
+            senders: args.get("senders", 3)?,
+            rcvbuf: args.get("rcvbuf", 1 << 20)?,
         };
-        if options.datagrams == 0 || options.instances == 0 || options.rounds == 0 {
-            return Err("netrecv needs --datagrams, --instances, --net-rounds >= 1".into());
+        if options.datagrams == 0
+            || options.instances == 0
+            || options.rounds == 0
+            || options.senders == 0
+        {
+            return Err(
+                "netrecv needs --datagrams, --instances, --net-rounds, --senders >= 1".into(),
+            );
         }
         if !(8..=1024).contains(&options.size) {
             return Err("netrecv --size must be 8..=1024".into());
@@ -56,169 +88,310 @@ impl Options {
     }
 }
 
-struct Outcome {
-    delivered: u64,
-    seconds: f64,
+/// The three receivers, in the order they run and are shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Receiver {
+    Bare,
+    Forward,
+    Mailslot,
 }
 
-impl Outcome {
-    fn rate(&self) -> f64 {
-        self.delivered as f64 / self.seconds
+impl Receiver {
+    const ALL: [Receiver; 3] = [Receiver::Bare, Receiver::Forward, Receiver::Mailslot];
+
+    fn label(self, k: usize) -> String {
+        match self {
+            Receiver::Bare => "bare UDP recv loop".into(),
+            Receiver::Forward => format!("bare loop forwarding to {k} (unix dgram)"),
+            Receiver::Mailslot => format!("mailslot role + Deliverer into {k}"),
+        }
+    }
+
+    /// The label in the raw records (stable, without k).
+    fn key(self) -> &'static str {
+        match self {
+            Receiver::Bare => "bare",
+            Receiver::Forward => "forward",
+            Receiver::Mailslot => "mailslot",
+        }
     }
 }
 
-/// Encodes the flood: datagram `i` carries `i` in its first 8 bytes.
-fn flood(dir: &std::path::Path, port: u16, options: &Options) -> BenchResult<Vec<Vec<u8>>> {
-    let config = role_config(dir, port);
-    let target = Target::Host("127.0.0.1".into());
-    (0..options.datagrams)
+#[derive(Debug, Clone)]
+struct Outcome {
+    sent: u64,
+    received: u64,
+    delivered: u64,
+    seconds: f64,
+    /// `SO_RCVBUF` as granted (the kernel's doubled value), `None` if it could not be read.
+    rcvbuf: Option<usize>,
+}
+
+impl Outcome {
+    fn rate(&self, n: u64) -> f64 {
+        n as f64 / self.seconds.max(1e-9)
+    }
+    fn dropped(&self) -> u64 {
+        self.sent.saturating_sub(self.received)
+    }
+}
+
+/// Starts the senders (each encodes its share), returns them ready for `go`.
+fn senders(dir: &Path, port: u16, options: &Options) -> BenchResult<Vec<Child>> {
+    (0..options.senders)
         .map(|i| {
-            let mut body = vec![0x5au8; options.size];
-            body[..8].copy_from_slice(&(i as u64).to_le_bytes());
-            net::encode(&config, &target, NAME, &body, &Default::default())
-                .map_err(|e| format!("cannot encode a datagram: {e}"))
+            let mut child = Child::spawn(
+                &format!("netrecv sender {i}"),
+                &child_args(
+                    "netrecv-sender",
+                    &[
+                        ("dir", dir.display().to_string()),
+                        ("port", port.to_string()),
+                        ("index", i.to_string()),
+                        ("senders", options.senders.to_string()),
+                        ("datagrams", options.datagrams.to_string()),
+                        ("size", options.size.to_string()),
+                    ],
+                ),
+            )?;
+            child.expect("ready")?;
+            Ok(child)
         })
         .collect()
 }
 
-/// Sends the flood; returns the monotonic time of the first send.
-fn send(port: u16, datagrams: &[Vec<u8>]) -> BenchResult<u64> {
-    let socket = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))
-        .map_err(|e| format!("sender: {e}"))?;
-    socket
-        .connect(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))
-        .map_err(|e| format!("sender: {e}"))?;
-    let start = sys::monotonic_ns();
-    for d in datagrams {
-        // ECONNREFUSED can only come from an earlier datagram nobody received: ignore it.
-        let _ = socket.send(d);
+/// Lets every sender go at once; returns (first send, datagrams sent) once all are done.
+fn flood(senders: &mut [Child]) -> BenchResult<(u64, u64)> {
+    for s in senders.iter_mut() {
+        s.send("go")?;
     }
-    Ok(start)
+    let (mut first, mut sent) = (u64::MAX, 0);
+    for s in senders.iter_mut() {
+        let done = s.expect("sent")?;
+        first = first.min(done.u64("t_start")?);
+        sent += done.u64("n")?;
+    }
+    Ok((first, sent))
 }
 
-fn run_udp(options: &Options) -> BenchResult<Outcome> {
-    let dir = TempDir::new("netrecv")?;
-    let port = free_port()?;
-    let datagrams = flood(dir.path(), port, options)?;
-    let mut receiver = Child::spawn(
-        "udp receiver",
-        &child_args("udp-recv", &[("port", port.to_string())]),
-    )?;
-    receiver.expect("ready")?;
-    let start = send(port, &datagrams)?;
-    let done = receiver.expect("done")?;
-    proc::finish_all(vec![receiver])?;
-    Ok(Outcome {
-        delivered: done.u64("count")?,
-        seconds: done.u64("t_last")?.saturating_sub(start) as f64 / 1e9,
-    })
+/// The receive buffer of the UDP socket bound to `port`, as `ss -m` shows it (`rb`).
+fn ss_rcvbuf(port: u16) -> Option<usize> {
+    let out = std::process::Command::new("ss")
+        .args(["-u", "-a", "-n", "-m", "sport", "=", &format!(":{port}")])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let at = text.find("rb")? + 2;
+    text[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .ok()
 }
 
-fn run_mailslot(options: &Options) -> BenchResult<Outcome> {
+fn run_one(receiver: Receiver, options: &Options) -> BenchResult<Outcome> {
     let dir = TempDir::new("netrecv")?;
     let port = free_port()?;
-    let datagrams = flood(dir.path(), port, options)?;
-    // Room for the whole flood: a reader that falls behind shows as fewer delivered, not lost.
-    let capacity = options.datagrams * crate::peers::mailslot::record(options.size);
-    let mut readers = Vec::new();
-    for i in 0..options.instances {
-        let mut reader = Child::spawn(
-            &format!("netrecv instance {i}"),
+    let dir_arg = dir.path().display().to_string();
+    let k = options.instances;
+    let mut consumers = Vec::new();
+    let rcvbuf = options.rcvbuf.to_string();
+    let main = match receiver {
+        Receiver::Bare => Child::spawn(
+            "udp receiver",
             &child_args(
-                "netrecv-instance",
-                &[
-                    ("dir", dir.path().display().to_string()),
-                    ("capacity", capacity.to_string()),
-                    ("size", options.size.to_string()),
-                ],
+                "udp-recv",
+                &[("port", port.to_string()), ("rcvbuf", rcvbuf)],
             ),
-        )?;
-        reader.expect("ready")?;
-        readers.push(reader);
-    }
-    let mut role = Child::spawn(
-        "netrecv role",
-        &child_args(
-            "netrecv-role",
-            &[
-                ("dir", dir.path().display().to_string()),
-                ("port", port.to_string()),
-            ],
-        ),
-    )?;
-    role.expect("ready")?;
-    let start = send(port, &datagrams)?;
-    let (mut delivered, mut last) = (u64::MAX, 0u64);
-    for reader in &mut readers {
-        let done = reader.expect("done")?;
-        delivered = delivered.min(done.u64("count")?);
-        last = last.max(done.u64("t_last")?);
-    }
-    readers.push(role);
-    proc::finish_all(readers)?;
-    Ok(Outcome {
-        delivered,
-        seconds: last.saturating_sub(start) as f64 / 1e9,
-    })
+        )?,
+        Receiver::Forward => {
+            for i in 0..k {
+                let mut c = Child::spawn(
+                    &format!("forward target {i}"),
+                    &child_args(
+                        "fwd-instance",
+                        &[("dir", dir_arg.clone()), ("index", i.to_string())],
+                    ),
+                )?;
+                c.expect("ready")?;
+                consumers.push(c);
+            }
+            Child::spawn(
+                "udp forwarder",
+                &child_args(
+                    "udp-forward",
+                    &[
+                        ("port", port.to_string()),
+                        ("rcvbuf", rcvbuf),
+                        ("dir", dir_arg.clone()),
+                        ("instances", k.to_string()),
+                    ],
+                ),
+            )?
+        }
+        Receiver::Mailslot => {
+            // Room for the whole flood: a reader that falls behind shows as fewer delivered.
+            let capacity = options.datagrams * crate::peers::mailslot::record(options.size);
+            for i in 0..k {
+                let mut c = Child::spawn(
+                    &format!("netrecv instance {i}"),
+                    &child_args(
+                        "netrecv-instance",
+                        &[
+                            ("dir", dir_arg.clone()),
+                            ("capacity", capacity.to_string()),
+                            ("size", options.size.to_string()),
+                        ],
+                    ),
+                )?;
+                c.expect("ready")?;
+                consumers.push(c);
+            }
+            Child::spawn(
+                "netrecv role",
+                &child_args(
+                    "netrecv-role",
+                    &[("dir", dir_arg.clone()), ("port", port.to_string())],
+                ),
+            )?
+        }
+    };
+    let mut main = main;
+    let ready = main.expect("ready")?;
+    let rcvbuf = ready
+        .u64("rcvbuf")
+        .ok()
+        .map(|v| v as usize)
+        .or_else(|| ss_rcvbuf(port));
+    let mut senders = senders(dir.path(), port, options)?;
+    let (start, sent) = flood(&mut senders)?;
+    let outcome = match receiver {
+        Receiver::Bare => {
+            let done = main.expect("done")?;
+            let received = done.u64("count")?;
+            Outcome {
+                sent,
+                received,
+                delivered: received,
+                seconds: done.u64("t_last")?.saturating_sub(start) as f64 / 1e9,
+                rcvbuf,
+            }
+        }
+        Receiver::Forward | Receiver::Mailslot => {
+            let (mut delivered, mut last) = (u64::MAX, 0u64);
+            for c in &mut consumers {
+                let done = c.expect("done")?;
+                delivered = delivered.min(done.u64("count")?);
+                last = last.max(done.u64("t_last")?);
+            }
+            let received = if receiver == Receiver::Forward {
+                main.expect("done")?.u64("count")?
+            } else {
+                main.send("counters")?;
+                main.expect("counters")?.u64("received")?
+            };
+            Outcome {
+                sent,
+                received,
+                delivered,
+                seconds: last.saturating_sub(start) as f64 / 1e9,
+                rcvbuf,
+            }
+        }
+    };
+    consumers.push(main);
+    consumers.extend(senders);
+    proc::finish_all(consumers)?;
+    Ok(outcome)
 }
 
 pub fn run(options: &Options) -> BenchResult<(Vec<Table>, Vec<Record>)> {
-    let mut udp = Vec::new();
-    let mut mailslot = Vec::new();
+    let mut all: Vec<Vec<Outcome>> = vec![Vec::new(); Receiver::ALL.len()];
     for round in 0..options.rounds {
         eprintln!("netrecv: round {}/{} ...", round + 1, options.rounds);
-        udp.push(run_udp(options)?);
-        mailslot.push(run_mailslot(options)?);
+        // Side by side per round, so a burst of outside load hits them alike.
+        for (i, &r) in Receiver::ALL.iter().enumerate() {
+            all[i].push(run_one(r, options)?);
+        }
     }
-    let median = |v: &mut Vec<Outcome>| {
-        v.sort_by(|a, b| a.rate().total_cmp(&b.rate()));
-        v.swap_remove(v.len() / 2)
-    };
-    let udp = median(&mut udp);
-    let mailslot = median(&mut mailslot);
+    let medians: Vec<Outcome> = all
+        .into_iter()
+        .map(|mut v| {
+            v.sort_by(|a, b| a.rate(a.delivered).total_cmp(&b.rate(b.delivered)));
+            v.swap_remove(v.len() / 2)
+        })
+        .collect();
+    let (bare, forward) = (&medians[0], &medians[1]);
+    let k = options.instances;
     let mut table = Table::new(
         format!(
-            "network receive into a shared name with {} instances, {}-byte messages",
-            options.instances, options.size
+            "network receive: {} senders, {}-byte datagrams, into {k} consumers",
+            options.senders, options.size
         ),
         &[
             "receiver",
-            "datagrams/s",
-            "vs bare UDP",
-            "delivered",
+            "SO_RCVBUF granted",
             "sent",
+            "received",
+            "delivered",
+            "dropped",
+            "received/s",
+            "delivered/s",
+            "dropped/s",
+            "delivered/s vs bare",
+            "delivered/s vs forward",
         ],
     );
     let mut records = Vec::new();
-    for (what, o) in [
-        ("bare UDP recv loop", &udp),
-        ("mailslot role + Deliverer", &mailslot),
-    ] {
+    for (&r, o) in Receiver::ALL.iter().zip(&medians) {
+        let vs = |base: &Outcome| format!("{:.2}", o.rate(o.delivered) / base.rate(base.delivered));
         table.row(vec![
-            what.into(),
-            format!("{:.0}", o.rate()),
-            format!("{:.2}", o.rate() / udp.rate()),
+            r.label(k),
+            o.rcvbuf.map_or("?".into(), |b| b.to_string()),
+            o.sent.to_string(),
+            o.received.to_string(),
             o.delivered.to_string(),
-            options.datagrams.to_string(),
+            o.dropped().to_string(),
+            format!("{:.0}", o.rate(o.received)),
+            format!("{:.0}", o.rate(o.delivered)),
+            format!("{:.0}", o.rate(o.dropped())),
+            vs(bare),
+            vs(forward),
         ]);
         records.push(Record::new(
             "netrecv",
             vec![
-                ("receiver", what.into()),
-                ("datagrams_per_s", o.rate().into()),
+                ("receiver", r.key().into()),
+                ("label", r.label(k).as_str().into()),
+                ("rcvbuf_granted", o.rcvbuf.unwrap_or(0).into()),
+                ("rcvbuf_requested", options.rcvbuf.into()),
+                ("sent", o.sent.into()),
+                ("received", o.received.into()),
                 ("delivered", o.delivered.into()),
-                ("sent", options.datagrams.into()),
-                ("instances", options.instances.into()),
+                ("dropped", o.dropped().into()),
+                ("seconds", o.seconds.into()),
+                ("received_per_s", o.rate(o.received).into()),
+                ("datagrams_per_s", o.rate(o.delivered).into()),
+                ("dropped_per_s", o.rate(o.dropped()).into()),
+                ("instances", k.into()),
+                ("senders", options.senders.into()),
                 ("size", options.size.into()),
             ],
         ));
     }
     table.note(format!(
-        "Median of {} rounds. A flood of {} datagrams sent as fast as one process can to \
-         127.0.0.1; what a receiver cannot take the kernel drops, so `delivered` < `sent` \
-         measures saturation. Mailslot `delivered` = datagrams that reached all {} instances; \
-         rate = delivered / (last arrival - first send). Target: >= 0.8x the bare loop.",
-        options.rounds, options.datagrams, options.instances
+        "Median of {} rounds (by delivered/s), receivers side by side in each round. {} sender \
+         processes share a flood of {} datagrams to 127.0.0.1, each as fast as it can. Every \
+         receiver asks for SO_RCVBUF = {} bytes (the role's own request); `granted` is the \
+         kernel's value (getsockopt, or `ss -m` for the role: doubled, capped by \
+         net.core.rmem_max). received = left the UDP socket; delivered = reached every one of \
+         the {k} consumers (the minimum over them; the bare loop delivers nowhere, so = \
+         received); dropped = sent - received (the kernel's drops at the full socket buffer). \
+         Rates per second of (last arrival - first send). forward = a bare loop that sends \
+         each datagram on to {k} processes over connected Unix datagram sockets (blocking): \
+         the delivery work without mailslot. Target: >= 0.8x the bare loop.",
+        options.rounds, options.senders, options.datagrams, options.rcvbuf
     ));
     Ok((vec![table], records))
 }
@@ -242,27 +415,127 @@ fn count_until_quiet(mut next: impl FnMut() -> BenchResult<bool>) -> BenchResult
     Ok(())
 }
 
-/// `__child udp-recv`: the bare loop.
-pub fn udp_main(args: &Args) -> BenchResult<()> {
+fn quiet(e: &std::io::Error) -> bool {
+    matches!(e.kind(), IoKind::WouldBlock | IoKind::TimedOut)
+}
+
+/// A UDP socket on 127.0.0.1:`--port` with `--rcvbuf` asked for; returns it and the grant.
+fn udp_socket(args: &Args, who: &str) -> BenchResult<(UdpSocket, usize)> {
     let port: u16 = args.need("port")?;
+    let rcvbuf: usize = args.need("rcvbuf")?;
     let socket = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))
-        .map_err(|e| format!("udp-recv: {e}"))?;
+        .map_err(|e| format!("{who}: {e}"))?;
+    let granted = sys::set_rcvbuf(&socket, rcvbuf).map_err(|e| format!("{who}: SO_RCVBUF: {e}"))?;
     socket
         .set_read_timeout(Some(QUIET))
-        .map_err(|e| format!("udp-recv: {e}"))?;
+        .map_err(|e| format!("{who}: {e}"))?;
+    Ok((socket, granted))
+}
+
+/// `__child netrecv-sender`: encodes datagrams `index, index + senders, ...` (datagram `i`
+/// carries `i` in its first 8 bytes); on `go` sends them all, reports `sent`.
+pub fn sender_main(args: &Args) -> BenchResult<()> {
+    let dir = PathBuf::from(args.required("dir")?);
+    let port: u16 = args.need("port")?;
+    let index: usize = args.need("index")?;
+    let senders: usize = args.need("senders")?;
+    let total: usize = args.need("datagrams")?;
+    let size: usize = args.need("size")?;
+    let config = role_config(&dir, port);
+    let target = Target::Host("127.0.0.1".into());
+    let datagrams = (index..total)
+        .step_by(senders)
+        .map(|i| {
+            let mut body = vec![0x5au8; size];
+            body[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            net::encode(&config, &target, NAME, &body, &Default::default())
+                .map_err(|e| format!("cannot encode a datagram: {e}"))
+        })
+        .collect::<BenchResult<Vec<_>>>()?;
+    let socket = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))
+        .map_err(|e| format!("sender: {e}"))?;
+    socket
+        .connect(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))
+        .map_err(|e| format!("sender: {e}"))?;
+    proc::report("ready");
+    if proc::next_command().as_deref() != Some("go") {
+        return Err("expected `go`".into());
+    }
+    let t_start = sys::monotonic_ns();
+    for d in &datagrams {
+        // ECONNREFUSED can only come from an earlier datagram nobody received: ignore it.
+        let _ = socket.send(d);
+    }
+    proc::report(&format!("sent t_start={t_start} n={}", datagrams.len()));
+    while proc::next_command().is_some() {}
+    Ok(())
+}
+
+/// `__child udp-recv`: the bare loop.
+pub fn udp_main(args: &Args) -> BenchResult<()> {
+    let (socket, granted) = udp_socket(args, "udp-recv")?;
+    proc::report(&format!("ready rcvbuf={granted}"));
+    let mut buf = vec![0u8; 65_536];
+    count_until_quiet(|| match socket.recv(&mut buf) {
+        Ok(_) => Ok(true),
+        Err(e) if quiet(&e) => Ok(false),
+        Err(e) => Err(format!("udp-recv: {e}")),
+    })?;
+    while proc::next_command().is_some() {}
+    Ok(())
+}
+
+fn fwd_path(dir: &Path, index: usize) -> PathBuf {
+    dir.join(format!("fwd-{index}.sock"))
+}
+
+/// `__child udp-forward`: the bare loop that forwards each datagram to `--instances`
+/// processes over connected Unix datagram sockets.
+pub fn forward_main(args: &Args) -> BenchResult<()> {
+    let dir = PathBuf::from(args.required("dir")?);
+    let k: usize = args.need("instances")?;
+    let (socket, granted) = udp_socket(args, "udp-forward")?;
+    let targets = (0..k)
+        .map(|i| {
+            let s = UnixDatagram::unbound()?;
+            s.connect(fwd_path(&dir, i))?;
+            Ok(s)
+        })
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(|e| format!("udp-forward: connect: {e}"))?;
+    proc::report(&format!("ready rcvbuf={granted}"));
+    let mut buf = vec![0u8; 65_536];
+    count_until_quiet(|| match socket.recv(&mut buf) {
+        Ok(n) => {
+            for t in &targets {
+                // A target that stopped after a quiet spell (a stall of this loop on a loaded
+                // host) refuses: what it misses shows in its count, as for a mailslot instance.
+                let _ = t.send(&buf[..n]);
+            }
+            Ok(true)
+        }
+        Err(e) if quiet(&e) => Ok(false),
+        Err(e) => Err(format!("udp-forward: {e}")),
+    })?;
+    while proc::next_command().is_some() {}
+    Ok(())
+}
+
+/// `__child fwd-instance`: one target of the forwarding loop.
+pub fn fwd_instance_main(args: &Args) -> BenchResult<()> {
+    let dir = PathBuf::from(args.required("dir")?);
+    let index: usize = args.need("index")?;
+    let socket = UnixDatagram::bind(fwd_path(&dir, index))
+        .map_err(|e| format!("fwd-instance: bind: {e}"))?;
+    socket
+        .set_read_timeout(Some(QUIET))
+        .map_err(|e| format!("fwd-instance: {e}"))?;
     proc::report("ready");
     let mut buf = vec![0u8; 65_536];
     count_until_quiet(|| match socket.recv(&mut buf) {
         Ok(_) => Ok(true),
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-            ) =>
-        {
-            Ok(false)
-        }
-        Err(e) => Err(format!("udp-recv: {e}")),
+        Err(e) if quiet(&e) => Ok(false),
+        Err(e) => Err(format!("fwd-instance: {e}")),
     })
 }
 
@@ -287,7 +560,8 @@ pub fn instance_main(args: &Args) -> BenchResult<()> {
     })
 }
 
-/// `__child netrecv-role`: holds the role and delivers into the runtime directory.
+/// `__child netrecv-role`: holds the role and delivers into the runtime directory; on
+/// `counters` reports what the role received.
 pub fn role_main(args: &Args) -> BenchResult<()> {
     let dir = PathBuf::from(args.required("dir")?);
     let port: u16 = args.need("port")?;
@@ -309,9 +583,18 @@ pub fn role_main(args: &Args) -> BenchResult<()> {
     let role = NetRole::start(role_config(&dir, port), deliver)
         .map_err(|e| format!("cannot start the network role: {e}"))?;
     match role.wait_settled(Duration::from_secs(10)) {
+        // The role's socket is out of reach: the orchestrator reads its buffer with `ss`.
         RoleState::Holding { .. } => proc::report("ready"),
         other => return Err(format!("the network role did not start: {other:?}")),
     }
-    while proc::next_command().is_some() {}
+    while let Some(command) = proc::next_command() {
+        if command == "counters" {
+            let c = role.counters();
+            proc::report(&format!(
+                "counters received={} delivered={} dropped_kernel={} dropped_failed={}",
+                c.received, c.delivered, c.dropped_kernel, c.dropped_failed
+            ));
+        }
+    }
     Ok(())
 }

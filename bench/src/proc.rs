@@ -64,6 +64,9 @@ pub struct Launch {
     /// `setpriv` arguments (`--reuid=N --regid=N --clear-groups`) and the binary to run.
     pub setpriv: Option<(Vec<String>, PathBuf)>,
     pub env: Vec<(&'static str, String)>,
+    /// A command that runs the bench binary (e.g. `perf stat ... --`): its words, then the
+    /// binary's path and arguments.
+    pub wrapper: Option<Vec<String>>,
 }
 
 impl Child {
@@ -80,10 +83,18 @@ impl Child {
                 command.args(setpriv).arg("--").arg(exe);
                 command
             }
-            None => Command::new(
-                std::env::current_exe()
-                    .map_err(|e| format!("cannot find the bench binary: {e}"))?,
-            ),
+            None => {
+                let exe = std::env::current_exe()
+                    .map_err(|e| format!("cannot find the bench binary: {e}"))?;
+                match &launch.wrapper {
+                    Some(words) if !words.is_empty() => {
+                        let mut command = Command::new(&words[0]);
+                        command.args(&words[1..]).arg(exe);
+                        command
+                    }
+                    _ => Command::new(exe),
+                }
+            }
         };
         for (key, value) in &launch.env {
             command.env(key, value);

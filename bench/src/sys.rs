@@ -230,3 +230,46 @@ pub fn euid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() }
 }
+
+/// Asks for a receive buffer of `bytes` on a socket (`SO_RCVBUF`; the kernel caps the request
+/// at `net.core.rmem_max` and doubles it for its own bookkeeping) and returns what it granted,
+/// as `getsockopt(SO_RCVBUF)` reports it (the doubled value).
+pub fn set_rcvbuf(socket: &impl AsRawFd, bytes: usize) -> io::Result<usize> {
+    let value = libc::c_int::try_from(bytes).map_err(|_| io::ErrorKind::InvalidInput)?;
+    // SAFETY: setsockopt reads exactly `size_of::<c_int>()` bytes from a live local; the
+    // descriptor is borrowed from an open socket for the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    rcvbuf(socket)
+}
+
+/// The receive buffer the kernel granted a socket (`getsockopt(SO_RCVBUF)`).
+pub fn rcvbuf(socket: &impl AsRawFd) -> io::Result<usize> {
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into the live local `value` and updates
+    // `len`; the descriptor is borrowed from an open socket for the call.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(usize::try_from(value).unwrap_or(0))
+}

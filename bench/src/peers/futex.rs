@@ -1,6 +1,13 @@
 //! The bare futex handoff: two 32-bit words in a shared file, one inbox per side. A send bumps
 //! the peer's word and always wakes it; a receive sleeps until its word changes. No payload,
 //! no spinning: the floor any futex-based doorbell is measured against.
+//!
+//! `futex-yield` is the same handoff with one change, the one mailslot's reader makes
+//! (`Server::wait_take`): a receive that finds nothing gives the CPU away once
+//! (`sched_yield`) and looks again before it sleeps. On one core the other side then runs
+//! and answers at once, which saves a sleep and a wake-up: it is the transport-independent
+//! part of mailslot's same-core latency, so mailslot is compared with it, not only with the
+//! plain futex.
 
 use std::fs::OpenOptions;
 use std::path::PathBuf;
@@ -26,6 +33,8 @@ struct PingPong {
     side: Side,
     sent: u32,
     seen: u32,
+    /// Yield once before each sleep (`futex-yield`).
+    yield_first: bool,
 }
 
 impl Endpoint for PingPong {
@@ -39,18 +48,26 @@ impl Endpoint for PingPong {
 
     fn recv(&mut self, buf: &mut [u8]) -> BenchResult<usize> {
         let word = self.words.word(word_of(self.side));
+        let mut yielded = !self.yield_first;
         loop {
             let now = word.load(Ordering::Acquire);
             if now != self.seen {
                 self.seen = now;
                 return Ok(buf.len().min(64));
             }
+            if !yielded {
+                yielded = true;
+                std::thread::yield_now();
+                continue;
+            }
+            yielded = !self.yield_first;
             sys::futex_wait(word, now);
         }
     }
 }
 
-pub fn endpoint(side: Side, args: &Args) -> BenchResult<Box<dyn Endpoint>> {
+/// `yield_first`: the `futex-yield` variant.
+pub fn endpoint(side: Side, args: &Args, yield_first: bool) -> BenchResult<Box<dyn Endpoint>> {
     let path = PathBuf::from(args.required("dir")?).join(FILE_NAME);
     let file = OpenOptions::new()
         .read(true)
@@ -63,5 +80,6 @@ pub fn endpoint(side: Side, args: &Args) -> BenchResult<Box<dyn Endpoint>> {
         side,
         sent: 0,
         seen: 0,
+        yield_first,
     }))
 }

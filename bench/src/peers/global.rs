@@ -62,9 +62,9 @@ struct Reader {
 }
 
 impl FanoutReader for Reader {
-    fn recv(&mut self, buf: &mut [u8]) -> BenchResult<(usize, u64)> {
+    fn recv(&mut self, buf: &mut [u8]) -> BenchResult<Option<(usize, u64)>> {
         let got = self.inbox.recv(buf)?;
-        Ok((got.len, got.lost))
+        Ok(Some((got.len, got.lost)))
     }
 
     fn stalls(&self) -> u64 {

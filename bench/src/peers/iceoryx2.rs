@@ -5,17 +5,26 @@
 //! service; a reader takes samples until none is left, then blocks in `Listener::blocking_wait`.
 //! Nothing is dropped: the publisher uses `RetryUntilDelivered` (back-pressure) and there is
 //! no history. Service names carry the run's unique directory name, so runs never meet.
+//!
+//! With a bound (`fanout --capacity/--overflow`): a subscriber buffer of the bound, in samples;
+//! `drop` = safe overflow (a full buffer loses its oldest sample, silently: readers count the
+//! gaps in the sequence); `refuse` = `RetryUntilDelivered` with a backpressure handler that
+//! counts each retry; `block` = `RetryUntilDelivered` (iceoryx2 has no sleeping publisher: it
+//! retries with an adaptive wait, yielding then sleeping).
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use iceoryx2::node::Node;
 use iceoryx2::port::listener::Listener;
 use iceoryx2::port::notifier::Notifier;
 use iceoryx2::port::publisher::Publisher;
 use iceoryx2::port::subscriber::Subscriber;
+use iceoryx2::port::{BackpressureAction, BackpressureInfo};
 use iceoryx2::prelude::*;
 
-use super::{Endpoint, FanoutReader, FanoutWriter, Side};
+use super::{bound_of, Endpoint, FanoutReader, FanoutWriter, OverflowMode, Side};
 use crate::args::Args;
 use crate::proc::BenchResult;
 
@@ -61,6 +70,16 @@ fn node() -> BenchResult<Node<ipc::Service>> {
         .map_err(|e| err("node", e))
 }
 
+/// The subscriber buffer (samples) and whether a full one drops its oldest (safe overflow).
+/// Without a bound: [`BUFFER`] samples, but at most 16 MiB of them per subscriber (large
+/// messages: 64 of 256 KiB, 16 of 1 MiB), as the data segment holds every subscriber's buffer.
+fn buffer_of(bound: Option<(OverflowMode, usize)>, size: usize) -> (usize, bool) {
+    match bound {
+        None => (BUFFER.min((16 << 20) / size.max(1)).max(4), false),
+        Some((mode, messages)) => (messages.max(1), mode == OverflowMode::Drop),
+    }
+}
+
 /// Opens (or creates) the pair of services every side of one channel shares. `endpoints` is
 /// the most subscribers/listeners it will see.
 fn services(
@@ -68,15 +87,18 @@ fn services(
     args: &Args,
     channel: &str,
     endpoints: usize,
+    bound: Option<(OverflowMode, usize)>,
 ) -> BenchResult<(DataService, EventService)> {
+    let size: usize = args.get("size", 64)?;
+    let (buffer, safe_overflow) = buffer_of(bound, size);
     let data = node
         .service_builder(&service_name(args, &format!("{channel}-data"))?)
         .publish_subscribe::<[u8]>()
         .max_publishers(1)
         .max_subscribers(endpoints)
-        .subscriber_max_buffer_size(BUFFER)
+        .subscriber_max_buffer_size(buffer)
         .history_size(0)
-        .enable_safe_overflow(false)
+        .enable_safe_overflow(safe_overflow)
         .open_or_create()
         .map_err(|e| err("publish-subscribe service", e))?;
     let event = node
@@ -89,12 +111,17 @@ fn services(
     Ok((data, event))
 }
 
-fn inbox(args: &Args, channel: &str, endpoints: usize) -> BenchResult<Inbox> {
+fn inbox(
+    args: &Args,
+    channel: &str,
+    endpoints: usize,
+    bound: Option<(OverflowMode, usize)>,
+) -> BenchResult<Inbox> {
     let node = node()?;
-    let (data, event) = services(&node, args, channel, endpoints)?;
+    let (data, event) = services(&node, args, channel, endpoints, bound)?;
     let subscriber = data
         .subscriber_builder()
-        .buffer_size(BUFFER)
+        .buffer_size(buffer_of(bound, args.get("size", 64)?).0)
         .create()
         .map_err(|e| err("subscriber", e))?;
     let listener = event
@@ -114,22 +141,33 @@ fn outbox(
     channel: &str,
     endpoints: usize,
     size: usize,
-) -> BenchResult<Outbox> {
-    let (data, event) = services(node, args, channel, endpoints)?;
-    let publisher = data
+    bound: Option<(OverflowMode, usize)>,
+) -> BenchResult<(Outbox, Arc<AtomicU64>)> {
+    let (data, event) = services(node, args, channel, endpoints, bound)?;
+    let retries = Arc::new(AtomicU64::new(0));
+    let mut builder = data
         .publisher_builder()
         .initial_max_slice_len(size)
-        .backpressure_strategy(BackpressureStrategy::RetryUntilDelivered)
-        .create()
-        .map_err(|e| err("publisher", e))?;
+        .backpressure_strategy(BackpressureStrategy::RetryUntilDelivered);
+    if matches!(bound, Some((OverflowMode::Refuse, _))) {
+        let retries = retries.clone();
+        builder = builder.set_backpressure_handler(move |_: &BackpressureInfo| {
+            retries.fetch_add(1, Ordering::Relaxed);
+            BackpressureAction::Retry
+        });
+    }
+    let publisher = builder.create().map_err(|e| err("publisher", e))?;
     let notifier = event
         .notifier_builder()
         .create()
         .map_err(|e| err("notifier", e))?;
-    Ok(Outbox {
-        publisher,
-        notifier,
-    })
+    Ok((
+        Outbox {
+            publisher,
+            notifier,
+        },
+        retries,
+    ))
 }
 
 impl Inbox {
@@ -165,24 +203,29 @@ impl Outbox {
 }
 
 impl FanoutReader for Inbox {
-    fn recv(&mut self, buf: &mut [u8]) -> BenchResult<(usize, u64)> {
-        Inbox::recv(self, buf).map(|n| (n, 0))
+    fn recv(&mut self, buf: &mut [u8]) -> BenchResult<Option<(usize, u64)>> {
+        Inbox::recv(self, buf).map(|n| Some((n, 0)))
     }
 }
 
 pub fn fanout_reader(args: &Args) -> BenchResult<Box<dyn FanoutReader>> {
     let readers: usize = args.need("readers")?;
-    Ok(Box::new(inbox(args, "fanout", readers)?))
+    Ok(Box::new(inbox(args, "fanout", readers, bound_of(args)?)?))
 }
 
 struct Writer {
     _node: Node<ipc::Service>,
     outbox: Outbox,
+    retries: Arc<AtomicU64>,
 }
 
 impl FanoutWriter for Writer {
     fn send(&mut self, data: &[u8]) -> BenchResult<()> {
         self.outbox.send(data)
+    }
+
+    fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
     }
 }
 
@@ -190,10 +233,11 @@ pub fn fanout_writer(args: &Args) -> BenchResult<Box<dyn FanoutWriter>> {
     let readers: usize = args.need("readers")?;
     let size: usize = args.need("size")?;
     let node = node()?;
-    let outbox = outbox(&node, args, "fanout", readers, size)?;
+    let (outbox, retries) = outbox(&node, args, "fanout", readers, size, bound_of(args)?)?;
     Ok(Box::new(Writer {
         _node: node,
         outbox,
+        retries,
     }))
 }
 
@@ -207,7 +251,7 @@ struct PingPong {
 impl Endpoint for PingPong {
     fn connect(&mut self) -> BenchResult<()> {
         let channel = format!("to-{}", self.side.other().name());
-        let outbox = outbox(&self.inbox.node, &self.args, &channel, 1, 64)?;
+        let (outbox, _) = outbox(&self.inbox.node, &self.args, &channel, 1, 64, None)?;
         self.outbox = Some(outbox);
         Ok(())
     }
@@ -222,7 +266,7 @@ impl Endpoint for PingPong {
 }
 
 pub fn endpoint(side: Side, args: &Args) -> BenchResult<Box<dyn Endpoint>> {
-    let inbox = inbox(args, &format!("to-{}", side.name()), 1)?;
+    let inbox = inbox(args, &format!("to-{}", side.name()), 1, None)?;
     Ok(Box::new(PingPong {
         args: args.clone(),
         side,

@@ -5,9 +5,9 @@
 
 use std::path::PathBuf;
 
-use mailslot::{Overflow, Scope, Server, Timeout, Writer};
+use mailslot::{ErrorKind, Overflow, Scope, Server, Timeout, Writer};
 
-use super::{Endpoint, FanoutReader, FanoutWriter, Side};
+use super::{bound_of, Endpoint, FanoutReader, FanoutWriter, OverflowMode, Side};
 use crate::args::Args;
 use crate::proc::BenchResult;
 
@@ -19,20 +19,39 @@ pub fn record(size: usize) -> usize {
     48 + size.div_ceil(8) * 8
 }
 
-/// The ring the library makes for a capacity (`segment::ring_size_for` with the default 1 MiB
-/// maximum message): a power of two, at least two maximum messages.
-pub fn ring_for(capacity: usize) -> usize {
-    capacity
-        .max(2 * record(1 << 20))
-        .max(4096)
-        .next_power_of_two()
+/// The ring the library makes for a capacity and maximum message size (`ring::ring_size_for`;
+/// `max_message` 0 = the default 1 MiB): a power of two, at least two maximum messages. The
+/// ring, not the capacity, is what a reader may lag behind before the overflow policy applies.
+pub fn ring_for(capacity: usize, max_message: usize) -> usize {
+    let max = if max_message == 0 {
+        1 << 20
+    } else {
+        max_message
+    };
+    capacity.max(2 * record(max)).max(4096).next_power_of_two()
 }
 
 /// Messages of `size` bytes that lap a ring made for `capacity` once: after that many, every
 /// page of the ring has been touched (a fresh ring faults its pages in one by one, a
 /// long-lived name has them resident).
 pub fn messages_to_lap(capacity: usize, size: usize) -> usize {
-    ring_for(capacity).div_ceil(record(size))
+    ring_for(capacity, 0).div_ceil(record(size))
+}
+
+/// The library's policy for a bench overflow mode.
+fn overflow_of(mode: Option<OverflowMode>) -> BenchResult<Overflow> {
+    match mode {
+        None | Some(OverflowMode::Drop) => Ok(Overflow::DropOldest),
+        Some(OverflowMode::Refuse) => Ok(Overflow::Refuse),
+        #[cfg(feature = "overflow-block")]
+        Some(OverflowMode::Block) => Ok(Overflow::Block),
+        #[cfg(not(feature = "overflow-block"))]
+        Some(OverflowMode::Block) => Err(
+            "mailslot --overflow block needs `mailslot::Overflow::Block`: build the bench with \
+             --features overflow-block (and a library that has it)"
+                .into(),
+        ),
+    }
 }
 
 fn scope(args: &Args) -> BenchResult<Scope> {
@@ -48,21 +67,25 @@ struct Reader {
 }
 
 impl FanoutReader for Reader {
-    fn recv(&mut self, buf: &mut [u8]) -> BenchResult<(usize, u64)> {
+    fn recv(&mut self, buf: &mut [u8]) -> BenchResult<Option<(usize, u64)>> {
         let got = self.server.recv_into(buf).map_err(|e| err("recv", e))?;
-        Ok((got.len, got.lost))
+        Ok(Some((got.len, got.lost)))
     }
 }
 
 pub fn fanout_reader(args: &Args) -> BenchResult<Box<dyn FanoutReader>> {
     let capacity: usize = args.need("capacity")?;
+    let bound = bound_of(args)?;
     let server = Server::builder(FANOUT_NAME)
         .shared(true)
         .scope(scope(args)?)
         .capacity(capacity)
-        // Capacity, not back-pressure: the orchestrator sizes rounds to fit, so `lost` must
-        // stay 0; a lagging reader would show it.
-        .overflow(Overflow::DropOldest)
+        // `--max-message` (with an explicit `--capacity`) lets the ring follow the capacity
+        // instead of being at least two 1 MiB messages.
+        .max_message_size(args.get("max-message", 0)?)
+        // Without `--overflow`: capacity, not back-pressure: the orchestrator sizes rounds to
+        // fit, so `lost` must stay 0; a lagging reader would show it.
+        .overflow(overflow_of(bound.map(|b| b.0))?)
         .read_timeout(Timeout::Forever)
         .open()
         .map_err(|e| err("open server", e))?;
@@ -71,17 +94,40 @@ pub fn fanout_reader(args: &Args) -> BenchResult<Box<dyn FanoutReader>> {
 
 struct WriterEnd {
     writer: Writer,
+    /// `--overflow refuse`: retry a write refused with `QueueFull`.
+    retry_full: bool,
+    retries: u64,
 }
 
 impl FanoutWriter for WriterEnd {
     fn send(&mut self, data: &[u8]) -> BenchResult<()> {
-        self.writer.write(data).map_err(|e| err("write", e))
+        loop {
+            match self.writer.write(data) {
+                Ok(()) => return Ok(()),
+                // Refused: give the readers the CPU and try again (what an application that
+                // must not lose a message does with a refusing name).
+                Err(e) if self.retry_full && e.kind() == ErrorKind::QueueFull => {
+                    self.retries += 1;
+                    std::thread::yield_now();
+                }
+                Err(e) => return Err(err("write", e)),
+            }
+        }
+    }
+
+    fn retries(&self) -> u64 {
+        self.retries
     }
 }
 
 pub fn fanout_writer(args: &Args) -> BenchResult<Box<dyn FanoutWriter>> {
     let writer = Writer::open_in(&scope(args)?, FANOUT_NAME).map_err(|e| err("open writer", e))?;
-    Ok(Box::new(WriterEnd { writer }))
+    let retry_full = matches!(bound_of(args)?, Some((OverflowMode::Refuse, _)));
+    Ok(Box::new(WriterEnd {
+        writer,
+        retry_full,
+        retries: 0,
+    }))
 }
 
 struct PingPong {

@@ -27,6 +27,9 @@ pub enum Peer {
     UnixDgram,
     /// A bare futex handoff on a shared word (latency only).
     Futex,
+    /// The same handoff yielding once before each sleep, as mailslot's reader does (latency
+    /// only).
+    FutexYield,
     /// A blocking eventfd handoff (latency only).
     Eventfd,
     /// ZeroMQ PUB/SUB over `ipc://` with `XPUB_NODROP` (feature `peers-zmq`).
@@ -37,11 +40,12 @@ pub enum Peer {
 }
 
 impl Peer {
-    pub const ALL: [Peer; 7] = [
+    pub const ALL: [Peer; 8] = [
         Peer::Mailslot,
         Peer::MailslotGlobal,
         Peer::UnixDgram,
         Peer::Futex,
+        Peer::FutexYield,
         Peer::Eventfd,
         Peer::Zmq,
         Peer::Iceoryx2,
@@ -53,6 +57,7 @@ impl Peer {
             Peer::MailslotGlobal => "mailslot-global",
             Peer::UnixDgram => "unix-dgram",
             Peer::Futex => "futex",
+            Peer::FutexYield => "futex-yield",
             Peer::Eventfd => "eventfd",
             Peer::Zmq => "zmq",
             Peer::Iceoryx2 => "iceoryx2",
@@ -94,11 +99,57 @@ impl std::str::FromStr for Peer {
     }
 }
 
+/// What a writer meets when the slowest reader is a whole bound behind (`fanout --overflow`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverflowMode {
+    /// Messages are dropped (mailslot: the oldest, and readers are told how many).
+    Drop,
+    /// The write is refused (mailslot: `QueueFull`); the bench's writer retries, counting.
+    Refuse,
+    /// The writer sleeps until the slowest reader makes room (mailslot: `Overflow::Block`,
+    /// cargo feature `overflow-block`).
+    Block,
+}
+
+impl OverflowMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            OverflowMode::Drop => "drop",
+            OverflowMode::Refuse => "refuse",
+            OverflowMode::Block => "block",
+        }
+    }
+}
+
+impl std::str::FromStr for OverflowMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<OverflowMode, String> {
+        [
+            OverflowMode::Drop,
+            OverflowMode::Refuse,
+            OverflowMode::Block,
+        ]
+        .into_iter()
+        .find(|m| m.name() == s)
+        .ok_or_else(|| format!("unknown overflow `{s}` (drop, refuse, block)"))
+    }
+}
+
+/// The bound a fan-out child was given (`--overflow` and `--bound`, messages per reader), or
+/// `None`: the transport's own defaults.
+pub fn bound_of(args: &Args) -> BenchResult<Option<(OverflowMode, usize)>> {
+    match args.str("overflow") {
+        None => Ok(None),
+        Some(mode) => Ok(Some((mode.parse()?, args.need("bound")?))),
+    }
+}
+
 /// The receiving end of a fan-out: one reader process.
 pub trait FanoutReader {
     /// Blocks for the next message; returns its length and how many messages were lost just
-    /// before it (0 for transports that cannot lose).
-    fn recv(&mut self, buf: &mut [u8]) -> BenchResult<(usize, u64)>;
+    /// before it (0 for transports that do not say). `None`: nothing came for a while with a
+    /// transport that drops the newest messages, so the round's tail was dropped.
+    fn recv(&mut self, buf: &mut [u8]) -> BenchResult<Option<(usize, u64)>>;
     /// Receives so far that waited out a guard timeout with a message already there (lost
     /// wake-ups; only the global scope has such a guard).
     fn stalls(&self) -> u64 {
@@ -112,6 +163,10 @@ pub trait FanoutWriter {
     /// After the last message of a round (a pipelined transport confirms the round here).
     fn end_round(&mut self) -> BenchResult<()> {
         Ok(())
+    }
+    /// Sends retried so far because the transport refused them (`--overflow refuse`).
+    fn retries(&self) -> u64 {
+        0
     }
 }
 
@@ -181,7 +236,9 @@ pub fn fanout_reader(peer: Peer, args: &Args) -> BenchResult<Box<dyn FanoutReade
         Peer::Zmq => Err(not_built(peer)),
         #[cfg(not(feature = "peers-iceoryx2"))]
         Peer::Iceoryx2 => Err(not_built(peer)),
-        Peer::Futex | Peer::Eventfd => Err(format!("{} has no fan-out", peer.name())),
+        Peer::Futex | Peer::FutexYield | Peer::Eventfd => {
+            Err(format!("{} has no fan-out", peer.name()))
+        }
     }
 }
 
@@ -199,7 +256,9 @@ pub fn fanout_writer(peer: Peer, args: &Args) -> BenchResult<Box<dyn FanoutWrite
         Peer::Zmq => Err(not_built(peer)),
         #[cfg(not(feature = "peers-iceoryx2"))]
         Peer::Iceoryx2 => Err(not_built(peer)),
-        Peer::Futex | Peer::Eventfd => Err(format!("{} has no fan-out", peer.name())),
+        Peer::Futex | Peer::FutexYield | Peer::Eventfd => {
+            Err(format!("{} has no fan-out", peer.name()))
+        }
     }
 }
 
@@ -209,7 +268,8 @@ pub fn endpoint(peer: Peer, side: Side, args: &Args) -> BenchResult<Box<dyn Endp
         Peer::Mailslot => mailslot::endpoint(side, args),
         Peer::MailslotGlobal => global::endpoint(side, args),
         Peer::UnixDgram => unix_dgram::endpoint(side, args),
-        Peer::Futex => futex::endpoint(side, args),
+        Peer::Futex => futex::endpoint(side, args, false),
+        Peer::FutexYield => futex::endpoint(side, args, true),
         Peer::Eventfd => eventfd::endpoint(side, args),
         #[cfg(feature = "peers-zmq")]
         Peer::Zmq => zmq::endpoint(side, args),

@@ -22,9 +22,9 @@ struct Reader {
 }
 
 impl FanoutReader for Reader {
-    fn recv(&mut self, buf: &mut [u8]) -> BenchResult<(usize, u64)> {
+    fn recv(&mut self, buf: &mut [u8]) -> BenchResult<Option<(usize, u64)>> {
         let n = self.socket.recv(buf).map_err(|e| io("recv", e))?;
-        Ok((n, 0))
+        Ok(Some((n, 0)))
     }
 }
 
