@@ -81,6 +81,9 @@ struct Outcome {
     syscalls: Option<f64>,
 }
 
+/// How the reader child takes one message into a buffer.
+type Receive = dyn FnMut(&mut [u8]) -> BenchResult<()>;
+
 fn socket_path(dir: &Path) -> PathBuf {
     dir.join("oneshot.sock")
 }
@@ -255,7 +258,7 @@ pub fn receiver_main(args: &Args) -> BenchResult<()> {
     let dir = PathBuf::from(args.required("dir")?);
     let expect: u64 = args.need("expect")?;
     let mut buf = vec![0u8; 4 * SIZE];
-    let mut recv: Box<dyn FnMut(&mut [u8]) -> BenchResult<()>> = match kind {
+    let mut recv: Box<Receive> = match kind {
         Kind::Mailslot => {
             let mut server = Server::builder(NAME)
                 .scope(Scope::Dir(dir))

@@ -77,6 +77,9 @@ pub fn free_port() -> BenchResult<u16> {
     Ok(port)
 }
 
+/// One line of the takeover table: label, run, metric, its quantiles, and whether it is ours.
+type Row<'a> = (&'a str, &'a Run, Metric<'a>, (u64, u64, u64), bool);
+
 fn spawn_role(dir: &TempDir, port: u16, n: usize) -> BenchResult<Child> {
     let args = child_args(
         "net-role",
@@ -357,7 +360,7 @@ pub fn run(options: &Options) -> BenchResult<(Vec<Table>, Vec<Record>)> {
     let of = |run: &Run, f: &dyn Fn(&Sample) -> u64| quantiles(run.samples.iter().map(f).collect());
     let bare_hold = of(&bare, &holding);
     let bare_first = of(&bare, &first);
-    let rows: [(&str, &Run, Metric<'_>, (u64, u64, u64), bool); 4] = [
+    let rows: [Row<'_>; 4] = [
         (TAKEOVER_BARE_HOLD, &bare, &holding, bare_hold, false),
         (TAKEOVER_BARE_RECV, &bare, &first, bare_first, false),
         (TAKEOVER_ROLE_HOLD, &role, &holding, bare_hold, false),
