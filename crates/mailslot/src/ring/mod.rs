@@ -118,6 +118,37 @@ pub struct Ring {
     /// Read once, when mapped: later scribbles on the header cannot change them under us.
     options: RingOptions,
     append_lock: lock::AppendLock,
+    /// Position to ring offset, without a division per record.
+    offsets: Modulo,
+}
+
+/// `x % d` by a multiplication: the ring is not a power of two, and a 64-bit division costs
+/// tens of cycles on every read and append.
+#[derive(Debug, Clone, Copy)]
+struct Modulo {
+    d: u64,
+    /// ceil(2^64 / d): the quotient it gives is exact or one too large.
+    m: u64,
+}
+
+impl Modulo {
+    fn new(d: u64) -> Modulo {
+        Modulo {
+            d,
+            m: (u64::MAX / d).wrapping_add(1),
+        }
+    }
+
+    fn of(self, x: u64) -> u64 {
+        let q = ((u128::from(x) * u128::from(self.m)) >> 64) as u64;
+        let r = x.wrapping_sub(q.wrapping_mul(self.d));
+        // One too large a quotient leaves `r` just below 2^64.
+        if r >= self.d {
+            r.wrapping_add(self.d)
+        } else {
+            r
+        }
+    }
 }
 
 /// The ring for `capacity` bytes of records and messages of up to `max_message` bytes: the
@@ -229,6 +260,7 @@ impl Ring {
             map,
             options,
             append_lock: lock::AppendLock::default(),
+            offsets: Modulo::new(ring_size),
         }))
     }
 
@@ -283,6 +315,7 @@ impl Ring {
             map,
             options,
             append_lock: lock::AppendLock::default(),
+            offsets: Modulo::new(options.ring_size),
         })
     }
 
@@ -511,6 +544,42 @@ impl Ring {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn offsets_by_multiplication_are_offsets_by_division() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for d in [
+            8192u64,
+            12288,
+            2 << 20 | 4096,
+            (1 << 30) + 4096,
+            1 << 31,
+            4096 * 999_983,
+        ] {
+            let modulo = Modulo::new(d);
+            for probe in [
+                0,
+                1,
+                d - 1,
+                d,
+                d + 1,
+                u64::MAX,
+                u64::MAX - 1,
+                1 << 62,
+                (1 << 62) - 8,
+            ] {
+                assert_eq!(modulo.of(probe), probe % d, "{probe} % {d}");
+            }
+            for _ in 0..100_000 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                assert_eq!(modulo.of(x), x % d, "{x} % {d}");
+                let small = x >> 20;
+                assert_eq!(modulo.of(small), small % d, "{small} % {d}");
+            }
+        }
+    }
 
     #[test]
     fn a_name_takes_its_capacity_one_largest_message_and_at_most_64_kib_more() {

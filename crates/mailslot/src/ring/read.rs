@@ -92,7 +92,7 @@ const SEQ_UNKNOWN: u64 = u64::MAX;
 
 impl Ring {
     pub(super) fn ring_offset(&self, pos: u64) -> usize {
-        (pos % self.ring_size()) as usize
+        self.offsets.of(pos) as usize
     }
 
     pub(super) fn read_raw_header(&self, off: usize) -> [u8; RECORD_HEADER] {
@@ -223,7 +223,9 @@ impl Ring {
             match &take {
                 Take::Got(_, lost) => {
                     s.delivered.fetch_add(1, Ordering::Relaxed);
-                    s.lost.fetch_add(*lost, Ordering::Relaxed);
+                    if *lost > 0 {
+                        s.lost.fetch_add(*lost, Ordering::Relaxed);
+                    }
                 }
                 Take::Damaged(_) => {
                     s.corrupt.fetch_add(1, Ordering::Relaxed);
