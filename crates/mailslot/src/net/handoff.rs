@@ -1,6 +1,17 @@
-//! The holder's handoff server and its client: other local processes send datagrams from the
+//! The holder's handoff server and its clients: other local processes send datagrams from the
 //! role's port through the holder, so that replies to them (which go to the source port) reach
-//! this host's role.
+//! this host's role; and waiting candidates take a duplicate of the holder's bound sockets, so
+//! that the sockets outlive the holder.
+//!
+//! # The sockets outlive their holder
+//!
+//! A bound UDP socket is one open file description; every process with a descriptor of it
+//! keeps it bound, and the kernel keeps queueing datagrams on it whoever reads. A candidate
+//! asks the holder for its sockets when it starts waiting (`SCM_RIGHTS` over the handoff
+//! socket, which is in the user's own 0700 runtime directory, and only for a peer of the same
+//! user id), and keeps them while it waits. When the holder dies, `kill -9` included, the port
+//! stays bound: what arrives queues on the socket until the successor, granted the lock,
+//! reads it from the same socket. Only the duty to read moves, and nothing is lost in the gap.
 
 use std::fs;
 use std::io::{self, Read, Write};
@@ -19,10 +30,16 @@ use super::codec::parse_mailslot_datagram;
 use super::config::NetConfig;
 use super::error::NetError;
 use super::state::Counters;
+use crate::sys::fdpass;
 
 /// Handoff requests: at most this many datagrams, each at most a UDP payload.
 const HANDOFF_MAX_ITEMS: usize = 64;
 const HANDOFF_MAGIC: &[u8; 4] = b"MSH1";
+/// A request for duplicates of the holder's sockets (see the module documentation).
+const SOCKETS_MAGIC: &[u8; 4] = b"MSS1";
+/// A candidate waits this long for the holder's sockets at most (a stopped holder answers
+/// nothing; the candidate then binds as it would have without them).
+const SOCKETS_TIMEOUT: Duration = Duration::from_millis(500);
 const HANDOFF_IO_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Sends datagrams for other local processes from the role's port, so that replies to them
@@ -32,6 +49,10 @@ const HANDOFF_IO_TIMEOUT: Duration = Duration::from_secs(2);
 /// `"MSH1"`, a count (u8, at most 64), then per datagram `IPv4 (4), port (2, BE), length (2, BE),
 /// bytes`; the server answers one status byte (0 sent, 1 failed) followed by a UTF-8 reason,
 /// and closes. Only well-formed unfragmented mailslot datagrams are sent.
+///
+/// A candidate writes `"MSS1"` and a zero byte instead; the server answers one byte, the
+/// number of descriptors attached (`SCM_RIGHTS`): the datagram socket, then the name-service
+/// socket if there is one. Only to a peer of our own user id.
 pub(crate) struct HandoffServer {
     path: PathBuf,
     stop: Arc<AtomicBool>,
@@ -42,6 +63,7 @@ impl HandoffServer {
     pub(crate) fn start(
         config: &NetConfig,
         udp: Arc<UdpSocket>,
+        ns: Option<UdpSocket>,
         counters: Arc<Counters>,
     ) -> Option<HandoffServer> {
         let path = config.handoff_path();
@@ -59,7 +81,7 @@ impl HandoffServer {
                         break;
                     }
                     if let Ok(conn) = conn {
-                        let _ = serve_handoff(conn, &udp, port, &counters);
+                        let _ = serve_handoff(conn, &udp, ns.as_ref(), port, &counters);
                     }
                 }
             })
@@ -79,6 +101,7 @@ impl HandoffServer {
 fn serve_handoff(
     mut conn: UnixStream,
     udp: &UdpSocket,
+    ns: Option<&UdpSocket>,
     port: u16,
     counters: &Counters,
 ) -> io::Result<()> {
@@ -86,6 +109,16 @@ fn serve_handoff(
     conn.set_write_timeout(Some(HANDOFF_IO_TIMEOUT))?;
     let mut head = [0u8; 5];
     conn.read_exact(&mut head)?;
+    if &head[..4] == SOCKETS_MAGIC {
+        // The directory is the user's own (0700); the user id check is a second lock.
+        let peer = fdpass::peer_creds(conn.as_fd())?;
+        let mut fds = Vec::new();
+        if peer.uid == crate::sys::current_uid() {
+            fds.push(udp.as_fd());
+            fds.extend(ns.map(|s| s.as_fd()));
+        }
+        return fdpass::send_packet(conn.as_fd(), &[fds.len() as u8], &fds, false);
+    }
     let reply = |conn: &mut UnixStream, ok: bool, msg: &str| -> io::Result<()> {
         let mut out = vec![if ok { 0 } else { 1 }];
         out.extend_from_slice(msg.as_bytes());
@@ -134,6 +167,32 @@ pub(crate) fn send_blocking(sock: &UdpSocket, data: &[u8], dest: SocketAddrV4) -
         io::ErrorKind::TimedOut,
         "socket send buffer stayed full",
     ))
+}
+
+/// Duplicates of the holder's bound sockets.
+#[derive(Debug)]
+pub(crate) struct Standby {
+    pub(crate) udp: UdpSocket,
+    pub(crate) ns: Option<UdpSocket>,
+}
+
+/// Asks the holder listening at `path` for its sockets; `None` when nobody answers (no holder
+/// yet, a holder via the host service, a stopped one).
+pub(crate) fn request_sockets(path: &Path) -> Option<Standby> {
+    let mut conn = UnixStream::connect(path).ok()?;
+    conn.set_read_timeout(Some(SOCKETS_TIMEOUT)).ok()?;
+    conn.set_write_timeout(Some(SOCKETS_TIMEOUT)).ok()?;
+    let mut req = SOCKETS_MAGIC.to_vec();
+    req.push(0);
+    conn.write_all(&req).ok()?;
+    let mut buf = [0u8; 8];
+    let packet = fdpass::recv_packet(conn.as_fd(), &mut buf, false).ok()?;
+    let mut fds = packet.fds.into_iter().map(UdpSocket::from);
+    let udp = fds.next()?;
+    Some(Standby {
+        udp,
+        ns: fds.next(),
+    })
 }
 
 /// Client side of the handoff. `Ok(false)` when no holder listens (use another path).

@@ -18,7 +18,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::config::{NetConfig, Sink};
-use super::handoff::HandoffServer;
+use super::handoff::{HandoffServer, Standby};
 use super::iface::{self, Interface};
 use super::inbound::{Accepted, Inbound, Verdict};
 use super::role::{identity, lock, set_state, End, Entry, RoleState};
@@ -54,6 +54,7 @@ pub(super) fn hold(
     config: &NetConfig,
     sink: Sink,
     stop_rx: UnixDatagram,
+    standby: Option<Standby>,
 ) -> End {
     // Validated by `NetRole::start`; a failure here is only a defence.
     let identity = match identity(config) {
@@ -70,7 +71,22 @@ pub(super) fn hold(
     let prev = fs::read_to_string(&state_path)
         .map(|t| StateRecord::parse(&t))
         .unwrap_or_default();
-    let (udp, shared) = match bind_role_socket(config, &prev) {
+    let (standby_udp, standby_ns) = match standby {
+        Some(s) => (Some(s.udp), s.ns),
+        None => (None, None),
+    };
+    // The previous holder's socket, if we have it: it is bound already, and what arrived since
+    // that holder stopped reading is queued on it.
+    let inherited = standby_udp.and_then(|s| inherit(s, config.bind, config.port));
+    let from_standby = inherited.is_some();
+    let bound = match inherited {
+        Some(s) => {
+            let shared = socket2::SockRef::from(&s).reuse_address().unwrap_or(false);
+            Ok((s, shared))
+        }
+        None => bind_role_socket(config, &prev),
+    };
+    let (udp, shared) = match bound {
         Ok(x) => x,
         Err(reason) => {
             let mut rec = base_record(config);
@@ -88,13 +104,21 @@ pub(super) fn hold(
         _ => SocketAddrV4::new(config.bind, config.port),
     };
     let udp = Arc::new(udp);
-    let (ns, ns_state) = bind_name_service(config, &prev);
+    let ns_addr = SocketAddrV4::new(config.bind, config.name_service_port);
+    let (ns, ns_state) = match standby_ns.filter(|_| config.name_service) {
+        Some(s) => match inherit(s, config.bind, config.name_service_port) {
+            Some(s) => (Some(s), format!("answering on {ns_addr}")),
+            None => bind_name_service(config, &prev),
+        },
+        None => bind_name_service(config, &prev),
+    };
     if config.name_service && ns.is_none() {
         config
             .reporter
             .report(&format!("NetBIOS name service not started: {ns_state}"));
     }
-    let handoff = HandoffServer::start(config, udp.clone(), entry.counters.clone());
+    let ns_dup = ns.as_ref().and_then(|s| s.try_clone().ok());
+    let handoff = HandoffServer::start(config, udp.clone(), ns_dup, entry.counters.clone());
     let mut rec = base_record(config);
     rec.state = if shared { "holding_shared" } else { "holding" }.into();
     rec.bind = local.to_string();
@@ -124,6 +148,12 @@ pub(super) fn hold(
         dirty: false,
         kernel_drops_seen: 0,
     };
+    if from_standby {
+        // The socket's drop count is cumulative over its holders: the drops before this term
+        // were counted (or, for a holder that died, lost with its counters) by them. Drops in
+        // the gap between the previous holder's last look and now are not counted by anyone.
+        holder.kernel_drops_seen = crate::sys::socket_drops(udp.as_fd()).unwrap_or(0);
+    }
     let result = holder.run();
     holder.read_kernel_drops();
     // Release in order: stop handing off, close every socket of ours, then (in `run`) the lock.
@@ -179,6 +209,22 @@ fn hold_via_service(
         Ok(()) => End::Released,
         Err(e) => End::Failed(e),
     }
+}
+
+/// A socket received from the previous holder, if it is a UDP socket bound to `bind:port`.
+fn inherit(s: UdpSocket, bind: Ipv4Addr, port: u16) -> Option<UdpSocket> {
+    let sock = socket2::SockRef::from(&s);
+    let is_udp = sock.r#type().is_ok_and(|t| t == Type::DGRAM)
+        && sock.domain().is_ok_and(|d| d == Domain::IPV4);
+    let local = match s.local_addr() {
+        Ok(std::net::SocketAddr::V4(a)) => a,
+        _ => return None,
+    };
+    if !is_udp || local != SocketAddrV4::new(bind, port) {
+        return None;
+    }
+    s.set_nonblocking(true).ok()?;
+    Some(s)
 }
 
 fn new_udp(addr: SocketAddrV4, reuse: bool) -> io::Result<UdpSocket> {

@@ -12,11 +12,17 @@
 //! conflict like two processes would; per process there is at most one waiter per key anyway
 //! (the role is process-global and reference-counted, see [`NetRole`]).
 //!
+//! A process that finds the lock taken asks the holder for duplicates of its bound sockets
+//! before it waits (`handoff`, "The sockets outlive their holder"): the port then stays bound
+//! through the holder's death, datagrams queue on the socket, and the successor reads them
+//! from it. Only the first holder binds (and a successor that started waiting before any
+//! holder had bound, or whose holder was stopped and did not answer).
+//!
 //! The holder binds the port before it says "holding" and closes its sockets before it drops
-//! the lock, so a successor that gets the lock finds the port free. When the holder is killed
-//! the kernel closes its files in an order we do not control; a successor that finds the port
-//! still bound retries for a short bounded time (`BIND_RETRY`) before it concludes that another
-//! program owns the port.
+//! the lock, so a successor without duplicates finds the port free unless waiters with
+//! duplicates keep it. When the holder is killed the kernel closes its files in an order we do
+//! not control; a successor that finds the port still bound retries for a short bounded time
+//! (`BIND_RETRY`) before it concludes that another program owns the port.
 //!
 //! # Cancellation of a waiter
 //!
@@ -52,6 +58,7 @@ use nix::fcntl::{Flock, FlockArg};
 use super::codec::nb_name;
 use super::config::{NetConfig, Sink};
 use super::error::NetError;
+use super::handoff::{self, Standby};
 use super::holder::hold;
 use super::recv::Identity;
 use super::state::{Counters, NetCounters};
@@ -105,6 +112,8 @@ pub(super) struct Inner {
     pub(super) state: RoleState,
     /// The bound datagram socket while this process holds the role (for sends from it).
     pub(super) socket: Option<Arc<UdpSocket>>,
+    /// While waiting: duplicates of the holder's sockets, to hold the role with.
+    standby: Option<Standby>,
     thread: Option<JoinHandle<()>>,
     thread_id: Option<ThreadId>,
 }
@@ -213,6 +222,7 @@ impl NetRole {
                 sink,
                 state: RoleState::Waiting,
                 socket: None,
+                standby: None,
                 thread: None,
                 thread_id: None,
             }),
@@ -268,6 +278,14 @@ impl NetRole {
         })
     }
 
+    /// True while this process waits with duplicates of the holder's sockets: when the holder
+    /// goes, even by `kill -9`, this process reads what arrived meanwhile from the same socket
+    /// and nothing is lost. False for a process that started waiting before any holder had
+    /// bound the port (it binds the port itself when it gets the role).
+    pub fn standby(&self) -> bool {
+        lock(&self.entry.inner).standby.is_some()
+    }
+
     /// This process's counters for the role (they count only while this process holds it).
     pub fn counters(&self) -> NetCounters {
         self.entry.counters.snapshot()
@@ -283,7 +301,10 @@ impl Drop for NetRole {
             return;
         }
         if inner.state == RoleState::Waiting {
-            // Parked: see "Cancellation of a waiter" above. The entry stays for reuse.
+            // Parked: see "Cancellation of a waiter" above. The entry stays for reuse; the
+            // holder's sockets go, so that a process that no longer wants the role does not
+            // keep the port bound.
+            inner.standby = None;
             return;
         }
         if reg
@@ -344,18 +365,36 @@ fn run(entry: Arc<Entry>, stop_rx: UnixDatagram) {
             return;
         }
     };
-    let mut file = file;
+    // Taken at once: nobody holds the role. Otherwise ask the holder for its sockets first,
+    // then wait (see "The sockets outlive their holder" in `handoff`).
+    let mut file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(l) => Ok(l),
+        Err((f, _)) => {
+            let standby = handoff::request_sockets(&lock(&entry.inner).config.handoff_path());
+            let mut inner = lock(&entry.inner);
+            // A process that stopped wanting the role meanwhile keeps no socket bound.
+            if inner.refcount > 0 {
+                inner.standby = standby;
+                entry.changed.notify_all();
+            }
+            Err(f)
+        }
+    };
     let flock = loop {
-        match Flock::lock(file, FlockArg::LockExclusive) {
+        let f = match file {
             Ok(l) => break l,
-            Err((f, Errno::EINTR)) => file = f,
+            Err(f) => f,
+        };
+        match Flock::lock(f, FlockArg::LockExclusive) {
+            Ok(l) => break l,
+            Err((f, Errno::EINTR)) => file = Err(f),
             Err((_, e)) => {
                 give_up(&entry, format!("cannot lock {}: {e}", lock_path.display()));
                 return;
             }
         }
     };
-    let (config, sink) = {
+    let (config, sink, standby) = {
         let mut reg = registry();
         let mut inner = lock(&entry.inner);
         if inner.refcount == 0 {
@@ -370,9 +409,13 @@ fn run(entry: Arc<Entry>, stop_rx: UnixDatagram) {
         }
         inner.state = RoleState::Starting;
         entry.changed.notify_all();
-        (inner.config.clone(), inner.sink.clone())
+        (
+            inner.config.clone(),
+            inner.sink.clone(),
+            inner.standby.take(),
+        )
     };
-    let end = hold(&entry, &config, sink, stop_rx);
+    let end = hold(&entry, &config, sink, stop_rx, standby);
     // SYNC POINT: `hold` closed the sockets; the lock goes next, and only then is the final
     // state published, so whoever sees it (or reads `status`) finds the port and lock free.
     drop(flock);
