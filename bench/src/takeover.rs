@@ -149,6 +149,10 @@ struct Sample {
 /// Which time of a sample a table row shows.
 type Metric<'a> = &'a dyn Fn(&Sample) -> u64;
 
+/// A row of the gap table: label, run, metric, the bare baseline's (p50, p99, max) of the
+/// same metric, and whether the DESIGN target judges it.
+type Row<'a> = (&'a str, &'a Run, Metric<'a>, (u64, u64, u64), bool);
+
 /// What a kill loop measured.
 struct Run {
     samples: Vec<Sample>,
@@ -357,7 +361,7 @@ pub fn run(options: &Options) -> BenchResult<(Vec<Table>, Vec<Record>)> {
     let of = |run: &Run, f: &dyn Fn(&Sample) -> u64| quantiles(run.samples.iter().map(f).collect());
     let bare_hold = of(&bare, &holding);
     let bare_first = of(&bare, &first);
-    let rows: [(&str, &Run, Metric<'_>, (u64, u64, u64), bool); 4] = [
+    let rows: [Row<'_>; 4] = [
         (TAKEOVER_BARE_HOLD, &bare, &holding, bare_hold, false),
         (TAKEOVER_BARE_RECV, &bare, &first, bare_first, false),
         (TAKEOVER_ROLE_HOLD, &role, &holding, bare_hold, false),
