@@ -80,9 +80,8 @@ if ! $render_only; then
     done
     # The fair bounded fan-out: every peer gets the same bound in messages (mailslot's ring,
     # zmq's high-water marks, iceoryx2's subscriber buffer) and the equivalent overflow
-    # policy; drop and refuse (block needs the library's Overflow::Block, feature
-    # overflow-block). Their records join the JSON (scenario fanout, `overflow` set).
-    for overflow in drop refuse; do
+    # policy. Their records join the JSON (scenario fanout, `overflow` set).
+    for overflow in drop refuse block; do
         echo "bench-report: bounded fan-out, --overflow $overflow" >&2
         MAILSLOT_BENCH_SOURCE="$src" "$bin" fanout --sizes 64 --readers 1,2,4 \
             --peers mailslot,unix-dgram,zmq,iceoryx2 --capacity 65536 --overflow "$overflow" \

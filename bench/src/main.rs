@@ -104,7 +104,7 @@ const USAGE: &str = "usage: mailslot-bench <fanout|latency|takeover|netrecv|ones
 [options]
   fanout  [--messages 20000] [--sizes 64,1024] [--readers 1,2,4,8] [--rounds 3]
           [--peers mailslot,mailslot-global,unix-dgram,zmq,iceoryx2]
-          [--capacity BYTES] [--overflow drop|refuse|block (block: feature overflow-block)]
+          [--capacity BYTES] [--overflow drop|refuse|block]
   latency [--iterations 20000] [--warmup N] [--placements same-core,cross-core,unpinned]
           [--repeat 3 (runs of the unpinned placement)]
           [--peers mailslot,mailslot-global,futex,futex-yield,eventfd,unix-dgram,zmq,iceoryx2]
@@ -274,7 +274,6 @@ impl Environment {
         let features: Vec<&str> = [
             (cfg!(feature = "peers-zmq"), "peers-zmq"),
             (cfg!(feature = "peers-iceoryx2"), "peers-iceoryx2"),
-            (cfg!(feature = "overflow-block"), "overflow-block"),
         ]
         .into_iter()
         .filter_map(|(on, name)| on.then_some(name))

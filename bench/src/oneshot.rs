@@ -81,9 +81,6 @@ struct Outcome {
     syscalls: Option<f64>,
 }
 
-/// How the reader child takes one message into a buffer.
-type Receive = dyn FnMut(&mut [u8]) -> BenchResult<()>;
-
 fn socket_path(dir: &Path) -> PathBuf {
     dir.join("oneshot.sock")
 }
@@ -251,6 +248,9 @@ pub fn run(options: &Options) -> BenchResult<(Vec<Table>, Vec<Record>)> {
 
 // ---- child roles -------------------------------------------------------------------------
 
+/// Receives one message into the buffer.
+type RecvFn = dyn FnMut(&mut [u8]) -> BenchResult<()>;
+
 /// `__child oneshot-receiver`: opens the name (or binds the socket), drains `--expect`
 /// messages, reports `done`.
 pub fn receiver_main(args: &Args) -> BenchResult<()> {
@@ -258,7 +258,7 @@ pub fn receiver_main(args: &Args) -> BenchResult<()> {
     let dir = PathBuf::from(args.required("dir")?);
     let expect: u64 = args.need("expect")?;
     let mut buf = vec![0u8; 4 * SIZE];
-    let mut recv: Box<Receive> = match kind {
+    let mut recv: Box<RecvFn> = match kind {
         Kind::Mailslot => {
             let mut server = Server::builder(NAME)
                 .scope(Scope::Dir(dir))

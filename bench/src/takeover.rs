@@ -77,9 +77,6 @@ pub fn free_port() -> BenchResult<u16> {
     Ok(port)
 }
 
-/// One line of the takeover table: label, run, metric, its quantiles, and whether it is ours.
-type Row<'a> = (&'a str, &'a Run, Metric<'a>, (u64, u64, u64), bool);
-
 fn spawn_role(dir: &TempDir, port: u16, n: usize) -> BenchResult<Child> {
     let args = child_args(
         "net-role",
@@ -151,6 +148,10 @@ struct Sample {
 
 /// Which time of a sample a table row shows.
 type Metric<'a> = &'a dyn Fn(&Sample) -> u64;
+
+/// A row of the gap table: label, run, metric, the bare baseline's (p50, p99, max) of the
+/// same metric, and whether the DESIGN target judges it.
+type Row<'a> = (&'a str, &'a Run, Metric<'a>, (u64, u64, u64), bool);
 
 /// What a kill loop measured.
 struct Run {

@@ -43,14 +43,7 @@ fn overflow_of(mode: Option<OverflowMode>) -> BenchResult<Overflow> {
     match mode {
         None | Some(OverflowMode::Drop) => Ok(Overflow::DropOldest),
         Some(OverflowMode::Refuse) => Ok(Overflow::Refuse),
-        #[cfg(feature = "overflow-block")]
         Some(OverflowMode::Block) => Ok(Overflow::Block),
-        #[cfg(not(feature = "overflow-block"))]
-        Some(OverflowMode::Block) => Err(
-            "mailslot --overflow block needs `mailslot::Overflow::Block`: build the bench with \
-             --features overflow-block (and a library that has it)"
-                .into(),
-        ),
     }
 }
 

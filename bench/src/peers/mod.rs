@@ -106,8 +106,7 @@ pub enum OverflowMode {
     Drop,
     /// The write is refused (mailslot: `QueueFull`); the bench's writer retries, counting.
     Refuse,
-    /// The writer sleeps until the slowest reader makes room (mailslot: `Overflow::Block`,
-    /// cargo feature `overflow-block`).
+    /// The writer sleeps until the slowest reader makes room (mailslot: `Overflow::Block`).
     Block,
 }
 
