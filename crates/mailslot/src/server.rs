@@ -366,7 +366,9 @@ fn bind_bell(dir: &Path, id: u64) -> std::io::Result<UnixDatagram> {
 /// # Readiness
 /// The descriptor from [`AsFd`] becomes readable when a message may be waiting. Like
 /// edge-triggered epoll, after it polls readable, read with [`Timeout::Immediate`] (or
-/// [`Server::try_recv`]) until `TimedOut`; only then is it re-armed.
+/// [`Server::try_recv`]) until `TimedOut`; only then is it re-armed. It is first armed when
+/// it is asked for (and is readable at once if messages already wait): a server that only
+/// blocks in [`Server::recv`] never costs its writers a doorbell datagram.
 #[derive(Debug)]
 pub struct Server {
     name: MailslotName,
