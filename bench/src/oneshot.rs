@@ -40,19 +40,23 @@ impl Options {
     }
 }
 
-/// The two ways of sending one message.
+/// The ways of sending one message: a writer opened and dropped each time, the one-shot
+/// function (`mailslot::write`, which keeps its writer and asks the kernel about the server on
+/// each write, as an open would), and a datagram socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Mailslot,
+    MailslotWrite,
     UnixDgram,
 }
 
 impl Kind {
-    const ALL: [Kind; 2] = [Kind::Mailslot, Kind::UnixDgram];
+    const ALL: [Kind; 3] = [Kind::Mailslot, Kind::MailslotWrite, Kind::UnixDgram];
 
     fn name(self) -> &'static str {
         match self {
             Kind::Mailslot => "mailslot",
+            Kind::MailslotWrite => "mailslot-write",
             Kind::UnixDgram => "unix-dgram",
         }
     }
@@ -60,6 +64,7 @@ impl Kind {
     fn what(self) -> &'static str {
         match self {
             Kind::Mailslot => "Writer::open_in + write + drop",
+            Kind::MailslotWrite => "mailslot::write",
             Kind::UnixDgram => "socket + sendto + close",
         }
     }
@@ -259,7 +264,7 @@ pub fn receiver_main(args: &Args) -> BenchResult<()> {
     let expect: u64 = args.need("expect")?;
     let mut buf = vec![0u8; 4 * SIZE];
     let mut recv: Box<RecvFn> = match kind {
-        Kind::Mailslot => {
+        Kind::Mailslot | Kind::MailslotWrite => {
             let mut server = Server::builder(NAME)
                 .scope(Scope::Dir(dir))
                 .read_timeout(Timeout::Forever)
@@ -300,6 +305,8 @@ pub fn writer_main(args: &Args) -> BenchResult<()> {
     let scope = Scope::Dir(dir.clone());
     let path = socket_path(&dir);
     let message = [0x5au8; SIZE];
+    // The one-shot function writes the user scope: this process's user scope is `dir`.
+    std::env::set_var("MAILSLOT_DIR", &dir);
     proc::report("ready");
     if proc::next_command().as_deref() != Some("go") {
         return Err("expected `go`".into());
@@ -313,6 +320,9 @@ pub fn writer_main(args: &Args) -> BenchResult<()> {
                 let mut writer =
                     Writer::open_in(&scope, NAME).map_err(|e| format!("open writer: {e}"))?;
                 writer.write(&message).map_err(|e| format!("write: {e}"))?;
+            }
+            Kind::MailslotWrite => {
+                mailslot::write(NAME, &message).map_err(|e| format!("write: {e}"))?;
             }
             Kind::UnixDgram => {
                 let socket = UnixDatagram::unbound().map_err(|e| format!("socket: {e}"))?;
