@@ -54,7 +54,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, SockaddrIn};
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::codec::{nb_name, parse_mailslot_datagram};
+use super::codec::parse_mailslot_datagram;
 use super::config::{DeliverFn, Delivery, NetConfig, NetSource};
 use super::dedupe::{Dedupe, DEFAULT_CAPACITY};
 use super::error::NetError;
@@ -184,7 +184,7 @@ impl NetRole {
     ///
     /// # Errors
     ///
-    /// `InvalidTarget` if the NetBIOS name or workgroup cannot be a NetBIOS name; `Io` if the
+    /// `InvalidSetting` if the NetBIOS name or workgroup cannot be a NetBIOS name; `Io` if the
     /// runtime directory cannot be created or the thread cannot be started.
     ///
     /// [`state`]: NetRole::state
@@ -318,14 +318,8 @@ impl Drop for NetRole {
 }
 
 fn identity(config: &NetConfig) -> Result<Identity, NetError> {
-    let host = nb_name(&config.netbios_name, 0).ok_or(NetError::InvalidTarget {
-        target: config.netbios_name.clone(),
-        reason: "not a NetBIOS name (1 to 15 ASCII characters, no dot)",
-    })?;
-    let workgroup = nb_name(&config.workgroup, 0).ok_or(NetError::InvalidTarget {
-        target: config.workgroup.clone(),
-        reason: "not a NetBIOS workgroup name (1 to 15 ASCII characters, no dot)",
-    })?;
+    let host = super::send::own_nb("NetBIOS name", &config.netbios_name, 0)?;
+    let workgroup = super::send::own_nb("workgroup", &config.workgroup, 0)?;
     Ok(Identity {
         host,
         workgroup,
@@ -637,7 +631,7 @@ fn bind_role_socket(config: &NetConfig, prev: &StateRecord) -> Result<(UdpSocket
     Err(format!(
         "UDP port {} is in use by {who}; local mailslots keep working. Remedies: stop it (for \
          Samba: stop nmbd), use another port (--port), or bind alongside it with --share-port \
-         (broadcasts reach both; unicast goes to one of the two sockets)",
+         (broadcasts reach both; nmbd, which binds the interface address too, keeps every unicast)",
         config.port
     ))
 }

@@ -154,12 +154,7 @@ impl Ring {
         (at, at)
     }
 
-    fn append_locked(
-        &self,
-        data: &[u8],
-        source: &RecordSource,
-        need: u64,
-    ) -> Result<(), Error> {
+    fn append_locked(&self, data: &[u8], source: &RecordSource, need: u64) -> Result<(), Error> {
         if self.closed() {
             return Err(Error::new(ErrorKind::NotFound, "the mailslot was closed"));
         }
