@@ -5,9 +5,10 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
+use mailslot_wire::nbns::{self, RrName};
 use mailslot_wire::{
     BrowserFrame, Datagram, DatagramBody, DatagramRepr, MailslotDatagram, MessengerMessage,
-    NbnsPacket, ScopedName, SmbStyle, SmbTransaction, BROWSE_MAILSLOT, HEADER_LEN,
+    NbnsKind, NbnsMessage, ScopedName, SmbStyle, SmbTransaction, BROWSE_MAILSLOT, HEADER_LEN,
     MESSENGER_MAILSLOT, NAME_SERVICE_PORT,
 };
 use serde_json::{json, Map, Value};
@@ -23,8 +24,9 @@ pub struct Args {
     #[arg(long, value_name = "F", conflicts_with = "pcap")]
     pub file: Option<PathBuf>,
     /// Decode every UDP datagram to or from --port (default 138) in a pcap or pcapng file,
-    /// one JSON line each; undecodable ones get an `error` field. With --port 137 the NBNS
-    /// name query request and positive response are decoded.
+    /// one JSON line each; undecodable ones get an `error` field. With --port 137 (here and
+    /// for HEX, -, --file) name-service packets are decoded: queries and their answers, node
+    /// status, registration, release, refresh, WACK.
     #[arg(long, value_name = "F")]
     pub pcap: Option<PathBuf>,
 }
@@ -46,7 +48,11 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<Outcome> {
         (None, Some(p)) => std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
         _ => bail!("nothing to decode: give HEX, -, --file F or --pcap F"),
     };
-    let value = decode_datagram(&bytes).map_err(|e| anyhow::anyhow!("malformed datagram: {e}"))?;
+    let value = if global.port == NAME_SERVICE_PORT {
+        nbns_json(&bytes).map_err(|e| anyhow::anyhow!("malformed name-service packet: {e}"))?
+    } else {
+        decode_datagram(&bytes).map_err(|e| anyhow::anyhow!("malformed datagram: {e}"))?
+    };
     writeln!(out, "{}", Value::Object(value))?;
     out.flush()?;
     Ok(Outcome::Success)
@@ -241,38 +247,92 @@ fn browser_json(f: &BrowserFrame<'_>) -> Value {
     v
 }
 
-fn nbns_json(bytes: &[u8]) -> Result<Map<String, Value>, mailslot_wire::Error> {
-    let v = match NbnsPacket::parse(bytes)? {
-        NbnsPacket::NameQueryRequest {
-            trn_id,
-            broadcast,
-            recursion_desired,
-            name,
-        } => json!({
-            "nbns": "name_query_request", "trn_id": trn_id, "broadcast": broadcast,
-            "recursion_desired": recursion_desired, "name": name_json(&name),
-        }),
-        NbnsPacket::PositiveNameQueryResponse {
-            trn_id,
-            authoritative,
-            name,
-            ttl,
-            addresses,
-            ..
-        } => {
-            json!({
-                "nbns": "positive_name_query_response", "trn_id": trn_id,
-                "authoritative": authoritative, "name": name_json(&name), "ttl": ttl,
-                "addresses": addresses.iter().map(|a| json!({
-                    "group": a.group, "node_type": format!("{:?}", a.node_type),
-                    "address": a.address.to_string(),
-                })).collect::<Vec<_>>(),
-            })
+/// The JSON object of one name-service packet (UDP 137), any kind RFC 1002 defines: `nbns`
+/// names the kind; the header, the question and the record follow, with the record's RDATA
+/// read as addresses, a node status or a WACK's flags.
+pub fn nbns_json(bytes: &[u8]) -> Result<Map<String, Value>, mailslot_wire::Error> {
+    let m = NbnsMessage::parse(bytes)?;
+    let h = &m.header;
+    let mut o = Map::new();
+    o.insert("nbns".into(), json!(m.kind().name()));
+    o.insert("trn_id".into(), json!(h.trn_id));
+    o.insert("response".into(), json!(h.response()));
+    o.insert("opcode".into(), json!(u8::from(h.opcode())));
+    o.insert("authoritative".into(), json!(h.authoritative()));
+    o.insert("truncated".into(), json!(h.truncated()));
+    o.insert("recursion_desired".into(), json!(h.recursion_desired()));
+    o.insert("recursion_available".into(), json!(h.recursion_available()));
+    o.insert("broadcast".into(), json!(h.broadcast()));
+    o.insert("rcode".into(), json!(h.rcode()));
+    if let Some(q) = m.question {
+        o.insert(
+            "question".into(),
+            json!({ "name": name_json(&q.name), "type": rr_type(q.qtype), "class": q.qclass }),
+        );
+    }
+    // The name the packet is about: the question's, else the record's.
+    if let Some(name) = m.question.map(|q| q.name).or_else(|| m.record_name()) {
+        o.insert("name".into(), name_json(&name));
+    }
+    if let Some((section, rr)) = m.record {
+        let mut r = json!({
+            "section": section.name(),
+            "type": rr_type(rr.rr_type),
+            "class": rr.rr_class,
+            "ttl": rr.ttl,
+            "rdata_hex": hex(rr.rdata),
+        });
+        if let Some(name) = m.record_name() {
+            r["name"] = name_json(&name);
         }
-    };
-    match v {
-        Value::Object(m) => Ok(m),
-        _ => Ok(Map::new()),
+        if rr.name == RrName::QuestionPointer {
+            r["name_is_pointer"] = json!(true);
+        }
+        if m.kind() == NbnsKind::WaitForAcknowledgement {
+            r["wack_flags"] = json!(rr.wack_flags());
+        } else if let Ok(list) = rr.addresses() {
+            let addresses: Vec<Value> = list
+                .iter()
+                .map(|a| {
+                    json!({
+                        "group": a.group, "node_type": format!("{:?}", a.node_type),
+                        "address": a.address.to_string(),
+                    })
+                })
+                .collect();
+            o.insert("addresses".into(), json!(addresses));
+            o.insert("ttl".into(), json!(rr.ttl));
+        } else if let Ok(status) = rr.node_status() {
+            let names: Vec<Value> = status
+                .names()
+                .map(|n| {
+                    json!({
+                        "name": n.name.name(), "suffix": n.name.suffix(), "group": n.group(),
+                        "active": n.active(), "node_type": format!("{:?}", n.node_type()),
+                        "flags": n.flags,
+                    })
+                })
+                .collect();
+            o.insert("node_names".into(), json!(names));
+            if let Some(id) = status.unit_id() {
+                let mac: Vec<String> = id.iter().map(|b| format!("{b:02x}")).collect();
+                o.insert("unit_id".into(), json!(mac.join(":")));
+            }
+        }
+        o.insert("record".into(), r);
+    }
+    Ok(o)
+}
+
+/// `NB`, `NBSTAT`, `NULL`, `A`, `NS`, or the number.
+fn rr_type(t: u16) -> Value {
+    match t {
+        nbns::TYPE_NB => json!("NB"),
+        nbns::TYPE_NBSTAT => json!("NBSTAT"),
+        nbns::TYPE_NULL => json!("NULL"),
+        nbns::TYPE_A => json!("A"),
+        nbns::TYPE_NS => json!("NS"),
+        t => json!(t),
     }
 }
 

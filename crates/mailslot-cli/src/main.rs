@@ -1,7 +1,7 @@
 //! The `mailslot` command: listen, send, status, serve, decode and demo.
 //!
 //! Exit codes: 0 success, 1 error (one line on stderr naming the mailslot and the cause),
-//! 2 usage, 3 timeout.
+//! 2 usage (bad options, arguments or targets, caught by clap or later), 3 timeout.
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
@@ -54,7 +54,8 @@ pub struct Global {
           value_parser = clap::builder::BoolishValueParser::new())]
     pub no_network: bool,
     /// If another program (Samba's nmbd) holds the port, bind alongside it with SO_REUSEADDR:
-    /// broadcasts reach both, unicast goes to whichever socket the kernel prefers.
+    /// broadcasts reach both; unicast reaches only the program bound to the interface address
+    /// (nmbd), never us.
     #[arg(long, global = true)]
     pub share_port: bool,
     /// Deliver every mailslot write the role receives, whatever its destination name.
@@ -121,10 +122,56 @@ fn main() -> ExitCode {
             if is_broken_pipe(&err) {
                 return ExitCode::SUCCESS;
             }
+            if let Some(line) = bad_setting(&err) {
+                eprintln!("mailslot: {line}");
+                return ExitCode::from(2);
+            }
             eprintln!("mailslot: {err:#}");
-            ExitCode::from(1)
+            ExitCode::from(if is_usage(&err) { 2 } else { 1 })
         }
     }
+}
+
+/// A usage error found after clap: the arguments parse but cannot mean anything (exit 2).
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// A target or name that no datagram can carry, or any [`UsageError`].
+fn is_usage(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause.is::<UsageError>()
+            || cause
+                .downcast_ref::<mailslot::net::NetError>()
+                .is_some_and(|e| matches!(e, mailslot::net::NetError::InvalidTarget { .. }))
+    })
+}
+
+/// A bad `--netbios-name` or `--workgroup`, in one line naming the option.
+fn bad_setting(err: &anyhow::Error) -> Option<String> {
+    err.chain().find_map(
+        |cause| match cause.downcast_ref::<mailslot::net::NetError>()? {
+            mailslot::net::NetError::InvalidSetting {
+                setting,
+                value,
+                reason,
+            } => {
+                let option = match *setting {
+                    "workgroup" => "--workgroup (MAILSLOT_WORKGROUP)",
+                    _ => "--netbios-name (MAILSLOT_NETBIOS_NAME)",
+                };
+                Some(format!("invalid {option} {value:?}: {reason}"))
+            }
+            _ => None,
+        },
+    )
 }
 
 /// A closed stdout (`mailslot listen | head`) is a normal way to stop, not an error.

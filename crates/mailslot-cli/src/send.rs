@@ -7,7 +7,7 @@ use anyhow::{bail, Context};
 use mailslot::{Target, Writer};
 
 use crate::common;
-use crate::{Global, Outcome};
+use crate::{Global, Outcome, UsageError};
 
 #[derive(Debug, clap::Args)]
 // A message must be given: a forgotten TEXT is a usage error, not an empty message (an empty
@@ -33,7 +33,8 @@ pub struct Args {
     /// Messenger sender name.
     #[arg(long)]
     pub from: Option<String>,
-    /// Messenger recipient (user or computer name).
+    /// Messenger recipient (user or computer name; `*` puts the workgroup there, as a
+    /// broadcast's recipient must be).
     #[arg(long)]
     pub to_user: Option<String>,
     /// Print the datagram that would be sent as lower-case hex; send nothing.
@@ -52,7 +53,7 @@ pub struct Args {
 }
 
 /// The message body the arguments describe.
-fn body(args: &Args) -> anyhow::Result<Vec<u8>> {
+fn body(global: &Global, args: &Args) -> anyhow::Result<Vec<u8>> {
     let raw = if let Some(path) = &args.file {
         std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?
     } else if args.stdin {
@@ -69,13 +70,30 @@ fn body(args: &Args) -> anyhow::Result<Vec<u8>> {
     }
     let text = String::from_utf8(raw).context("a Messenger text must be UTF-8 on our side")?;
     let from = args.from.as_deref().unwrap_or_default();
-    let to = args.to_user.as_deref().unwrap_or_default();
-    mailslot_wire::MessengerMessage::encode(from, to, &text)
+    let to = messenger_recipient(global, args)?;
+    mailslot_wire::MessengerMessage::encode(from, &to, &text)
         .map_err(|e| anyhow::anyhow!("cannot build the Messenger body: {e}"))
 }
 
+/// The Messenger To field. It never starts with `*` (PROTOCOL.md §5): `*`, everyone, is
+/// written as the workgroup's name, as `mailslot chat` does (the `--to` group with `--group`,
+/// else ours).
+fn messenger_recipient(global: &Global, args: &Args) -> anyhow::Result<String> {
+    let to = args.to_user.as_deref().unwrap_or_default();
+    match to {
+        "*" if args.group => Ok(args.to.to_uppercase()),
+        "*" => Ok(global.workgroup.to_uppercase()),
+        _ if to.starts_with('*') => Err(UsageError(format!(
+            "--to-user {to:?}: a Messenger recipient cannot start with * (give * alone for \
+             the workgroup, or a user or computer name)"
+        ))
+        .into()),
+        _ => Ok(to.to_owned()),
+    }
+}
+
 pub fn run(global: &Global, args: Args) -> anyhow::Result<Outcome> {
-    let data = body(&args)?;
+    let data = body(global, &args)?;
     let name_arg = if args.messenger && args.name.is_empty() {
         "MESSNGR".to_owned()
     } else {

@@ -504,16 +504,16 @@ fn network_role_on_one_host() {
         tmux.screen("alice")
     );
 
-    // Longer than a MESSNGR datagram takes (424 bytes less From, To and NULs): refused with
+    // Longer than a MESSNGR datagram takes (406 bytes less From, To and NULs): refused with
     // the limit, and kept in the compose line.
     tmux.type_text("alice", &"x".repeat(450));
-    tmux.wait_for("alice", &["Message 450/407"]);
+    tmux.wait_for("alice", &["Message 450/389"]);
     tmux.key("alice", "Enter");
     tmux.wait_for(
         "alice",
         &[
-            "too long for TESTGROUP: 450 characters, at most 407",
-            "Message 450/407",
+            "too long for TESTGROUP: 450 characters, at most 389",
+            "Message 450/389",
         ],
     );
     tmux.key("alice", "C-u");

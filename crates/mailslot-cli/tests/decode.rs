@@ -274,3 +274,109 @@ fn lab_captures_decode_without_errors() {
     }
     assert!(total >= 30, "only {total} datagrams");
 }
+
+/// Name-service packets of every kind (the wire crate's golden vectors, RFC 1002 layouts):
+/// the registration family, WACK and our own node status answer's shape.
+const NBNS: &[(&str, &str)] = &[
+    ("name_query_request", "123401100001000000000000204549455046444645454343414341434143414341434143414341434143414141000020\
+        0001"),
+    ("positive_name_query_response", "123485000000000100000000204549455046444645454343414341434143414341434143414341434143414141000020\
+        0001000493e0000600000a630002"),
+    ("negative_name_query_response", "12348503000000010000000020454945504644464545434341434143414341434143414341434143414341414100000a\
+        0001000000000000"),
+    ("node_status_request", "00010000000100000000000020434b414141414141414141414141414141414141414141414141414141414141000021\
+        0001"),
+    ("node_status_response", "00018400000000010000000020434b414141414141414141414141414141414141414141414141414141414141000021\
+        000100000000005302484f53544220202020202020202020000400574f524b47524f5550202020202020008400020000\
+        00000100000000000000000000000000000000000000000000000000000000000000000000000000000000"),
+    ("name_registration_request", "200029100001000000000001204549455046444645454343414341434143414341434143414341434143414141000020\
+        0001c00c00200001000493e0000600000a630002"),
+    ("name_overwrite_request", "200128100001000000000001204549455046444645454343414341434143414341434143414341434143414141000020\
+        0001c00c00200001000493e0000600000a630002"),
+    ("multi_homed_name_registration_request", "200279000001000000000001204549455046444645454343414341434143414341434143414341434143414141000020\
+        0001c00c00200001000493e0000600000a630002"),
+    ("positive_name_registration_response", "2000ad800000000100000000204549455046444645454343414341434143414341434143414341434143414141000020\
+        0001000493e0000600000a630002"),
+    ("negative_name_registration_response", "2000ad860000000100000000204549455046444645454343414341434143414341434143414341434143414141000020\
+        000100000000000600000a630002"),
+    ("name_conflict_demand", "2000ad870000000100000000204549455046444645454343414341434143414341434143414341434143414141000020\
+        000100000000000600000a630002"),
+    ("name_release_request", "300030100001000000000001204549455046444645454343414341434143414341434143414341434143414141000020\
+        0001c00c0020000100000000000600000a630002"),
+    ("positive_name_release_response", "3000b4000000000100000000204549455046444645454343414341434143414341434143414341434143414141000020\
+        000100000000000600000a630002"),
+    ("negative_name_release_response", "3000b4050000000100000000204549455046444645454343414341434143414341434143414341434143414141000020\
+        000100000000000600000a630002"),
+    ("name_refresh_request", "400040000001000000000001204549455046444645454343414341434143414341434143414341434143414141000020\
+        0001c00c00200001000493e0000600000a630002"),
+    ("wait_for_acknowledgement", "2000bc000000000100000000204549455046444645454343414341434143414341434143414341434143414141000020\
+        00010000000200022910"),
+];
+
+#[test]
+fn every_name_service_packet_decodes_on_port_137() {
+    let mut pcap = Vec::new();
+    for (kind, hex) in NBNS {
+        let v = json_ok(&["--port", "137", "decode", hex], None);
+        assert_eq!(v["nbns"], *kind, "{v}");
+        assert!(v.get("error").is_none(), "{v}");
+        assert_eq!(
+            v["name"]["name"],
+            if kind.starts_with("node_status") {
+                "*"
+            } else {
+                "HOSTB"
+            }
+        );
+        pcap.push((137u16, bytes_of(hex)));
+    }
+    // Our node status answer: the names, their flags and the unit id.
+    let status = NBNS
+        .iter()
+        .find(|(k, _)| *k == "node_status_response")
+        .unwrap()
+        .1;
+    let v = json_ok(&["--port", "137", "decode", status], None);
+    assert_eq!(v["node_names"][0]["name"], "HOSTB");
+    assert_eq!(v["node_names"][1]["group"], true);
+    assert_eq!(v["unit_id"], "02:00:00:00:00:01");
+    // A registration: the address, through the pointer to the question name.
+    let reg = NBNS
+        .iter()
+        .find(|(k, _)| *k == "name_registration_request")
+        .unwrap()
+        .1;
+    let v = json_ok(&["--port", "137", "decode", reg], None);
+    assert_eq!(v["record"]["section"], "additional");
+    assert_eq!(v["record"]["name_is_pointer"], true);
+    assert_eq!(v["addresses"][0]["address"], "10.99.0.2");
+    let wack = NBNS
+        .iter()
+        .find(|(k, _)| *k == "wait_for_acknowledgement")
+        .unwrap()
+        .1;
+    let v = json_ok(&["--port", "137", "decode", wack], None);
+    assert_eq!(v["record"]["wack_flags"], 0x2910);
+    // The same packets in a capture: one line each, none an error.
+    let path = std::env::temp_dir().join(format!("ms-decode-nbns-{}.pcap", std::process::id()));
+    std::fs::write(&path, write_pcap(&pcap)).unwrap();
+    let out = mailslot(
+        &["--port", "137", "decode", "--pcap", path.to_str().unwrap()],
+        None,
+    );
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), NBNS.len());
+    for (line, (kind, _)) in lines.iter().zip(NBNS) {
+        assert_eq!(line["nbns"], *kind, "{line}");
+    }
+}

@@ -12,13 +12,15 @@
 //!   with the size rules of PROTOCOL.md §3.5 ([`SizeLimit`], [`windows_max_data_len`],
 //!   [`samba_safe_max_data_len`], [`GROUP_MAX_DATA_LEN`], [`is_size_hole`]).
 //! - [`MessengerMessage`] (`\MAILSLOT\MESSNGR`, code page 850 via [`cp850`]),
-//!   [`BrowserFrame`] (`\MAILSLOT\BROWSE`), and [`NbnsPacket`] (name query request and positive
-//!   response on UDP 137).
+//!   [`BrowserFrame`] (`\MAILSLOT\BROWSE`), [`NbnsPacket`] (name query request and positive
+//!   response on UDP 137) and [`NbnsMessage`] (a checked view of every name-service packet:
+//!   queries, node status, registration, release, refresh, WACK).
 //!
 //! # What it does not do
-//! No sockets, no clocks, no reassembly of fragments, no name registration or defence, no
-//! session-based SMB, no `\MAILSLOT\LANMAN` or NETLOGON bodies. It never decides policy such
-//! as "is this destination one of our names": that is the network code's job.
+//! No sockets, no clocks, no reassembly of fragments, no name registration or defence (their
+//! packets parse and emit; nothing here decides when to send them), no session-based SMB, no
+//! `\MAILSLOT\LANMAN` or NETLOGON bodies. It never decides policy such as "is this
+//! destination one of our names": that is the network code's job.
 //!
 //! # Guarantees
 //! No `unsafe`. No panic on any input: every parser checks lengths with checked arithmetic
@@ -70,7 +72,10 @@ pub use name::{
     NetbiosName, Scope, ScopedName, ENCODED_NAME_LEN, FIRST_LEVEL_LEN, MAX_ENCODED_NAME_LEN,
     MAX_LABEL_LEN, NAME_LEN,
 };
-pub use nbns::{AddressList, NbAddress, NbnsPacket, NAME_SERVICE_PORT};
+pub use nbns::{
+    AddressList, NbAddress, NbnsKind, NbnsMessage, NbnsPacket, NodeName, NodeStatus,
+    NAME_SERVICE_PORT,
+};
 pub use smb::{
     data_offset, is_size_hole, samba_safe_max_data_len, windows_max_data_len, MailslotDatagram,
     MailslotWrite, SizeLimit, SmbStyle, SmbTransaction, CLASS_RELIABLE, CLASS_UNRELIABLE,
@@ -130,6 +135,19 @@ pub fn fuzz_parse(data: &[u8]) {
         );
     }
     fuzz_bodies(data);
+    if let Ok(message) = NbnsMessage::parse(data) {
+        let n = message
+            .emit(&mut buf)
+            .expect("a parsed NBNS message re-emits");
+        assert_eq!(NbnsMessage::parse(&buf[..n]), Ok(message));
+        let _ = (message.kind().name(), message.record_name());
+        if let Some((_, rr)) = message.record {
+            let _ = (rr.addresses().map(|a| a.iter().count()), rr.wack_flags());
+            if let Ok(status) = rr.node_status() {
+                let _ = (status.names().count(), status.unit_id());
+            }
+        }
+    }
     if let Ok(packet) = NbnsPacket::parse(data) {
         let n = packet
             .emit(&mut buf)

@@ -1250,12 +1250,12 @@ fn a_process_without_the_role_sends_through_the_holder() {
         &cfg,
         &Target::OwnGroup,
         "TEST",
-        &[0u8; 425],
+        &[0u8; 411],
         &SendOptions::default(),
     )
     .unwrap_err();
     assert!(
-        matches!(e, net::NetError::MessageTooLarge { limit: 424, .. }),
+        matches!(e, net::NetError::MessageTooLarge { limit: 410, .. }),
         "{e}"
     );
     // The holder also sends on behalf of its own process (role socket).

@@ -9,9 +9,7 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use mailslot::{Message, Source};
-use mailslot_wire::{
-    cp850, windows_max_data_len, MessengerMessage, GROUP_MAX_DATA_LEN, MESSENGER_MAILSLOT,
-};
+use mailslot_wire::{cp850, MessengerMessage};
 
 use super::text;
 
@@ -50,10 +48,10 @@ impl Fingerprint {
     }
 }
 
-/// Largest Messenger body for a network send: Windows' limit for `\MAILSLOT\MESSNGR`
-/// (512-byte SMB, 424 bytes of data) and the 424-byte rule for groups and `*`.
+/// Largest Messenger body for a network send: `mailslot send`'s one limit for MESSNGR (406
+/// bytes, whatever the target).
 pub fn network_limit() -> usize {
-    windows_max_data_len(MESSENGER_MAILSLOT).min(GROUP_MAX_DATA_LEN)
+    mailslot::net::message_limit(MAILSLOT).unwrap_or_default()
 }
 
 /// Who and where this chat is.
@@ -1156,7 +1154,7 @@ mod tests {
         let r = route(&ChatTarget::Workgroup, &on);
         assert_eq!(
             (r.to_field.as_str(), r.local, r.network.clone(), r.limit),
-            ("WORKGROUP", true, Some(NetTarget::OwnGroup), 424)
+            ("WORKGROUP", true, Some(NetTarget::OwnGroup), 406)
         );
         let r = route(&ChatTarget::Workgroup, &off);
         assert_eq!(
@@ -1177,33 +1175,34 @@ mod tests {
 
     #[test]
     fn size_limits_come_from_the_wire_rules() {
-        // \MAILSLOT\MESSNGR: 512-byte SMB less a DataOffset of 88 = 424, the group rule too.
-        assert_eq!(network_limit(), 424);
+        // \MAILSLOT\MESSNGR: a 576-byte datagram less 82 bytes of header and names and a
+        // DataOffset of 88 = 406.
+        assert_eq!(network_limit(), 406);
         let m = me(true);
         // From "ALICE" (5) + To "WORKGROUP" (9) + 3 NULs = 17.
         let r = route(&ChatTarget::Workgroup, &m);
-        assert_eq!(text_limit(&r, &m), 424 - 17);
-        let ok = prepare(&m, "*", &"x".repeat(407)).unwrap();
-        assert_eq!(ok.body.len(), 424);
+        assert_eq!(text_limit(&r, &m), 406 - 17);
+        let ok = prepare(&m, "*", &"x".repeat(389)).unwrap();
+        assert_eq!(ok.body.len(), 406);
         assert_eq!(
             ok.body,
-            MessengerMessage::encode("ALICE", "WORKGROUP", &"x".repeat(407)).unwrap()
+            MessengerMessage::encode("ALICE", "WORKGROUP", &"x".repeat(389)).unwrap()
         );
-        let err = prepare(&m, "*", &"x".repeat(408)).unwrap_err();
+        let err = prepare(&m, "*", &"x".repeat(390)).unwrap_err();
         assert_eq!(
             err,
             ComposeError::TooLong {
-                len: 408,
-                max: 407,
-                limit: 424,
+                len: 390,
+                max: 389,
+                limit: 406,
                 network: true,
                 to: "WORKGROUP".into()
             }
         );
         assert_eq!(
             err.to_string(),
-            "too long for WORKGROUP: 408 characters, at most 407 (a MESSNGR datagram on the LAN \
-             holds 424 bytes with From and To); nothing was sent"
+            "too long for WORKGROUP: 390 characters, at most 389 (a MESSNGR datagram on the LAN \
+             holds 406 bytes with From and To); nothing was sent"
         );
         // Local sends have the mailslot maximum.
         let off = me(false);
@@ -1224,7 +1223,7 @@ mod tests {
         // `*` is written here too: the smaller of both limits.
         assert_eq!(route(&ChatTarget::Workgroup, &m).limit, 100);
         // A directed LAN send does not touch this host's MESSNGR.
-        assert_eq!(route(&ChatTarget::Name("HOSTB".into()), &m).limit, 424);
+        assert_eq!(route(&ChatTarget::Name("HOSTB".into()), &m).limit, 406);
         let e = prepare(&m, ".", &"x".repeat(100)).unwrap_err();
         assert!(
             e.to_string()
@@ -1281,13 +1280,13 @@ mod tests {
         let s = stamp(0, Instant::now());
         let mut model = Model::new(me(true), "*");
         model.on_paste(&"y".repeat(500));
-        assert_eq!(model.counter(), Ok((500, 407)));
+        assert_eq!(model.counter(), Ok((500, 389)));
         assert_eq!(model.on_key(Key::Enter, &s), None);
         assert_eq!(model.text.len(), 500, "nothing is truncated");
         let Some(Notice::Error(text)) = &model.notice else {
             panic!()
         };
-        assert!(text.contains("500 characters, at most 407"), "{text}");
+        assert!(text.contains("500 characters, at most 389"), "{text}");
         assert!(model.entries.is_empty());
     }
 

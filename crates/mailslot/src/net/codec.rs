@@ -4,8 +4,8 @@
 use std::net::Ipv4Addr;
 
 use mailslot_wire::{
-    is_size_hole, Datagram, ErrorKind, MailslotDatagram, MessageType, NetbiosName, SizeLimit,
-    GROUP_MAX_DATA_LEN, MAILSLOT_PREFIX as WIRE_PREFIX,
+    samba_safe_max_data_len, Datagram, ErrorKind, MailslotDatagram, MessageType, NetbiosName,
+    SizeLimit, SmbStyle, ENCODED_NAME_LEN, MAILSLOT_PREFIX as WIRE_PREFIX,
 };
 
 pub(crate) use mailslot_wire::NetbiosName as NbName;
@@ -23,10 +23,23 @@ pub(crate) fn same_name(a: &NbName, b: &NbName) -> bool {
 /// A NetBIOS name for something we address or answer for: what [`NetbiosName::new`] takes,
 /// minus dots (a dotted name is a DNS name here).
 pub(crate) fn nb_name(name: &str, suffix: u8) -> Option<NbName> {
+    nb_name_checked(name, suffix).ok()
+}
+
+/// [`nb_name`], or why `name` cannot be one, in words that say what is accepted.
+pub(crate) fn nb_name_checked(name: &str, suffix: u8) -> Result<NbName, &'static str> {
     if name.contains('.') {
-        return None;
+        return Err("a NetBIOS name has no dot (1 to 15 characters of code page 850)");
     }
-    NetbiosName::new(name, suffix).ok()
+    NetbiosName::new(name, suffix).map_err(|_| {
+        if name.is_empty() {
+            "empty (a NetBIOS name has 1 to 15 characters of code page 850)"
+        } else if name.chars().count() > 15 {
+            "longer than 15 characters (a NetBIOS name has 1 to 15 characters of code page 850)"
+        } else {
+            "a NetBIOS name has 1 to 15 characters of code page 850, no control characters"
+        }
+    })
 }
 
 /// Why a datagram is not delivered; each maps to one counter.
@@ -88,27 +101,22 @@ pub(crate) fn parse_mailslot_datagram(buf: &[u8]) -> Result<Parsed<'_>, ParseErr
     })
 }
 
-/// Largest message Windows accepts for `\MAILSLOT\<mailslot>` to a unique name.
-pub(crate) fn unique_limit(mailslot: &str) -> usize {
-    mailslot_wire::windows_max_data_len(&format!("{MAILSLOT_PREFIX}{mailslot}"))
-}
-
-/// Largest message for a group or `*` target: the 424-byte Win32 rule, and never more than
-/// the unique limit for long names.
-pub(crate) fn group_limit(mailslot: &str) -> usize {
-    GROUP_MAX_DATA_LEN.min(unique_limit(mailslot))
-}
-
-/// The size rule for `len` bytes: `Err(limit)` when over it. 425 and 426 bytes never work
-/// between computers (SEMANTICS.md §2), so they are refused with limit 424.
-pub(crate) fn check_len(len: usize, limit: usize) -> Result<(), usize> {
-    if len > limit {
-        return Err(limit);
-    }
-    if is_size_hole(len) {
-        return Err(GROUP_MAX_DATA_LEN);
-    }
-    Ok(())
+/// The largest message we send to `\MAILSLOT\<mailslot>`, whatever the target: the one size
+/// rule of `send`, its checks and its errors.
+///
+/// A datagram is at most 576 bytes of UDP payload (RFC 1002's maximum, and all Samba's nmbd
+/// reads): the 14-byte header, two unscoped names of 34 bytes, the SMB up to DataOffset, then
+/// the message. So 576 − 82 − DataOffset = 414 − roundup4(n) bytes for a name of n bytes after
+/// `\MAILSLOT\` (410 for `TEST`, 406 for `MESSNGR` and `BROWSE`). An IP target, a named host
+/// and a workgroup broadcast carry the same header and two names, so they share the limit; it
+/// is below Windows' rules (512 bytes of SMB, at most 424 to a group or `*`, never 425 or 426),
+/// which therefore always hold.
+pub(crate) fn max_message_len(mailslot: &str) -> usize {
+    samba_safe_max_data_len(
+        &format!("{MAILSLOT_PREFIX}{mailslot}"),
+        SmbStyle::Windows,
+        2 * ENCODED_NAME_LEN,
+    )
 }
 
 /// Everything needed to emit one datagram.
@@ -125,8 +133,8 @@ pub(crate) struct Emit<'a> {
     pub(crate) data: &'a [u8],
 }
 
-/// One unfragmented Windows-client-style datagram ([MS-MAIL] §4, PROTOCOL.md §10.1), with
-/// Windows' size rules (SMB ≤ 512 bytes, ≤ 424 bytes to a group, never 425/426).
+/// One unfragmented Windows-client-style datagram ([MS-MAIL] §4, PROTOCOL.md §10.1), at most
+/// 576 bytes (see [`max_message_len`]).
 pub(crate) fn emit_mailslot_datagram(e: &Emit<'_>) -> Result<Vec<u8>, mailslot_wire::Error> {
     let full = format!("{MAILSLOT_PREFIX}{}", e.mailslot);
     let mut d = MailslotDatagram::new(
@@ -139,7 +147,7 @@ pub(crate) fn emit_mailslot_datagram(e: &Emit<'_>) -> Result<Vec<u8>, mailslot_w
     d.dgm_id = e.dgm_id;
     d.source_ip = e.source_ip;
     d.source_port = e.source_port;
-    d.to_vec(SizeLimit::Windows)
+    d.to_vec(SizeLimit::SambaSafe)
 }
 
 #[cfg(test)]
@@ -214,14 +222,38 @@ mod tests {
     }
 
     #[test]
-    fn limits_follow_ms_mail() {
-        assert_eq!(unique_limit("TEST"), 428);
-        assert_eq!(unique_limit("BROWSE"), 424);
-        assert_eq!(unique_limit("MESSNGR"), 424);
-        assert_eq!(group_limit("TEST"), 424);
-        assert_eq!(group_limit("ABCDEFGHIJKLM"), 416);
-        assert_eq!(check_len(425, 428), Err(424));
-        assert_eq!(check_len(427, 428), Ok(()));
-        assert_eq!(check_len(429, 428), Err(428));
+    fn one_size_rule() {
+        assert_eq!(max_message_len("TEST"), 410);
+        assert_eq!(max_message_len("BROWSE"), 406);
+        assert_eq!(max_message_len("MESSNGR"), 406);
+        assert_eq!(max_message_len("ABCDEFGHIJKLM"), 398);
+        // Below every Windows rule for every name length, so those need no check of their own.
+        for n in 1..=80 {
+            let name = "N".repeat(n);
+            let limit = max_message_len(&name);
+            assert!(limit < 425, "{n}: {limit}");
+            assert!(limit <= mailslot_wire::windows_max_data_len(&format!("\\MAILSLOT\\{name}")));
+        }
+        // The datagram of the largest message is exactly 576 bytes; one more byte is refused.
+        for name in ["TEST", "MESSNGR", "X", "ABCDEFGHIJKLM"] {
+            let data = vec![b'x'; max_message_len(name)];
+            let e = |data| Emit {
+                msg_type: DIRECT_GROUP,
+                dgm_id: 1,
+                source_ip: Ipv4Addr::LOCALHOST,
+                source_port: 138,
+                source: NbName::new("A", 0).unwrap(),
+                destination: NbName::new("B", 0).unwrap(),
+                mailslot: name,
+                data,
+            };
+            assert_eq!(
+                emit_mailslot_datagram(&e(&data)).unwrap().len(),
+                576,
+                "{name}"
+            );
+            let more = vec![b'x'; data.len() + 1];
+            assert!(emit_mailslot_datagram(&e(&more)).is_err(), "{name}");
+        }
     }
 }

@@ -139,8 +139,9 @@ pub struct NetConfig {
     pub workgroup: String,
     /// Deliver mailslot writes whatever their destination name (sniffing).
     pub accept_any: bool,
-    /// If another program holds the port, bind alongside it with `SO_REUSEADDR` (receives
-    /// broadcasts; unicast goes to whichever socket the kernel prefers).
+    /// If another program holds the port, bind alongside it with `SO_REUSEADDR`: broadcasts
+    /// reach both; unicast goes to the program bound to the interface address (nmbd binds it
+    /// as well as 0.0.0.0), never to us.
     pub share_port: bool,
     /// While holding the role, answer NetBIOS name queries for our name on UDP
     /// [`name_service_port`](Self::name_service_port) when that port is free.

@@ -32,6 +32,15 @@ pub enum NetError {
         /// Why.
         reason: &'static str,
     },
+    /// Our own NetBIOS name or workgroup (a setting, not a target) cannot be a NetBIOS name.
+    InvalidSetting {
+        /// Which setting: `"NetBIOS name"` or `"workgroup"`.
+        setting: &'static str,
+        /// Its value.
+        value: String,
+        /// Why.
+        reason: &'static str,
+    },
     /// An operating-system error.
     Io {
         /// What was being done.
@@ -65,14 +74,27 @@ impl fmt::Display for NetError {
                 "message of {len} bytes is too large for this target (at most {limit} bytes; \
                  NetBIOS datagrams are not fragmented)"
             ),
-            NetError::NameNotFound { name } => write!(
-                f,
-                "host {name:?} not found (no answer to a NetBIOS name query, not in DNS or \
-                 /etc/hosts); give its IP address"
-            ),
+            // A name that cannot be a NetBIOS name was never asked for on UDP 137.
+            NetError::NameNotFound { name } => match super::codec::nb_name_checked(name, 0) {
+                Ok(_) => write!(
+                    f,
+                    "host {name:?} not found (no answer to a NetBIOS name query, not in DNS or \
+                     /etc/hosts); give its IP address"
+                ),
+                Err(why) => write!(
+                    f,
+                    "host {name:?} not found in DNS or /etc/hosts, and not a NetBIOS name to \
+                     query ({why}); give its IP address"
+                ),
+            },
             NetError::InvalidTarget { target, reason } => {
                 write!(f, "invalid target {target:?}: {reason}")
             }
+            NetError::InvalidSetting {
+                setting,
+                value,
+                reason,
+            } => write!(f, "invalid {setting} {value:?}: {reason}"),
             NetError::Io { context, source } => write!(f, "{context}: {source}"),
         }
     }

@@ -296,7 +296,8 @@ fn bind_role_socket(config: &NetConfig, prev: &StateRecord) -> Result<(UdpSocket
     Err(format!(
         "UDP port {} is in use by {who}; local mailslots keep working. Remedies: stop it (for \
          Samba: stop nmbd), use another port (--port), or bind alongside it with --share-port \
-         (broadcasts reach both; unicast goes to one of the two sockets)",
+         (broadcasts reach both; nmbd, which binds the interface address too, keeps every \
+         unicast)",
         config.port
     ))
 }

@@ -67,5 +67,5 @@ pub use config::{
 pub use error::NetError;
 pub use iface::{broadcast_addresses, interfaces, udp_port_owners, Interface, PortOwner};
 pub use role::{NetRole, RoleState};
-pub use send::{encode, send, size_limits, SendOptions, SendPath, SendReport, Target};
+pub use send::{encode, message_limit, send, SendOptions, SendPath, SendReport, Target};
 pub use state::{status, NetCounters, NetStatus, FLUSH_INTERVAL};

@@ -341,5 +341,12 @@ mod tests {
         assert_eq!(resp.len(), 12 + 34 + 10 + 1 + 4 * 18 + 46);
         assert_eq!(resp[56], 4);
         assert_eq!(&resp[57..57 + 8], b"LINUXBOX");
+        // The wire crate's general view (what `mailslot decode --port 137` uses) reads both.
+        let m = mailslot_wire::NbnsMessage::parse(&req).unwrap();
+        assert_eq!(m.kind(), mailslot_wire::NbnsKind::NodeStatusRequest);
+        let m = mailslot_wire::NbnsMessage::parse(&resp).unwrap();
+        assert_eq!(m.kind(), mailslot_wire::NbnsKind::NodeStatusResponse);
+        let (_, rr) = m.record.unwrap();
+        assert_eq!(rr.node_status().unwrap().names().count(), 4);
     }
 }

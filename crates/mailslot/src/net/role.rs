@@ -55,7 +55,6 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 
-use super::codec::nb_name;
 use super::config::{NetConfig, Sink};
 use super::error::NetError;
 use super::handoff::{self, Standby};
@@ -178,7 +177,7 @@ impl NetRole {
     ///
     /// # Errors
     ///
-    /// `InvalidTarget` if the NetBIOS name or workgroup cannot be a NetBIOS name; `Io` if the
+    /// `InvalidSetting` if the NetBIOS name or workgroup cannot be a NetBIOS name; `Io` if the
     /// runtime directory cannot be created or the thread cannot be started.
     ///
     /// [`state`]: NetRole::state
@@ -325,14 +324,8 @@ impl Drop for NetRole {
 }
 
 pub(super) fn identity(config: &NetConfig) -> Result<Identity, NetError> {
-    let host = nb_name(&config.netbios_name, 0).ok_or(NetError::InvalidTarget {
-        target: config.netbios_name.clone(),
-        reason: "not a NetBIOS name (1 to 15 ASCII characters, no dot)",
-    })?;
-    let workgroup = nb_name(&config.workgroup, 0).ok_or(NetError::InvalidTarget {
-        target: config.workgroup.clone(),
-        reason: "not a NetBIOS workgroup name (1 to 15 ASCII characters, no dot)",
-    })?;
+    let host = super::send::own_nb("NetBIOS name", &config.netbios_name, 0)?;
+    let workgroup = super::send::own_nb("workgroup", &config.workgroup, 0)?;
     Ok(Identity {
         host,
         workgroup,

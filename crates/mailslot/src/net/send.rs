@@ -14,12 +14,14 @@
 //! [`SendOptions::messenger`]); groups as 0x11 to `GROUP<00>` at every broadcast address
 //! (`NetConfig::broadcast`, else every IPv4 interface's).
 //!
-//! # Size limits, checked before anything is sent
+//! IPv6 addresses (`::1`, `[::1]`, `fe80::1%eth0`) are refused at once: NetBIOS over TCP/IP
+//! is IPv4 only.
 //!
-//! Unique: Windows' limit, 512 bytes of SMB (`432 − roundup4(name length)` bytes of message,
-//! 424 for 5–8-character names). Groups: at most 424 bytes (the Win32 rule) and never more
-//! than the unique limit. The unique limit is checked before name resolution; the group limit,
-//! for a name that resolves to a group, after resolution and before the mailslot datagram.
+//! # Size limit, checked before anything is sent
+//!
+//! One limit for every kind of target, [`message_limit`]: a datagram is at most 576 bytes,
+//! so a message is at most `414 − roundup4(n)` bytes for a mailslot name of `n` bytes (410 for
+//! `TEST`, 406 for `MESSNGR` and `BROWSE`). It is checked before name resolution.
 //!
 //! # Source port
 //!
@@ -30,13 +32,13 @@
 //! 3. Nobody holds it (or the port is unavailable): an ephemeral socket. Replies to it are lost,
 //!    as with any sender from an ephemeral port; [`SendReport::path`] says which path was used.
 
-use std::net::{Ipv4Addr, SocketAddrV4, ToSocketAddrs, UdpSocket};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, ToSocketAddrs, UdpSocket};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::OnceLock;
 
 use super::codec::{
-    self, emit_mailslot_datagram, nb_name, Emit, NbName, DIRECT_GROUP, DIRECT_UNIQUE,
-    MAILSLOT_PREFIX,
+    self, emit_mailslot_datagram, nb_name, nb_name_checked, Emit, NbName, DIRECT_GROUP,
+    DIRECT_UNIQUE, MAILSLOT_PREFIX,
 };
 use super::config::NetConfig;
 use super::error::NetError;
@@ -62,16 +64,40 @@ impl Target {
     /// # Errors
     ///
     /// `InvalidTarget` for an empty target or `.` (that is the local host, not a network
-    /// target).
+    /// target), and for an IPv6 address.
     pub fn parse(s: &str) -> Result<Target, NetError> {
-        match s.trim() {
-            "" | "." => Err(NetError::InvalidTarget {
-                target: s.to_string(),
-                reason: "this is a local target, not a network one",
-            }),
-            "*" => Ok(Target::OwnGroup),
-            t => Ok(Target::Host(t.to_string())),
+        let target = match s.trim() {
+            "" | "." => {
+                return Err(NetError::InvalidTarget {
+                    target: s.to_string(),
+                    reason: "this is a local target, not a network one",
+                })
+            }
+            "*" => Target::OwnGroup,
+            t => Target::Host(t.to_string()),
+        };
+        target.check()?;
+        Ok(target)
+    }
+
+    /// Refuses what no datagram can reach before any traffic: an IPv6 address.
+    fn check(&self) -> Result<(), NetError> {
+        let (Target::Host(t) | Target::Group(t)) = self else {
+            return Ok(());
+        };
+        let bare = t.strip_prefix('[').and_then(|r| r.strip_suffix(']'));
+        let bare = bare.unwrap_or(t);
+        let bare = bare
+            .split_once('%')
+            .map_or(bare, |(address, _zone)| address);
+        if bare.parse::<Ipv6Addr>().is_ok() {
+            return Err(NetError::InvalidTarget {
+                target: t.clone(),
+                reason: "an IPv6 address; only IPv4 is supported (NetBIOS datagrams are IPv4 \
+                         only): give an IPv4 address or a name",
+            });
         }
+        Ok(())
     }
 }
 
@@ -159,17 +185,26 @@ fn mailslot_name(name: &str) -> Result<&str, NetError> {
     if !rest.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
         return Err(invalid("a remote mailslot name must be printable ASCII"));
     }
-    // The whole SMB must fit in 512 bytes with at least a one-byte message.
-    if codec::unique_limit(rest) == 0 {
+    // The datagram must hold at least a one-byte message.
+    if codec::max_message_len(rest) == 0 {
         return Err(invalid("mailslot name too long for a datagram"));
     }
     Ok(rest)
 }
 
 fn nb(name: &str, suffix: u8) -> Result<NbName, NetError> {
-    nb_name(name, suffix).ok_or(NetError::InvalidTarget {
+    nb_name_checked(name, suffix).map_err(|reason| NetError::InvalidTarget {
         target: name.to_string(),
-        reason: "not a NetBIOS name (1 to 15 ASCII characters, no dot)",
+        reason,
+    })
+}
+
+/// Our own name or workgroup as a NetBIOS name; a bad one is a bad setting, not a bad target.
+pub(crate) fn own_nb(setting: &'static str, value: &str, suffix: u8) -> Result<NbName, NetError> {
+    nb_name_checked(value, suffix).map_err(|reason| NetError::InvalidSetting {
+        setting,
+        value: value.to_string(),
+        reason,
     })
 }
 
@@ -211,7 +246,7 @@ fn classify_offline(
 ) -> Result<Resolved, NetError> {
     match target {
         Target::OwnGroup => Ok(Resolved::Group {
-            name: nb(&config.workgroup, opts.group_suffix)?,
+            name: own_nb("workgroup", &config.workgroup, opts.group_suffix)?,
         }),
         Target::Group(g) => Ok(Resolved::Group {
             name: nb(g, opts.group_suffix)?,
@@ -298,21 +333,19 @@ fn resolve(config: &NetConfig, target: &Target, opts: &SendOptions) -> Result<Re
     }
 }
 
-fn check_size(resolved: &Resolved, mailslot: &str, len: usize) -> Result<(), NetError> {
-    let limit = match resolved {
-        // An IP target goes to `*<00>`, which receivers treat as a group: the group limit.
-        Resolved::Unique { name, .. } if name.is_wildcard() => codec::group_limit(mailslot),
-        Resolved::Unique { .. } => codec::unique_limit(mailslot),
-        Resolved::Group { .. } => codec::group_limit(mailslot),
-    };
-    codec::check_len(len, limit).map_err(|limit| NetError::MessageTooLarge { len, limit })
+fn check_size(mailslot: &str, len: usize) -> Result<(), NetError> {
+    let limit = codec::max_message_len(mailslot);
+    if len > limit {
+        return Err(NetError::MessageTooLarge { len, limit });
+    }
+    Ok(())
 }
 
 fn emit(e: &Emit<'_>) -> Result<Vec<u8>, NetError> {
     emit_mailslot_datagram(e).map_err(|err| match err.kind() {
         mailslot_wire::ErrorKind::TooLarge => NetError::MessageTooLarge {
             len: e.data.len(),
-            limit: codec::group_limit(e.mailslot),
+            limit: codec::max_message_len(e.mailslot),
         },
         _ => NetError::InvalidTarget {
             target: e.mailslot.to_string(),
@@ -321,10 +354,15 @@ fn emit(e: &Emit<'_>) -> Result<Vec<u8>, NetError> {
     })
 }
 
-/// The largest message `send` accepts for `mailslot` to a unique target and to a group.
-pub fn size_limits(mailslot: &str) -> Result<(usize, usize), NetError> {
-    let m = mailslot_name(mailslot)?;
-    Ok((codec::unique_limit(m), codec::group_limit(m)))
+/// The largest message `send` accepts for `mailslot` (with or without `\MAILSLOT\`), the
+/// same for every target: a host by name or IP address, a workgroup, `*` (see the module
+/// docs).
+///
+/// # Errors
+///
+/// `InvalidTarget` for a mailslot name that cannot go on the wire.
+pub fn message_limit(mailslot: &str) -> Result<usize, NetError> {
+    Ok(codec::max_message_len(mailslot_name(mailslot)?))
 }
 
 /// The datagram [`send`] would send first, without sending anything or resolving names
@@ -343,8 +381,9 @@ pub fn encode(
     opts: &SendOptions,
 ) -> Result<Vec<u8>, NetError> {
     let m = mailslot_name(mailslot)?;
+    target.check()?;
+    check_size(m, data.len())?;
     let resolved = classify_offline(config, target, opts)?;
-    check_size(&resolved, m, data.len())?;
     let source_ip = if config.bind.is_unspecified() {
         iface::interfaces()
             .into_iter()
@@ -363,7 +402,7 @@ pub fn encode(
         dgm_id: next_id(),
         source_ip,
         source_port: config.port,
-        source: nb(&config.netbios_name, opts.source_suffix)?,
+        source: own_nb("NetBIOS name", &config.netbios_name, opts.source_suffix)?,
         destination,
         mailslot: m,
         data,
@@ -386,15 +425,10 @@ pub fn send(
     opts: &SendOptions,
 ) -> Result<SendReport, NetError> {
     let m = mailslot_name(mailslot)?;
-    codec::check_len(data.len(), codec::unique_limit(m)).map_err(|limit| {
-        NetError::MessageTooLarge {
-            len: data.len(),
-            limit,
-        }
-    })?;
-    let source = nb(&config.netbios_name, opts.source_suffix)?;
+    target.check()?;
+    check_size(m, data.len())?;
+    let source = own_nb("NetBIOS name", &config.netbios_name, opts.source_suffix)?;
     let resolved = resolve(config, target, opts)?;
-    check_size(&resolved, m, data.len())?;
     let (msg_type, destination, dests): (u8, NbName, Vec<Ipv4Addr>) = match resolved {
         Resolved::Unique { ip, name } => (DIRECT_UNIQUE, name, vec![ip]),
         Resolved::Group { name } => (DIRECT_GROUP, name, broadcasts(config)?),
@@ -557,49 +591,113 @@ mod tests {
     }
 
     #[test]
-    fn size_limits_are_checked() {
+    fn one_size_limit_for_every_target() {
         let c = cfg();
-        let big = vec![0u8; 425];
-        let e = encode(&c, &Target::OwnGroup, "TEST", &big, &SendOptions::default()).unwrap_err();
+        let opts = SendOptions::default();
+        let targets = [
+            Target::OwnGroup,
+            Target::Group("OTHERWG".into()),
+            Target::Host("peer".into()),
+            Target::Host("10.0.0.9".into()),
+            Target::Host("workgroup".into()),
+        ];
+        for target in &targets {
+            for len in [1, 409, 410] {
+                encode(&c, target, "TEST", &vec![0u8; len], &opts).unwrap();
+            }
+            for len in [411, 424, 425, 426, 427, 428, 429, 65_000] {
+                let e = encode(&c, target, "TEST", &vec![0u8; len], &opts).unwrap_err();
+                assert!(
+                    matches!(e, NetError::MessageTooLarge { limit: 410, len: l } if l == len),
+                    "{target:?} {len}: {e}"
+                );
+            }
+            // MESSNGR is 3 bytes longer than TEST: 4 bytes less after padding.
+            let e = encode(&c, target, "MESSNGR", &[0u8; 407], &opts).unwrap_err();
+            assert!(
+                matches!(e, NetError::MessageTooLarge { limit: 406, .. }),
+                "{e}"
+            );
+        }
+        // send() refuses before any traffic, with the same limit.
+        let e = send(&c, &Target::OwnGroup, "TEST", &[0u8; 411], &opts).unwrap_err();
+        assert!(
+            matches!(e, NetError::MessageTooLarge { limit: 410, .. }),
+            "{e}"
+        );
+        assert_eq!(message_limit("BROWSE").unwrap(), 406);
+        assert_eq!(message_limit("\\MAILSLOT\\TEST").unwrap(), 410);
+    }
+
+    #[test]
+    fn ipv6_targets_are_refused_at_once() {
+        for t in ["::1", "fe80::1", "[::1]", "fe80::1%eth0", "[fe80::1%eth0]"] {
+            let e = Target::parse(t).unwrap_err();
+            assert!(
+                matches!(e, NetError::InvalidTarget { .. }) && e.to_string().contains("only IPv4"),
+                "{t}: {e}"
+            );
+            // The library's other entry points, without Target::parse.
+            let e = send(
+                &cfg(),
+                &Target::Host(t.into()),
+                "TEST",
+                b"x",
+                &SendOptions::default(),
+            )
+            .unwrap_err();
+            assert!(e.to_string().contains("only IPv4"), "{t}: {e}");
+        }
+        assert_eq!(Target::parse("a:b").unwrap(), Target::Host("a:b".into()));
+    }
+
+    #[test]
+    fn not_found_says_whether_a_name_query_was_sent() {
+        let long = NetError::NameNotFound {
+            name: "ABCDEFGHIJKLMNOPQ".into(),
+        }
+        .to_string();
+        assert!(!long.contains("no answer"), "{long}");
+        assert!(long.contains("longer than 15 characters"), "{long}");
+        let short = NetError::NameNotFound {
+            name: "HOSTB".into(),
+        }
+        .to_string();
+        assert!(
+            short.contains("no answer to a NetBIOS name query"),
+            "{short}"
+        );
+    }
+
+    #[test]
+    fn bad_own_names_are_settings() {
+        let mut c = cfg();
+        c.workgroup = "A.B".into();
+        let e = encode(&c, &Target::OwnGroup, "TEST", b"x", &SendOptions::default()).unwrap_err();
         assert!(
             matches!(
                 e,
-                NetError::MessageTooLarge {
-                    len: 425,
-                    limit: 424
+                NetError::InvalidSetting {
+                    setting: "workgroup",
+                    ..
                 }
             ),
             "{e}"
         );
-        // Unique to a 4-character name allows 428.
-        encode(
-            &c,
-            &Target::Host("peer".into()),
-            "TEST",
-            &vec![0u8; 428],
-            &SendOptions::default(),
-        )
-        .unwrap();
-        let e = encode(
-            &c,
-            &Target::Host("peer".into()),
-            "TEST",
-            &vec![0u8; 429],
-            &SendOptions::default(),
-        )
-        .unwrap_err();
-        assert!(matches!(e, NetError::MessageTooLarge { limit: 428, .. }));
-        // send() refuses before any traffic.
-        let e = send(
-            &c,
-            &Target::OwnGroup,
-            "TEST",
-            &vec![0u8; 500],
-            &SendOptions::default(),
-        )
-        .unwrap_err();
-        assert!(matches!(e, NetError::MessageTooLarge { .. }));
-        assert_eq!(size_limits("BROWSE").unwrap(), (424, 424));
+        assert!(e.to_string().contains("code page 850"), "{e}");
+        let mut c = cfg();
+        c.netbios_name = "X".repeat(16);
+        let e = encode(&c, &Target::OwnGroup, "TEST", b"x", &SendOptions::default()).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                NetError::InvalidSetting {
+                    setting: "NetBIOS name",
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
 
     #[test]
