@@ -1304,7 +1304,7 @@ mod tests {
         assert_eq!(
             model.notice,
             Some(Notice::Info(
-                "To hostb: hostb on the LAN; at most 411 characters".into()
+                "To hostb: hostb on the LAN; at most 393 characters".into()
             ))
         );
         let Some(Action::Send(req)) = model.on_key(Key::Enter, &s) else {
