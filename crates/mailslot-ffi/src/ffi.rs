@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use crate::error::{self, ms_error, Failure};
 use crate::handle::{
-    self, ms_info, ms_message, ms_received, ms_server, ms_server_options, ms_writer,
+    self, ms_message, ms_received, ms_server, ms_server_options, ms_slot_info, ms_writer,
     ms_writer_options, ServerOptions, MS_NO_MESSAGE,
 };
 
@@ -279,7 +279,7 @@ pub unsafe extern "C" fn ms_recv_into(
 /// # Safety
 /// `server` as for `ms_recv`; `info` is writable.
 #[no_mangle]
-pub unsafe extern "C" fn ms_info(server: *mut ms_server, info: *mut ms_info) -> ms_error {
+pub unsafe extern "C" fn ms_info(server: *mut ms_server, info: *mut ms_slot_info) -> ms_error {
     guard(|| {
         if info.is_null() {
             return Err(null("info"));
@@ -532,6 +532,18 @@ pub extern "C" fn ms_win32_get_last_error() -> u32 {
 #[no_mangle]
 pub extern "C" fn ms_win32_set_last_error(code: u32) {
     error::set_win32_last_error(code);
+}
+
+/// `Sleep()` of `<mailslot/win32.h>`: sleeps `ms` milliseconds (`nanosleep` is hidden from
+/// programs built with a strict `-std=c99`, and the Win32 header must build there too).
+///
+/// Thread-safe.
+#[no_mangle]
+pub extern "C" fn ms_win32_sleep(ms: u32) {
+    let _ = guard(|| {
+        std::thread::sleep(std::time::Duration::from_millis(u64::from(ms)));
+        Ok(())
+    });
 }
 
 // `MS_NO_MESSAGE` is what `ms_info` reports for an empty queue; the header spells it out.

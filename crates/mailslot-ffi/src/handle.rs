@@ -13,7 +13,7 @@ use crate::netenv;
 
 /// `read_timeout_ms` (and `ms_set_read_timeout`): wait until a message arrives.
 pub const MS_WAIT_FOREVER: u32 = 0xFFFF_FFFF;
-/// `ms_info.next_size` when no message is queued.
+/// `ms_slot_info.next_size` when no message is queued.
 pub const MS_NO_MESSAGE: u64 = 0xFFFF_FFFF_FFFF_FFFF;
 /// The largest message a local mailslot takes (1 MiB).
 pub const MS_MAX_MESSAGE_SIZE: u32 = 1 << 20;
@@ -134,7 +134,7 @@ pub struct ms_received {
 /// What `ms_info` reports (Windows' `GetMailslotInfo`); nothing is consumed.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
-pub struct ms_info {
+pub struct ms_slot_info {
     /// The maximum message size the name was opened with (0: `MS_MAX_MESSAGE_SIZE`).
     pub max_message_size: u64,
     /// Size of the next message (0 for a zero-length one), `MS_NO_MESSAGE` when none waits.
@@ -316,9 +316,9 @@ impl ms_server {
         })
     }
 
-    pub(crate) fn info(&self) -> ms_info {
+    pub(crate) fn info(&self) -> ms_slot_info {
         let info = self.server.info();
-        ms_info {
+        ms_slot_info {
             max_message_size: info.max_message_size as u64,
             next_size: info.next_size.map_or(MS_NO_MESSAGE, |n| n as u64),
             count: info.count as u64,

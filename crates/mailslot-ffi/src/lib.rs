@@ -12,7 +12,7 @@
 //! What it does not do: expose the async or callback servers (C has `ms_server_fd` and its own
 //! event loop), or the host service's administration (use the `mailslot` command).
 #![deny(unsafe_code)]
-// The C API spells its types the C way (`ms_server`, `ms_info`), as the header shows them.
+// The C API spells its types the C way (`ms_server`, `ms_slot_info`), as the header shows them.
 #![allow(non_camel_case_types)]
 
 mod error;
@@ -23,7 +23,7 @@ mod netenv;
 
 pub use error::ms_error;
 pub use handle::{
-    ms_info, ms_message, ms_received, ms_server, ms_server_options, ms_source, ms_writer,
+    ms_message, ms_received, ms_server, ms_server_options, ms_slot_info, ms_source, ms_writer,
     ms_writer_options, MS_DELIVERY_ALL, MS_DELIVERY_ONE, MS_MAX_MESSAGE_SIZE, MS_MAX_NAME_LEN,
     MS_NO_MESSAGE, MS_OVERFLOW_BLOCK, MS_OVERFLOW_DROP_OLDEST, MS_OVERFLOW_REFUSE, MS_SCOPE_GLOBAL,
     MS_SCOPE_USER, MS_SOURCE_LOCAL, MS_SOURCE_NETWORK, MS_WAIT_FOREVER,

@@ -32,7 +32,7 @@
 #define MS_WAIT_FOREVER 4294967295
 
 /**
- * `ms_info.next_size` when no message is queued.
+ * `ms_slot_info.next_size` when no message is queued.
  */
 #define MS_NO_MESSAGE 18446744073709551615ull
 
@@ -331,7 +331,7 @@ typedef struct ms_received {
 /**
  * What `ms_info` reports (Windows' `GetMailslotInfo`); nothing is consumed.
  */
-typedef struct ms_info {
+typedef struct ms_slot_info {
     /**
      * The maximum message size the name was opened with (0: `MS_MAX_MESSAGE_SIZE`).
      */
@@ -348,7 +348,7 @@ typedef struct ms_info {
      * The read timeout in milliseconds (`MS_WAIT_FOREVER`: forever).
      */
     uint32_t read_timeout_ms;
-} ms_info;
+} ms_slot_info;
 
 /**
  * Options of `ms_writer_open`. All zero (or a NULL pointer): the user scope.
@@ -442,7 +442,7 @@ enum ms_error ms_recv_into(struct ms_server *server,
  * # Safety
  * `server` as for `ms_recv`; `info` is writable.
  */
-enum ms_error ms_info(struct ms_server *server, struct ms_info *info);
+enum ms_error ms_info(struct ms_server *server, struct ms_slot_info *info);
 
 /**
  * Windows' `SetMailslotInfo`: the read timeout of later reads of this instance, in
@@ -597,6 +597,14 @@ uint32_t ms_win32_get_last_error(void);
  * Thread-safe: each thread has its own.
  */
 void ms_win32_set_last_error(uint32_t code);
+
+/**
+ * `Sleep()` of `<mailslot/win32.h>`: sleeps `ms` milliseconds (`nanosleep` is hidden from
+ * programs built with a strict `-std=c99`, and the Win32 header must build there too).
+ *
+ * Thread-safe.
+ */
+void ms_win32_sleep(uint32_t ms);
 
 #ifdef __cplusplus
 }  // extern "C"
