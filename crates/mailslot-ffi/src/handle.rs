@@ -178,12 +178,16 @@ pub struct ms_writer {
 
 #[derive(Debug)]
 enum WriterTarget {
-    Local(Writer),
-    Remote {
-        config: Box<NetConfig>,
-        target: net::Target,
-        name: String,
-    },
+    Local(Box<Writer>),
+    Remote(Box<RemoteWriter>),
+}
+
+/// A writer of `\\HOST\mailslot\NAME`, `\\*\mailslot\NAME`: where and how to send.
+#[derive(Debug)]
+struct RemoteWriter {
+    config: NetConfig,
+    target: net::Target,
+    name: String,
 }
 
 fn invalid_option(what: impl Into<String>) -> Failure {
@@ -366,7 +370,7 @@ impl ms_writer {
     pub(crate) fn open(path: &str, scope: u32, dir: Option<PathBuf>) -> Result<ms_writer, Failure> {
         let scope = scope_of(scope, dir)?;
         let target = match remote_target(path)? {
-            None => WriterTarget::Local(Writer::open_in(&scope, path)?),
+            None => WriterTarget::Local(Box::new(Writer::open_in(&scope, path)?)),
             Some((target, name)) => {
                 // The role (a holder to hand the datagram to) is a user directory's: the
                 // given one, else the user's (the global scope's is the host service's).
@@ -374,11 +378,11 @@ impl ms_writer {
                     Scope::Global => Scope::User.dir()?,
                     scope => scope.dir()?,
                 };
-                WriterTarget::Remote {
-                    config: Box::new(netenv::config(&dir)?),
+                WriterTarget::Remote(Box::new(RemoteWriter {
+                    config: netenv::config(&dir)?,
                     target,
                     name,
-                }
+                }))
             }
         };
         Ok(ms_writer { target })
@@ -387,11 +391,12 @@ impl ms_writer {
     pub(crate) fn write(&mut self, data: &[u8]) -> Result<(), Failure> {
         match &mut self.target {
             WriterTarget::Local(writer) => Ok(writer.write(data)?),
-            WriterTarget::Remote {
-                config,
-                target,
-                name,
-            } => {
+            WriterTarget::Remote(remote) => {
+                let RemoteWriter {
+                    config,
+                    target,
+                    name,
+                } = &**remote;
                 net::send(config, target, name, data, &SendOptions::default())?;
                 Ok(())
             }
@@ -401,7 +406,7 @@ impl ms_writer {
     pub(crate) fn flush(&mut self) -> Result<(), Failure> {
         match &mut self.target {
             WriterTarget::Local(writer) => Ok(writer.flush()?),
-            WriterTarget::Remote { .. } => Ok(()),
+            WriterTarget::Remote(_) => Ok(()),
         }
     }
 
