@@ -7,7 +7,7 @@
 //! | `MAILSLOT_PORT` | UDP port of the datagram service | 138 |
 //! | `MAILSLOT_NETBIOS_NAME` | our NetBIOS name | the host name |
 //! | `MAILSLOT_WORKGROUP` | our workgroup (`\\*\mailslot\` goes to it) | `WORKGROUP` |
-//! | `MAILSLOT_BROADCAST` | broadcast addresses for group targets, comma-separated | every interface's |
+//! | `MAILSLOT_BROADCAST` | broadcast addresses of group targets (a, b) | every interface's |
 //! | `MAILSLOT_BIND` | local address of the role's socket | `0.0.0.0` |
 //! | `MAILSLOT_NAME_SERVICE_PORT` | UDP port of NetBIOS name queries and answers | 137 |
 //! | `MAILSLOT_NO_NAME_SERVICE` | `1`: do not answer name queries while holding the role | answer |
