@@ -1,6 +1,6 @@
 /*
  * A test reader through <mailslot/win32.h> and its extension: creates \\.\mailslot\NAME with
- * the given flags, prints "ready", then reads COUNT messages (each within 20 s) and prints
+ * the given flags, prints "ready", then reads COUNT messages (each within 120 s: a hang guard for loaded machines) and prints
  * each as "got: TEXT".
  *
  *   reader NAME COUNT [shared] [network]
@@ -26,7 +26,7 @@ int main(int argc, char **argv) {
     }
     snprintf(path, sizeof path, "\\\\.\\mailslot\\%s", argv[1]);
     count = atoi(argv[2]);
-    slot = CreateMailslotExA(path, 0, 20000, NULL, flags);
+    slot = CreateMailslotExA(path, 0, 120000, NULL, flags);
     if (slot == INVALID_HANDLE_VALUE) {
         printf("CreateMailslotEx failed: error %u: %s\n", (unsigned)GetLastError(),
                ms_last_error());
