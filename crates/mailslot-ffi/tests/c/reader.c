@@ -1,7 +1,7 @@
 /*
  * A test reader through <mailslot/win32.h> and its extension: creates \\.\mailslot\NAME with
- * the given flags, prints "ready", then reads COUNT messages (each within 120 s: a hang guard for loaded machines) and prints
- * each as "got: TEXT".
+ * the given flags, prints "ready", then reads COUNT messages (each within 120 s: a hang
+ * guard for loaded machines, not a bound) and prints each as "got: TEXT".
  *
  *   reader NAME COUNT [shared] [network]
  */
