@@ -277,46 +277,18 @@ fn lab_captures_decode_without_errors() {
 
 /// Name-service packets of every kind (the wire crate's golden vectors, RFC 1002 layouts):
 /// the registration family, WACK and our own node status answer's shape.
-const NBNS: &[(&str, &str)] = &[
-    ("name_query_request", "123401100001000000000000204549455046444645454343414341434143414341434143414341434143414141000020\
-        0001"),
-    ("positive_name_query_response", "123485000000000100000000204549455046444645454343414341434143414341434143414341434143414141000020\
-        0001000493e0000600000a630002"),
-    ("negative_name_query_response", "12348503000000010000000020454945504644464545434341434143414341434143414341434143414341414100000a\
-        0001000000000000"),
-    ("node_status_request", "00010000000100000000000020434b414141414141414141414141414141414141414141414141414141414141000021\
-        0001"),
-    ("node_status_response", "00018400000000010000000020434b414141414141414141414141414141414141414141414141414141414141000021\
-        000100000000005302484f53544220202020202020202020000400574f524b47524f5550202020202020008400020000\
-        00000100000000000000000000000000000000000000000000000000000000000000000000000000000000"),
-    ("name_registration_request", "200029100001000000000001204549455046444645454343414341434143414341434143414341434143414141000020\
-        0001c00c00200001000493e0000600000a630002"),
-    ("name_overwrite_request", "200128100001000000000001204549455046444645454343414341434143414341434143414341434143414141000020\
-        0001c00c00200001000493e0000600000a630002"),
-    ("multi_homed_name_registration_request", "200279000001000000000001204549455046444645454343414341434143414341434143414341434143414141000020\
-        0001c00c00200001000493e0000600000a630002"),
-    ("positive_name_registration_response", "2000ad800000000100000000204549455046444645454343414341434143414341434143414341434143414141000020\
-        0001000493e0000600000a630002"),
-    ("negative_name_registration_response", "2000ad860000000100000000204549455046444645454343414341434143414341434143414341434143414141000020\
-        000100000000000600000a630002"),
-    ("name_conflict_demand", "2000ad870000000100000000204549455046444645454343414341434143414341434143414341434143414141000020\
-        000100000000000600000a630002"),
-    ("name_release_request", "300030100001000000000001204549455046444645454343414341434143414341434143414341434143414141000020\
-        0001c00c0020000100000000000600000a630002"),
-    ("positive_name_release_response", "3000b4000000000100000000204549455046444645454343414341434143414341434143414341434143414141000020\
-        000100000000000600000a630002"),
-    ("negative_name_release_response", "3000b4050000000100000000204549455046444645454343414341434143414341434143414341434143414141000020\
-        000100000000000600000a630002"),
-    ("name_refresh_request", "400040000001000000000001204549455046444645454343414341434143414341434143414341434143414141000020\
-        0001c00c00200001000493e0000600000a630002"),
-    ("wait_for_acknowledgement", "2000bc000000000100000000204549455046444645454343414341434143414341434143414341434143414141000020\
-        00010000000200022910"),
-];
+fn nbns_vectors() -> Vec<(&'static str, &'static str)> {
+    include_str!("../../mailslot-wire/tests/fixtures/nbns.vectors")
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .map(|line| line.split_once(' ').expect("kind and hex"))
+        .collect()
+}
 
 #[test]
 fn every_name_service_packet_decodes_on_port_137() {
     let mut pcap = Vec::new();
-    for (kind, hex) in NBNS {
+    for (kind, hex) in nbns_vectors() {
         let v = json_ok(&["--port", "137", "decode", hex], None);
         assert_eq!(v["nbns"], *kind, "{v}");
         assert!(v.get("error").is_none(), "{v}");
@@ -331,7 +303,7 @@ fn every_name_service_packet_decodes_on_port_137() {
         pcap.push((137u16, bytes_of(hex)));
     }
     // Our node status answer: the names, their flags and the unit id.
-    let status = NBNS
+    let status = nbns_vectors()
         .iter()
         .find(|(k, _)| *k == "node_status_response")
         .unwrap()
@@ -341,7 +313,7 @@ fn every_name_service_packet_decodes_on_port_137() {
     assert_eq!(v["node_names"][1]["group"], true);
     assert_eq!(v["unit_id"], "02:00:00:00:00:01");
     // A registration: the address, through the pointer to the question name.
-    let reg = NBNS
+    let reg = nbns_vectors()
         .iter()
         .find(|(k, _)| *k == "name_registration_request")
         .unwrap()
@@ -350,7 +322,7 @@ fn every_name_service_packet_decodes_on_port_137() {
     assert_eq!(v["record"]["section"], "additional");
     assert_eq!(v["record"]["name_is_pointer"], true);
     assert_eq!(v["addresses"][0]["address"], "10.99.0.2");
-    let wack = NBNS
+    let wack = nbns_vectors()
         .iter()
         .find(|(k, _)| *k == "wait_for_acknowledgement")
         .unwrap()
@@ -375,8 +347,8 @@ fn every_name_service_packet_decodes_on_port_137() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), NBNS.len());
-    for (line, (kind, _)) in lines.iter().zip(NBNS) {
+    assert_eq!(lines.len(), nbns_vectors().len());
+    for (line, (kind, _)) in lines.iter().zip(nbns_vectors()) {
         assert_eq!(line["nbns"], *kind, "{line}");
     }
 }
