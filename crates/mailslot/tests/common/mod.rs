@@ -692,6 +692,8 @@ fn role_fork_writer() -> i32 {
         return 1;
     };
     writer.write(&encode(0, 0, 16)).expect("first write");
+    // SAFETY: getpid has no preconditions.
+    let parent = unsafe { libc::getpid() };
     // SAFETY: this process runs only this thread's code now; the child writes and exits.
     let pid = unsafe { libc::fork() };
     let mut out = out();
@@ -699,7 +701,10 @@ fn role_fork_writer() -> i32 {
     let mut timed_out = false;
     for s in 1.. {
         if s % 16 == 0 {
-            if stop.exists() {
+            // The child also stops when its parent is gone (a failed test kills the parent,
+            // never this grandchild, which would otherwise write forever).
+            // SAFETY: getppid has no preconditions.
+            if stop.exists() || (pid == 0 && unsafe { libc::getppid() } != parent) {
                 break;
             }
             std::thread::sleep(Duration::from_micros(200));
