@@ -110,6 +110,33 @@ pub struct RingOptions {
     pub ring_size: u64,
 }
 
+impl RingOptions {
+    /// The flag bits of the options, as the header keeps them.
+    fn flags(&self) -> u32 {
+        [
+            (self.shared, F_SHARED),
+            (self.deliver_one, F_DELIVER_ONE),
+            (self.refuse_when_full, F_REFUSE_WHEN_FULL),
+            (self.block_when_full, F_BLOCK_WHEN_FULL),
+        ]
+        .into_iter()
+        .filter(|(on, _)| *on)
+        .fold(0, |flags, (_, bit)| flags | bit)
+    }
+
+    /// The options a header's flag bits and words say.
+    fn from_header(flags: u32, max_message: u32, ring_size: u64) -> RingOptions {
+        RingOptions {
+            shared: flags & F_SHARED != 0,
+            deliver_one: flags & F_DELIVER_ONE != 0,
+            refuse_when_full: flags & F_REFUSE_WHEN_FULL != 0,
+            block_when_full: flags & F_BLOCK_WHEN_FULL != 0,
+            max_message,
+            ring_size,
+        }
+    }
+}
+
 /// One mapped ring (the file stays open for locks and probes).
 #[derive(Debug)]
 pub struct Ring {
@@ -244,24 +271,20 @@ impl Ring {
                 "the mailslot file's ring size does not match the file",
             ));
         }
-        let flags = u32_at(12);
-        let options = RingOptions {
-            shared: flags & F_SHARED != 0,
-            deliver_one: flags & F_DELIVER_ONE != 0,
-            refuse_when_full: flags & F_REFUSE_WHEN_FULL != 0,
-            block_when_full: flags & F_BLOCK_WHEN_FULL != 0,
-            max_message: u32_at(16),
-            ring_size,
-        };
+        let options = RingOptions::from_header(u32_at(12), u32_at(16), ring_size);
         let map = map_fn(&file, file_size(ring_size) as usize)
             .map_err(|e| Error::io("cannot map a mailslot file", e))?;
-        Ok(Some(Ring {
+        Ok(Some(Ring::assemble(file, map, options)))
+    }
+
+    fn assemble(file: File, map: SharedMap, options: RingOptions) -> Ring {
+        Ring {
             file,
             map,
             options,
             append_lock: lock::AppendLock::default(),
-            offsets: Modulo::new(ring_size),
-        }))
+            offsets: Modulo::new(options.ring_size),
+        }
     }
 
     /// Sizes and initialises a brand-new file (not yet visible under its name).
@@ -284,19 +307,7 @@ impl Ring {
         )?;
         let map = SharedMap::map(&file, size as usize)
             .map_err(|e| Error::io("cannot map a new mailslot file", e))?;
-        let mut flags = 0;
-        if options.shared {
-            flags |= F_SHARED;
-        }
-        if options.deliver_one {
-            flags |= F_DELIVER_ONE;
-        }
-        if options.refuse_when_full {
-            flags |= F_REFUSE_WHEN_FULL;
-        }
-        if options.block_when_full {
-            flags |= F_BLOCK_WHEN_FULL;
-        }
+        let flags = options.flags();
         let header = map.view::<Header>(0);
         header.version.store(VERSION, Ordering::Relaxed);
         header.flags.store(flags, Ordering::Relaxed);
@@ -310,13 +321,7 @@ impl Ring {
         map.write(NAME_AT, name);
         // SYNC POINT: the magic is published last; openers that see it see a whole header.
         header.magic.store(MAGIC, Ordering::Release);
-        Ok(Ring {
-            file,
-            map,
-            options,
-            append_lock: lock::AppendLock::default(),
-            offsets: Modulo::new(options.ring_size),
-        })
+        Ok(Ring::assemble(file, map, options))
     }
 
     fn header(&self) -> &Header {
