@@ -5,14 +5,11 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use mailslot_wire::nbns::{self, RrName};
-use mailslot_wire::{
-    BrowserFrame, Datagram, DatagramBody, DatagramRepr, MailslotDatagram, MessengerMessage,
-    NbnsKind, NbnsMessage, ScopedName, SmbStyle, SmbTransaction, BROWSE_MAILSLOT, HEADER_LEN,
-    MESSENGER_MAILSLOT, NAME_SERVICE_PORT,
-};
+use mailslot_wire::json::{decode_datagram, decode_nbns};
+use mailslot_wire::NAME_SERVICE_PORT;
 use serde_json::{json, Map, Value};
 
+use crate::common::hex;
 use crate::{pcap, Global, Outcome};
 
 #[derive(Debug, clap::Args)]
@@ -49,7 +46,7 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<Outcome> {
         _ => bail!("nothing to decode: give HEX, -, --file F or --pcap F"),
     };
     let value = if global.port == NAME_SERVICE_PORT {
-        nbns_json(&bytes).map_err(|e| anyhow::anyhow!("malformed name-service packet: {e}"))?
+        decode_nbns(&bytes).map_err(|e| anyhow::anyhow!("malformed name-service packet: {e}"))?
     } else {
         decode_datagram(&bytes).map_err(|e| anyhow::anyhow!("malformed datagram: {e}"))?
     };
@@ -82,260 +79,6 @@ pub fn parse_hex(text: &str) -> anyhow::Result<Vec<u8>> {
         .collect())
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn latin(bytes: &[u8]) -> String {
-    mailslot_wire::cp850::decode(bytes)
-}
-
-fn name_json(n: &ScopedName<'_>) -> Value {
-    let mut v = json!({ "name": n.name.name(), "suffix": n.name.suffix() });
-    if !n.scope.is_empty() {
-        v["scope"] = json!(n.scope.to_string());
-    }
-    v
-}
-
-/// The JSON object of one datagram-service packet, or the reason it is malformed.
-pub fn decode_datagram(bytes: &[u8]) -> Result<Map<String, Value>, mailslot_wire::Error> {
-    let view = Datagram::new_checked(bytes)?;
-    let repr = DatagramRepr::parse(&view)?;
-    let mut o = Map::new();
-    o.insert("msg_type".into(), json!(u8::from(repr.msg_type)));
-    o.insert("flags".into(), json!(repr.flags.0));
-    o.insert(
-        "node_type".into(),
-        json!(format!("{:?}", repr.flags.node_type())),
-    );
-    o.insert("dgm_id".into(), json!(repr.dgm_id));
-    o.insert("source_ip".into(), json!(repr.source_ip.to_string()));
-    o.insert("source_port".into(), json!(repr.source_port));
-    o.insert("len".into(), json!(bytes.len()));
-    match repr.body {
-        DatagramBody::Error { error_code } => {
-            o.insert("error_code".into(), json!(error_code));
-        }
-        DatagramBody::Query { destination_name } => {
-            o.insert("destination_name".into(), name_json(&destination_name));
-        }
-        DatagramBody::Data {
-            packet_offset,
-            source_name,
-            destination_name,
-            user_data,
-        } => {
-            let dgm_length = view.dgm_length().unwrap_or_default();
-            o.insert("dgm_length".into(), json!(dgm_length));
-            o.insert(
-                "dgm_length_ok".into(),
-                json!(usize::from(dgm_length) == bytes.len() - HEADER_LEN),
-            );
-            o.insert("packet_offset".into(), json!(packet_offset));
-            o.insert("fragment".into(), json!(repr.is_fragment()));
-            o.insert("source_name".into(), name_json(&source_name));
-            o.insert("destination_name".into(), name_json(&destination_name));
-            if repr.is_fragment() {
-                o.insert("user_data_hex".into(), json!(hex(user_data)));
-                return Ok(o);
-            }
-            let d = MailslotDatagram::from_datagram(&repr)?;
-            let smb = SmbTransaction::new_checked(user_data)?;
-            insert_write(&mut o, &d, &smb);
-        }
-    }
-    Ok(o)
-}
-
-fn insert_write(o: &mut Map<String, Value>, d: &MailslotDatagram<'_>, smb: &SmbTransaction<&[u8]>) {
-    let w = &d.write;
-    o.insert("mailslot".into(), json!(w.mailslot));
-    o.insert("opcode".into(), json!(smb.opcode()));
-    o.insert("priority".into(), json!(w.priority));
-    o.insert("class".into(), json!(w.class));
-    o.insert(
-        "smb_style".into(),
-        json!(match w.style {
-            SmbStyle::Windows => "windows",
-            SmbStyle::Samba => "samba",
-        }),
-    );
-    o.insert("data_offset".into(), json!(smb.data_offset()));
-    o.insert("data_count".into(), json!(smb.data_count()));
-    o.insert("total_data_count".into(), json!(smb.total_data_count()));
-    o.insert("byte_count".into(), json!(smb.byte_count()));
-    o.insert("timeout".into(), json!(smb.timeout()));
-    o.insert("data_hex".into(), json!(hex(w.data)));
-    if let Ok(text) = std::str::from_utf8(w.data) {
-        o.insert("data_text".into(), json!(text));
-    }
-    if w.is_mailslot(MESSENGER_MAILSLOT) {
-        match MessengerMessage::parse(w.data) {
-            Ok(m) => {
-                o.insert(
-                    "messenger".into(),
-                    json!({ "from": m.from_text(), "to": m.to_text(), "text": m.text_text() }),
-                );
-            }
-            Err(e) => {
-                o.insert("messenger_error".into(), json!(e.to_string()));
-            }
-        }
-    }
-    if w.is_mailslot(BROWSE_MAILSLOT) {
-        match BrowserFrame::parse(w.data) {
-            Ok(f) => {
-                o.insert("browser".into(), browser_json(&f));
-            }
-            Err(e) => {
-                o.insert("browser_error".into(), json!(e.to_string()));
-            }
-        }
-    }
-}
-
-fn browser_json(f: &BrowserFrame<'_>) -> Value {
-    let mut v = json!({
-        "opcode": f.opcode(),
-        "command": mailslot_wire::browser::opcode_name(f.opcode()),
-    });
-    let fields = match f {
-        BrowserFrame::HostAnnouncement(a)
-        | BrowserFrame::LocalMasterAnnouncement(a)
-        | BrowserFrame::DomainAnnouncement(a) => json!({
-            "update_count": a.update_count,
-            "periodicity": a.periodicity,
-            "server_name": latin(a.server_name),
-            "os_version_major": a.os_version_major,
-            "os_version_minor": a.os_version_minor,
-            "server_type": a.server_type,
-            "browser_version_major": a.browser_version_major,
-            "browser_version_minor": a.browser_version_minor,
-            "signature": a.signature,
-            "comment": latin(a.comment),
-        }),
-        BrowserFrame::AnnouncementRequest { response_name } => {
-            json!({ "response_name": latin(response_name) })
-        }
-        BrowserFrame::RequestElection(e) => json!({
-            "version": e.version,
-            "criteria": e.criteria,
-            "uptime": e.uptime,
-            "server_name": latin(e.server_name),
-        }),
-        BrowserFrame::GetBackupListRequest {
-            requested_count,
-            token,
-        } => {
-            json!({ "requested_count": requested_count, "token": token })
-        }
-        BrowserFrame::GetBackupListResponse {
-            backup_server_count,
-            token,
-            servers,
-        } => json!({
-            "backup_server_count": backup_server_count,
-            "token": token,
-            "servers": servers.iter().map(latin).collect::<Vec<_>>(),
-        }),
-        BrowserFrame::Other { body, .. } => json!({ "body_hex": hex(body) }),
-    };
-    if let (Value::Object(dst), Value::Object(src)) = (&mut v, fields) {
-        dst.extend(src);
-    }
-    v
-}
-
-/// The JSON object of one name-service packet (UDP 137), any kind RFC 1002 defines: `nbns`
-/// names the kind; the header, the question and the record follow, with the record's RDATA
-/// read as addresses, a node status or a WACK's flags.
-pub fn nbns_json(bytes: &[u8]) -> Result<Map<String, Value>, mailslot_wire::Error> {
-    let m = NbnsMessage::parse(bytes)?;
-    let h = &m.header;
-    let mut o = Map::new();
-    o.insert("nbns".into(), json!(m.kind().name()));
-    o.insert("trn_id".into(), json!(h.trn_id));
-    o.insert("response".into(), json!(h.response()));
-    o.insert("opcode".into(), json!(u8::from(h.opcode())));
-    o.insert("authoritative".into(), json!(h.authoritative()));
-    o.insert("truncated".into(), json!(h.truncated()));
-    o.insert("recursion_desired".into(), json!(h.recursion_desired()));
-    o.insert("recursion_available".into(), json!(h.recursion_available()));
-    o.insert("broadcast".into(), json!(h.broadcast()));
-    o.insert("rcode".into(), json!(h.rcode()));
-    if let Some(q) = m.question {
-        o.insert(
-            "question".into(),
-            json!({ "name": name_json(&q.name), "type": rr_type(q.qtype), "class": q.qclass }),
-        );
-    }
-    // The name the packet is about: the question's, else the record's.
-    if let Some(name) = m.question.map(|q| q.name).or_else(|| m.record_name()) {
-        o.insert("name".into(), name_json(&name));
-    }
-    if let Some((section, rr)) = m.record {
-        let mut r = json!({
-            "section": section.name(),
-            "type": rr_type(rr.rr_type),
-            "class": rr.rr_class,
-            "ttl": rr.ttl,
-            "rdata_hex": hex(rr.rdata),
-        });
-        if let Some(name) = m.record_name() {
-            r["name"] = name_json(&name);
-        }
-        if rr.name == RrName::QuestionPointer {
-            r["name_is_pointer"] = json!(true);
-        }
-        if m.kind() == NbnsKind::WaitForAcknowledgement {
-            r["wack_flags"] = json!(rr.wack_flags());
-        } else if let Ok(list) = rr.addresses() {
-            let addresses: Vec<Value> = list
-                .iter()
-                .map(|a| {
-                    json!({
-                        "group": a.group, "node_type": format!("{:?}", a.node_type),
-                        "address": a.address.to_string(),
-                    })
-                })
-                .collect();
-            o.insert("addresses".into(), json!(addresses));
-            o.insert("ttl".into(), json!(rr.ttl));
-        } else if let Ok(status) = rr.node_status() {
-            let names: Vec<Value> = status
-                .names()
-                .map(|n| {
-                    json!({
-                        "name": n.name.name(), "suffix": n.name.suffix(), "group": n.group(),
-                        "active": n.active(), "node_type": format!("{:?}", n.node_type()),
-                        "flags": n.flags,
-                    })
-                })
-                .collect();
-            o.insert("node_names".into(), json!(names));
-            if let Some(id) = status.unit_id() {
-                let mac: Vec<String> = id.iter().map(|b| format!("{b:02x}")).collect();
-                o.insert("unit_id".into(), json!(mac.join(":")));
-            }
-        }
-        o.insert("record".into(), r);
-    }
-    Ok(o)
-}
-
-/// `NB`, `NBSTAT`, `NULL`, `A`, `NS`, or the number.
-fn rr_type(t: u16) -> Value {
-    match t {
-        nbns::TYPE_NB => json!("NB"),
-        nbns::TYPE_NBSTAT => json!("NBSTAT"),
-        nbns::TYPE_NULL => json!("NULL"),
-        nbns::TYPE_A => json!("A"),
-        nbns::TYPE_NS => json!("NS"),
-        t => json!(t),
-    }
-}
-
 /// One JSON line per UDP datagram to or from `port`.
 fn decode_pcap(file: &[u8], port: u16, out: &mut impl Write) -> anyhow::Result<()> {
     for frame in pcap::read_frames(file)? {
@@ -350,7 +93,7 @@ fn decode_pcap(file: &[u8], port: u16, out: &mut impl Write) -> anyhow::Result<(
         } else if udp.truncated {
             Err("UDP datagram cut by the capture's snap length".to_string())
         } else if port == NAME_SERVICE_PORT {
-            nbns_json(udp.payload).map_err(|e| e.to_string())
+            decode_nbns(udp.payload).map_err(|e| e.to_string())
         } else {
             decode_datagram(udp.payload).map_err(|e| e.to_string())
         };

@@ -55,6 +55,8 @@ pub mod browser;
 pub mod cp850;
 mod datagram;
 mod error;
+#[cfg(feature = "json")]
+pub mod json;
 pub mod messenger;
 mod name;
 pub mod nbns;
