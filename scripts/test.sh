@@ -19,3 +19,4 @@ fi
 
 cargo build --workspace --all-targets --features mailslot/tokio
 cargo test --workspace --no-fail-fast --features mailslot/tokio -- --test-threads="${TEST_THREADS:-4}"
+bash scripts/test-python.sh

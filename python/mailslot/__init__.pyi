@@ -1,6 +1,7 @@
 """Type stubs of the mailslot package (the runtime's docstrings say more)."""
 
 import os
+from pathlib import Path
 
 from types import TracebackType
 from typing import ClassVar, Final, Literal, final
@@ -123,7 +124,7 @@ class Server:
     @property
     def name(self) -> str: ...
     @property
-    def dir(self) -> str: ...
+    def dir(self) -> Path: ...
     @property
     def closed(self) -> bool: ...
     def fileno(self) -> int: ...
