@@ -32,7 +32,9 @@ fn class_name(kind: &str) -> &'static str {
 fn module(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
     static ERRORS: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
     ERRORS
-        .get_or_try_init(py, || Ok::<_, PyErr>(py.import("mailslot._errors")?.unbind()))
+        .get_or_try_init(py, || {
+            Ok::<_, PyErr>(py.import("mailslot._errors")?.unbind())
+        })
         .map(|m| m.bind(py))
 }
 

@@ -3,9 +3,9 @@
 //! multiple inheritance makes `NotFoundError` both a `mailslot.Error` and a
 //! `FileNotFoundError`.
 //!
-//! Blocking calls release the GIL. A blocking read waits in slices of [`server::SLICE`] and
-//! checks for signals between them, so Ctrl-C interrupts it and `close()` from another thread
-//! ends it.
+//! Blocking calls release the GIL. A blocking read waits in slices of 0.1 s
+//! (`server::SLICE`) and checks for signals between them, so Ctrl-C interrupts it and
+//! `close()` from another thread ends it.
 // `unsafe` lives in `sys` only (one writable buffer); the compiler holds the rest to it.
 #![deny(unsafe_code)]
 

@@ -219,11 +219,19 @@ struct Open {
     server: mailslot::Server,
 }
 
-/// Why a slice of a blocking read ended without a message.
+/// Why a read ended without a message.
 enum Failed {
     Closed,
     /// The library's error, and the next message's size after `InsufficientBuffer`.
     Lib(mailslot::Error, Option<usize>),
+    /// A signal handler raised (Ctrl-C: KeyboardInterrupt).
+    Signal(PyErr),
+}
+
+impl Failed {
+    fn timed_out(&self) -> bool {
+        matches!(self, Failed::Lib(e, _) if e.kind() == ErrorKind::TimedOut)
+    }
 }
 
 /// A server (reader) of a mailslot: reads whole messages, oldest first.
@@ -278,6 +286,7 @@ impl Server {
                 &self.name,
                 size,
             ),
+            Failed::Signal(err) => err,
         }
     }
 
@@ -298,7 +307,7 @@ impl Server {
         py: Python<'_>,
         timeout: Timeout,
         mut op: impl FnMut(&mut mailslot::Server) -> Result<T, mailslot::Error> + Send,
-    ) -> PyResult<T> {
+    ) -> Result<T, Failed> {
         let deadline = match timeout {
             Timeout::Immediate => Some(Instant::now()),
             Timeout::After(d) => Instant::now().checked_add(d),
@@ -325,14 +334,12 @@ impl Server {
                 })
             });
             match outcome {
-                Ok(value) => return Ok(value),
-                Err(Failed::Lib(e, _))
-                    if e.kind() == ErrorKind::TimedOut
-                        && deadline.is_none_or(|d| Instant::now() < d) =>
+                Err(failed)
+                    if failed.timed_out() && deadline.is_none_or(|d| Instant::now() < d) =>
                 {
-                    py.check_signals()?;
+                    py.check_signals().map_err(Failed::Signal)?;
                 }
-                Err(failed) => return Err(self.failure(failed)),
+                other => return other,
             }
         }
     }
@@ -457,7 +464,9 @@ impl Server {
     /// ValueError when the server is closed.
     fn recv(&self, py: Python<'_>) -> PyResult<Message> {
         let timeout = *lock(&self.timeout);
-        let message = self.read(py, timeout, |server| server.recv())?;
+        let message = self
+            .read(py, timeout, |server| server.recv())
+            .map_err(|f| self.failure(f))?;
         Server::message(py, message)
     }
 
@@ -465,8 +474,8 @@ impl Server {
     fn try_recv(&self, py: Python<'_>) -> PyResult<Option<Message>> {
         match self.read(py, Timeout::Immediate, |server| server.try_recv()) {
             Ok(message) => Server::message(py, message).map(Some),
-            Err(e) if is_timed_out(py, &e) => Ok(None),
-            Err(e) => Err(e),
+            Err(failed) if failed.timed_out() => Ok(None),
+            Err(failed) => Err(self.failure(failed)),
         }
     }
 
@@ -479,7 +488,11 @@ impl Server {
     fn recv_into(&self, py: Python<'_>, buffer: &Bound<'_, PyAny>) -> PyResult<usize> {
         let mut buffer = WritableBuffer::get(buffer)?;
         let timeout = *lock(&self.timeout);
-        let received = self.read(py, timeout, |server| server.recv_into(buffer.as_mut_slice()))?;
+        let received = self
+            .read(py, timeout, |server| {
+                server.recv_into(buffer.as_mut_slice())
+            })
+            .map_err(|f| self.failure(f))?;
         debug_assert!(received.len <= buffer.len());
         Ok(received.len)
     }
@@ -568,8 +581,9 @@ impl Server {
         let timeout = *lock(&self.timeout);
         match self.read(py, timeout, |server| server.recv()) {
             Ok(message) => Server::message(py, message).map(Some),
-            Err(e) if is_timed_out(py, &e) || e.is_instance_of::<PyValueError>(py) && self.closed(py) => Ok(None),
-            Err(e) => Err(e),
+            Err(Failed::Closed) => Ok(None),
+            Err(failed) if failed.timed_out() => Ok(None),
+            Err(failed) => Err(self.failure(failed)),
         }
     }
 
@@ -577,12 +591,4 @@ impl Server {
         let state = if self.closed(py) { "closed" } else { "open" };
         format!("<mailslot.Server {:?} {state}>", self.name)
     }
-}
-
-/// Whether `err` is the library's `TimedOut`.
-fn is_timed_out(py: Python<'_>, err: &PyErr) -> bool {
-    err.value(py)
-        .getattr("kind")
-        .and_then(|k| k.extract::<String>())
-        .is_ok_and(|k| k == "TimedOut")
 }

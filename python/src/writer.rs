@@ -148,7 +148,10 @@ pub(crate) struct Writer {
 
 impl Writer {
     fn closed_error(&self) -> PyErr {
-        PyValueError::new_err(format!("mailslot \"{}\": the writer is closed", self.target))
+        PyValueError::new_err(format!(
+            "mailslot \"{}\": the writer is closed",
+            self.target
+        ))
     }
 
     fn with_link<T: Send>(
@@ -243,7 +246,10 @@ impl Writer {
     /// True once close() has been called.
     #[getter]
     fn closed(&self) -> bool {
-        self.link.lock().unwrap_or_else(|p| p.into_inner()).is_none()
+        self.link
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none()
     }
 
     /// Closes the writer. Closing twice does nothing.
