@@ -27,22 +27,8 @@ Names live in the user's runtime directory (``$MAILSLOT_DIR``, else
 ``MAILSLOT_BIND``, ``MAILSLOT_NAME_SERVICE_PORT``, ``MAILSLOT_NO_NAME_SERVICE``.
 """
 
-from ._errors import (
-    AlreadyExistsError,
-    CorruptedError,
-    Error,
-    HostNotFoundError,
-    InsufficientBufferError,
-    InvalidNameError,
-    InvalidOptionError,
-    MessageTooLargeError,
-    NetworkUnavailableError,
-    NotFoundError,
-    PermissionDeniedError,
-    QueueFullError,
-    ServiceUnavailableError,
-    TimedOutError,
-)
+from . import _errors
+from ._errors import *  # noqa: F403 (Error and one subclass per kind: _errors.__all__)
 from ._mailslot import (
     DEFAULT_PORT,
     MAX_MESSAGE_SIZE,
@@ -67,18 +53,5 @@ __all__ = [
     "MAX_MESSAGE_SIZE",
     "MAX_NAME_LEN",
     "DEFAULT_PORT",
-    "Error",
-    "NotFoundError",
-    "AlreadyExistsError",
-    "TimedOutError",
-    "PermissionDeniedError",
-    "InsufficientBufferError",
-    "MessageTooLargeError",
-    "QueueFullError",
-    "CorruptedError",
-    "InvalidNameError",
-    "InvalidOptionError",
-    "NetworkUnavailableError",
-    "ServiceUnavailableError",
-    "HostNotFoundError",
+    *_errors.__all__,
 ]
