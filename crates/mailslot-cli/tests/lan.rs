@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 const PY: &str = "/usr/bin/python3";
 /// Deadline of every single wait (a hang guard, not a performance bound).
@@ -1084,6 +1084,19 @@ fn three_hosts() {
         assert_source(find(&msgs, "ndr unique"), "10.99.0.1", "SAMBAPEER", None);
         for t in ["to star", "to ip", "to name", "sentinel"] {
             assert_source(find(&msgs, t), "10.99.0.1", "HOSTA", Some(138));
+        }
+        // `listen --json` says which NetBIOS name each was addressed to.
+        for (t, name, suffix) in [
+            ("to star", "MSLAB", 0),
+            ("to ip", "*", 0),
+            ("to name", "HOSTB", 0),
+        ] {
+            let d = &find(&msgs, t)["destination"];
+            assert_eq!(
+                (&d["name"], &d["suffix"]),
+                (&json!(name), &json!(suffix)),
+                "{t}"
+            );
         }
     }
     // C got the broadcasts only, once each.

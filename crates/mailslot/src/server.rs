@@ -98,6 +98,11 @@ pub enum Source {
         netbios_name: String,
         /// Its suffix byte.
         suffix: u8,
+        /// The NetBIOS name the datagram was addressed to (ours, our workgroup, `*`, or any
+        /// name when the role accepts any), without padding; empty when not known.
+        destination: String,
+        /// Its suffix byte.
+        destination_suffix: u8,
     },
 }
 
@@ -113,17 +118,24 @@ impl Source {
                 port,
                 name,
                 suffix,
-            } => {
-                let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
-                Source::Network {
-                    ip: Ipv4Addr::from(*ip),
-                    port: *port,
-                    netbios_name: String::from_utf8_lossy(&name[..end]).trim_end().to_owned(),
-                    suffix: *suffix,
-                }
-            }
+                destination,
+                destination_suffix,
+            } => Source::Network {
+                ip: Ipv4Addr::from(*ip),
+                port: *port,
+                netbios_name: unpadded(name),
+                suffix: *suffix,
+                destination: unpadded(destination),
+                destination_suffix: *destination_suffix,
+            },
         }
     }
+}
+
+/// A name stored NUL-padded, without its padding (and trailing spaces).
+fn unpadded(name: &[u8]) -> String {
+    let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+    String::from_utf8_lossy(&name[..end]).trim_end().to_owned()
 }
 
 /// One message, read whole.

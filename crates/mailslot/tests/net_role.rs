@@ -697,6 +697,8 @@ fn local_sink_delivers_batches_into_every_instance() {
                 ip,
                 port,
                 netbios_name,
+                destination,
+                destination_suffix,
                 ..
             } = m.source
             else {
@@ -706,6 +708,8 @@ fn local_sink_delivers_batches_into_every_instance() {
                 (ip, port, netbios_name.as_str()),
                 (Ipv4Addr::LOCALHOST, sport, "PEER")
             );
+            // The name it was addressed to travels with it.
+            assert_eq!((destination.as_str(), destination_suffix), ("HOSTA", 0));
         }
     }
     let c = wait_for("the counters", || {

@@ -37,6 +37,18 @@ pub struct NetSource {
     pub msg_type: u8,
 }
 
+impl NetSource {
+    /// As a record of the ring stores it.
+    pub(crate) fn record_source(&self) -> crate::ring::RecordSource {
+        crate::ring::RecordSource::network(
+            self.ip,
+            self.port,
+            (&self.netbios_name, self.netbios_suffix),
+            (&self.destination_name, self.destination_suffix),
+        )
+    }
+}
+
 /// What the local side did with a network message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivery {
