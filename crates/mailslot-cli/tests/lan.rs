@@ -16,6 +16,9 @@
 //! | `hostile_and_flood` | every case of PROTOCOL.md §11 / §3.4 built with scapy, sent A → B: dropped and counted exactly, edge cases delivered intact; over-limit messages refused by our sender; then 100,000 datagrams A → B: the holder keeps running with bounded VmRSS, counters rise, listeners still receive |
 //! | `takeover_while_sending` | two `listen --shared` in B (both candidates for the role); the holder is killed with SIGKILL while A sends every millisecond; the survivor holds the role and receives again; the gap is printed |
 //! | `unprivileged_lan` | as root: the six scenarios above again as `nobody` inside `unshare -rn` (no privilege outside the namespace: port 138, the bridge, nmbd, tshark, the role) |
+//! | `nmbd_alias_of_our_name_is_refused` | we hold HOSTB; `nmblookup HOSTB#20` gets no answer; nmbd started with `netbios aliases = HOSTB` gets our negative registration responses (its log says it failed to register HOSTB<00>/<03>) and `nmblookup HOSTB` keeps finding only us |
+//! | `our_name_held_by_nmbd_is_a_conflict` | nmbd holds HOSTB, then we start as HOSTB: the conflict is on `serve`'s stderr once, in `status` (JSON and text) with nmbd's address, lookups find only nmbd; broadcasts still reach us |
+//! | `a_clean_stop_releases_our_name` | tshark in C decodes our registration and, after SIGTERM to `serve`, our release of HOSTB<00>, HOSTB<03> and MSLAB<00>; nmbd then registers HOSTB |
 //! | `single_host_loopback` | no namespaces: a holder on an unprivileged port, `send --to *` over 127.255.255.255 from its own directory and from a second directory (a second "host" without a holder), `status`; a second holder on the same port is refused with the owner named |
 //!
 //! Not root: every LAN test re-runs itself inside `unshare -rn` (a user and network namespace)
@@ -2125,4 +2128,73 @@ fn our_name_held_by_nmbd_is_a_conflict() {
         &ms("HOSTA", &["send", "--to", "*", "NAMES", "still here"]),
     );
     lab.procs[listen].out().expect_texts(&["still here"]);
+}
+
+/// A clean stop releases our names: tshark in a peer host decodes our NAME RELEASE REQUEST
+/// for HOSTB<00>, and then nmbd can register HOSTB (it was refused while we held it).
+#[test]
+fn a_clean_stop_releases_our_name() {
+    if !lan_gate("a_clean_stop_releases_our_name")
+        || !nmbd_tools()
+        || !require(runs("tshark", &["-v"]), "tshark")
+    {
+        return;
+    }
+    let bin = bin();
+    let mut lab = Lab::up("nmrelease", &['a', 'b', 'c']);
+    let tshark = lab.spawn(
+        'c',
+        "tshark",
+        "tshark",
+        &[
+            "-i",
+            "eth0",
+            "-l",
+            "-n",
+            "-f",
+            "udp port 137",
+            "-Y",
+            "nbns",
+            "-T",
+            "fields",
+            "-e",
+            "ip.src",
+            "-e",
+            "nbns.flags.opcode",
+            "-e",
+            "nbns.flags.response",
+            "-e",
+            "nbns.name",
+            "-a",
+            "duration:240",
+        ],
+    );
+    lab.procs[tshark].err().next("Capturing on");
+    let serve = lab.spawn('b', "serve", &bin, &ms("HOSTB", &["serve"]));
+    lab.wait_holding('b', 138, serve);
+    // Our registration, as tshark decodes it (opcode 5, registration).
+    let mut seen = lab.procs[tshark].out();
+    seen.next_where("our registration of HOSTB<00>", |l| {
+        l.starts_with("10.99.0.2\t5\t") && l.contains("HOSTB<00>")
+    });
+    let pid = lab.procs[serve].pid();
+    signal(pid, libc::SIGTERM);
+    assert!(lab.wait_exit(serve).success());
+    // Opcode 6: release, from B, for each name.
+    for name in ["HOSTB<00>", "HOSTB<03>", "MSLAB<00>"] {
+        let mut w = lab.procs[tshark].out();
+        w.next_where(&format!("the release of {name}"), |l| {
+            l.starts_with("10.99.0.2\t6\t") && l.contains(name)
+        });
+    }
+    // The name is free: nmbd in C registers it and answers for it.
+    let conf = nmbd_conf(&lab.tmp.join("nmbd-c"), "HOSTB");
+    lab.spawn(
+        'c',
+        "nmbd",
+        "nmbd",
+        &["-F", "--no-process-group", "-s", &conf],
+    );
+    wait_lookup(&lab, 'a', "HOSTB", "10.99.0.3");
+    assert_eq!(lookup(&lab, 'a', "HOSTB"), ["10.99.0.3"]);
 }
