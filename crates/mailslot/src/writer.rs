@@ -171,7 +171,7 @@ impl LocalWriter {
         let source = source.unwrap_or(&self.source);
         let result = self
             .ring
-            .append(data, source, self.lock_wait, self.room_wait.deadline());
+            .append(data, source, self.lock_wait, self.room_wait);
         match result {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => Err(Error::new(

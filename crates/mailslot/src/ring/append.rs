@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::record::{self, Kind, RecordView};
 use super::*;
+use crate::Timeout;
 
 fn sane_position(pos: u64) -> bool {
     pos < POSITION_LIMIT && pos.is_multiple_of(8)
@@ -13,14 +14,14 @@ fn sane_position(pos: u64) -> bool {
 
 impl Ring {
     /// Appends one message, waiting at most `lock_wait` for the append lock, and, on a name
-    /// that blocks when full, until `room_until` for readers to make room (`None`: as long as
-    /// it takes; the network role passes now, so it never waits).
+    /// that blocks when full, as `room_wait` says for readers to make room (the network role
+    /// passes `Immediate`, so it never waits). The clock is read only if it has to wait.
     pub fn append(
         &self,
         data: &[u8],
         source: &RecordSource,
         lock_wait: Duration,
-        room_until: Option<Instant>,
+        room_wait: Timeout,
     ) -> Result<(), Error> {
         let need = record_size(data.len()) as u64;
         if need > self.ring_size() / 2 {
@@ -31,6 +32,7 @@ impl Ring {
         }
         let header = self.header();
         let mut announced = false;
+        let mut room_until: Option<Option<Instant>> = None;
         let result = loop {
             // SYNC POINT: the epoch, then the look (under the lock), then the sleep; pairs with
             // `made_room` (a reader that makes room after our look sees us announced and bumps
@@ -41,7 +43,7 @@ impl Ring {
             if !full || !self.options.block_when_full {
                 break appended;
             }
-            let remaining = match room_until {
+            let remaining = match *room_until.get_or_insert_with(|| room_wait.deadline()) {
                 None => None,
                 Some(until) => match until.checked_duration_since(Instant::now()) {
                     Some(left) if !left.is_zero() => Some(left),

@@ -217,7 +217,7 @@ impl Name {
                 data,
                 source,
                 ring::APPEND_LOCK_TIMEOUT,
-                Some(Instant::now()),
+                crate::Timeout::Immediate,
             )
             .map_err(|e| Error::new(e.kind(), format!("mailslot \"{}\": {e}", self.display)))?;
         drop(inner);
