@@ -9,7 +9,7 @@ use mailslot::net::{NetRole, Sink};
 use mailslot::{Delivery, ErrorKind, Overflow, Scope, Timeout};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyType};
+use pyo3::types::{PyBytes, PyString, PyType};
 
 use crate::errors;
 use crate::netenv;
@@ -67,7 +67,8 @@ pub(crate) fn seconds_of(timeout: Timeout) -> Option<f64> {
 
 /// Where a message came from: a process of this host (`kind == "local"`, with `pid` and
 /// `uid`) or a datagram from the network (`kind == "network"`, with `ip`, `port`,
-/// `netbios_name` and `suffix`). Fields of the other kind are None.
+/// `netbios_name`, `suffix`, `destination` and `destination_suffix`). Fields of the other
+/// kind are None.
 #[pyclass(frozen, eq, get_all, module = "mailslot")]
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Source {
@@ -85,6 +86,11 @@ pub(crate) struct Source {
     netbios_name: Option<String>,
     /// The suffix byte of the sender's NetBIOS name (network).
     suffix: Option<u8>,
+    /// The NetBIOS name the datagram was addressed to (ours, our workgroup, `*`, ...),
+    /// without padding; "" when not known (network).
+    destination: Option<String>,
+    /// The suffix byte of that name (network).
+    destination_suffix: Option<u8>,
 }
 
 impl Source {
@@ -98,12 +104,16 @@ impl Source {
                 port: None,
                 netbios_name: None,
                 suffix: None,
+                destination: None,
+                destination_suffix: None,
             },
             mailslot::Source::Network {
                 ip,
                 port,
                 netbios_name,
                 suffix,
+                destination,
+                destination_suffix,
             } => Source {
                 kind: "network",
                 pid: None,
@@ -112,6 +122,8 @@ impl Source {
                 port: Some(*port),
                 netbios_name: Some(netbios_name.clone()),
                 suffix: Some(*suffix),
+                destination: Some(destination.clone()),
+                destination_suffix: Some(*destination_suffix),
             },
         }
     }
@@ -119,21 +131,30 @@ impl Source {
 
 #[pymethods]
 impl Source {
-    fn __repr__(&self) -> String {
-        match self.kind {
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        // Strings as Python shows them.
+        let text = |s: &Option<String>| -> PyResult<String> {
+            Ok(PyString::new(py, s.as_deref().unwrap_or_default())
+                .repr()?
+                .to_string())
+        };
+        Ok(match self.kind {
             "local" => format!(
                 "Source(kind='local', pid={}, uid={})",
                 self.pid.unwrap_or_default(),
                 self.uid.unwrap_or_default()
             ),
             _ => format!(
-                "Source(kind='network', ip={:?}, port={}, netbios_name={:?}, suffix={:#04x})",
-                self.ip.as_deref().unwrap_or_default(),
+                "Source(kind='network', ip={}, port={}, netbios_name={}, suffix={:#04x}, \
+                 destination={}, destination_suffix={:#04x})",
+                text(&self.ip)?,
                 self.port.unwrap_or_default(),
-                self.netbios_name.as_deref().unwrap_or_default(),
-                self.suffix.unwrap_or_default()
+                text(&self.netbios_name)?,
+                self.suffix.unwrap_or_default(),
+                text(&self.destination)?,
+                self.destination_suffix.unwrap_or_default()
             ),
-        }
+        })
     }
 }
 
@@ -175,7 +196,7 @@ impl Message {
         Ok(format!(
             "Message(data={}, source={}, lost={})",
             self.data.bind(py).repr()?,
-            self.source.get().__repr__(),
+            self.source.get().__repr__(py)?,
             self.lost
         ))
     }

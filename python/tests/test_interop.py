@@ -119,6 +119,11 @@ def test_remote_writes_on_the_loopback(msdir, other_dir, name, lan):
         source = got[b"remote 0"]
         assert source.kind == "network" and source.ip == "127.0.0.1"
         assert source.netbios_name == "PYHOST" and source.pid is None
+        # Addressed to the host by its IP (the name "*"), to every host and to the workgroup
+        # (both the workgroup's name).
+        assert (source.destination, source.destination_suffix) == ("*", 0)
+        assert got[b"remote 1"].destination == got[b"remote 2"].destination == "PYGROUP"
+        assert "destination='*'" in repr(source)
         # Larger than a workgroup datagram carries: refused before anything is sent.
         with pytest.raises(mailslot.MessageTooLargeError) as caught:
             mailslot.write(targets[1], b"x" * 425, dir=other_dir)

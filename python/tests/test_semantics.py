@@ -168,6 +168,7 @@ def test_a_message_carries_its_source(msdir, name):
         source = message.source
         assert (source.kind, source.pid, source.uid) == ("local", os.getpid(), os.getuid())
         assert (source.ip, source.port, source.netbios_name, source.suffix) == (None,) * 4
+        assert (source.destination, source.destination_suffix) == (None, None)
         assert "kind='local'" in repr(source)
         assert message == message and message != b"hi"
 

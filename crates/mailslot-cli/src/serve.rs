@@ -167,10 +167,22 @@ fn hold_role(
     // uncontended start does not announce a wait.
     role.wait_settled(Duration::from_millis(500));
     let mut last: Option<RoleState> = None;
+    let mut conflict_told = false;
     // Signals only set a flag: wake up a few times a second to look at it (and at the state).
     while !stop.load(Ordering::Relaxed) {
         let prev = last.clone();
         let state = role.wait_until(Duration::from_millis(100), |s| Some(s) != prev.as_ref());
+        if !conflict_told && matches!(state, RoleState::Holding { .. }) {
+            // Not a state of the role: the holder records it in the state file.
+            if let Some((name, defender)) = net::status(&config.dir, config.port).name_conflict {
+                eprintln!(
+                    "mailslot serve: NetBIOS name {name} is held by {defender}: this host does \
+                     not answer for it (datagrams to it that reach this host are still \
+                     delivered); use another --netbios-name to be reachable by name"
+                );
+                conflict_told = true;
+            }
+        }
         if Some(&state) == last.as_ref() {
             continue;
         }
