@@ -505,3 +505,74 @@ fn resident_of(file: &Path) -> BenchResult<(u64, u64)> {
     }
     Ok((bytes, mappings))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+    use crate::peers::mailslot::ring_for;
+
+    /// The bench sizes rounds, bounds and laps with its own model of the library's ring (the
+    /// library does not export it); a name's file must be the header plus exactly that ring.
+    /// Capacities on either side of a page boundary make a wrong record size show.
+    #[test]
+    fn the_ring_model_matches_the_files_the_library_makes() {
+        let dir = TempDir::new("ring-model").expect("temp dir");
+        let scope = Scope::Dir(dir.path().to_path_buf());
+        let mut headers = Vec::new();
+        for (i, max) in [64usize, 1000, 65_536].into_iter().enumerate() {
+            let edge = 64 * 4096 - record(max);
+            for capacity in [edge, edge + 1, 1 << 20] {
+                let name = format!("ring-model-{i}-{capacity}");
+                let server = Server::builder(&name)
+                    .scope(scope.clone())
+                    .capacity(capacity)
+                    .max_message_size(max)
+                    .open()
+                    .expect("open");
+                let file = dir
+                    .path()
+                    .join(MailslotName::parse(&name).expect("name").file_name());
+                let len = std::fs::metadata(&file).expect("the name's file").len();
+                let ring = ring_for(capacity, max) as u64;
+                assert!(
+                    len > ring,
+                    "capacity {capacity}, max {max}: file {len}, ring {ring}"
+                );
+                headers.push((len - ring, capacity, max));
+                drop(server);
+            }
+        }
+        let first = headers[0].0;
+        assert!(
+            headers.iter().all(|h| h.0 == first),
+            "file - modelled ring should be one fixed header: {headers:?}"
+        );
+    }
+
+    /// `resident_of` finds a mapping by device and inode and sums its resident pages.
+    #[test]
+    fn resident_of_counts_the_touched_pages_of_a_mapping() {
+        let dir = TempDir::new("smaps").expect("temp dir");
+        let path = dir.path().join("mapped");
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .expect("create");
+        file.set_len(16 * 4096).expect("size");
+        assert_eq!(resident_of(&path).expect("smaps"), (0, 0));
+        let map = sys::SharedWords::map(&file, 16 * 1024).expect("map");
+        for page in [0, 4, 8, 12] {
+            map.word(page * 1024).store(1, Ordering::Relaxed);
+        }
+        assert_eq!(resident_of(&path).expect("smaps"), (4 * 4096, 1));
+        // A new name for the same file (as the library's draft becomes the name): the same
+        // mapping.
+        let renamed = dir.path().join("renamed");
+        std::fs::rename(&path, &renamed).expect("rename");
+        assert_eq!(resident_of(&renamed).expect("smaps"), (4 * 4096, 1));
+    }
+}
