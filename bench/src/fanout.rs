@@ -799,9 +799,9 @@ pub fn bound_note(options: &Options, size: usize, qlen: &str) -> String {
         ),
     };
     format!(
-        "Bound (--capacity {} --overflow {}): mailslot: ring {} bytes (the library's power of \
-         two for the capacity, maximum message = {size} bytes) = {} messages of {size} bytes per \
-         reader, {mailslot}. zmq: SNDHWM = RCVHWM = {} messages (half the bound each; the \
+        "Bound (--capacity {} --overflow {}): mailslot: ring {} bytes (the library's ring for \
+         the capacity: it plus one message, in whole pages; maximum message = {size} bytes) = \
+         {} messages of {size} bytes per reader, {mailslot}. zmq: SNDHWM = RCVHWM = {} messages (half the bound each; the \
          kernel's socket buffers between them hold more), {zmq}. iceoryx2: subscriber buffer = \
          {} samples, {iceoryx2}. {dgram}. `silent` = gaps in the sequence the transport did not \
          report; `writer retries` = sends retried after a refusal.",
