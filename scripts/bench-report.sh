@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# The performance report (README "Performance", DESIGN.md §5), fully automatic:
+# The performance report (README "Performance" and its targets table), fully automatic:
 #   1. builds mailslot-bench in release with both peers (zmq, iceoryx2),
 #   2. runs every scenario once (fanout, latency with the futex-yield baseline, takeover under
 #      a 1 kHz stream against the bare flock + bind handoff, netrecv with 3 senders, one
-#      SO_RCVBUF and the forwarding baseline, oneshot, large messages against memcpy), then
-#      the bounded fan-out (--capacity 65536, --overflow drop and refuse, every peer given
-#      the same bound): raw numbers -> bench/results/latest.json, the bench's own tables ->
-#      bench/results/latest.md,
-#   3. renders docs/perf.png (plot) and docs/perf.md (tables of ratios, targets, conditions),
+#      SO_RCVBUF and the forwarding baseline, oneshot, large messages against memcpy,
+#      footprint: write cost with 127 idle instances and the memory of a name), then the
+#      bounded fan-out (64 B, k = 1, 2, 4, 8, --capacity 65536, --overflow drop, refuse and
+#      block, every peer given the same bound): raw numbers -> bench/results/latest.json,
+#      the bench's own tables -> bench/results/latest.md,
+#   3. renders docs/perf.png (plot) and docs/perf.md (the targets table, one row per target
+#      with its figure and met / not met, tables of ratios, conditions),
 #      both generated from the JSON alone by bench/plot.py (matplotlib in .venv-bench), and
 #      refreshes the generated block between `<!-- bench-report:begin` and
 #      `<!-- bench-report:end -->` in docs/perf-section.md and, if it has one, README.md
@@ -83,7 +85,7 @@ if ! $render_only; then
     # policy. Their records join the JSON (scenario fanout, `overflow` set).
     for overflow in drop refuse block; do
         echo "bench-report: bounded fan-out, --overflow $overflow" >&2
-        MAILSLOT_BENCH_SOURCE="$src" "$bin" fanout --sizes 64 --readers 1,2,4 \
+        MAILSLOT_BENCH_SOURCE="$src" "$bin" fanout --sizes 64 --readers 1,2,4,8 \
             --peers mailslot,unix-dgram,zmq,iceoryx2 --capacity 65536 --overflow "$overflow" \
             --out "$tmp/bounded-$overflow.json" | tee -a "$tmp/latest.md"
     done

@@ -75,8 +75,8 @@ impl Options {
     }
 
     /// The explicit bound for messages of `size`, if any. With `--capacity` the name's
-    /// maximum message is the message size, so the ring follows the capacity (a power of two
-    /// at least two messages) instead of holding two 1 MiB messages.
+    /// maximum message is the message size, so the ring follows the capacity (plus one
+    /// message, at least two, in whole pages) instead of holding a 1 MiB message.
     pub fn bound(&self, size: usize) -> Option<Bound> {
         if self.capacity.is_none() && self.overflow.is_none() {
             return None;
@@ -569,7 +569,7 @@ fn tables(
     (tables, records)
 }
 
-/// The DESIGN targets of the global scope's fan-out, from the configurations of this run:
+/// The targets of the global scope's fan-out, from the configurations of this run:
 /// cost per delivered message <= 0.5 x the datagram fan-out's and <= ZeroMQ's, at every k.
 fn global_targets<'a>(
     options: &Options,
@@ -644,8 +644,8 @@ fn global_targets<'a>(
     }
     table.note(
         "Ratios are mailslot-global / peer, per delivered message, from the table above (same \
-         run): wall and CPU (writer + readers + host service for mailslot-global). Targets \
-         (DESIGN): <= 0.5 x the raw datagram fan-out and <= ZeroMQ PUB/SUB at every k; `met` \
+         run): wall and CPU (writer + readers + host service for mailslot-global). Targets: \
+         <= 0.5 x the raw datagram fan-out and <= ZeroMQ PUB/SUB at every k; `met` \
          when both wall and CPU are within; `-` when that peer did not run. `vs mailslot` is \
          the same-user direct path (user scope, no service).",
     );
@@ -772,13 +772,13 @@ pub fn bound_note(options: &Options, size: usize, qlen: &str) -> String {
     let Some(b) = options.bound(size) else {
         let capacity = options.capacity_for(size);
         return format!(
-            "mailslot: capacity = one round ({capacity} bytes of records, ring {} MiB), \
+            "mailslot: capacity = one round ({capacity} bytes of records, ring {:.1} MiB), \
              drop-oldest, no back-pressure: the writer waits for every reader only at the end \
              of a round, so no reader can lag past the capacity and `lost` must be 0. {dgram}. \
              zmq: XPUB_NODROP, blocking sends (back-pressure at the default high-water mark, \
              1000 messages per pipe). iceoryx2: RetryUntilDelivered (back-pressure), subscriber \
              buffer 256 samples, one notify per message.",
-            mailslot_ring(capacity, 0) >> 20
+            mailslot_ring(capacity, 0) as f64 / f64::from(1 << 20)
         );
     };
     let (mailslot, zmq, iceoryx2) = match b.overflow {
@@ -799,9 +799,9 @@ pub fn bound_note(options: &Options, size: usize, qlen: &str) -> String {
         ),
     };
     format!(
-        "Bound (--capacity {} --overflow {}): mailslot: ring {} bytes (the library's power of \
-         two for the capacity, maximum message = {size} bytes) = {} messages of {size} bytes per \
-         reader, {mailslot}. zmq: SNDHWM = RCVHWM = {} messages (half the bound each; the \
+        "Bound (--capacity {} --overflow {}): mailslot: ring {} bytes (the library's ring for \
+         the capacity: it plus one message, in whole pages; maximum message = {size} bytes) = \
+         {} messages of {size} bytes per reader, {mailslot}. zmq: SNDHWM = RCVHWM = {} messages (half the bound each; the \
          kernel's socket buffers between them hold more), {zmq}. iceoryx2: subscriber buffer = \
          {} samples, {iceoryx2}. {dgram}. `silent` = gaps in the sequence the transport did not \
          report; `writer retries` = sends retried after a refusal.",

@@ -418,7 +418,7 @@ fn tables(
     (tables, records)
 }
 
-/// The DESIGN target of the global scope's latency: p50 <= 2 x the Unix datagram pair's.
+/// The target of the global scope's latency: p50 <= 2 x the Unix datagram pair's.
 fn global_target(options: &Options, outcomes: &[Outcome]) -> Option<Table> {
     const VS_DGRAM_P50: f64 = 2.0;
     let find = |peer: Peer, placement: Placement| {
@@ -481,7 +481,7 @@ fn global_target(options: &Options, outcomes: &[Outcome]) -> Option<Table> {
     }
     table.note(
         "Ratios are mailslot-global / peer from the table above (same run; unpinned: the median \
-         runs). Target (DESIGN): p50 <= 2 x the connected Unix datagram pair. `mailslot` is the \
+         runs). Target: p50 <= 2 x the connected Unix datagram pair. `mailslot` is the \
          same-user direct path (user scope, no service).",
     );
     Some(table)

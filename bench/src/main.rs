@@ -1,5 +1,5 @@
 //! `mailslot-bench`: cross-process benchmarks of mailslot against baselines and peers measured
-//! in the same run, printed as markdown tables of ratios (DESIGN.md §5).
+//! in the same run, printed as markdown tables of ratios against the performance targets.
 //!
 //! ```text
 //! mailslot-bench fanout  [--messages N] [--sizes 64,1024] [--readers 1,2,4,8] [--rounds R]
@@ -17,6 +17,9 @@
 //!                        [--large-bytes 16777216] [--large-rounds 3]
 //!                        [--large-peers mailslot,unix-dgram,zmq,iceoryx2]
 //!                        [--recv-iterations 200]
+//! mailslot-bench footprint [--footprint-messages 200000] [--footprint-rounds 3]
+//!                        [--footprint-instances 128] [--footprint-capacities 65536,1048576]
+//!                        [--footprint-max-messages 64,65536]
 //! mailslot-bench all     [options of all of them] [--out FILE]
 //! ```
 //!
@@ -27,6 +30,7 @@
 
 mod args;
 mod fanout;
+mod footprint;
 mod global;
 mod large;
 mod latency;
@@ -51,7 +55,7 @@ enum Scenario {
     Fanout,
     /// One-way blocking latency, ping-pong between two processes.
     Latency,
-    /// Network role takeover after `kill -9` of its holder (DESIGN.md §5).
+    /// Network role takeover after `kill -9` of its holder.
     Takeover,
     /// Datagrams/s delivered from the network into a shared name with 4 instances, against a
     /// bare UDP receive loop and a bare loop forwarding to 4 processes.
@@ -60,16 +64,19 @@ enum Scenario {
     Oneshot,
     /// Fan-out of 16 KiB to 1 MiB messages against a memcpy floor; recv_into of 1 MiB.
     Large,
+    /// Write cost with 127 idle instances against 1; memory of a name against its bound.
+    Footprint,
 }
 
 impl Scenario {
-    const ALL: [Scenario; 6] = [
+    const ALL: [Scenario; 7] = [
         Scenario::Fanout,
         Scenario::Latency,
         Scenario::Takeover,
         Scenario::Netrecv,
         Scenario::Oneshot,
         Scenario::Large,
+        Scenario::Footprint,
     ];
 
     fn name(self) -> &'static str {
@@ -80,6 +87,7 @@ impl Scenario {
             Scenario::Netrecv => "netrecv",
             Scenario::Oneshot => "oneshot",
             Scenario::Large => "large",
+            Scenario::Footprint => "footprint",
         }
     }
 
@@ -96,12 +104,13 @@ impl Scenario {
             Scenario::Netrecv => netrecv::run(&netrecv::Options::from_args(args)?),
             Scenario::Oneshot => oneshot::run(&oneshot::Options::from_args(args)?),
             Scenario::Large => large::run(&large::Options::from_args(args)?),
+            Scenario::Footprint => footprint::run(&footprint::Options::from_args(args)?),
         }
     }
 }
 
-const USAGE: &str = "usage: mailslot-bench <fanout|latency|takeover|netrecv|oneshot|large|all> \
-[options]
+const USAGE: &str = "usage: mailslot-bench \
+<fanout|latency|takeover|netrecv|oneshot|large|footprint|all> [options]
   fanout  [--messages 20000] [--sizes 64,1024] [--readers 1,2,4,8] [--rounds 3]
           [--peers mailslot,mailslot-global,unix-dgram,zmq,iceoryx2]
           [--capacity BYTES] [--overflow drop|refuse|block]
@@ -115,6 +124,8 @@ const USAGE: &str = "usage: mailslot-bench <fanout|latency|takeover|netrecv|ones
   large   [--large-sizes 16384,262144,1048576] [--large-readers 1,2,4] [--large-bytes 16777216]
           [--large-rounds 3] [--large-peers mailslot,unix-dgram,zmq,iceoryx2]
           [--recv-iterations 200]
+  footprint [--footprint-messages 200000] [--footprint-rounds 3] [--footprint-instances 128]
+          [--footprint-capacities 65536,1048576] [--footprint-max-messages 64,65536]
   all     options of all of them (--peers applies to fanout and latency)
   every scenario: [--out FILE]  raw numbers as JSON (FILE ends in .json) or CSV";
 
@@ -152,6 +163,7 @@ fn run(command: &str, rest: &[String]) -> BenchResult<()> {
             keys.extend(netrecv::Options::KEYS);
             keys.extend(oneshot::Options::KEYS);
             keys.extend(large::Options::KEYS);
+            keys.extend(footprint::Options::KEYS);
             args.only(&keys)?;
             Scenario::ALL
                 .into_iter()
@@ -170,6 +182,7 @@ fn run(command: &str, rest: &[String]) -> BenchResult<()> {
                 Scenario::Netrecv => args.only(netrecv::Options::KEYS)?,
                 Scenario::Oneshot => args.only(oneshot::Options::KEYS)?,
                 Scenario::Large => args.only(large::Options::KEYS)?,
+                Scenario::Footprint => args.only(footprint::Options::KEYS)?,
             }
             vec![scenario]
         }
@@ -324,6 +337,9 @@ fn child(words: &[String]) -> BenchResult<()> {
         "netrecv-role" => netrecv::role_main(&args),
         "oneshot-writer" => oneshot::writer_main(&args),
         "oneshot-receiver" => oneshot::receiver_main(&args),
+        "footprint-instances" => footprint::instances_main(&args),
+        "footprint-writer" => footprint::writer_main(&args),
+        "footprint-reader" => footprint::reader_main(&args),
         other => Err(format!("unknown child role `{other}`")),
     }
 }

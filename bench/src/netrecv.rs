@@ -19,7 +19,7 @@
 //! Per receiver: `received` (what left the UDP socket), `delivered` (what reached every one of
 //! the k consumers: the minimum over them; = received for the bare loop), `dropped` = sent -
 //! received (the kernel's drops at the full socket buffer). Rates are per second of `last
-//! arrival - first send`. DESIGN.md §5: at least 0.8x the bare loop.
+//! arrival - first send`. Target: at least 0.8x the bare loop.
 
 use std::io::ErrorKind as IoKind;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};

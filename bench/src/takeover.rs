@@ -10,8 +10,8 @@
 //! sent, delivered and lost per kill are counted, not inferred.
 //!
 //! Baseline, measured the same way: the bare handoff, processes that wait in `flock` and then
-//! bind the port and receive, without mailslot. DESIGN.md §5: p99 of (b) <= 2x the bare
-//! handoff's and under 5 ms.
+//! bind the port and receive, without mailslot. Target: 0 datagrams lost per kill, and p99 of
+//! (b) <= 2x the bare handoff's and under 5 ms.
 //!
 //! (b) includes up to one send interval of waiting for the next datagram after the successor
 //! bound the port; datagrams sent while nobody had the port bound are lost by UDP itself.
@@ -150,7 +150,7 @@ struct Sample {
 type Metric<'a> = &'a dyn Fn(&Sample) -> u64;
 
 /// A row of the gap table: label, run, metric, the bare baseline's (p50, p99, max) of the
-/// same metric, and whether the DESIGN target judges it.
+/// same metric, and whether the target judges it.
 type Row<'a> = (&'a str, &'a Run, Metric<'a>, (u64, u64, u64), bool);
 
 /// What a kill loop measured.
@@ -405,7 +405,7 @@ pub fn run(options: &Options) -> BenchResult<(Vec<Table>, Vec<Record>)> {
          UDP port (retrying while the dead holder's socket is still bound: {} retries in all) \
          and receives; no mailslot. Role: NetRole on 127.0.0.1 (one runtime directory). Times \
          from SIGKILL to the successor's report (monotonic clock); `receives` = its first \
-         delivered datagram, so it includes up to one send interval. Target (DESIGN): the \
+         delivered datagram, so it includes up to one send interval. Target: the \
          role's delivery gap p99 <= 2x the bare handoff's and < 5 ms.",
         options.iterations, options.pool, options.interval_us, bare.bind_retries
     ));

@@ -14,21 +14,27 @@ use crate::proc::BenchResult;
 /// The name every fan-out reader shares.
 const FANOUT_NAME: &str = "bench-fanout";
 
-/// Bytes a message takes in the mailslot ring (48-byte record header, data padded to 8).
+/// Bytes a message takes in the mailslot ring (64-byte record header, data padded to 8), as
+/// the library's `ring::record::record_size` counts them (it is not public).
 pub fn record(size: usize) -> usize {
-    48 + size.div_ceil(8) * 8
+    64 + size.div_ceil(8) * 8
 }
 
-/// The ring the library makes for a capacity and maximum message size (`ring::ring_size_for`;
-/// `max_message` 0 = the default 1 MiB): a power of two, at least two maximum messages. The
-/// ring, not the capacity, is what a reader may lag behind before the overflow policy applies.
+/// The ring the library makes for a capacity and maximum message size (`max_message` 0 = the
+/// default 1 MiB), as its `ring::ring_size_for` does: the capacity plus one largest record, at
+/// least two largest records and two pages, in whole 4 KiB pages. The ring, not the capacity,
+/// is what a reader may lag behind before the overflow policy applies.
 pub fn ring_for(capacity: usize, max_message: usize) -> usize {
     let max = if max_message == 0 {
         1 << 20
     } else {
         max_message
     };
-    capacity.max(2 * record(max)).max(4096).next_power_of_two()
+    let largest = record(max);
+    (capacity + largest)
+        .max(2 * largest)
+        .max(2 * 4096)
+        .next_multiple_of(4096)
 }
 
 /// Messages of `size` bytes that lap a ring made for `capacity` once: after that many, every
