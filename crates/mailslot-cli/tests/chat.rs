@@ -666,6 +666,26 @@ fn two_hosts_on_a_virtual_lan() {
     tmux.wait_for("carol", &["network role: another process"]);
     tmux.start("bob", &on(lan.host(2), &dir_b, "HOSTB", "BOB"));
     tmux.wait_for("bob", &[holding]);
+    // B's role answers name queries for HOSTB once it has registered it (B-node: about
+    // 0.75 s of registration requests nobody objects to, after it holds the role).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let out = Command::new("ip")
+            .args(["netns", "exec", lan.host(2), BIN, "status", "--json"])
+            .env("MAILSLOT_DIR", dir_b.path())
+            .env("MAILSLOT_PORT", "138")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        if text.contains("\"name_state\":\"registered\"") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "HOSTB never registered: {text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 
     // Directed to the other host by its NetBIOS name (resolved by a name query that host B's
     // role answers).

@@ -69,6 +69,10 @@ const NAME_AT: usize = 128;
 const NAME_CAP: usize = 128;
 /// Where the doorbells lie (in the header page, away from the slots readers write).
 const BELLS_AT: usize = 1024;
+// The header, the display name and the doorbells share the first page without overlapping.
+const _: () = assert!(std::mem::size_of::<Header>() <= NAME_AT);
+const _: () = assert!(NAME_AT + NAME_CAP <= BELLS_AT);
+const _: () = assert!(BELLS_AT + std::mem::size_of::<Bells>() <= HEADER_SIZE);
 /// No position may come near overflow: at 10 GB/s this is 14 years of writing.
 const POSITION_LIMIT: u64 = 1 << 62;
 
@@ -470,7 +474,7 @@ impl Ring {
         };
         s.cursor.store(pos, Ordering::Relaxed);
         s.next_seq.store(next_seq, Ordering::Relaxed);
-        self.bell(slot).store(BELL_IDLE, Ordering::Relaxed);
+        self.disarm_bell(slot);
         s.state.store(SLOT_ACTIVE, Ordering::Release);
         self.header()
             .high_water
@@ -502,7 +506,7 @@ impl Ring {
     /// Frees slot `slot` (caller holds the name lock; its owner is gone or closing).
     pub fn free_slot(&self, slot: usize) {
         let s = self.slot(slot);
-        self.bell(slot).store(BELL_IDLE, Ordering::Relaxed);
+        self.disarm_bell(slot);
         s.state.store(SLOT_FREE, Ordering::Release);
     }
 

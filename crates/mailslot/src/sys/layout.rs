@@ -80,16 +80,25 @@ pub struct Slot {
 
 /// The instances' doorbells, one word each (what a writer must do after appending: nothing,
 /// wake the futex sleepers, ring the socket), packed together so a writer scans a few cache
-/// lines that readers write only when they go to sleep or wake.
+/// lines that readers write only when they go to sleep or wake; and a bit per instance that
+/// may have armed its doorbell, so that a writer reads two words, not 128 doorbells, when
+/// nobody waits.
 #[repr(C)]
 #[derive(Debug)]
-pub struct Bells(pub [AtomicU32; 128]);
+pub struct Bells {
+    pub bells: [AtomicU32; 128],
+    /// Bit `slot % 64` of word `slot / 64`: set by the instance when it arms its doorbell,
+    /// cleared by it when it stops waiting (a set bit with an idle doorbell costs a writer
+    /// one load; a clear bit with an armed doorbell cannot happen but by scribbling, which
+    /// the sleeper's periodic look bounds).
+    pub armed: [AtomicU64; 2],
+}
 
 /// The value of [`Header::closed`] for a closed name.
 pub const CLOSED: u32 = 0x434c_4f53; // "CLOS"
 
 const _: () = assert!(std::mem::size_of::<Header>() == 120);
-const _: () = assert!(std::mem::size_of::<Bells>() == 512);
+const _: () = assert!(std::mem::size_of::<Bells>() == 528);
 const _: () = assert!(std::mem::size_of::<Slot>() == 64);
 
 // SAFETY: `#[repr(C)]`, only AtomicU32/AtomicU64 fields (checked above by size: no padding
