@@ -224,6 +224,7 @@ pub fn man(command: clap::Command, page: Option<&str>) -> anyhow::Result<Outcome
             (sub.clone(), examples_of(name))
         }
     };
+    let versioned = page_command.get_version().is_some();
     let man = clap_mangen::Man::new(page_command);
     let mut page = Vec::new();
     man.render_title(&mut page)?;
@@ -235,7 +236,9 @@ pub fn man(command: clap::Command, page: Option<&str>) -> anyhow::Result<Outcome
         man.render_subcommands_section(&mut page)?;
     }
     page.extend_from_slice(roff_extra(examples).as_bytes());
-    man.render_version_section(&mut page)?;
+    if versioned {
+        man.render_version_section(&mut page)?;
+    }
     let mut out = std::io::stdout().lock();
     out.write_all(&page)
         .and_then(|()| out.flush())
