@@ -138,8 +138,8 @@ fn describe(state: &RoleState, dir: &Path, port: u16) {
                 common::safe(&name_service)
             );
         }
+        // (The role's own report, at debug level, gives the whole reason.)
         RoleState::Unavailable { reason } => {
-            tracing::debug!("network role unavailable: {reason}");
             tracing::info!(
                 "no LAN for this process: {} (`mailslot status` says why; --no-network skips \
                  the LAN)",
