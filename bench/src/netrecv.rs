@@ -14,7 +14,7 @@
 //!   connected Unix datagram sockets (blocking sends): receiving plus delivering into k
 //!   processes, the work the role does, without mailslot;
 //! - mailslot: k reader processes on one shared name and one process holding
-//!   `mailslot::net::NetRole` whose delivery callback is a `mailslot::Deliverer`.
+//!   `mailslot::net::NetRole` with the library's default local sink.
 //!
 //! Per receiver: `received` (what left the UDP socket), `delivered` (what reached every one of
 //! the k consumers: the minimum over them; = received for the bare loop), `dropped` = sent -
@@ -25,11 +25,10 @@ use std::io::ErrorKind as IoKind;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mailslot::net::{self, DeliverFn, Delivery, NetRole, RoleState, Target};
-use mailslot::{Deliverer, ErrorKind, Scope, Server, Source, Timeout};
+use mailslot::net::{self, NetRole, RoleState, Sink, Target};
+use mailslot::{ErrorKind, Scope, Server, Timeout};
 
 use crate::args::{child_args, Args};
 use crate::proc::{self, BenchResult, Child, TempDir};
@@ -103,7 +102,7 @@ impl Receiver {
         match self {
             Receiver::Bare => "bare UDP recv loop".into(),
             Receiver::Forward => format!("bare loop forwarding to {k} (unix dgram)"),
-            Receiver::Mailslot => format!("mailslot role + Deliverer into {k}"),
+            Receiver::Mailslot => format!("mailslot role (local sink) into {k}"),
         }
     }
 
@@ -565,22 +564,8 @@ pub fn instance_main(args: &Args) -> BenchResult<()> {
 pub fn role_main(args: &Args) -> BenchResult<()> {
     let dir = PathBuf::from(args.required("dir")?);
     let port: u16 = args.need("port")?;
-    let deliverer = Arc::new(Mutex::new(Deliverer::new(dir.clone())));
-    let deliver: DeliverFn = Arc::new(move |name: &str, data: &[u8], s: &net::NetSource| {
-        let source = Source::Network {
-            ip: s.ip,
-            port: s.port,
-            netbios_name: s.netbios_name.clone(),
-            suffix: s.netbios_suffix,
-        };
-        let mut deliverer = deliverer.lock().unwrap_or_else(|p| p.into_inner());
-        match deliverer.deliver(name, data, &source) {
-            Ok(()) => Delivery::Delivered,
-            Err(e) if e.kind() == ErrorKind::NotFound => Delivery::NoMailslot,
-            Err(e) => Delivery::Failed(e.to_string()),
-        }
-    });
-    let role = NetRole::start(role_config(&dir, port), deliver)
+    // The library's own local sink (the default): batches, one wake-up per name per batch.
+    let role = NetRole::start(role_config(&dir, port), Sink::Local)
         .map_err(|e| format!("cannot start the network role: {e}"))?;
     match role.wait_settled(Duration::from_secs(10)) {
         // The role's socket is out of reach: the orchestrator reads its buffer with `ss`.

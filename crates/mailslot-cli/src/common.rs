@@ -73,6 +73,7 @@ pub fn source_json(source: &Source) -> Value {
             port,
             netbios_name,
             suffix,
+            ..
         } => json!({
             "kind": "network",
             "ip": ip.to_string(),
@@ -91,6 +92,13 @@ pub fn message_json(mailslot: &str, message: &Message, messenger: Option<Value>)
         "data_hex": hex(&message.data),
         "lost": message.lost,
         "source": source_json(&message.source),
+        // The NetBIOS name a datagram was addressed to: ours, our workgroup, or `*`.
+        "destination": match &message.source {
+            Source::Network { destination, destination_suffix, .. } => {
+                json!({ "name": destination, "suffix": destination_suffix })
+            }
+            Source::Local { .. } => Value::Null,
+        },
     });
     if let Ok(text) = std::str::from_utf8(&message.data) {
         out["text"] = Value::String(text.to_owned());

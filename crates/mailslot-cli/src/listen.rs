@@ -22,7 +22,7 @@ pub struct Args {
     /// Largest message accepted, in bytes (0: the implementation maximum, 1 MiB).
     #[arg(long, default_value_t = 0)]
     pub max_size: usize,
-    /// Queue capacity: how many bytes of messages (each with a 48-byte header) a listener may
+    /// Queue capacity: how many bytes of messages (and their record headers) a listener may
     /// lag behind before the oldest are dropped (and counted); at most 1 GiB (64 MiB for a
     /// global name). A minimum: it is rounded up to hold one largest message (--max-size) at
     /// least, in whole pages; `-v` and `status` show the capacity in effect. The name's first

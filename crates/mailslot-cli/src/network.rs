@@ -237,6 +237,10 @@ pub fn status_json(global: &Global, dir: &Path) -> Value {
         "reason": status.reason,
         "bind": status.bind,
         "name_service": status.name_service,
+        "name_state": status.name_state,
+        "name_conflict": status.name_conflict.as_ref().map(|(name, defender)| {
+            json!({ "name": name, "defender": defender })
+        }),
     });
     for (key, value) in c.fields() {
         out[key] = json!(value);
@@ -264,6 +268,17 @@ pub fn status_line(global: &Global, dir: &Path) -> String {
     );
     if let Some(reason) = status.reason {
         line.push_str(&format!("\n  reason: {}", common::safe(&reason)));
+    }
+    match (&status.name_state, &status.name_conflict) {
+        (Some(_), Some((name, defender))) => line.push_str(&format!(
+            "\n  NetBIOS name conflict: {} is held by {} (not answered for here)",
+            common::safe(name),
+            common::safe(defender)
+        )),
+        (Some(state), None) if state != "off" => {
+            line.push_str(&format!("\n  NetBIOS names: {}", common::safe(state)))
+        }
+        _ => {}
     }
     if !counters.is_empty() {
         line.push_str(&format!("\n  {counters}"));

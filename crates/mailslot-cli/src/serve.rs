@@ -171,10 +171,24 @@ fn hold_role(
     let mut last: Option<RoleState> = None;
     // A standby that never held the role has nothing to release when it stops.
     let mut held = false;
+    let mut conflict_told = false;
     // Signals only set a flag: wake up a few times a second to look at it (and at the state).
     while !stop.load(Ordering::Relaxed) {
         let prev = last.clone();
         let state = role.wait_until(Duration::from_millis(100), |s| Some(s) != prev.as_ref());
+        if !conflict_told && matches!(state, RoleState::Holding { .. }) {
+            // Not a state of the role: the holder records it in the state file.
+            if let Some((name, defender)) = net::status(&config.dir, config.port).name_conflict {
+                tracing::warn!(
+                    "NetBIOS name {} is held by {}: this host does not answer for it \
+                     (datagrams to it that reach this host are still delivered); use another \
+                     --netbios-name to be reachable by name",
+                    common::safe(&name),
+                    common::safe(&defender)
+                );
+                conflict_told = true;
+            }
+        }
         if Some(&state) == last.as_ref() {
             continue;
         }

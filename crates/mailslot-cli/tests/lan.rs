@@ -16,6 +16,9 @@
 //! | `hostile_and_flood` | every case of PROTOCOL.md §11 / §3.4 built with scapy, sent A → B: dropped and counted exactly, edge cases delivered intact; over-limit messages refused by our sender; then 100,000 datagrams A → B: the holder keeps running with bounded VmRSS, counters rise, listeners still receive |
 //! | `takeover_while_sending` | two `listen --shared` in B (both candidates for the role); the holder is killed with SIGKILL while A sends every millisecond; the survivor holds the role and receives again; the gap is printed |
 //! | `unprivileged_lan` | as root: the six scenarios above again as `nobody` inside `unshare -rn` (no privilege outside the namespace: port 138, the bridge, nmbd, tshark, the role) |
+//! | `nmbd_alias_of_our_name_is_refused` | we hold HOSTB; `nmblookup HOSTB#20` gets no answer; nmbd started with `netbios aliases = HOSTB` gets our negative registration responses (its log says it failed to register HOSTB<00>/<03>) and `nmblookup HOSTB` keeps finding only us |
+//! | `our_name_held_by_nmbd_is_a_conflict` | nmbd holds HOSTB, then we start as HOSTB: the conflict is on `serve`'s stderr once, in `status` (JSON and text) with nmbd's address, lookups find only nmbd; broadcasts still reach us |
+//! | `a_clean_stop_releases_our_name` | tshark in C decodes our registration and, after SIGTERM to `serve`, our release of HOSTB<00>, HOSTB<03> and MSLAB<00>; nmbd then registers HOSTB |
 //! | `single_host_loopback` | no namespaces: a holder on an unprivileged port, `send --to *` over 127.255.255.255 from its own directory and from a second directory (a second "host" without a holder), `status`; a second holder on the same port is refused with the owner named |
 //!
 //! Not root: every LAN test re-runs itself inside `unshare -rn` (a user and network namespace)
@@ -32,7 +35,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 const PY: &str = "/usr/bin/python3";
 /// Deadline of every single wait (a hang guard, not a performance bound).
@@ -773,7 +776,13 @@ impl Lab {
             h,
             &["--port", &p],
             &format!("{} holding", self.procs[i].label),
-            |_, n| n["state"] == "holding" && n["holder_pid"] == pid,
+            // ... and done registering its names (or found a conflict), so that it answers
+            // name queries.
+            |_, n| {
+                n["state"] == "holding"
+                    && n["holder_pid"] == pid
+                    && n["name_state"] != "registering"
+            },
         );
     }
 
@@ -847,6 +856,18 @@ impl Drop for Lab {
             let _ = c.kill();
             let _ = c.wait();
         }
+        if std::thread::panicking() {
+            // What the peers said (their logs are in the directory removed below).
+            for log in ["nmbd-c/nmbd.log", "nmbd-b/nmbd.log", "nmbd-a/nmbd.log"] {
+                if let Ok(text) = std::fs::read_to_string(self.tmp.join(log)) {
+                    let tail: Vec<&str> = text.lines().rev().take(40).collect();
+                    eprintln!("--- {log} (last 40 lines):");
+                    for l in tail.iter().rev() {
+                        eprintln!("{l}");
+                    }
+                }
+            }
+        }
         let _ = std::fs::remove_dir_all(&self.tmp);
     }
 }
@@ -860,6 +881,11 @@ fn ms<'a>(name: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
 
 /// An smb.conf for nmbd in `dir` (with LANMAN announcements).
 fn nmbd_conf(dir: &Path, name: &str) -> String {
+    nmbd_conf_with(dir, name, "")
+}
+
+/// [`nmbd_conf`] with `extra` lines in `[global]`.
+fn nmbd_conf_with(dir: &Path, name: &str, extra: &str) -> String {
     for sub in [
         "pid", "lock", "state", "cache", "private", "ncalrpc", "sock",
     ] {
@@ -875,7 +901,7 @@ fn nmbd_conf(dir: &Path, name: &str) -> String {
          pid directory = {d}/pid\n lock directory = {d}/lock\n state directory = {d}/state\n \
          cache directory = {d}/cache\n private dir = {d}/private\n ncalrpc dir = {d}/ncalrpc\n \
          nmbd:socket dir = {d}/sock\n log file = {d}/nmbd.log\n logging = file\n \
-         max log size = 0\n"
+         max log size = 0\n{extra}"
     );
     let path = dir.join("smb.conf");
     std::fs::write(&path, conf).unwrap();
@@ -1061,6 +1087,19 @@ fn three_hosts() {
         assert_source(find(&msgs, "ndr unique"), "10.99.0.1", "SAMBAPEER", None);
         for t in ["to star", "to ip", "to name", "sentinel"] {
             assert_source(find(&msgs, t), "10.99.0.1", "HOSTA", Some(138));
+        }
+        // `listen --json` says which NetBIOS name each was addressed to.
+        for (t, name, suffix) in [
+            ("to star", "MSLAB", 0),
+            ("to ip", "*", 0),
+            ("to name", "HOSTB", 0),
+        ] {
+            let d = &find(&msgs, t)["destination"];
+            assert_eq!(
+                (&d["name"], &d["suffix"]),
+                (&json!(name), &json!(suffix)),
+                "{t}"
+            );
         }
     }
     // C got the broadcasts only, once each.
@@ -1946,4 +1985,216 @@ fn single_host_loopback() {
     let st = lab.wait_exit(serve);
     assert!(st.success(), "{st}");
     lab.procs[serve].err().next("released the network role");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Name registration against nmbd
+
+/// The `nmblookup -B 10.99.0.255 NAME` answers in host `h`: the addresses that answered.
+fn lookup(lab: &Lab, h: char, name: &str) -> Vec<String> {
+    let r = lab.run(h, "nmblookup", &["-B", "10.99.0.255", name]);
+    let mut out: Vec<String> = r
+        .stdout
+        .lines()
+        .filter(|l| l.contains('<') && !l.starts_with("querying"))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Waits (up to the hang guard) until `nmblookup` in host `h` finds `name` at `addr`: nmbd
+/// takes a few seconds after its start to register its names.
+fn wait_lookup(lab: &Lab, h: char, name: &str, addr: &str) {
+    let deadline = Instant::now() + GUARD;
+    loop {
+        let got = lookup(lab, h, name);
+        if got.iter().any(|a| a == addr) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} never found at {addr}: {got:?}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// nmbd started with `netbios aliases = HOSTB` while we hold HOSTB: its registrations of
+/// HOSTB<00> and <03> get our negative responses, and lookups keep finding only us. (nmbd
+/// also registers HOSTB<20>, the file server name, which we do not claim: it may have it.)
+#[test]
+fn nmbd_alias_of_our_name_is_refused() {
+    if !lan_gate("nmbd_alias_of_our_name_is_refused") || !nmbd_tools() {
+        return;
+    }
+    let bin = bin();
+    let mut lab = Lab::up("nmalias", &['a', 'b', 'c']);
+    let serve = lab.spawn('b', "serve", &bin, &ms("HOSTB", &["serve"]));
+    lab.wait_holding('b', 138, serve);
+    let (_, net) = lab.status('b', &[]);
+    assert_eq!(net["name_state"], "registered", "{net}");
+    // Only the suffixes we serve are answered: <20> is nobody's yet.
+    assert_eq!(lookup(&lab, 'a', "HOSTB"), ["10.99.0.2"]);
+    assert_eq!(lookup(&lab, 'a', "HOSTB#20"), Vec::<String>::new());
+    let conf = nmbd_conf_with(
+        &lab.tmp.join("nmbd-c"),
+        "NMBD-C",
+        " netbios aliases = HOSTB\n",
+    );
+    lab.spawn(
+        'c',
+        "nmbd",
+        "nmbd",
+        &["-F", "--no-process-group", "-s", &conf],
+    );
+    lab.wait_status(
+        'b',
+        &[],
+        "our defence against nmbd's registration",
+        |_, n| n["name_defences"].as_u64().unwrap_or(0) >= 1,
+    );
+    // nmbd is up (its own name answers), and HOSTB is still only ours.
+    wait_lookup(&lab, 'a', "NMBD-C", "10.99.0.3");
+    for _ in 0..3 {
+        assert_eq!(lookup(&lab, 'a', "HOSTB"), ["10.99.0.2"]);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let (_, net) = lab.status('b', &[]);
+    assert_eq!(net["name_state"], "registered", "{net}");
+    let log = std::fs::read_to_string(lab.tmp.join("nmbd-c/nmbd.log")).unwrap_or_default();
+    assert!(
+        !log.contains("HOSTB<00>") || !log.to_lowercase().contains("registered name hostb<00>"),
+        "nmbd took HOSTB<00>: {log}"
+    );
+}
+
+/// Our host started with a name nmbd already holds: the conflict is reported once on stderr,
+/// `status` shows it with nmbd's address, and we do not answer queries for it.
+#[test]
+fn our_name_held_by_nmbd_is_a_conflict() {
+    if !lan_gate("our_name_held_by_nmbd_is_a_conflict") || !nmbd_tools() {
+        return;
+    }
+    let bin = bin();
+    let mut lab = Lab::up("nmheld", &['a', 'b', 'c']);
+    let conf = nmbd_conf(&lab.tmp.join("nmbd-c"), "HOSTB");
+    lab.spawn(
+        'c',
+        "nmbd",
+        "nmbd",
+        &["-F", "--no-process-group", "-s", &conf],
+    );
+    wait_lookup(&lab, 'a', "HOSTB", "10.99.0.3");
+    let serve = lab.spawn('b', "serve", &bin, &ms("HOSTB", &["serve"]));
+    lab.wait_holding('b', 138, serve);
+    lab.wait_status('b', &[], "the conflict", |_, n| {
+        n["name_state"] == "conflict"
+    });
+    let (_, net) = lab.status('b', &[]);
+    assert_eq!(net["name_conflict"]["defender"], "10.99.0.3", "{net}");
+    assert!(
+        net["name_conflict"]["name"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("HOSTB<")),
+        "{net}"
+    );
+    // Only nmbd answers for HOSTB<00>, several times over.
+    for _ in 0..3 {
+        assert_eq!(lookup(&lab, 'a', "HOSTB"), ["10.99.0.3"]);
+    }
+    // The human status says so, and serve reported it once per name in conflict.
+    let human = lab.run_ok('b', &bin, &["status"]).stdout;
+    assert!(human.contains("NetBIOS name conflict"), "{human}");
+    let conflict = "NetBIOS name HOSTB<00> is held by 10.99.0.3";
+    let mut err = lab.procs[serve].err();
+    err.next(conflict);
+    assert_eq!(
+        err.next_within(Duration::from_millis(500), |l| l.contains(conflict)),
+        None,
+        "reported twice"
+    );
+    // Broadcasts still reach us: a write to MSLAB from A is delivered to a listener on B.
+    let listen = lab.spawn(
+        'b',
+        "listen",
+        &bin,
+        &["listen", "NAMES", "--json", "--no-network"],
+    );
+    lab.wait_open('b', "NAMES", 1);
+    lab.run_ok(
+        'a',
+        &bin,
+        &ms("HOSTA", &["send", "--to", "*", "NAMES", "still here"]),
+    );
+    lab.procs[listen].out().expect_texts(&["still here"]);
+}
+
+/// A clean stop releases our names: tshark in a peer host decodes our NAME RELEASE REQUEST
+/// for HOSTB<00>, and then nmbd can register HOSTB (it was refused while we held it).
+#[test]
+fn a_clean_stop_releases_our_name() {
+    if !lan_gate("a_clean_stop_releases_our_name")
+        || !nmbd_tools()
+        || !require(runs("tshark", &["-v"]), "tshark")
+    {
+        return;
+    }
+    let bin = bin();
+    let mut lab = Lab::up("nmrelease", &['a', 'b', 'c']);
+    let tshark = lab.spawn(
+        'c',
+        "tshark",
+        "tshark",
+        &[
+            "-i",
+            "eth0",
+            "-l",
+            "-n",
+            "-f",
+            "udp port 137",
+            "-Y",
+            "nbns",
+            "-T",
+            "fields",
+            "-e",
+            "ip.src",
+            "-e",
+            "nbns.flags.opcode",
+            "-e",
+            "nbns.flags.response",
+            "-e",
+            "nbns.name",
+            "-a",
+            "duration:240",
+        ],
+    );
+    lab.procs[tshark].err().next("Capturing on");
+    let serve = lab.spawn('b', "serve", &bin, &ms("HOSTB", &["serve"]));
+    lab.wait_holding('b', 138, serve);
+    // Our registration, as tshark decodes it (opcode 5, registration).
+    let mut seen = lab.procs[tshark].out();
+    seen.next_where("our registration of HOSTB<00>", |l| {
+        l.starts_with("10.99.0.2\t5\t") && l.contains("HOSTB<00>")
+    });
+    let pid = lab.procs[serve].pid();
+    signal(pid, libc::SIGTERM);
+    assert!(lab.wait_exit(serve).success());
+    // Opcode 6: release, from B, for each name.
+    for name in ["HOSTB<00>", "HOSTB<03>", "MSLAB<00>"] {
+        let mut w = lab.procs[tshark].out();
+        w.next_where(&format!("the release of {name}"), |l| {
+            l.starts_with("10.99.0.2\t6\t") && l.contains(name)
+        });
+    }
+    // The name is free: nmbd in C registers it and answers for it.
+    let conf = nmbd_conf(&lab.tmp.join("nmbd-c"), "HOSTB");
+    lab.spawn(
+        'c',
+        "nmbd",
+        "nmbd",
+        &["-F", "--no-process-group", "-s", &conf],
+    );
+    wait_lookup(&lab, 'a', "HOSTB", "10.99.0.3");
+    assert_eq!(lookup(&lab, 'a', "HOSTB"), ["10.99.0.3"]);
 }

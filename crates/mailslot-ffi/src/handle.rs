@@ -235,6 +235,7 @@ pub(crate) fn source_of(source: &Source) -> ms_source {
             port,
             netbios_name,
             suffix,
+            ..
         } => {
             out.kind = MS_SOURCE_NETWORK;
             out.ip = ip.octets();

@@ -144,20 +144,20 @@ impl NetbiosName {
         if encoded.len() != FIRST_LEVEL_LEN {
             return Err(Error::malformed("first-level encoded name is not 32 bytes"));
         }
+        // Every datagram carries two of these: decoded without a branch per byte (an
+        // out-of-range byte leaves a high bit in `bad`).
         let mut raw = [0; NAME_LEN];
-        for (i, pair) in encoded.chunks_exact(2).enumerate() {
-            let hi = nibble(pair[0])?;
-            let lo = nibble(pair[1])?;
-            raw[i] = (hi << 4) | lo;
+        let mut bad = 0u8;
+        for (out, pair) in raw.iter_mut().zip(encoded.chunks_exact(2)) {
+            let hi = pair[0].wrapping_sub(b'A');
+            let lo = pair[1].wrapping_sub(b'A');
+            bad |= (hi | lo) & 0xF0;
+            *out = (hi << 4) | (lo & 0x0F);
+        }
+        if bad != 0 {
+            return Err(Error::malformed("encoded NetBIOS name byte outside A..P"));
         }
         Ok(Self(raw))
-    }
-}
-
-fn nibble(c: u8) -> Result<u8> {
-    match c {
-        b'A'..=b'P' => Ok(c - b'A'),
-        _ => Err(Error::malformed("encoded NetBIOS name byte outside A..P")),
     }
 }
 
@@ -406,6 +406,27 @@ impl fmt::Display for ScopedName<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every byte value at every position: accepted exactly when it is in A..P, and then
+    /// decoded to its nibble.
+    #[test]
+    fn first_level_bytes_outside_a_to_p_are_refused() {
+        let base = [b'A'; FIRST_LEVEL_LEN];
+        for at in 0..FIRST_LEVEL_LEN {
+            for b in 0..=255u8 {
+                let mut enc = base;
+                enc[at] = b;
+                let got = NetbiosName::decode_first_level(&enc);
+                if (b'A'..=b'P').contains(&b) {
+                    let n = got.unwrap();
+                    let nibble = (b - b'A') << if at % 2 == 0 { 4 } else { 0 };
+                    assert_eq!(n.0[at / 2], nibble, "byte {b:#x} at {at}");
+                } else {
+                    assert!(got.is_err(), "byte {b:#x} at {at}");
+                }
+            }
+        }
+    }
 
     fn raw(name: &[u8], pad: u8, suffix: u8) -> NetbiosName {
         let mut r = [pad; 16];

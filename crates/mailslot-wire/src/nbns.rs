@@ -837,6 +837,94 @@ impl<'a> NbnsMessage<'a> {
         }
     }
 
+    /// A broadcast NAME REGISTRATION REQUEST (§4.2.2: RD set) or, with `overwrite`, a NAME
+    /// OVERWRITE REQUEST & DEMAND (§4.2.3: RD clear; a B-node sends it once no node objected),
+    /// for `name` with one NB entry (see [`NbAddress::to_bytes`]) and a TTL of `ttl` seconds.
+    pub fn registration_request(
+        trn_id: u16,
+        name: ScopedName<'a>,
+        entry: &'a [u8; NbAddress::LEN],
+        ttl: u32,
+        overwrite: bool,
+    ) -> Self {
+        let rd = if overwrite { 0 } else { field::RD };
+        Self::request(trn_id, Opcode::Registration, rd, name, entry, ttl)
+    }
+
+    /// A broadcast NAME RELEASE REQUEST (§4.2.9) for `name` with its NB entry.
+    pub fn release_request(
+        trn_id: u16,
+        name: ScopedName<'a>,
+        entry: &'a [u8; NbAddress::LEN],
+    ) -> Self {
+        Self::request(trn_id, Opcode::Release, 0, name, entry, 0)
+    }
+
+    /// The NEGATIVE NAME REGISTRATION RESPONSE (§4.2.6, RCODE ACT_ERR) with which the owner
+    /// of a unique name defends it: answers request `trn_id`, and `entry` is the owner's.
+    pub fn negative_registration_response(
+        trn_id: u16,
+        name: ScopedName<'a>,
+        entry: &'a [u8; NbAddress::LEN],
+    ) -> Self {
+        let opcode = u16::from(u8::from(Opcode::Registration)) << field::OPCODE_SHIFT;
+        Self {
+            header: NbnsHeader {
+                trn_id,
+                flags: field::RESPONSE
+                    | opcode
+                    | field::AA
+                    | field::RD
+                    | field::RA
+                    | u16::from(RCODE_ACT_ERR),
+            },
+            question: None,
+            record: Some((
+                Section::Answer,
+                ResourceRecord {
+                    name: RrName::Name(name),
+                    rr_type: TYPE_NB,
+                    rr_class: CLASS_IN,
+                    ttl: 0,
+                    rdata: entry,
+                },
+            )),
+        }
+    }
+
+    /// A broadcast request with the question `name` and its NB record (pointing to it).
+    fn request(
+        trn_id: u16,
+        opcode: Opcode,
+        rd: u16,
+        name: ScopedName<'a>,
+        entry: &'a [u8; NbAddress::LEN],
+        ttl: u32,
+    ) -> Self {
+        let opcode = u16::from(u8::from(opcode)) << field::OPCODE_SHIFT;
+        Self {
+            header: NbnsHeader {
+                trn_id,
+                flags: opcode | rd | field::B,
+            },
+            question: Some(Question {
+                name,
+                qtype: TYPE_NB,
+                qclass: CLASS_IN,
+            }),
+            record: Some((
+                Section::Additional,
+                ResourceRecord {
+                    name: RrName::QuestionPointer,
+                    rr_type: TYPE_NB,
+                    rr_class: CLASS_IN,
+                    ttl,
+                    rdata: entry,
+                },
+            )),
+        }
+    }
+
     /// Bytes [`NbnsMessage::emit`] writes.
     pub fn buffer_len(&self) -> usize {
         HEADER_LEN
@@ -910,6 +998,67 @@ mod tests {
         );
         assert_eq!(&buf[46..50], &[0, 0x20, 0, 1]);
         assert_eq!(NbnsPacket::parse(&buf[..n]).unwrap(), q);
+    }
+
+    #[test]
+    fn registration_release_and_defence_layouts() {
+        let name = ScopedName::new(NetbiosName::new("HOSTB", 0).unwrap());
+        let entry = NbAddress {
+            group: false,
+            node_type: NodeType::B,
+            address: Ipv4Addr::new(10, 99, 0, 2),
+        }
+        .to_bytes();
+        let cases = [
+            (
+                NbnsMessage::registration_request(7, name, &entry, 300_000, false),
+                [0x29, 0x10],
+                NbnsKind::NameRegistrationRequest,
+            ),
+            (
+                NbnsMessage::registration_request(7, name, &entry, 300_000, true),
+                [0x28, 0x10],
+                NbnsKind::NameOverwriteRequest,
+            ),
+            (
+                NbnsMessage::release_request(7, name, &entry),
+                [0x30, 0x10],
+                NbnsKind::NameReleaseRequest,
+            ),
+            (
+                NbnsMessage::negative_registration_response(7, name, &entry),
+                [0xAD, 0x86],
+                NbnsKind::NegativeNameRegistrationResponse,
+            ),
+        ];
+        for (m, flags, kind) in cases {
+            let mut buf = [0u8; 128];
+            let n = m.emit(&mut buf).unwrap();
+            assert_eq!(&buf[2..4], &flags, "{kind:?}");
+            let back = NbnsMessage::parse(&buf[..n]).unwrap();
+            assert_eq!(back, m);
+            assert_eq!(back.kind(), kind);
+            assert_eq!(back.record_name(), Some(name));
+            assert_eq!(
+                back.record
+                    .unwrap()
+                    .1
+                    .addresses()
+                    .unwrap()
+                    .iter()
+                    .next()
+                    .unwrap()
+                    .address,
+                Ipv4Addr::new(10, 99, 0, 2)
+            );
+        }
+        // The request's layout: question, then the 0xC00C pointer and NB/IN/TTL/6/entry.
+        let m = NbnsMessage::registration_request(7, name, &entry, 300_000, false);
+        let mut buf = [0u8; 128];
+        let n = m.emit(&mut buf).unwrap();
+        assert_eq!(n, 12 + 34 + 4 + 2 + 10 + 6);
+        assert_eq!(&buf[4..12], &[0, 1, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(&buf[50..52], &QUESTION_NAME_POINTER);
     }
 
     #[test]

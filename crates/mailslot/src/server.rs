@@ -98,6 +98,11 @@ pub enum Source {
         netbios_name: String,
         /// Its suffix byte.
         suffix: u8,
+        /// The NetBIOS name the datagram was addressed to (ours, our workgroup, `*`, or any
+        /// name when the role accepts any), without padding; empty when not known.
+        destination: String,
+        /// Its suffix byte.
+        destination_suffix: u8,
     },
 }
 
@@ -113,17 +118,24 @@ impl Source {
                 port,
                 name,
                 suffix,
-            } => {
-                let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
-                Source::Network {
-                    ip: Ipv4Addr::from(*ip),
-                    port: *port,
-                    netbios_name: String::from_utf8_lossy(&name[..end]).trim_end().to_owned(),
-                    suffix: *suffix,
-                }
-            }
+                destination,
+                destination_suffix,
+            } => Source::Network {
+                ip: Ipv4Addr::from(*ip),
+                port: *port,
+                netbios_name: unpadded(name),
+                suffix: *suffix,
+                destination: unpadded(destination),
+                destination_suffix: *destination_suffix,
+            },
         }
     }
+}
+
+/// A name stored NUL-padded, without its padding (and trailing spaces).
+fn unpadded(name: &[u8]) -> String {
+    let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+    String::from_utf8_lossy(&name[..end]).trim_end().to_owned()
 }
 
 /// One message, read whole.
@@ -465,8 +477,7 @@ impl Server {
     /// `Corrupted` when another process truncated the name's file (every later read fails too:
     /// close and open the name again).
     pub fn recv(&mut self) -> Result<Message, Error> {
-        let deadline = self.read_timeout.deadline();
-        self.recv_until(deadline)
+        self.recv_within(self.read_timeout)
     }
 
     /// Reads the next message if one is waiting, without waiting.
@@ -474,7 +485,7 @@ impl Server {
     /// # Errors
     /// `TimedOut` when the queue is empty.
     pub fn try_recv(&mut self) -> Result<Message, Error> {
-        self.recv_until(Some(Instant::now()))
+        self.recv_within(Timeout::Immediate)
     }
 
     /// Reads the next message into `buf`.
@@ -483,9 +494,8 @@ impl Server {
     /// `InsufficientBuffer` if `buf` is smaller than the next message, which stays queued
     /// (the error says its size); `TimedOut` as for [`Server::recv`].
     pub fn recv_into(&mut self, buf: &mut [u8]) -> Result<Received, Error> {
-        let deadline = self.read_timeout.deadline();
         // One copy, from the ring into the caller's buffer.
-        let (header, lost) = self.wait_take(deadline, &mut Dest::Slice(buf))?;
+        let (header, lost) = self.wait_take(self.read_timeout, &mut Dest::Slice(buf))?;
         Ok(Received {
             len: header.len,
             source: Source::from_record(&header.source),
@@ -493,9 +503,9 @@ impl Server {
         })
     }
 
-    fn recv_until(&mut self, deadline: Option<Instant>) -> Result<Message, Error> {
+    fn recv_within(&mut self, timeout: Timeout) -> Result<Message, Error> {
         let mut data = Vec::new();
-        let (header, lost) = self.wait_take(deadline, &mut Dest::Vec(&mut data))?;
+        let (header, lost) = self.wait_take(timeout, &mut Dest::Vec(&mut data))?;
         Ok(Message {
             data,
             source: Source::from_record(&header.source),
@@ -503,12 +513,15 @@ impl Server {
         })
     }
 
+    /// Takes the next message, waiting as `timeout` says; the clock is read only once the
+    /// queue was found empty.
     fn wait_take(
         &mut self,
-        deadline: Option<Instant>,
+        timeout: Timeout,
         dest: &mut Dest<'_>,
     ) -> Result<(RecordHeader, u64), Error> {
         let mut yielded = false;
+        let mut deadline: Option<Option<Instant>> = None;
         loop {
             match self.take(dest)? {
                 Take::Got(header, lost) => return Ok((header, lost)),
@@ -516,7 +529,7 @@ impl Server {
                 Take::Damaged(what) => return Err(self.damaged(what)),
                 Take::Empty => {}
             }
-            let remaining = match deadline {
+            let remaining = match *deadline.get_or_insert_with(|| timeout.deadline()) {
                 Some(deadline) => {
                     let now = Instant::now();
                     if now >= deadline {

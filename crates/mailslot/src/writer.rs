@@ -171,7 +171,7 @@ impl LocalWriter {
         let source = source.unwrap_or(&self.source);
         let result = self
             .ring
-            .append(data, source, self.lock_wait, self.room_wait.deadline());
+            .append(data, source, self.lock_wait, self.room_wait);
         match result {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => Err(Error::new(
@@ -322,7 +322,14 @@ impl Deliverer {
                 port,
                 netbios_name,
                 suffix,
-            } => RecordSource::network(*ip, *port, netbios_name, *suffix),
+                destination,
+                destination_suffix,
+            } => RecordSource::network(
+                *ip,
+                *port,
+                (netbios_name, *suffix),
+                (destination, *destination_suffix),
+            ),
         };
         let at = self.append(name, data, &record)?;
         self.writers[at].1.ring_bells();
@@ -436,8 +443,7 @@ impl Deliverer {
     pub fn callback(dir: PathBuf) -> crate::net::DeliverFn {
         let deliverer = std::sync::Mutex::new(Deliverer::new(dir));
         std::sync::Arc::new(move |name, data, from| {
-            let source =
-                RecordSource::network(from.ip, from.port, &from.netbios_name, from.netbios_suffix);
+            let source = from.record_source();
             let mut deliverer = deliverer.lock().unwrap_or_else(|p| p.into_inner());
             let result = deliverer
                 .append(name, data, &source)

@@ -25,9 +25,12 @@ use std::time::{Duration, Instant};
 
 use mailslot::net::{
     self, DeliverFn, Delivery, NetConfig, NetRole, NetSource, Reporter, RoleState, SendOptions,
-    SendPath, Target,
+    SendPath, Sink, Target,
 };
-use mailslot_wire::{MailslotDatagram, MessageType, NetbiosName, SizeLimit};
+use mailslot_wire::{
+    MailslotDatagram, MessageType, NbAddress, NbnsKind, NbnsMessage, NbnsPacket, NetbiosName,
+    NodeType, ScopedName, SizeLimit,
+};
 
 const GUARD: Duration = Duration::from_secs(20);
 const LOOPBACK_BCAST: Ipv4Addr = Ipv4Addr::new(127, 255, 255, 255);
@@ -694,6 +697,8 @@ fn local_sink_delivers_batches_into_every_instance() {
                 ip,
                 port,
                 netbios_name,
+                destination,
+                destination_suffix,
                 ..
             } = m.source
             else {
@@ -703,6 +708,8 @@ fn local_sink_delivers_batches_into_every_instance() {
                 (ip, port, netbios_name.as_str()),
                 (Ipv4Addr::LOCALHOST, sport, "PEER")
             );
+            // The name it was addressed to travels with it.
+            assert_eq!((destination.as_str(), destination_suffix), ("HOSTA", 0));
         }
     }
     let c = wait_for("the counters", || {
@@ -1308,11 +1315,10 @@ fn name_service_answers_for_our_name_and_resolves_peers() {
     let ns_port = port + 1;
     let mut b = Helper::spawn(&dir_b, port, "PEERB", Some(ns_port));
     b.expect("state holding");
-    wait_for("the name service", || {
-        net::status(&dir_b, port)
-            .name_service
-            .filter(|s| s.starts_with("answering"))
-            .map(|_| ())
+    wait_for("the name service, our names registered", || {
+        let st = net::status(&dir_b, port);
+        let answering = st.name_service.is_some_and(|s| s.starts_with("answering"));
+        (answering && st.name_state.as_deref() == Some("registered")).then_some(())
     });
     // Another "host" (own runtime directory, no role) resolves PEERB by broadcast query.
     let dir_a = test_dir("nbns-a");
@@ -1368,4 +1374,285 @@ fn own_name_service_answer_hides_nothing_from_status() {
         (None, "none", None)
     );
     let _ = HashMap::<u8, u8>::new();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Name registration, defence and release (a B-node), against a peer node on 127.0.0.2
+
+/// A peer node: a UDP socket on 127.0.0.2 at the name-service port, to which the role's
+/// "broadcasts" go (the role binds 127.0.0.1 and its broadcast address is set to the peer's).
+struct NamePeer {
+    sock: UdpSocket,
+    role_ns: SocketAddrV4,
+}
+
+const PEER_ADDR: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+
+/// A packet the peer received from the role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FromRole {
+    kind: NbnsKind,
+    name: String,
+    suffix: u8,
+    trn_id: u16,
+    /// The address in its NB entry.
+    addr: Ipv4Addr,
+    at: Instant,
+}
+
+impl NamePeer {
+    /// The peer, and a role config for "HOSTR" in workgroup TESTGRP whose name service talks
+    /// to it.
+    fn new(dir: &Path) -> (NamePeer, NetConfig) {
+        let (sock, ns_port, port) = loop {
+            let port = ports::free_port();
+            if let Ok(s) = UdpSocket::bind(SocketAddrV4::new(PEER_ADDR, port + 1)) {
+                break (s, port + 1, port);
+            }
+        };
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let mut cfg = config(dir, port, "HOSTR");
+        cfg.bind = Ipv4Addr::LOCALHOST;
+        cfg.broadcast = vec![PEER_ADDR];
+        cfg.name_service = true;
+        cfg.name_service_port = ns_port;
+        let role_ns = SocketAddrV4::new(Ipv4Addr::LOCALHOST, ns_port);
+        (NamePeer { sock, role_ns }, cfg)
+    }
+
+    /// The next packet from the role within `wait`.
+    fn next(&self, wait: Duration) -> Option<FromRole> {
+        let deadline = Instant::now() + wait;
+        let mut buf = [0u8; 1024];
+        while Instant::now() < deadline {
+            let Ok((n, _)) = self.sock.recv_from(&mut buf) else {
+                continue;
+            };
+            let at = Instant::now();
+            let m = NbnsMessage::parse(&buf[..n]).expect("the role sends well-formed packets");
+            let name = m.record_name().or(m.question.map(|q| q.name)).unwrap();
+            let addr = m
+                .record
+                .and_then(|(_, rr)| rr.addresses().ok())
+                .and_then(|a| a.iter().next())
+                .map_or(Ipv4Addr::UNSPECIFIED, |e| e.address);
+            return Some(FromRole {
+                kind: m.kind(),
+                name: name.name.name().to_string(),
+                suffix: name.name.suffix(),
+                trn_id: m.header.trn_id,
+                addr,
+                at,
+            });
+        }
+        None
+    }
+
+    fn send(&self, m: &NbnsMessage<'_>) {
+        let mut buf = vec![0u8; m.buffer_len()];
+        m.emit(&mut buf).unwrap();
+        self.sock.send_to(&buf, self.role_ns).unwrap();
+    }
+
+    /// Asks the role for `name<suffix>`: the answer's address, if it answers within 500 ms.
+    fn query(&self, name: &str, suffix: u8) -> Option<Ipv4Addr> {
+        let trn_id = 0x5150 + u16::from(suffix);
+        let q = NbnsPacket::query(
+            trn_id,
+            ScopedName::new(NetbiosName::new(name, suffix).unwrap()),
+        );
+        let mut buf = vec![0u8; q.buffer_len()];
+        q.emit(&mut buf).unwrap();
+        self.sock.send_to(&buf, self.role_ns).unwrap();
+        let deadline = Instant::now() + Duration::from_millis(500);
+        let mut resp = [0u8; 1024];
+        while Instant::now() < deadline {
+            let Ok((n, _)) = self.sock.recv_from(&mut resp) else {
+                continue;
+            };
+            if let Ok(NbnsPacket::PositiveNameQueryResponse {
+                trn_id: id,
+                addresses,
+                ..
+            }) = NbnsPacket::parse(&resp[..n])
+            {
+                if id == trn_id {
+                    return addresses.iter().next().map(|e| e.address);
+                }
+            }
+        }
+        None
+    }
+}
+
+fn entry(addr: Ipv4Addr, group: bool) -> [u8; 6] {
+    NbAddress {
+        group,
+        node_type: NodeType::B,
+        address: addr,
+    }
+    .to_bytes()
+}
+
+/// The role registers HOSTR<00>, HOSTR<03> and TESTGRP<00> (group) with three requests 250 ms
+/// apart and an overwrite demand, answers queries only once they are registered and only for
+/// those suffixes, defends HOSTR<00> against the peer's registration, and releases all three
+/// when it is given up.
+#[test]
+fn registers_defends_and_releases_its_names() {
+    let dir = test_dir("claim");
+    let (peer, cfg) = NamePeer::new(&dir);
+    let role = NetRole::start(cfg.clone(), Sink::Local).unwrap();
+    holding(&role);
+    let mut seen: HashMap<(String, u8), Vec<FromRole>> = HashMap::new();
+    while let Some(p) = peer.next(Duration::from_secs(3)) {
+        let list = seen.entry((p.name.clone(), p.suffix)).or_default();
+        list.push(p);
+        if seen.len() == 3 && seen.values().all(|l| l.len() == 4) {
+            break;
+        }
+    }
+    let mut names: Vec<_> = seen.keys().cloned().collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            ("HOSTR".to_string(), 0),
+            ("HOSTR".to_string(), 3),
+            ("TESTGRP".to_string(), 0)
+        ]
+    );
+    for (name, list) in &seen {
+        let kinds: Vec<NbnsKind> = list.iter().map(|e| e.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                NbnsKind::NameRegistrationRequest,
+                NbnsKind::NameRegistrationRequest,
+                NbnsKind::NameRegistrationRequest,
+                NbnsKind::NameOverwriteRequest
+            ],
+            "{name:?}"
+        );
+        for w in list.windows(2) {
+            // The RFC's 250 ms between tries (a loaded machine only makes it longer).
+            assert!(
+                w[1].at - w[0].at >= Duration::from_millis(240),
+                "{name:?}: {list:?}"
+            );
+        }
+        assert!(list
+            .iter()
+            .all(|e| e.trn_id == list[0].trn_id && e.addr == Ipv4Addr::LOCALHOST));
+    }
+    wait_for("registered in status", || {
+        (net::status(&dir, cfg.port).name_state.as_deref() == Some("registered")).then_some(())
+    });
+    assert_eq!(peer.query("HOSTR", 0), Some(Ipv4Addr::LOCALHOST));
+    assert_eq!(peer.query("hostr", 3), Some(Ipv4Addr::LOCALHOST));
+    assert_eq!(peer.query("TESTGRP", 0), Some(Ipv4Addr::LOCALHOST));
+    assert_eq!(peer.query("HOSTR", 0x20), None, "no file server here");
+    // The peer tries to take HOSTR<00>: it gets our negative response to its transaction.
+    let mine = entry(PEER_ADDR, false);
+    let name = ScopedName::new(NetbiosName::new("HOSTR", 0).unwrap());
+    peer.send(&NbnsMessage::registration_request(
+        0x7777, name, &mine, 300_000, false,
+    ));
+    let p = peer.next(GUARD).expect("a defence");
+    assert_eq!(
+        (p.kind, p.name.as_str(), p.suffix, p.trn_id, p.addr),
+        (
+            NbnsKind::NegativeNameRegistrationResponse,
+            "HOSTR",
+            0,
+            0x7777,
+            Ipv4Addr::LOCALHOST
+        )
+    );
+    // ... and still gets our answers.
+    assert_eq!(peer.query("HOSTR", 0), Some(Ipv4Addr::LOCALHOST));
+    wait_for("the defence counted", || {
+        (net::status(&dir, cfg.port).counters.name_defences == 1).then_some(())
+    });
+    // Given up cleanly: a release for each name.
+    drop(role);
+    let mut released = Vec::new();
+    while let Some(p) = peer.next(Duration::from_secs(2)) {
+        assert_eq!(p.kind, NbnsKind::NameReleaseRequest);
+        released.push((p.name, p.suffix));
+    }
+    released.sort();
+    assert_eq!(released, names);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The peer defends HOSTR<00>: the role reports the conflict once, shows it in `status`,
+/// never answers for HOSTR<00>, and goes on with its other names.
+#[test]
+fn a_name_another_node_defends_is_a_reported_conflict() {
+    let dir = test_dir("conflict");
+    let (peer, mut cfg) = NamePeer::new(&dir);
+    let reports = Arc::new(Mutex::new(Vec::<String>::new()));
+    let r2 = reports.clone();
+    cfg.reporter = Reporter::new(move |l| r2.lock().unwrap().push(l.to_string()));
+    let role = NetRole::start(cfg.clone(), Sink::Local).unwrap();
+    holding(&role);
+    let theirs = entry(PEER_ADDR, false);
+    let name = ScopedName::new(NetbiosName::new("HOSTR", 0).unwrap());
+    let mut defended = 0;
+    while let Some(p) = peer.next(Duration::from_secs(3)) {
+        let ours = p.name == "HOSTR" && p.suffix == 0;
+        if ours && p.kind == NbnsKind::NameRegistrationRequest {
+            // Every request the owner sees, it answers.
+            let no = NbnsMessage::negative_registration_response(p.trn_id, name, &theirs);
+            peer.send(&no);
+            defended += 1;
+        }
+        assert!(
+            !(ours && p.kind == NbnsKind::NameOverwriteRequest),
+            "the role overwrote a defended name"
+        );
+    }
+    assert!(defended >= 1);
+    let st = wait_for("the conflict in status", || {
+        let st = net::status(&dir, cfg.port);
+        (st.name_state.as_deref() == Some("conflict")).then_some(st)
+    });
+    assert_eq!(
+        st.name_conflict,
+        Some(("HOSTR<00>".to_string(), PEER_ADDR.to_string()))
+    );
+    assert_eq!(peer.query("HOSTR", 0), None);
+    assert_eq!(peer.query("HOSTR", 3), Some(Ipv4Addr::LOCALHOST));
+    let conflicts: Vec<String> = reports
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("HOSTR<00>"))
+        .cloned()
+        .collect();
+    assert_eq!(conflicts.len(), 1, "{conflicts:?}");
+    assert!(conflicts[0].contains("127.0.0.2"), "{conflicts:?}");
+    drop(role);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `name_service = false` (`--no-name-service`): nothing is registered, answered or released.
+#[test]
+fn no_name_service_claims_nothing() {
+    let dir = test_dir("noclaim");
+    let (peer, mut cfg) = NamePeer::new(&dir);
+    cfg.name_service = false;
+    let role = NetRole::start(cfg.clone(), Sink::Local).unwrap();
+    holding(&role);
+    assert_eq!(peer.next(Duration::from_secs(1)), None);
+    assert_eq!(peer.query("HOSTR", 0), None);
+    assert_eq!(
+        net::status(&dir, cfg.port).name_state.as_deref(),
+        Some("off")
+    );
+    drop(role);
+    assert_eq!(peer.next(Duration::from_millis(500)), None);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1078,6 +1078,8 @@ mod tests {
                 port: 138,
                 netbios_name: name.into(),
                 suffix: 0,
+                destination: "HOSTB".into(),
+                destination_suffix: 3,
             },
             lost: 0,
         }

@@ -37,6 +37,18 @@ pub struct NetSource {
     pub msg_type: u8,
 }
 
+impl NetSource {
+    /// As a record of the ring stores it.
+    pub(crate) fn record_source(&self) -> crate::ring::RecordSource {
+        crate::ring::RecordSource::network(
+            self.ip,
+            self.port,
+            (&self.netbios_name, self.netbios_suffix),
+            (&self.destination_name, self.destination_suffix),
+        )
+    }
+}
+
 /// What the local side did with a network message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivery {
@@ -143,9 +155,17 @@ pub struct NetConfig {
     /// reach both; unicast goes to the program bound to the interface address (nmbd binds it
     /// as well as 0.0.0.0), never to us.
     pub share_port: bool,
-    /// While holding the role, answer NetBIOS name queries for our name on UDP
-    /// [`name_service_port`](Self::name_service_port) when that port is free.
+    /// While holding the role and when UDP [`name_service_port`](Self::name_service_port) is
+    /// free: register our names on the LAN as a B-node (our name `<00>` and `<03>`, our
+    /// workgroup `<00>` as a group), answer queries for those registered, defend them against
+    /// other nodes' registrations, and release them when the role is given up. A name another
+    /// node holds is reported as a conflict and not answered for.
     pub name_service: bool,
+    /// Also claim `<name><20>`, the file server name (default false): set it when an SMB
+    /// server runs on this host but no other NetBIOS name service (such as nmbd) does, so
+    /// that queries for it are answered. Without it a query for `<20>` gets no answer from us,
+    /// rather than an address where connections would fail.
+    pub file_server_name: bool,
     /// UDP port of the name service (default 137); also where name queries are sent.
     pub name_service_port: u16,
     /// Identical datagrams (same source port, DGM_ID and bytes) within this window are
@@ -180,6 +200,7 @@ impl NetConfig {
             via_host_service: true,
             share_port: false,
             name_service: true,
+            file_server_name: false,
             name_service_port: DEFAULT_NAME_SERVICE_PORT,
             dedupe_window: DEFAULT_DEDUPE_WINDOW,
             deliver_own: true,

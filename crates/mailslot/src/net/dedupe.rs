@@ -12,34 +12,43 @@
 //! port, DGM_ID, source name and payload within the window to be merged. The key is a keyed
 //! 64-bit SipHash (random key per process), so a remote sender cannot aim collisions.
 //!
-//! Memory is bounded: at most `capacity` entries; when full, the oldest is forgotten early
-//! (a flood can then let a duplicate through, never grow memory).
+//! Memory is fixed: a direct-mapped table of `capacity` slots (a power of two), each holding
+//! the last key that hashed to it and when it was seen. One slot is looked at per datagram
+//! (one cache line, no allocation, no eviction queue); a later key that maps to the same slot
+//! replaces it, so under a flood a duplicate that arrives long after its original may get
+//! through. Duplicates come close together (the copies of one broadcast arrive within
+//! microseconds), and nothing ever grows.
 
 use std::collections::hash_map::RandomState;
-use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant};
 
-/// Default bound on remembered datagrams (about 40 bytes each).
-pub(crate) const DEFAULT_CAPACITY: usize = 8192;
+/// Default number of slots (16 bytes each: 64 KiB).
+pub(crate) const DEFAULT_CAPACITY: usize = 4096;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    key: u64,
+    /// Nanoseconds since `base` plus one when seen; 0: empty.
+    at: u64,
+}
 
 #[derive(Debug)]
 pub(crate) struct Dedupe {
     window: Duration,
-    capacity: usize,
     hasher: RandomState,
-    order: VecDeque<(u64, Instant)>,
-    seen: HashMap<u64, Instant>,
+    base: Instant,
+    slots: Vec<Slot>,
 }
 
 impl Dedupe {
+    /// A table of `capacity` slots (rounded up to a power of two).
     pub(crate) fn new(window: Duration, capacity: usize) -> Dedupe {
         Dedupe {
             window,
-            capacity: capacity.max(1),
             hasher: RandomState::new(),
-            order: VecDeque::new(),
-            seen: HashMap::new(),
+            base: Instant::now(),
+            slots: vec![Slot::default(); capacity.max(1).next_power_of_two()],
         }
     }
 
@@ -57,42 +66,21 @@ impl Dedupe {
         if self.window.is_zero() {
             return false;
         }
-        self.expire(now);
         let key = self.key(source_port, datagram);
-        if let Some(&at) = self.seen.get(&key) {
-            if now.saturating_duration_since(at) < self.window {
-                return true;
-            }
+        let at = now.saturating_duration_since(self.base).as_nanos() as u64 + 1;
+        let mask = self.slots.len() - 1;
+        let slot = &mut self.slots[(key as usize) & mask];
+        let window = self.window.as_nanos() as u64;
+        if slot.at != 0 && slot.key == key && at.saturating_sub(slot.at) < window {
+            return true;
         }
-        while self.order.len() >= self.capacity {
-            self.evict_oldest();
-        }
-        self.seen.insert(key, now);
-        self.order.push_back((key, now));
+        *slot = Slot { key, at };
         false
-    }
-
-    fn expire(&mut self, now: Instant) {
-        while let Some(&(_, at)) = self.order.front() {
-            if now.saturating_duration_since(at) < self.window {
-                break;
-            }
-            self.evict_oldest();
-        }
-    }
-
-    fn evict_oldest(&mut self) {
-        if let Some((key, at)) = self.order.pop_front() {
-            // A later entry with the same key (re-sent after the window) stays.
-            if self.seen.get(&key) == Some(&at) {
-                self.seen.remove(&key);
-            }
-        }
     }
 
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.order.len()
+        self.slots.len()
     }
 }
 
@@ -123,14 +111,35 @@ mod tests {
     }
 
     #[test]
-    fn memory_is_bounded_under_a_flood() {
+    fn memory_is_fixed_under_a_flood() {
         let t0 = Instant::now();
         let mut d = Dedupe::new(Duration::from_secs(2), 100);
+        assert_eq!(d.len(), 128);
         for i in 0..10_000u32 {
             assert!(!d.check(138, &i.to_be_bytes(), t0));
-            assert!(d.len() <= 100);
+            assert_eq!(d.len(), 128);
         }
-        assert!(d.seen.len() <= 100);
+    }
+
+    /// The copies of one broadcast come close together: caught even in a flood of others.
+    #[test]
+    fn close_duplicates_are_caught_during_a_flood() {
+        let t0 = Instant::now();
+        let mut d = Dedupe::new(Duration::from_secs(2), DEFAULT_CAPACITY);
+        let mut caught = 0;
+        for i in 0..100_000u32 {
+            let dg = dgram((i % 251) as u8, 1, &i.to_be_bytes());
+            let now = t0 + Duration::from_micros(u64::from(i));
+            assert!(
+                !d.check(138, &dg, now),
+                "{i}: a new datagram taken for a duplicate"
+            );
+            // Its copy from another interface, a few datagrams later at most.
+            if d.check(138, &dgram((i % 251) as u8, 2, &i.to_be_bytes()), now) {
+                caught += 1;
+            }
+        }
+        assert_eq!(caught, 100_000);
     }
 
     #[test]

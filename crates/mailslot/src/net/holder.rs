@@ -17,10 +17,12 @@ use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::config::{NetConfig, Sink};
+use super::claim::{self, Claims, Outgoing};
+use super::config::{NetConfig, Reporter, Sink};
 use super::handoff::{HandoffServer, Standby};
 use super::iface::{self, Interface};
-use super::inbound::{Accepted, Inbound, Verdict};
+use super::inbound::{answer_addr, Accepted, Inbound, Verdict};
+use super::nameservice;
 use super::role::{identity, lock, set_state, End, Entry, RoleState};
 use super::sink::Delivering;
 use super::state::{Counters, StateRecord, FLUSH_INTERVAL};
@@ -119,11 +121,26 @@ pub(super) fn hold(
     }
     let ns_dup = ns.as_ref().and_then(|s| s.try_clone().ok());
     let handoff = HandoffServer::start(config, udp.clone(), ns_dup, entry.counters.clone());
+    // Our names, when we run the name service: registered anew, unless this host held them
+    // a moment ago (the previous holder died without releasing them).
+    let claims = ns.as_ref().map(|_| {
+        let inherited = prev.state.starts_with("holding")
+            && prev.name_state == "registered"
+            && prev.netbios_name == config.netbios_name
+            && prev.workgroup == config.workgroup;
+        let names =
+            nameservice::our_names(&identity.host, &identity.workgroup, config.file_server_name);
+        Claims::new(&names, Instant::now(), inherited, super::send::next_id)
+    });
     let mut rec = base_record(config);
     rec.state = if shared { "holding_shared" } else { "holding" }.into();
     rec.bind = local.to_string();
     rec.shared = shared;
     rec.name_service = ns_state;
+    rec.name_state = match &claims {
+        Some(c) => c.summary().0.into(),
+        None => "off".into(),
+    };
     rec.counters = entry.counters.snapshot();
     let _ = rec.write(&state_path);
     {
@@ -135,6 +152,10 @@ pub(super) fn hold(
     let mut holder = Holder {
         udp: udp.clone(),
         ns,
+        claims,
+        ns_port: config.name_service_port,
+        broadcast: config.broadcast.clone(),
+        reporter: config.reporter.clone(),
         stop_rx,
         counters: entry.counters.clone(),
         sink: Delivering::new(&sink, &config.dir),
@@ -156,6 +177,9 @@ pub(super) fn hold(
     }
     let result = holder.run();
     holder.read_kernel_drops();
+    if result.is_ok() {
+        holder.release_names();
+    }
     // Release in order: stop handing off, close every socket of ours, then (in `run`) the lock.
     if let Some(h) = handoff {
         h.stop();
@@ -336,6 +360,12 @@ fn bind_name_service(config: &NetConfig, prev: &StateRecord) -> (Option<UdpSocke
 struct Holder {
     udp: Arc<UdpSocket>,
     ns: Option<UdpSocket>,
+    /// Our names, while we run the name service.
+    claims: Option<Claims>,
+    ns_port: u16,
+    /// Configured broadcast addresses (empty: every interface's).
+    broadcast: Vec<Ipv4Addr>,
+    reporter: Reporter,
     stop_rx: UnixDatagram,
     counters: Arc<Counters>,
     sink: Delivering,
@@ -391,15 +421,21 @@ impl Holder {
             // stopped is counted too (no datagram after it would carry the count).
             self.read_kernel_drops();
             self.serve_name_queries();
+            self.claim_names();
             let since = self.last_flush.elapsed();
             if self.dirty && since >= FLUSH_INTERVAL {
                 self.flush();
             }
-            let timeout = if self.dirty {
-                let left = FLUSH_INTERVAL.saturating_sub(self.last_flush.elapsed());
-                PollTimeout::try_from(left.as_millis().max(1) as i32).unwrap_or(PollTimeout::NONE)
-            } else {
-                PollTimeout::NONE
+            let now = Instant::now();
+            let flush_due = self.dirty.then(|| self.last_flush + FLUSH_INTERVAL);
+            let claim_due = self.claims.as_ref().and_then(Claims::next_due);
+            let timeout = match flush_due.into_iter().chain(claim_due).min() {
+                Some(at) => {
+                    let left = at.saturating_duration_since(now);
+                    PollTimeout::try_from(left.as_millis().max(1) as i32)
+                        .unwrap_or(PollTimeout::NONE)
+                }
+                None => PollTimeout::NONE,
             };
             let stop = {
                 let mut fds = vec![
@@ -473,6 +509,7 @@ impl Holder {
 
     fn serve_name_queries(&mut self) {
         let Some(ns) = self.ns.take() else { return };
+        let mut claims = self.claims.take();
         let mut buf = [0u8; 1024];
         for _ in 0..64 {
             let (n, from) = match ns.recv_from(&mut buf) {
@@ -481,18 +518,36 @@ impl Holder {
                 Err(_) => break,
             };
             let now = Instant::now();
-            if !self.bind.is_unspecified() {
-                // The answer address is the bind address: no interfaces needed.
-            } else if self
-                .ifaces_at
-                .is_none_or(|t| now.saturating_duration_since(t) > Duration::from_secs(5))
-            {
-                self.ifaces = iface::interfaces();
-                self.ifaces_at = Some(now);
+            self.refresh_ifaces(now);
+            let Some(claims) = claims.as_mut() else {
+                continue;
+            };
+            let (bind, ifaces) = (self.bind, &self.ifaces);
+            let heard = claims.packet(&buf[..n], *from.ip(), |a| is_own(a, bind, ifaces));
+            if let Some(c) = heard.conflict {
+                self.reporter.report(&format!(
+                    "NetBIOS name {} is held by {} (it defended it): this host does not claim \
+                     it or answer queries for it; datagrams to it that reach this host are \
+                     still delivered. Use another name (--netbios-name) to be reachable by name",
+                    claim::display(&c.name),
+                    c.defender
+                ));
+                note_names(&mut self.record, claims);
+                self.dirty = true;
+            }
+            if let Some(Outgoing::Reply(p)) = heard.reply {
+                let bytes = p.encode(answer_addr(bind, ifaces, *from.ip()));
+                if self.inbound.ns_allow(now) && ns.send_to(&bytes, from).is_ok() {
+                    Counters::bump(&self.counters.name_defences);
+                    self.dirty = true;
+                }
+            }
+            if heard.handled {
+                continue;
             }
             let answer = self
                 .inbound
-                .name_request(&buf[..n], from, self.bind, &self.ifaces, now);
+                .name_request(&buf[..n], from, claims, bind, ifaces, now);
             if let Some(resp) = answer {
                 if ns.send_to(&resp, from).is_ok() {
                     Counters::bump(&self.counters.name_queries_answered);
@@ -501,7 +556,80 @@ impl Holder {
             }
         }
         self.ns = Some(ns);
+        self.claims = claims;
     }
+
+    /// The interfaces, read again when older than 5 s (answers and registrations carry our
+    /// address on the peer's subnet when bound to 0.0.0.0).
+    fn refresh_ifaces(&mut self, now: Instant) {
+        if self
+            .ifaces_at
+            .is_none_or(|t| now.saturating_duration_since(t) > Duration::from_secs(5))
+        {
+            self.ifaces = iface::interfaces();
+            self.ifaces_at = Some(now);
+        }
+    }
+
+    /// Sends the registrations that are due.
+    fn claim_names(&mut self) {
+        let now = Instant::now();
+        let out = match self.claims.as_mut() {
+            Some(c) if c.next_due().is_some_and(|at| at <= now) => c.due(now),
+            _ => return,
+        };
+        self.broadcast_all(&out, now);
+        if let Some(c) = &self.claims {
+            note_names(&mut self.record, c);
+            self.dirty = true;
+        }
+    }
+
+    /// Releases our registered names (the role is given up cleanly).
+    fn release_names(&mut self) {
+        let out = match &self.claims {
+            Some(c) => c.release(),
+            None => return,
+        };
+        self.broadcast_all(&out, Instant::now());
+    }
+
+    /// Broadcasts `out` on every broadcast address, each with our address on its subnet.
+    fn broadcast_all(&mut self, out: &[Outgoing], now: Instant) {
+        self.refresh_ifaces(now);
+        let Some(ns) = &self.ns else { return };
+        let targets: Vec<Ipv4Addr> = if self.broadcast.is_empty() {
+            self.ifaces
+                .iter()
+                .filter(|i| !i.loopback)
+                .filter_map(|i| i.broadcast)
+                .collect()
+        } else {
+            self.broadcast.clone()
+        };
+        for o in out {
+            let Outgoing::Broadcast(p) = o else { continue };
+            for &b in &targets {
+                let bytes = p.encode(answer_addr(self.bind, &self.ifaces, b));
+                let _ = ns.send_to(&bytes, SocketAddrV4::new(b, self.ns_port));
+            }
+        }
+    }
+}
+
+/// Puts the names' state in the state record (flushed with the counters).
+fn note_names(record: &mut StateRecord, claims: &Claims) {
+    let (state, conflict) = claims.summary();
+    record.name_state = state.into();
+    if let Some(c) = conflict {
+        record.name_conflict = claim::display(&c.name);
+        record.name_defender = c.defender.to_string();
+    }
+}
+
+/// Whether `a` is an address of this host (our own broadcasts come back to us).
+fn is_own(a: Ipv4Addr, bind: Ipv4Addr, ifaces: &[Interface]) -> bool {
+    a == bind || ifaces.iter().any(|i| i.addr == a)
 }
 
 #[cfg(test)]

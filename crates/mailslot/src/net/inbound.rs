@@ -7,10 +7,11 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
+use super::claim::Claims;
 use super::codec::NbName;
 use super::dedupe::{Dedupe, DEFAULT_CAPACITY};
 use super::iface::Interface;
-use super::nameservice::{self, OurNames};
+use super::nameservice;
 use super::recv::{classify, Drop as Classified, Identity};
 use super::state::Counters;
 
@@ -70,7 +71,6 @@ pub(crate) enum Verdict<'a> {
 #[derive(Debug)]
 pub(crate) struct Inbound {
     identity: Identity,
-    names: OurNames,
     dedupe: Dedupe,
     ns_bucket: (Instant, u32),
 }
@@ -78,10 +78,6 @@ pub(crate) struct Inbound {
 impl Inbound {
     pub(crate) fn new(identity: Identity, dedupe_window: Duration, now: Instant) -> Inbound {
         Inbound {
-            names: OurNames {
-                host: identity.host,
-                workgroup: identity.workgroup,
-            },
             identity,
             dedupe: Dedupe::new(dedupe_window, DEFAULT_CAPACITY),
             ns_bucket: (now, 0),
@@ -125,13 +121,15 @@ impl Inbound {
         })
     }
 
-    /// One request on the name-service port: the answer to send back to `from`, if any.
-    /// `bind` is the role's bind address and `ifaces` this host's interfaces (to answer with
-    /// our address on the asker's subnet when bound to 0.0.0.0).
+    /// One request on the name-service port: the answer to send back to `from`, if any, for
+    /// the names `claims` has registered. `bind` is the role's bind address and `ifaces` this
+    /// host's interfaces (to answer with our address on the asker's subnet when bound to
+    /// 0.0.0.0).
     pub(crate) fn name_request(
         &mut self,
         bytes: &[u8],
         from: SocketAddrV4,
+        claims: &Claims,
         bind: Ipv4Addr,
         ifaces: &[Interface],
         now: Instant,
@@ -140,11 +138,13 @@ impl Inbound {
         if !self.ns_allow(now) {
             return None;
         }
-        nameservice::respond(&q, &self.names, answer_addr(bind, ifaces, *from.ip()))
+        let addr = answer_addr(bind, ifaces, *from.ip());
+        nameservice::respond(&q, &self.identity.host, claims, addr)
     }
 
-    /// Token bucket: at most `NS_ANSWERS_PER_SEC` answers per second.
-    fn ns_allow(&mut self, now: Instant) -> bool {
+    /// Token bucket: at most `NS_ANSWERS_PER_SEC` answers per second (queries and the claims'
+    /// defences alike: a flood of forged requests must not make us a reflector).
+    pub(crate) fn ns_allow(&mut self, now: Instant) -> bool {
         if now.saturating_duration_since(self.ns_bucket.0) >= Duration::from_secs(1) {
             self.ns_bucket = (now, 0);
         }
@@ -262,6 +262,13 @@ mod tests {
         assert!(a.dgm_length_mismatch);
     }
 
+    /// The names of `id()`, registered.
+    fn registered() -> Claims {
+        let i = id();
+        let names = nameservice::our_names(&i.host, &i.workgroup, false);
+        Claims::new(&names, Instant::now(), true, || 1)
+    }
+
     #[test]
     fn name_answers_are_rate_limited() {
         let t0 = Instant::now();
@@ -271,14 +278,22 @@ mod tests {
         let mut q = vec![0u8; packet.buffer_len()];
         packet.emit(&mut q).unwrap();
         let bind = Ipv4Addr::LOCALHOST;
+        let claims = registered();
+        let claims = &claims;
         for _ in 0..NS_ANSWERS_PER_SEC {
-            assert!(step.name_request(&q, from(), bind, &[], t0).is_some());
+            assert!(step
+                .name_request(&q, from(), claims, bind, &[], t0)
+                .is_some());
         }
-        assert!(step.name_request(&q, from(), bind, &[], t0).is_none());
-        let later = t0 + Duration::from_secs(1);
-        assert!(step.name_request(&q, from(), bind, &[], later).is_some());
         assert!(step
-            .name_request(b"garbage", from(), bind, &[], later)
+            .name_request(&q, from(), claims, bind, &[], t0)
+            .is_none());
+        let later = t0 + Duration::from_secs(1);
+        assert!(step
+            .name_request(&q, from(), claims, bind, &[], later)
+            .is_some());
+        assert!(step
+            .name_request(b"garbage", from(), claims, bind, &[], later)
             .is_none());
     }
 
@@ -309,6 +324,7 @@ mod tests {
         let mut any = id();
         any.accept_any = true;
         let mut sniff = Inbound::new(any, Duration::ZERO, t0);
+        let claims = registered();
         let bases = [
             dgram(1, "LINUXBOX", "TEST", b"hello"),
             dgram(2, "*", "a\\b\\c", &[0u8; 300]),
@@ -342,7 +358,7 @@ mod tests {
                     assert!(crate::MailslotName::parse(a.mailslot).is_ok());
                     delivered += 1;
                 }
-                let _ = s.name_request(&d, from(), Ipv4Addr::UNSPECIFIED, &[], now);
+                let _ = s.name_request(&d, from(), &claims, Ipv4Addr::UNSPECIFIED, &[], now);
             }
         }
         assert!(delivered > 0);

@@ -44,6 +44,7 @@
 // Everything here goes through safe wrappers (std, nix, socket2); `unsafe` lives in `sys`.
 #![forbid(unsafe_code)]
 
+mod claim;
 mod codec;
 mod config;
 mod dedupe;

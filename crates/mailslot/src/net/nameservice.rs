@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use mailslot_wire::{AddressList, NbAddress, NbnsPacket, NodeType, ScopedName};
 
+use super::claim::Claims;
 use super::codec::{same_name, NbName};
 
 const QTYPE_NBSTAT: u16 = 0x0021;
@@ -129,19 +130,34 @@ fn node_status_response(trn_id: u16, asked: NbName, names: &[(NbName, bool)]) ->
     out
 }
 
-/// What the responder answers for.
-#[derive(Debug, Clone)]
-pub(crate) struct OurNames {
-    pub(crate) host: NbName,
-    pub(crate) workgroup: NbName,
+/// Suffixes of our unique name we claim: workstation and messenger (we receive datagrams for
+/// both); the file server's `<20>` only when configured ([`NetConfig::file_server_name`]).
+///
+/// [`NetConfig::file_server_name`]: super::NetConfig::file_server_name
+pub(crate) const HOST_SUFFIXES: [u8; 2] = [0x00, 0x03];
+/// The file server suffix.
+pub(crate) const SERVER_SUFFIX: u8 = 0x20;
+
+/// The names a holder claims: `host` with [`HOST_SUFFIXES`] (and `<20>` if `server`), unique,
+/// and `workgroup<00>`, a group.
+pub(crate) fn our_names(host: &NbName, workgroup: &NbName, server: bool) -> Vec<(NbName, bool)> {
+    let mut names: Vec<(NbName, bool)> = HOST_SUFFIXES
+        .iter()
+        .chain(server.then_some(&SERVER_SUFFIX))
+        .map(|&s| (host.with_suffix(s), false))
+        .collect();
+    names.push((workgroup.with_suffix(0x00), true));
+    names
 }
 
-/// Suffixes of our unique name that we answer for: workstation, messenger, server.
-pub(crate) const HOST_SUFFIXES: [u8; 3] = [0x00, 0x03, 0x20];
-
-/// The response to a request, if it asks about one of our names. `addr` is the address to
-/// give out (chosen by the caller for the interface the query came from).
-pub(crate) fn respond(req: &Request, names: &OurNames, addr: Ipv4Addr) -> Option<Vec<u8>> {
+/// The response to a request, if it asks about one of our registered names (`claims`). `addr`
+/// is the address to give out (chosen by the caller for the interface the query came from).
+pub(crate) fn respond(
+    req: &Request,
+    host: &NbName,
+    claims: &Claims,
+    addr: Ipv4Addr,
+) -> Option<Vec<u8>> {
     match *req {
         Request::Query { scoped: true, .. } | Request::NodeStatus { scoped: true, .. } => None,
         Request::Query {
@@ -150,24 +166,14 @@ pub(crate) fn respond(req: &Request, names: &OurNames, addr: Ipv4Addr) -> Option
             name,
             ..
         } => {
-            if same_name(&name, &names.host) && HOST_SUFFIXES.contains(&name.suffix()) {
-                positive_response(trn_id, recursion_desired, name, addr, false)
-            } else if same_name(&name, &names.workgroup) && name.suffix() == 0x00 {
-                positive_response(trn_id, recursion_desired, name, addr, true)
-            } else {
-                None
-            }
+            let group = claims.answers_for(&name)?;
+            positive_response(trn_id, recursion_desired, name, addr, group)
         }
         // Node status is asked of `*<00>` unicast (`nmblookup -A`), or of our own name.
         Request::NodeStatus { trn_id, name, .. }
-            if name.is_wildcard() || same_name(&name, &names.host) =>
+            if name.is_wildcard() || same_name(&name, host) =>
         {
-            let mut list: Vec<(NbName, bool)> = HOST_SUFFIXES
-                .iter()
-                .map(|&s| (names.host.with_suffix(s), false))
-                .collect();
-            list.push((names.workgroup.with_suffix(0x00), true));
-            Some(node_status_response(trn_id, name, &list))
+            Some(node_status_response(trn_id, name, &claims.registered()))
         }
         Request::NodeStatus { .. } => None,
     }
@@ -275,11 +281,19 @@ pub(crate) fn query(
 mod tests {
     use super::*;
 
-    fn names() -> OurNames {
-        OurNames {
-            host: NbName::new("LINUXBOX", 0).unwrap(),
-            workgroup: NbName::new("WORKGROUP", 0).unwrap(),
-        }
+    fn host() -> NbName {
+        NbName::new("LINUXBOX", 0).unwrap()
+    }
+
+    /// Our names, registered (`server`: with `<20>`).
+    fn names(server: bool) -> Claims {
+        let wg = NbName::new("WORKGROUP", 0).unwrap();
+        Claims::new(
+            &our_names(&host(), &wg, server),
+            std::time::Instant::now(),
+            true,
+            || 1,
+        )
     }
 
     fn query_bytes(trn_id: u16, name: NbName) -> Vec<u8> {
@@ -295,7 +309,7 @@ mod tests {
         let cases = [
             ("linuxbox", 0u8, Some(false)),
             ("LINUXBOX", 3, Some(false)),
-            ("LINUXBOX", 0x20, Some(false)),
+            ("LINUXBOX", 0x20, None),
             ("LINUXBOX", 0x1d, None),
             ("OTHER", 0, None),
             ("WORKGROUP", 0, Some(true)),
@@ -304,7 +318,7 @@ mod tests {
         for (name, suffix, group) in cases {
             let n = NbName::new(name, suffix).unwrap();
             let req = parse_request(&query_bytes(0x4242, n)).unwrap();
-            let resp = respond(&req, &names(), addr);
+            let resp = respond(&req, &host(), &names(false), addr);
             match group {
                 None => assert!(resp.is_none(), "{name}<{suffix:02x}>"),
                 Some(g) => {
@@ -319,7 +333,7 @@ mod tests {
     fn ignores_responses_and_garbage() {
         let n = NbName::new("LINUXBOX", 0).unwrap();
         let req = parse_request(&query_bytes(1, n)).unwrap();
-        let resp = respond(&req, &names(), Ipv4Addr::LOCALHOST).unwrap();
+        let resp = respond(&req, &host(), &names(false), Ipv4Addr::LOCALHOST).unwrap();
         assert!(parse_request(&resp).is_none());
         for len in 0..resp.len() {
             assert!(parse_request(&resp[..len]).is_none());
@@ -336,7 +350,7 @@ mod tests {
         req[l - 3] = 0x21; // QTYPE NBSTAT
         let parsed = parse_request(&req).unwrap();
         assert!(matches!(parsed, Request::NodeStatus { trn_id: 9, .. }));
-        let resp = respond(&parsed, &names(), Ipv4Addr::LOCALHOST).unwrap();
+        let resp = respond(&parsed, &host(), &names(true), Ipv4Addr::LOCALHOST).unwrap();
         // header 12 + name 34 + type/class/ttl/rdlength 10 + count 1 + 4*18 + 46
         assert_eq!(resp.len(), 12 + 34 + 10 + 1 + 4 * 18 + 46);
         assert_eq!(resp[56], 4);

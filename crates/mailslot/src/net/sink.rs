@@ -8,7 +8,7 @@ use super::config::{DeliverFn, Delivery, NetSource, Sink};
 use super::inbound::Accepted;
 use super::state::Counters;
 use crate::error::ErrorKind;
-use crate::ring::RecordSource;
+use crate::ring::{padded, RecordSource};
 use crate::writer::{Deliverer, NetMessage};
 
 /// A holder's sink, for the length of its term.
@@ -92,12 +92,7 @@ impl Delivering {
                 let message = NetMessage {
                     name,
                     data,
-                    source: RecordSource::network(
-                        source.ip,
-                        source.port,
-                        &source.netbios_name,
-                        source.netbios_suffix,
-                    ),
+                    source: source.record_source(),
                 };
                 deliverer.deliver_batch(std::slice::from_ref(&message), outcomes);
                 Counters::bump(match outcomes.first() {
@@ -124,26 +119,26 @@ fn count_callback(outcome: Option<Delivery>, counters: &Counters) {
     });
 }
 
-/// The record's source: the NetBIOS name as [`RecordSource::network`] stores it, without
-/// building a `String` for the usual ASCII name.
+/// The record's source and destination: the NetBIOS names as [`RecordSource::network`]
+/// stores them, without building a `String` for the usual ASCII names.
 fn record_source(a: &Accepted<'_>) -> RecordSource {
-    let bytes = a.source.name_bytes();
-    if !bytes.is_ascii() {
+    let (src, dst) = (a.source.name_bytes(), a.destination.name_bytes());
+    if !src.is_ascii() || !dst.is_ascii() {
         // Code page 850 decodes to multi-byte UTF-8: the rare case takes the slow road.
         return RecordSource::network(
             *a.from.ip(),
             a.from.port(),
-            &a.source.name(),
-            a.source.suffix(),
+            (&a.source.name(), a.source.suffix()),
+            (&a.destination.name(), a.destination.suffix()),
         );
     }
-    let mut name = [0u8; 16];
-    name[..bytes.len()].copy_from_slice(bytes);
     RecordSource::Network {
         ip: a.from.ip().octets(),
         port: a.from.port(),
-        name,
+        name: padded(src),
         suffix: a.source.suffix(),
+        destination: padded(dst),
+        destination_suffix: a.destination.suffix(),
     }
 }
 
@@ -155,22 +150,26 @@ mod tests {
 
     #[test]
     fn record_source_matches_the_slow_road() {
-        for name in ["PEER", "A", "FIFTEEN-CHARS-X", "caf\u{e9}"] {
+        let names = ["PEER", "A", "FIFTEEN-CHARS-X", "caf\u{e9}"];
+        for (name, to) in names.iter().zip(names.iter().rev()) {
             let nb = NbName::new(name, 0x20).unwrap();
+            let dest = NbName::new(to, 0x03).unwrap();
             let a = Accepted {
                 mailslot: "T",
                 data: b"",
                 from: SocketAddrV4::new(Ipv4Addr::new(10, 1, 2, 3), 138),
                 source: nb,
-                destination: nb,
+                destination: dest,
                 msg_type: 0x10,
                 dgm_length_mismatch: false,
             };
-            assert_eq!(
-                record_source(&a),
-                RecordSource::network(Ipv4Addr::new(10, 1, 2, 3), 138, &nb.name(), 0x20),
-                "{name}"
+            let slow = RecordSource::network(
+                Ipv4Addr::new(10, 1, 2, 3),
+                138,
+                (&nb.name(), 0x20),
+                (&dest.name(), 0x03),
             );
+            assert_eq!(record_source(&a), slow, "{name} to {to}");
         }
     }
 }

@@ -100,6 +100,8 @@ counters! {
     sent_handoff,
     /// NetBIOS name queries answered.
     name_queries_answered,
+    /// Other nodes' registrations of our names refused (negative registration responses).
+    name_defences,
 }
 
 impl Counters {
@@ -129,6 +131,13 @@ pub struct NetStatus {
     pub bind: Option<String>,
     /// The name service's state (answering, off, or why not).
     pub name_service: Option<String>,
+    /// Our NetBIOS names on the LAN: `registering` (asking whether anyone holds them; not
+    /// answered for yet), `registered` (ours: answered for, defended, released when the role
+    /// is given up), `conflict` (another node holds one: see `name_conflict`), or `off` (the
+    /// name service does not run here). `None` when nobody has held the role.
+    pub name_state: Option<String>,
+    /// In conflict: the name (`HOSTB<00>`) and the address of the node that holds it.
+    pub name_conflict: Option<(String, String)>,
     /// Counters as last flushed by the holder.
     pub counters: NetCounters,
 }
@@ -143,6 +152,9 @@ pub(crate) struct StateRecord {
     pub(crate) bind: String,
     pub(crate) shared: bool,
     pub(crate) name_service: String,
+    pub(crate) name_state: String,
+    pub(crate) name_conflict: String,
+    pub(crate) name_defender: String,
     pub(crate) netbios_name: String,
     pub(crate) workgroup: String,
     pub(crate) counters: NetCounters,
@@ -163,6 +175,9 @@ impl StateRecord {
         out.push_str(&format!("bind={}\n", clean(&self.bind)));
         out.push_str(&format!("shared={}\n", self.shared));
         out.push_str(&format!("name_service={}\n", clean(&self.name_service)));
+        out.push_str(&format!("name_state={}\n", clean(&self.name_state)));
+        out.push_str(&format!("name_conflict={}\n", clean(&self.name_conflict)));
+        out.push_str(&format!("name_defender={}\n", clean(&self.name_defender)));
         out.push_str(&format!("netbios_name={}\n", clean(&self.netbios_name)));
         out.push_str(&format!("workgroup={}\n", clean(&self.workgroup)));
         for (k, v) in self.counters.fields() {
@@ -185,6 +200,9 @@ impl StateRecord {
                 "bind" => r.bind = v.to_string(),
                 "shared" => r.shared = v == "true",
                 "name_service" => r.name_service = v.to_string(),
+                "name_state" => r.name_state = v.to_string(),
+                "name_conflict" => r.name_conflict = v.to_string(),
+                "name_defender" => r.name_defender = v.to_string(),
                 "netbios_name" => r.netbios_name = v.to_string(),
                 "workgroup" => r.workgroup = v.to_string(),
                 other => {
@@ -300,9 +318,14 @@ pub fn status(dir: &Path, port: u16) -> NetStatus {
         reason: None,
         bind: None,
         name_service: None,
+        name_state: None,
+        name_conflict: None,
         counters: NetCounters::default(),
     };
     if let Some(r) = &record {
+        st.name_state = (!r.name_state.is_empty()).then(|| r.name_state.clone());
+        st.name_conflict = (!r.name_conflict.is_empty())
+            .then(|| (r.name_conflict.clone(), r.name_defender.clone()));
         st.state = r.state.clone();
         st.reason = (!r.reason.is_empty()).then(|| r.reason.clone());
         st.bind = (!r.bind.is_empty()).then(|| r.bind.clone());
@@ -362,6 +385,9 @@ mod tests {
             bind: "0.0.0.0:13800".into(),
             shared: true,
             name_service: "off".into(),
+            name_state: "conflict".into(),
+            name_conflict: "HOST<00>".into(),
+            name_defender: "10.0.0.9".into(),
             netbios_name: "HOST".into(),
             workgroup: "WG".into(),
             counters: NetCounters::default(),
@@ -372,6 +398,14 @@ mod tests {
         assert_eq!(back.pid, 42);
         assert_eq!(back.state, "holding");
         assert_eq!(back.reason, "line break");
+        assert_eq!(
+            (
+                back.name_state.as_str(),
+                back.name_conflict.as_str(),
+                back.name_defender.as_str()
+            ),
+            ("conflict", "HOST<00>", "10.0.0.9")
+        );
         assert!(back.shared);
         assert_eq!(back.counters, r.counters);
     }

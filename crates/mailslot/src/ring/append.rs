@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::record::{self, Kind, RecordView};
 use super::*;
+use crate::Timeout;
 
 fn sane_position(pos: u64) -> bool {
     pos < POSITION_LIMIT && pos.is_multiple_of(8)
@@ -13,14 +14,14 @@ fn sane_position(pos: u64) -> bool {
 
 impl Ring {
     /// Appends one message, waiting at most `lock_wait` for the append lock, and, on a name
-    /// that blocks when full, until `room_until` for readers to make room (`None`: as long as
-    /// it takes; the network role passes now, so it never waits).
+    /// that blocks when full, as `room_wait` says for readers to make room (the network role
+    /// passes `Immediate`, so it never waits). The clock is read only if it has to wait.
     pub fn append(
         &self,
         data: &[u8],
         source: &RecordSource,
         lock_wait: Duration,
-        room_until: Option<Instant>,
+        room_wait: Timeout,
     ) -> Result<(), Error> {
         let need = record_size(data.len()) as u64;
         if need > self.ring_size() / 2 {
@@ -31,6 +32,7 @@ impl Ring {
         }
         let header = self.header();
         let mut announced = false;
+        let mut room_until: Option<Option<Instant>> = None;
         let result = loop {
             // SYNC POINT: the epoch, then the look (under the lock), then the sleep; pairs with
             // `made_room` (a reader that makes room after our look sees us announced and bumps
@@ -41,13 +43,19 @@ impl Ring {
             if !full || !self.options.block_when_full {
                 break appended;
             }
-            let remaining = match room_until {
+            let remaining = match *room_until.get_or_insert_with(|| room_wait.deadline()) {
                 None => None,
                 Some(until) => match until.checked_duration_since(Instant::now()) {
                     Some(left) if !left.is_zero() => Some(left),
                     _ => break Err(self.stayed_full()),
                 },
             };
+            // Wake me when the slowest reader has made room for this record and a quarter of
+            // the ring more: one wake-up lets a batch through, instead of a futex wake by every
+            // reader for every message read while I sleep. Stored before the look below.
+            let head = header.head.load(Ordering::Relaxed);
+            let wanted = (head + need + self.ring_size() / 4).saturating_sub(self.ring_size());
+            header.room_wanted.store(wanted.min(head), Ordering::SeqCst);
             if !announced {
                 // Look once more now that readers will tell us.
                 announced = true;
@@ -110,16 +118,22 @@ impl Ring {
         self.append_locked(data, source, need)
     }
 
-    /// Called by a reader that moved its cursor (or the group cursor): wakes writers waiting
-    /// for room. Costs one load when none waits.
-    pub(super) fn made_room(&self) {
+    /// Called by a reader that moved its cursor (or the group cursor) from `before` to
+    /// `after`: wakes writers waiting for room if it crossed the position they wait for.
+    /// Costs one load when none waits.
+    pub(super) fn made_room(&self, before: u64, after: u64) {
         if !self.options.block_when_full {
             return;
         }
         let header = self.header();
-        // SYNC POINT: the cursor's store, then this load (pairs with `append`'s announce).
+        // SYNC POINT: the cursor's store, then these loads (pairs with `append`'s store of
+        // `room_wanted`, announce and look: a writer that did not see our cursor is seen here).
         fence(Ordering::SeqCst);
-        if header.room_waiters.load(Ordering::SeqCst) != 0 {
+        if header.room_waiters.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        let wanted = header.room_wanted.load(Ordering::SeqCst);
+        if before < wanted && wanted <= after {
             header.room_epoch.fetch_add(1, Ordering::SeqCst);
             sys::futex_wake(&header.room_epoch, i32::MAX);
         }

@@ -50,14 +50,15 @@ use crate::sys::layout::{Bells, Header, Slot, CLOSED};
 use crate::sys::{self, LockProbe, SharedMap};
 
 pub use read::{Cursor, Dest, ReadStep, Take};
-pub use record::{record_size, RecordHeader, RecordSource, RECORD_HEADER};
+pub use record::{padded, record_size, RecordHeader, RecordSource, RECORD_HEADER};
 
 /// The largest message a mailslot accepts when no smaller maximum is set (1 MiB).
 pub const MAX_MESSAGE_SIZE: usize = 1 << 20;
 
 pub const MAGIC: u64 = 0x4d41_494c_534c_4f54; // "MAILSLOT"
-/// Layout version 2: typed header, append lock with tokens, checksummed records.
-pub const VERSION: u32 = 2;
+/// Layout version 3: typed header, append lock with tokens, checksummed records whose 64-byte
+/// header holds a datagram's destination name (version 2 had 48-byte headers).
+pub const VERSION: u32 = 3;
 pub const MAX_INSTANCES: usize = 128;
 
 const HEADER_SIZE: usize = 4096;

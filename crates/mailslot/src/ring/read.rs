@@ -196,6 +196,7 @@ impl Ring {
     /// instance's progress into `slot` (user scope) for `status`.
     pub fn take(&self, cursor: &mut Cursor, slot: Option<usize>, dest: &mut Dest<'_>) -> Take {
         let repairs = self.repaired();
+        let before = self.waiting_at(cursor);
         let seen = match cursor {
             Cursor::Own { repairs, .. } | Cursor::Group { repairs } => repairs,
         };
@@ -235,7 +236,7 @@ impl Ring {
         }
         if matches!(take, Take::Got(..) | Take::Damaged(_)) {
             // After the cursor's mirror: that is what a waiting writer looks at.
-            self.made_room();
+            self.made_room(before, self.waiting_at(cursor));
         }
         take
     }

@@ -1,4 +1,4 @@
-//! A record of the ring: a 48-byte header and the message, padded to 8 bytes.
+//! A record of the ring: a 64-byte header and the message, padded to 8 bytes.
 //!
 //! The header is read from shared memory that any process of the user may scribble on, so it
 //! is decoded through a checked view ([`RecordView::parse`]) and its checksum (CRC-32C of the
@@ -6,7 +6,7 @@
 //! believed: a record that does not verify was not written by a writer.
 
 /// Size of a record header.
-pub const RECORD_HEADER: usize = 48;
+pub const RECORD_HEADER: usize = 64;
 
 /// Byte ranges of the record header.
 mod field {
@@ -23,6 +23,10 @@ mod field {
     pub const UID: Range<usize> = 24..28;
     pub const PORT: Range<usize> = 28..30;
     pub const NAME: Range<usize> = 32..48;
+    /// The NetBIOS name a datagram was addressed to (at most 15 bytes, NUL-padded), and its
+    /// suffix.
+    pub const DESTINATION: Range<usize> = 48..63;
+    pub const DESTINATION_SUFFIX: usize = 63;
 }
 
 const KIND_MESSAGE: u16 = 1;
@@ -41,22 +45,36 @@ pub enum RecordSource {
         port: u16,
         name: [u8; 16],
         suffix: u8,
+        /// The name the datagram was addressed to (`*` for the wildcard).
+        destination: [u8; 15],
+        destination_suffix: u8,
     },
 }
 
+/// `bytes`, cut or NUL-padded to `N`.
+pub fn padded<const N: usize>(bytes: &[u8]) -> [u8; N] {
+    let mut out = [0u8; N];
+    let n = bytes.len().min(N);
+    out[..n].copy_from_slice(&bytes[..n]);
+    out
+}
+
 impl RecordSource {
-    /// A datagram's source as a record stores it (the NetBIOS name cut or NUL-padded to 16
-    /// bytes).
-    pub fn network(ip: std::net::Ipv4Addr, port: u16, netbios_name: &str, suffix: u8) -> Self {
-        let mut name = [0u8; 16];
-        let bytes = netbios_name.as_bytes();
-        let n = bytes.len().min(16);
-        name[..n].copy_from_slice(&bytes[..n]);
+    /// A datagram's source and destination as a record stores them: (NetBIOS name, suffix)
+    /// each, the names cut or NUL-padded (16 bytes for the source, 15 for the destination).
+    pub fn network(
+        ip: std::net::Ipv4Addr,
+        port: u16,
+        source: (&str, u8),
+        destination: (&str, u8),
+    ) -> Self {
         RecordSource::Network {
             ip: ip.octets(),
             port,
-            name,
-            suffix,
+            name: padded(source.0.as_bytes()),
+            suffix: source.1,
+            destination: padded(destination.0.as_bytes()),
+            destination_suffix: destination.1,
         }
     }
 }
@@ -133,15 +151,13 @@ impl RecordView {
         let u32_at =
             |r: std::ops::Range<usize>| u32::from_le_bytes(raw[r].try_into().unwrap_or_default());
         let source = if raw[field::FLAGS] & FLAG_NETWORK != 0 {
-            let mut name = [0u8; 16];
-            name.copy_from_slice(&raw[field::NAME]);
-            let mut ip = [0u8; 4];
-            ip.copy_from_slice(&raw[field::PID_OR_IP]);
             RecordSource::Network {
-                ip,
+                ip: padded(&raw[field::PID_OR_IP]),
                 port: u16::from_le_bytes([raw[field::PORT.start], raw[field::PORT.start + 1]]),
-                name,
+                name: padded(&raw[field::NAME]),
                 suffix: raw[field::SUFFIX],
+                destination: padded(&raw[field::DESTINATION]),
+                destination_suffix: raw[field::DESTINATION_SUFFIX],
             }
         } else {
             RecordSource::Local {
@@ -184,12 +200,16 @@ pub fn encode_message(data: &[u8], seq: u64, source: &RecordSource) -> [u8; RECO
             port,
             name,
             suffix,
+            destination,
+            destination_suffix,
         } => {
             raw[field::FLAGS] = FLAG_NETWORK;
             raw[field::SUFFIX] = *suffix;
             raw[field::PID_OR_IP].copy_from_slice(ip);
             raw[field::PORT].copy_from_slice(&port.to_le_bytes());
             raw[field::NAME].copy_from_slice(name);
+            raw[field::DESTINATION].copy_from_slice(destination);
+            raw[field::DESTINATION_SUFFIX] = *destination_suffix;
         }
     }
     let crc = crc32c::crc32c_append(header_crc(&raw), data);
@@ -212,7 +232,12 @@ mod tests {
 
     #[test]
     fn round_trip_and_every_flipped_bit_is_caught() {
-        let source = RecordSource::network("10.0.0.7".parse().unwrap(), 138, "HOST", 0x20);
+        let source = RecordSource::network(
+            "10.0.0.7".parse().unwrap(),
+            138,
+            ("HOST", 0x20),
+            ("FIFTEEN-CHARS-X", 0x03),
+        );
         let data = b"hello, mailslot";
         let raw = encode_message(data, 42, &source);
         let view = RecordView::parse(raw, 4096).unwrap();

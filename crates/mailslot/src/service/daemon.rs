@@ -217,7 +217,7 @@ impl Name {
                 data,
                 source,
                 ring::APPEND_LOCK_TIMEOUT,
-                Some(Instant::now()),
+                crate::Timeout::Immediate,
             )
             .map_err(|e| Error::new(e.kind(), format!("mailslot \"{}\": {e}", self.display)))?;
         drop(inner);
@@ -596,8 +596,7 @@ impl HostService {
             let Some(entry) = lock(&state.names).get(&parsed.key()).cloned() else {
                 return forwarded;
             };
-            let source =
-                RecordSource::network(from.ip, from.port, &from.netbios_name, from.netbios_suffix);
+            let source = from.record_source();
             let appended = entry.append(data, &source);
             entry.publish();
             match (appended, forwarded) {

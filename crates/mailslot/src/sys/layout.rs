@@ -53,6 +53,9 @@ pub struct Header {
     pub room_waiters: AtomicU32,
     /// The futex word those writers sleep on: bumped by a reader that made room for them.
     pub room_epoch: AtomicU32,
+    /// The read position that wakes those writers: a reader whose cursor crosses it wakes
+    /// them (once per crossing, not once per message read).
+    pub room_wanted: AtomicU64,
 }
 
 /// One instance's slot.
@@ -85,7 +88,7 @@ pub struct Bells(pub [AtomicU32; 128]);
 /// The value of [`Header::closed`] for a closed name.
 pub const CLOSED: u32 = 0x434c_4f53; // "CLOS"
 
-const _: () = assert!(std::mem::size_of::<Header>() == 112);
+const _: () = assert!(std::mem::size_of::<Header>() == 120);
 const _: () = assert!(std::mem::size_of::<Bells>() == 512);
 const _: () = assert!(std::mem::size_of::<Slot>() == 64);
 
