@@ -139,6 +139,17 @@ pub fn printable(data: &[u8]) -> String {
     }
 }
 
+/// The first clause of a network role's reason: what went wrong, without the remedies that
+/// follow a `; ` and the details in parentheses.
+pub fn first_clause(reason: &str) -> &str {
+    let end = [reason.find("; "), reason.find(" (")]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(reason.len());
+    &reason[..end]
+}
+
 /// Prints a line and flushes at once (so pipes and tests see each message as it arrives).
 pub fn emit_line(line: &str) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();

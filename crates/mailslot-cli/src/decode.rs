@@ -1,7 +1,7 @@
 //! `mailslot decode`: print one NetBIOS datagram, or every datagram of a capture file, as JSON
 //! (DESIGN.md §4).
 
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
@@ -10,11 +10,12 @@ use mailslot_wire::NAME_SERVICE_PORT;
 use serde_json::{json, Map, Value};
 
 use crate::common::hex;
-use crate::{pcap, Global, Outcome};
+use crate::{pcap, Global, Outcome, UsageError};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The datagram as hex text (whitespace allowed), or `-` to read raw bytes from stdin.
+    /// Without HEX, --file or --pcap, hex text is read from stdin.
     #[arg(value_name = "HEX | -", conflicts_with_all = ["file", "pcap"])]
     pub hex: Option<String>,
     /// Read the raw datagram from a file (`-` = stdin).
@@ -43,7 +44,7 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<Outcome> {
         (Some(h), None) => parse_hex(h)?,
         (None, Some(p)) if p.as_os_str() == "-" => read_stdin()?,
         (None, Some(p)) => std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
-        _ => bail!("nothing to decode: give HEX, -, --file F or --pcap F"),
+        _ => hex_from_stdin()?,
     };
     let value = if global.port == NAME_SERVICE_PORT {
         decode_nbns(&bytes).map_err(|e| anyhow::anyhow!("malformed name-service packet: {e}"))?
@@ -53,6 +54,27 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<Outcome> {
     writeln!(out, "{}", Value::Object(value))?;
     out.flush()?;
     Ok(Outcome::Success)
+}
+
+/// Hex text piped in (`mailslot decode < dg.hex`); a terminal or empty input is a usage error:
+/// there is nothing to decode.
+fn hex_from_stdin() -> anyhow::Result<Vec<u8>> {
+    let nothing = |why: &str| {
+        UsageError(format!(
+            "nothing to decode ({why}): give HEX, - (raw bytes on stdin), --file F or --pcap F, \
+             or pipe hex text in"
+        ))
+    };
+    if std::io::stdin().is_terminal() {
+        bail!(nothing("standard input is a terminal"));
+    }
+    let bytes = read_stdin()?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| anyhow::anyhow!("standard input is not hex text (raw bytes: decode -)"))?;
+    if text.trim().is_empty() {
+        bail!(nothing("standard input is empty"));
+    }
+    parse_hex(text).context("standard input (hex text; raw bytes: decode -)")
 }
 
 fn read_stdin() -> anyhow::Result<Vec<u8>> {

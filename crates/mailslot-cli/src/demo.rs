@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use mailslot::{MailslotName, Scope, Writer};
 
-use crate::{Global, Outcome};
+use crate::Outcome;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -134,7 +134,7 @@ impl Drop for DemoDir {
     }
 }
 
-pub fn run(_global: &Global, args: Args) -> anyhow::Result<Outcome> {
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let base = if Path::new("/dev/shm").is_dir() {
         PathBuf::from("/dev/shm")
     } else {

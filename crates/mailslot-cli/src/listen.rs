@@ -22,9 +22,12 @@ pub struct Args {
     /// Largest message accepted, in bytes (0: the implementation maximum, 1 MiB).
     #[arg(long, default_value_t = 0)]
     pub max_size: usize,
-    /// Queue capacity in bytes before the oldest messages are dropped (and counted); at most
-    /// 1 GiB (64 MiB for a global name).
-    #[arg(long, value_parser = common::parse_capacity)]
+    /// Queue capacity: how many bytes of messages (and their record headers) a listener may
+    /// lag behind before the oldest are dropped (and counted); at most 1 GiB (64 MiB for a
+    /// global name). A minimum: it is rounded up to hold one largest message (--max-size) at
+    /// least, in whole pages; `-v` and `status` show the capacity in effect. The name's first
+    /// listener sets it.
+    #[arg(long, value_parser = common::parse_capacity, value_name = "BYTES")]
     pub capacity: Option<usize>,
     /// Exit 0 after this many messages.
     #[arg(long)]
@@ -74,35 +77,51 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<Outcome> {
         anyhow::bail!("--mode and --group apply to global names (add --global)");
     }
     let mut server = builder.open().context("cannot listen")?;
-    // A global name's network delivery is the host service's (it holds the port).
-    let role = if global.global {
+    tracing::debug!(
+        "mailslot \"{}\": capacity {} bytes of messages and headers{}",
+        server.name(),
+        server.capacity(),
+        match args.capacity {
+            Some(asked) => format!(
+                " (asked for {asked}: rounded up to one largest message and whole pages, or \
+                 set by the name's first listener)"
+            ),
+            None => String::new(),
+        }
+    );
+    // A global name's network delivery is the host service's (it holds the port). The watch
+    // says (once, before the first message) what the role does for this process.
+    let _role = if global.global {
         None
     } else {
         crate::network::start_role(global, server.dir())?
     };
-    if let Some(role) = &role {
-        // Reports an unavailable port once (on stderr) before the first message.
-        crate::network::settle(role);
-    }
-    if !args.json {
-        eprintln!(
-            "listening on mailslot \"{}\"{} (instance {:016x}); Ctrl-C to stop",
-            server.name(),
-            if args.shared { " (shared)" } else { "" },
-            server.instance_id()
-        );
+    let listening = format!(
+        "listening on \"{}\"{} (instance {:016x}); Ctrl-C to stop",
+        server.name(),
+        if args.shared { " (shared)" } else { "" },
+        server.instance_id()
+    );
+    // With --json the command says only what it must on stderr (scripts read its output).
+    if args.json {
+        tracing::debug!("{listening}");
+    } else {
+        tracing::info!("{listening}");
     }
     let mut received = 0u64;
     while args.count.is_none_or(|count| received < count) {
         let message = match server.recv() {
             Ok(message) => message,
             Err(e) if e.kind() == ErrorKind::TimedOut => {
-                if !args.json {
-                    eprintln!(
-                        "mailslot \"{}\": no message within {} ms",
-                        server.name(),
-                        args.timeout.unwrap_or(0)
-                    );
+                let line = format!(
+                    "mailslot \"{}\": no message within {} ms",
+                    server.name(),
+                    args.timeout.unwrap_or(0)
+                );
+                if args.json {
+                    tracing::debug!("{line}");
+                } else {
+                    tracing::info!("{line}");
                 }
                 return Ok(Outcome::Timeout);
             }

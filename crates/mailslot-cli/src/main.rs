@@ -1,4 +1,5 @@
-//! The `mailslot` command: listen, send, status, serve, decode and demo.
+//! The `mailslot` command: listen, send, status, serve, decode, demo, chat, and its own
+//! completions and man pages.
 //!
 //! Exit codes: 0 success, 1 error (one line on stderr naming the mailslot and the cause),
 //! 2 usage (bad options, arguments or targets, caught by clap or later), 3 timeout.
@@ -6,75 +7,43 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod chat;
 mod common;
 mod decode;
 mod demo;
+mod help;
 mod listen;
+mod logging;
 mod network;
+mod options;
 mod pcap;
 mod send;
 mod serve;
 mod status;
 
-/// Options shared by every subcommand (DESIGN.md §4); each also reads an environment variable.
-#[derive(Debug, Clone, clap::Args)]
-pub struct Global {
-    /// Runtime directory holding this host's mailslots.
-    #[arg(long, env = "MAILSLOT_DIR", global = true)]
-    pub dir: Option<std::path::PathBuf>,
-    /// Use the global scope: names shared between users through the host service
-    /// (`mailslot serve --system`), instead of the user's own directory.
-    #[arg(long, global = true)]
-    pub global: bool,
-    /// UDP port of the NetBIOS datagram service.
-    #[arg(long, env = "MAILSLOT_PORT", default_value_t = 138, global = true)]
-    pub port: u16,
-    /// Local address to bind the network role's socket to.
-    #[arg(long, global = true)]
-    pub bind: Option<std::net::Ipv4Addr>,
-    /// Broadcast address for group targets (repeatable; default: every interface's).
-    #[arg(long = "broadcast", global = true)]
-    pub broadcast: Vec<std::net::Ipv4Addr>,
-    /// Our NetBIOS name (default: the host name, upper case, at most 15 characters).
-    #[arg(long, env = "MAILSLOT_NETBIOS_NAME", global = true)]
-    pub netbios_name: Option<String>,
-    /// Our workgroup.
-    #[arg(
-        long,
-        env = "MAILSLOT_WORKGROUP",
-        default_value = "WORKGROUP",
-        global = true
-    )]
-    pub workgroup: String,
-    /// Local mailslots only: never take the network role.
-    #[arg(long, env = "MAILSLOT_NO_NETWORK", global = true,
-          value_parser = clap::builder::BoolishValueParser::new())]
-    pub no_network: bool,
-    /// If another program (Samba's nmbd) holds the port, bind alongside it with SO_REUSEADDR:
-    /// broadcasts reach both; unicast reaches only the program bound to the interface address
-    /// (nmbd), never us.
-    #[arg(long, global = true)]
-    pub share_port: bool,
-    /// Deliver every mailslot write the role receives, whatever its destination name.
-    #[arg(long, global = true)]
-    pub accept_any: bool,
-    /// Do not answer NetBIOS name queries for our name on UDP 137.
-    #[arg(long, global = true)]
-    pub no_name_service: bool,
-}
+pub use options::Global;
+use options::{LogArgs, NetworkArgs, PortArg, ScopeArgs};
 
 #[derive(Debug, Parser)]
 #[command(
     name = "mailslot",
     version,
-    about = "Shared mailslots for Linux, Windows-compatible on the LAN"
+    about = "Shared mailslots for Linux, Windows-compatible on the LAN",
+    after_help = help::after(help::TOP),
+    subcommand_value_name = "COMMAND"
 )]
 struct Cli {
     #[command(flatten)]
-    global: Global,
+    log: LogArgs,
+    // Also accepted here, ahead of the subcommand (`mailslot --global listen NEWS`), for the
+    // subcommands that take them.
+    #[command(flatten)]
+    scope: ScopeArgs,
+    #[command(flatten)]
+    network: NetworkArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -82,19 +51,78 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Open a mailslot as a server and print each message.
-    Listen(listen::Args),
+    #[command(after_help = help::after(help::LISTEN))]
+    Listen {
+        #[command(flatten)]
+        args: listen::Args,
+        #[command(flatten)]
+        scope: ScopeArgs,
+        #[command(flatten)]
+        network: NetworkArgs,
+    },
     /// Send one message to a local mailslot, a host, a workgroup or `*`.
-    Send(send::Args),
+    #[command(after_help = help::after(help::SEND))]
+    Send {
+        #[command(flatten)]
+        args: send::Args,
+        #[command(flatten)]
+        scope: ScopeArgs,
+        #[command(flatten)]
+        network: NetworkArgs,
+    },
     /// Show the mailslots of this host, their instances, and the network role.
-    Status(status::Args),
+    #[command(after_help = help::after(help::STATUS))]
+    Status {
+        #[command(flatten)]
+        args: status::Args,
+        #[command(flatten)]
+        scope: ScopeArgs,
+        #[command(flatten)]
+        port: PortArg,
+    },
     /// Decode one NetBIOS datagram (hex, raw file, stdin) or every datagram of a pcap file.
-    Decode(decode::Args),
+    #[command(after_help = help::after(help::DECODE))]
+    Decode {
+        #[command(flatten)]
+        args: decode::Args,
+        #[command(flatten)]
+        port: PortArg,
+    },
     /// A self-contained show of shared mailslots on this host (no privileges needed).
+    #[command(after_help = help::after(help::DEMO))]
     Demo(demo::Args),
     /// A terminal messenger (WinPopup-like) over the shared MESSNGR mailslot.
-    Chat(chat::Args),
+    #[command(after_help = help::after(help::CHAT))]
+    Chat {
+        #[command(flatten)]
+        args: chat::Args,
+        #[command(flatten)]
+        scope: ScopeArgs,
+        #[command(flatten)]
+        network: NetworkArgs,
+    },
     /// Hold the host's network role (UDP 138) until SIGINT/SIGTERM, delivering to local mailslots.
-    Serve(serve::Args),
+    #[command(after_help = help::after(help::SERVE))]
+    Serve {
+        #[command(flatten)]
+        args: serve::Args,
+        #[command(flatten)]
+        scope: ScopeArgs,
+        #[command(flatten)]
+        network: NetworkArgs,
+    },
+    /// Print the shell completion script of mailslot (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = help::after(help::COMPLETIONS))]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page of mailslot, or of one of its commands, as roff.
+    #[command(after_help = help::after(help::MAN))]
+    Man {
+        /// The command whose page to print (mailslot-COMMAND(1)); none: mailslot(1).
+        command: Option<String>,
+    },
 }
 
 /// What a subcommand asks `main` to exit with, beyond plain success.
@@ -105,15 +133,55 @@ pub enum Outcome {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Listen(args) => listen::run(&cli.global, args),
-        Command::Send(args) => send::run(&cli.global, args),
-        Command::Status(args) => status::run(&cli.global, args),
-        Command::Decode(args) => decode::run(&cli.global, args),
-        Command::Demo(args) => demo::run(&cli.global, args),
-        Command::Chat(args) => chat::run(&cli.global, args),
-        Command::Serve(args) => serve::run(&cli.global, args),
+    let cli = parse();
+    logging::init(cli.log);
+    let Cli {
+        log,
+        scope: scope_ahead,
+        network: network_ahead,
+        command,
+    } = cli;
+    let settings = |scope: ScopeArgs, network: NetworkArgs| {
+        Global::new(
+            scope.or(scope_ahead.clone()),
+            network.or(network_ahead.clone()),
+            log,
+        )
+    };
+    let only_port = |port: PortArg| NetworkArgs {
+        port,
+        ..NetworkArgs::default()
+    };
+    let result = match command {
+        Command::Listen {
+            args,
+            scope,
+            network,
+        } => listen::run(&settings(scope, network), args),
+        Command::Send {
+            args,
+            scope,
+            network,
+        } => send::run(&settings(scope, network), args),
+        Command::Status { args, scope, port } => {
+            status::run(&settings(scope, only_port(port)), args)
+        }
+        Command::Decode { args, port } => {
+            decode::run(&settings(ScopeArgs::default(), only_port(port)), args)
+        }
+        Command::Demo(args) => demo::run(args),
+        Command::Chat {
+            args,
+            scope,
+            network,
+        } => chat::run(&settings(scope, network), args),
+        Command::Serve {
+            args,
+            scope,
+            network,
+        } => serve::run(&settings(scope, network), args),
+        Command::Completions { shell } => Ok(help::completions(shell, Cli::command())),
+        Command::Man { command } => help::man(Cli::command(), command.as_deref()),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
@@ -126,10 +194,55 @@ fn main() -> ExitCode {
                 eprintln!("mailslot: {line}");
                 return ExitCode::from(2);
             }
-            eprintln!("mailslot: {err:#}");
+            eprintln!("mailslot: {}", error_line(&err));
             ExitCode::from(if is_usage(&err) { 2 } else { 1 })
         }
     }
+}
+
+/// The command line, parsed; exits 2 (usage) when an option given ahead of the subcommand is
+/// one that subcommand does not take (`mailslot --share-port decode`).
+fn parse() -> Cli {
+    let mut command = Cli::command();
+    let matches = command.get_matches_mut();
+    if let Some((name, _)) = matches.subcommand() {
+        let sub = command
+            .find_subcommand(name)
+            .expect("clap parsed a subcommand it knows");
+        let stray = command.get_arguments().find(|arg| {
+            let id = arg.get_id();
+            !arg.is_global_set()
+                && matches.value_source(id.as_str()) == Some(ValueSource::CommandLine)
+                && !sub.get_arguments().any(|a| a.get_id() == id)
+        });
+        if let Some(arg) = stray {
+            let option = arg
+                .get_long()
+                .map_or_else(|| arg.get_id().to_string(), |long| format!("--{long}"));
+            let message = format!("{option} does not apply to `mailslot {name}`");
+            command
+                .error(clap::error::ErrorKind::ArgumentConflict, message)
+                .exit();
+        }
+    }
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// The error and its causes on one line, each said once: the library's errors already end
+/// with their cause's text, which `{:#}` would repeat.
+fn error_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.ends_with(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 /// A usage error found after clap: the arguments parse but cannot mean anything (exit 2).

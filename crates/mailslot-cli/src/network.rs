@@ -1,11 +1,14 @@
 //! The CLI's side of the network role: taking part in it while a mailslot is open, remote
 //! sends, and the role's status. The role itself lives in `mailslot::net`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::Context;
-use mailslot::net::{self, NetConfig, NetRole, RoleState, SendOptions, Sink};
+use mailslot::net::{self, NetConfig, NetRole, Reporter, RoleState, SendOptions, SendPath, Sink};
 use mailslot::{MailslotName, Target};
 use serde_json::{json, Value};
 
@@ -27,26 +30,135 @@ pub fn config(global: &Global, dir: &Path) -> NetConfig {
     config.share_port = global.share_port;
     config.accept_any = global.accept_any;
     config.name_service = !global.no_name_service;
+    // The role's own reports repeat, at length, what `RoleWatch` says in one line.
+    config.reporter = Reporter::new(|line| tracing::debug!("{line}"));
     config
 }
 
 /// Makes this process a candidate for the host's network role while the result lives: if no
 /// other live process holds it, this one binds the port and delivers what arrives into this
 /// host's mailslots (every name, not only `dir`'s one it opened). `None` with `--no-network`.
-pub fn start_role(global: &Global, dir: &Path) -> anyhow::Result<Option<NetRole>> {
+///
+/// What the role does for this process is said in one line each time it changes (see
+/// [`describe`]), the first before this returns.
+pub fn start_role(global: &Global, dir: &Path) -> anyhow::Result<Option<RoleWatch>> {
     if global.no_network {
         return Ok(None);
     }
     let config = config(global, dir);
-    let role =
-        NetRole::start(config, Sink::Local).context("cannot take part in the network role")?;
-    Ok(Some(role))
+    let role = Arc::new(
+        NetRole::start(config.clone(), Sink::Local)
+            .context("cannot take part in the network role")?,
+    );
+    Ok(Some(RoleWatch::start(role, config.dir, config.port)?))
 }
 
-/// Waits briefly for the role to settle, so that `listen` reports an unavailable port (once)
-/// before its first message.
-pub fn settle(role: &NetRole) -> RoleState {
-    role.wait_settled(Duration::from_millis(500))
+/// The network role of a `listen`, and a thread that says what it does when that changes
+/// (this process takes over the port, or loses it). Dropping it releases the role (passing it
+/// on), within [`RoleWatch::SLICE`].
+#[derive(Debug)]
+pub struct RoleWatch {
+    role: Option<Arc<NetRole>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl RoleWatch {
+    /// How long the watcher holds the role between looks at `stop`.
+    const SLICE: Duration = Duration::from_millis(100);
+
+    fn start(role: Arc<NetRole>, dir: PathBuf, port: u16) -> anyhow::Result<RoleWatch> {
+        // The role starts as Waiting before it has even tried the lock: let it settle so that
+        // an unavailable port is said (once) before the first message.
+        let first = role.wait_settled(Duration::from_millis(500));
+        describe(&first, &dir, port);
+        let stop = Arc::new(AtomicBool::new(false));
+        // The watcher holds the role only while it waits: the last strong reference, and so
+        // the release, stays with `listen`, or with the watcher's last slice when it stops.
+        let weak: Weak<NetRole> = Arc::downgrade(&role);
+        let stopping = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("role watch".into())
+            .spawn(move || {
+                let mut last = first;
+                while !stopping.load(Ordering::Relaxed) && !is_final(&last) {
+                    let Some(role) = weak.upgrade() else { return };
+                    let state = role.wait_until(Self::SLICE, |s| *s != last);
+                    drop(role);
+                    if state != last {
+                        describe(&state, &dir, port);
+                        last = state;
+                    }
+                }
+            })
+            .context("cannot start a thread")?;
+        Ok(RoleWatch {
+            role: Some(role),
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for RoleWatch {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        drop(self.role.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// States the role never leaves (until it is started again).
+fn is_final(state: &RoleState) -> bool {
+    matches!(
+        state,
+        RoleState::Unavailable { .. } | RoleState::Stopped { .. }
+    )
+}
+
+/// One line about what the role's `state` means for a `listen`: what it opened, or why the LAN
+/// is out of reach (in short; `status` and `-v` give the whole reason). Waiting for another
+/// holder, or the host service holding the port, is normal and said only with `-v`.
+fn describe(state: &RoleState, dir: &Path, port: u16) {
+    match state {
+        RoleState::Holding { local, shared } => {
+            let name_service = net::status(dir, port)
+                .name_service
+                .unwrap_or_else(|| "off".to_owned());
+            tracing::info!(
+                "opened UDP {local}{} for this host's mailslots on the LAN (the network role); \
+                 name service: {}",
+                if *shared {
+                    " alongside another program"
+                } else {
+                    ""
+                },
+                common::safe(&name_service)
+            );
+        }
+        // (The role's own report, at debug level, gives the whole reason.)
+        RoleState::Unavailable { reason } => {
+            tracing::info!(
+                "no LAN for this process: {} (`mailslot status` says why; --no-network skips \
+                 the LAN)",
+                common::first_clause(reason)
+            );
+        }
+        RoleState::Stopped {
+            reason: Some(reason),
+        } => tracing::warn!("the network role on UDP port {port} stopped: {reason}"),
+        RoleState::Waiting => {
+            let holder = net::status(dir, port).holder_pid;
+            let who = holder.map_or("another process".to_owned(), |p| format!("pid {p}"));
+            tracing::debug!("{who} holds the network role on UDP port {port} and delivers here");
+        }
+        RoleState::ViaService { port } => tracing::debug!(
+            "the host service holds UDP port {port} and passes this directory's datagrams on"
+        ),
+        RoleState::Starting | RoleState::Stopped { reason: None } => {}
+    }
 }
 
 pub fn send_remote(
@@ -81,28 +193,37 @@ pub fn send_remote(
     }
     let report = net::send(&config, &target, name.as_str(), data, &options)
         .with_context(|| format!("mailslot \"{name}\": cannot send"))?;
-    if args.verbose {
-        eprintln!(
-            "sent {} bytes as {} to {}<{:02x}> via {:?} (source port {}) to {}",
-            report.datagram_len,
-            if report.group {
-                "a group datagram"
-            } else {
-                "a unique datagram"
-            },
-            report.destination_name.0,
-            report.destination_name.1,
-            report.path,
-            report.source_port,
-            report
-                .destinations
-                .iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
+    tracing::debug!("{}", sent_line(&report));
     Ok(Outcome::Success)
+}
+
+/// What `send -v` says about a datagram that left: how, where to, from which port.
+fn sent_line(report: &net::SendReport) -> String {
+    let how = match report.path {
+        SendPath::Role => "from this process, which holds the network role",
+        SendPath::Handoff => "through the process that holds this host's network role",
+        SendPath::Ephemeral => {
+            "from a temporary port, as no process of this host holds the network role"
+        }
+    };
+    format!(
+        "sent {} bytes as a {} datagram for {}<{:02x}> to {}, {how} (source port {})",
+        report.datagram_len,
+        if report.group {
+            "group (broadcast)"
+        } else {
+            "unique (direct)"
+        },
+        common::safe(&report.destination_name.0),
+        report.destination_name.1,
+        report
+            .destinations
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        report.source_port,
+    )
 }
 
 /// The `network` object of `status --json` (DESIGN.md §4).

@@ -47,9 +47,6 @@ pub struct Args {
     /// local master browser (default 00; 03 for --messenger to a host).
     #[arg(long, value_parser = parse_suffix)]
     pub suffix: Option<u8>,
-    /// Say where the datagram went.
-    #[arg(long, short)]
-    pub verbose: bool,
 }
 
 /// The message body the arguments describe.

@@ -28,7 +28,7 @@ use crate::{common, Global, Outcome};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
-    // --accept-any, --share-port and --no-name-service are global options (main.rs).
+    // --accept-any, --share-port and --no-name-service are network options (options.rs).
     /// UDP port of the NetBIOS name service.
     #[arg(long, default_value_t = net::DEFAULT_NAME_SERVICE_PORT)]
     pub name_service_port: u16,
@@ -36,9 +36,6 @@ pub struct Args {
     /// mailslots, once).
     #[arg(long)]
     pub drop_own: bool,
-    /// Print one line per delivered or dropped network message on stderr.
-    #[arg(long, short)]
-    pub verbose: bool,
     /// Run as the host service: own the global names (for every local user) and the port.
     #[arg(long)]
     pub system: bool,
@@ -64,29 +61,34 @@ fn config_in(global: &Global, args: &Args, dir: &std::path::Path) -> NetConfig {
     c
 }
 
-/// Local delivery into `dir`: the role's own sink, or, to log each outcome when `verbose`,
-/// the library's `Deliverer::callback` wrapped in the log.
-pub fn local_delivery(dir: std::path::PathBuf, verbose: bool) -> Sink {
-    if verbose {
-        Sink::Callback(logged(Deliverer::callback(dir), verbose))
+/// Whether each delivered or dropped datagram is logged (`serve -v`).
+fn per_datagram_log() -> bool {
+    tracing::enabled!(tracing::Level::DEBUG)
+}
+
+/// Local delivery into `dir`: the role's own sink, or, to log each outcome (`-v`), the
+/// library's `Deliverer::callback` wrapped in the log.
+fn local_delivery(dir: std::path::PathBuf) -> Sink {
+    if per_datagram_log() {
+        Sink::Callback(logged(Deliverer::callback(dir)))
     } else {
         Sink::Local
     }
 }
 
-/// `deliver`, logging each outcome on stderr when `verbose`.
-fn logged(deliver: DeliverFn, verbose: bool) -> DeliverFn {
-    if !verbose {
+/// `deliver`, logging each outcome (`-v`).
+fn logged(deliver: DeliverFn) -> DeliverFn {
+    if !per_datagram_log() {
         return deliver;
     }
     Arc::new(move |name: &str, data: &[u8], source: &NetSource| {
         let outcome = deliver(name, data, source);
-        eprintln!(
-            "mailslot serve: {} bytes for {name:?} from {}:{} ({}): {outcome:?}",
+        tracing::debug!(
+            "{} bytes for {name:?} from {}:{} ({}): {outcome:?}",
             data.len(),
             source.ip,
             source.port,
-            source.netbios_name
+            common::safe(&source.netbios_name)
         );
         outcome
     })
@@ -105,13 +107,13 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<Outcome> {
     }
     let config = config(global, &args)?;
     if common::my_uid() == 0 {
-        eprintln!(
-            "mailslot serve: delivering into {} only (root's own names); to receive the LAN \
-             for every user of this host, run `mailslot serve --system` (the host service)",
+        tracing::info!(
+            "delivering into {} only (root's own names); to receive the LAN for every user of \
+             this host, run `mailslot serve --system` (the host service)",
             config.dir.display()
         );
     }
-    let sink = local_delivery(config.dir.clone(), args.verbose);
+    let sink = local_delivery(config.dir.clone());
     hold_role(config, sink, &stop, false)
 }
 
@@ -122,8 +124,8 @@ fn run_system(global: &Global, args: &Args, stop: &Arc<AtomicBool>) -> anyhow::R
         .clone()
         .unwrap_or_else(|| std::path::PathBuf::from(mailslot::service::DEFAULT_GLOBAL_DIR));
     let service = Arc::new(HostService::bind(&dir).context("cannot start the host service")?);
-    eprintln!(
-        "mailslot serve: host service on {} (global names for every local user)",
+    tracing::info!(
+        "host service on {} (global names for every local user)",
         dir.join(mailslot::service::SOCKET_NAME).display()
     );
     let serving = {
@@ -142,7 +144,7 @@ fn run_system(global: &Global, args: &Args, stop: &Arc<AtomicBool>) -> anyhow::R
     } else {
         let mut config = config_in(global, args, &dir);
         config.via_host_service = false;
-        let deliver = logged(service.network_delivery(config.port), args.verbose);
+        let deliver = logged(service.network_delivery(config.port));
         hold_role(config, Sink::Callback(deliver), stop, true)
     };
     stop.store(true, Ordering::Relaxed);
@@ -167,6 +169,8 @@ fn hold_role(
     // uncontended start does not announce a wait.
     role.wait_settled(Duration::from_millis(500));
     let mut last: Option<RoleState> = None;
+    // A standby that never held the role has nothing to release when it stops.
+    let mut held = false;
     let mut conflict_told = false;
     // Signals only set a flag: wake up a few times a second to look at it (and at the state).
     while !stop.load(Ordering::Relaxed) {
@@ -175,10 +179,12 @@ fn hold_role(
         if !conflict_told && matches!(state, RoleState::Holding { .. }) {
             // Not a state of the role: the holder records it in the state file.
             if let Some((name, defender)) = net::status(&config.dir, config.port).name_conflict {
-                eprintln!(
-                    "mailslot serve: NetBIOS name {name} is held by {defender}: this host does \
-                     not answer for it (datagrams to it that reach this host are still \
-                     delivered); use another --netbios-name to be reachable by name"
+                tracing::warn!(
+                    "NetBIOS name {} is held by {}: this host does not answer for it \
+                     (datagrams to it that reach this host are still delivered); use another \
+                     --netbios-name to be reachable by name",
+                    common::safe(&name),
+                    common::safe(&defender)
                 );
                 conflict_told = true;
             }
@@ -190,19 +196,19 @@ fn hold_role(
             RoleState::Waiting => {
                 let holder = net::status(&config.dir, config.port).holder_pid;
                 let who = holder.map_or("another process".to_string(), |p| format!("pid {p}"));
-                eprintln!(
-                    "mailslot serve: waiting for the network role on UDP port {} (held by {who})",
+                tracing::info!(
+                    "waiting for the network role on UDP port {} (held by {who})",
                     config.port
                 );
             }
             RoleState::Starting => {}
             RoleState::Holding { local, shared } => {
+                held = true;
                 let ns = net::status(&config.dir, config.port)
                     .name_service
                     .unwrap_or_default();
-                eprintln!(
-                    "mailslot serve: holding the network role on {local}{} as {} in {}; name \
-                     service: {ns}",
+                tracing::info!(
+                    "holding the network role on {local}{} as {} in {}; name service: {ns}",
                     if *shared {
                         " (shared with another program)"
                     } else {
@@ -213,15 +219,15 @@ fn hold_role(
                 );
             }
             RoleState::ViaService { port } => {
-                eprintln!(
-                    "mailslot serve: the host service holds UDP port {port}; receiving this \
-                     directory's datagrams through it"
+                tracing::info!(
+                    "the host service holds UDP port {port}; receiving this directory's \
+                     datagrams through it"
                 );
             }
             RoleState::Unavailable { reason } if keep_serving => {
-                eprintln!(
-                    "mailslot serve: no network role on UDP port {}: {reason}; global names \
-                     keep working on this host",
+                tracing::warn!(
+                    "no network role on UDP port {}: {reason}; global names keep working on \
+                     this host",
                     config.port
                 );
             }
@@ -240,9 +246,16 @@ fn hold_role(
     }
     let counters = role.counters();
     drop(role);
-    eprintln!(
-        "mailslot serve: released the network role (received {}, delivered {}, dropped: {} \
-         malformed, {} without a mailslot, {} fragments)",
+    if !held {
+        tracing::info!(
+            "stopped; this process never held the network role on UDP port {}",
+            config.port
+        );
+        return Ok(Outcome::Success);
+    }
+    tracing::info!(
+        "released the network role (received {}, delivered {}, dropped: {} malformed, {} \
+         without a mailslot, {} fragments)",
         counters.received,
         counters.delivered,
         counters.dropped_malformed,

@@ -493,7 +493,7 @@ fn the_service_takes_only_a_directory_nobody_else_could_have_planted() {
     for (dir, why) in [
         (&open, "writable by others"),
         (&theirs, "belongs to uid"),
-        (&link, "not a directory"),
+        (&link, "is a symbolic link"),
     ] {
         let mut svc = Proc::spawn(mailslot(
             None,

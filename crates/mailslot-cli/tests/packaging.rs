@@ -7,8 +7,12 @@
 //!
 //! Nothing is started: no running systemd is needed (containers included).
 //!
-//! Tool policy: without `systemd-analyze` a test prints `SKIP:` and passes, unless `CI` is
-//! `true`, where it fails. Each command runs with a deadline that only guards against hangs.
+//! The Debian package (`scripts/build-deb.sh`, cargo-deb) is built, installed with `dpkg -i`,
+//! used (`mailslot --version`, `man mailslot`, the bash completion loads) and removed.
+//!
+//! Tool policy: without `systemd-analyze` (or root, dpkg, cargo-deb and man for the package)
+//! a test prints `SKIP:` and passes, unless `CI` is `true`, where it fails. Each command runs
+//! with a deadline that only guards against hangs.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -236,4 +240,165 @@ fn exposure_line_parses() {
         Some(96)
     );
     assert_eq!(overall_exposure_tenths("nothing"), None);
+}
+
+/// The Debian package, built by `scripts/build-deb.sh`, installed with `dpkg -i`, used and
+/// removed with `dpkg -r`. Needs root, dpkg and cargo-deb (CI has them: `.ci/run`); it does
+/// not replace a `mailslot` another install put in /usr/bin (outside CI it skips then).
+#[test]
+fn deb_installs_a_working_command_man_pages_and_completions() {
+    const DEB_GUARD: Duration = Duration::from_secs(40 * 60);
+    let ci = std::env::var("CI").as_deref() == Ok("true");
+    let skip = |why: &str| {
+        assert!(!ci, "CI: deb test: {why}");
+        eprintln!("SKIP: deb test: {why}");
+    };
+    if !std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+    {
+        return skip("needs root (dpkg -i)");
+    }
+    for (tool, install) in [
+        ("dpkg", "a Debian system"),
+        ("cargo-deb", "cargo install cargo-deb --locked"),
+        ("man", "apt-get install man-db"),
+    ] {
+        if !Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+        {
+            return skip(&format!("{tool} is not installed ({install})"));
+        }
+    }
+    let installed = |path: &str| {
+        Command::new("dpkg")
+            .args(["-S", path])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if Path::new("/usr/bin/mailslot").exists() && !ci {
+        return skip("/usr/bin/mailslot exists already: not replacing it");
+    }
+
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let built = run_guarded(
+        Command::new("bash")
+            .arg(root.join("scripts/build-deb.sh"))
+            .current_dir(&root),
+        DEB_GUARD,
+    );
+    assert!(
+        built.success,
+        "build-deb.sh: {}\n{}",
+        built.status, built.output
+    );
+    let deb = built
+        .output
+        .lines()
+        .rev()
+        .find(|l| l.trim_end().ends_with(".deb"))
+        .map(|l| root.join(l.trim()))
+        .unwrap_or_else(|| panic!("build-deb.sh named no .deb:\n{}", built.output));
+
+    /// Removes the package however the test ends.
+    struct Installed;
+    impl Drop for Installed {
+        fn drop(&mut self) {
+            let _ = Command::new("dpkg").args(["-r", "mailslot"]).output();
+        }
+    }
+    let dpkg = run_guarded(Command::new("dpkg").arg("-i").arg(&deb), DEADLINE);
+    let package = Installed;
+    assert!(dpkg.success, "dpkg -i {}: {}", deb.display(), dpkg.output);
+    assert!(
+        installed("/usr/bin/mailslot"),
+        "dpkg does not own /usr/bin/mailslot"
+    );
+
+    let version = run_guarded(Command::new("/usr/bin/mailslot").arg("--version"), DEADLINE);
+    assert_eq!(
+        version.output.trim(),
+        format!("mailslot {}", env!("CARGO_PKG_VERSION"))
+    );
+    for page in ["mailslot", "mailslot-listen", "mailslot-status"] {
+        let man = run_guarded(
+            Command::new("man")
+                .arg(page)
+                .env("MANPAGER", "cat")
+                .env("MANWIDTH", "100"),
+            DEADLINE,
+        );
+        assert!(
+            man.success && man.output.contains("EXIT STATUS") && man.output.contains("EXAMPLES"),
+            "man {page}: {}\n{}",
+            man.status,
+            man.output
+        );
+    }
+    let completion = run_guarded(
+        Command::new("bash").args([
+            "-c",
+            "source /usr/share/bash-completion/completions/mailslot && complete -p mailslot",
+        ]),
+        DEADLINE,
+    );
+    assert!(
+        completion.success && completion.output.contains("mailslot"),
+        "{}",
+        completion.output
+    );
+    for file in [
+        "/usr/share/zsh/vendor-completions/_mailslot",
+        "/usr/share/fish/vendor_completions.d/mailslot.fish",
+        "/usr/share/doc/mailslot/LICENSE-MIT",
+        "/usr/share/doc/mailslot/LICENSE-APACHE",
+    ] {
+        assert!(installed(file), "{file} is not in the package");
+    }
+    assert_eq!(
+        std::fs::read_to_string("/usr/lib/systemd/system/mailslot.service").unwrap(),
+        std::fs::read_to_string(unit_source()).unwrap(),
+        "the package's unit is packaging/systemd/mailslot.service"
+    );
+
+    drop(package);
+    assert!(
+        !Path::new("/usr/bin/mailslot").exists() && !installed("/usr/bin/mailslot"),
+        "dpkg -r left /usr/bin/mailslot"
+    );
+}
+
+/// Runs `cmd` to its end (stdout then stderr in `output`); panics after killing it when it
+/// outlives `guard`.
+fn run_guarded(cmd: &mut Command, guard: Duration) -> Run {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let stdout = drain(child.stdout.take().unwrap());
+    let stderr = drain(child.stderr.take().unwrap());
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if start.elapsed() > guard {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} still running after {guard:?}: killed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut output = stdout.join().expect("stdout reader");
+    output.push_str(&stderr.join().expect("stderr reader"));
+    Run {
+        success: status.success(),
+        status: status.to_string(),
+        output,
+    }
 }

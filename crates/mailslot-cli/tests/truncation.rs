@@ -83,7 +83,7 @@ fn listen(dir: &PrivateDir, name: &str) -> Listener {
     });
     loop {
         match rx.recv_timeout(HANG) {
-            Ok(line) if line.starts_with("listening on") => break,
+            Ok(line) if line.contains("listening on") => break,
             Ok(_) => continue,
             Err(e) => panic!("mailslot listen did not start: {e}"),
         }

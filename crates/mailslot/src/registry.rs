@@ -461,6 +461,7 @@ fn damaged_status(name: &MailslotName, file: &File) -> Option<MailslotStatus> {
         refused: 0,
         repaired: 0,
         damaged: true,
+        capacity: None,
         instances,
     })
 }
@@ -520,6 +521,9 @@ pub struct MailslotStatus {
     /// known: the counters are zero, `shared` and `deliver_one` are guesses, and ids, pids and
     /// uids are zero where the file lost their slot.
     pub damaged: bool,
+    /// The capacity in effect, in bytes of records ([`crate::ServerBuilder::capacity`] is
+    /// rounded up); `None` when unknown (a damaged file, a global name).
+    pub capacity: Option<u64>,
     pub instances: Vec<InstanceStatus>,
 }
 
@@ -639,6 +643,7 @@ pub fn status_of(dir: &Path, name: &MailslotName) -> Result<Option<MailslotStatu
         refused: ring.refused(),
         repaired: ring.repaired(),
         damaged: ring.truncated(),
+        capacity: Some(ring.capacity()),
         instances,
     }))
 }

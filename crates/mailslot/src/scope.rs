@@ -62,7 +62,31 @@ pub fn user_dir() -> PathBuf {
     PathBuf::from(format!("/dev/shm/mailslot-{}", sys::current_uid()))
 }
 
+/// `PermissionDenied` naming `dir` (`what`: "the runtime directory") when it is a symbolic
+/// link: a mailslot directory is used only as itself, since a link (or its target's parent)
+/// may be changed by someone else to lead elsewhere. Checked first, so that a dangling link
+/// is not reported as the "File exists" of creating it.
+pub(crate) fn refuse_symlink(dir: &Path, what: &str) -> Result<(), Error> {
+    match fs::symlink_metadata(dir) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            let target = fs::read_link(dir)
+                .map(|t| format!(" (to {})", t.display()))
+                .unwrap_or_default();
+            Err(Error::new(
+                ErrorKind::PermissionDenied,
+                format!(
+                    "{what} {} is a symbolic link{target}: refused for security (a link can \
+                     be redirected); give the directory itself",
+                    dir.display()
+                ),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn ensure_private_dir(dir: &Path) -> Result<PathBuf, Error> {
+    refuse_symlink(dir, "the runtime directory")?;
     match fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)

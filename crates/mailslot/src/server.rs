@@ -452,6 +452,16 @@ impl Server {
         }
     }
 
+    /// The name's capacity in effect, in bytes of records (what [`ServerBuilder::capacity`]
+    /// became: rounded up to hold one largest message at least, in whole pages; or what the
+    /// name's first instance chose).
+    pub fn capacity(&self) -> u64 {
+        match &self.link {
+            Link::Local(local) => local.member.ring.capacity(),
+            Link::Global(global) => global.ring.capacity(),
+        }
+    }
+
     /// The runtime directory this server lives in (the host service's, for a global name).
     pub fn dir(&self) -> &std::path::Path {
         match &self.link {

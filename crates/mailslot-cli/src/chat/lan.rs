@@ -4,7 +4,7 @@
 //! Nothing else in the chat touches the network; with `--no-network` this module is not used.
 
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -34,17 +34,14 @@ pub fn default_netbios_name() -> String {
 }
 
 /// Joins the election for the host's network role. The holder delivers every datagram it
-/// receives into this host's mailslots (all names, every instance), like any holder; reports
-/// and changes of the role's state come to the chat as events, never to the terminal.
+/// receives into this host's mailslots (all names, every instance), like any holder; changes
+/// of the role's state come to the chat as events, never to the terminal. (The role's own
+/// reports only repeat at length what its state says: they are not shown.)
 ///
 /// # Errors
 /// When the role cannot even be asked for (a bad NetBIOS name, no runtime directory).
 pub fn start_role(mut config: NetConfig, events: Sender<Event>) -> anyhow::Result<Arc<NetRole>> {
-    let reports = Mutex::new(events.clone());
-    config.reporter = Reporter::new(move |line| {
-        let tx = reports.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = tx.send(Event::Report(line.to_owned()));
-    });
+    config.reporter = Reporter::silent();
     let role = Arc::new(
         NetRole::start(config, Sink::Local).context("cannot take part in the network role")?,
     );

@@ -59,7 +59,6 @@ pub enum Event {
     ReadFailed(String),
     Sent(u64, Result<String, String>),
     Role(model::RoleView),
-    Report(String),
     Signal,
 }
 
@@ -203,10 +202,6 @@ fn handle(model: &mut Model, event: Event) -> Option<Action> {
             model.on_role(view, &stamp);
             None
         }
-        Event::Report(line) => {
-            model.on_report(&line, &stamp);
-            None
-        }
     }
 }
 
@@ -292,6 +287,7 @@ fn identity(global: &Global, args: &Args) -> anyhow::Result<Me> {
         uid: common::my_uid(),
         network: !global.no_network,
         local_limit: model::LOCAL_LIMIT,
+        quiet: global.log.quiet,
     })
 }
 

@@ -72,6 +72,8 @@ pub struct Me {
     pub network: bool,
     /// Largest message this host's MESSNGR takes (its creator may have set a maximum).
     pub local_limit: usize,
+    /// `-q`: no notice in the list when the LAN is out of reach (the status line still says).
+    pub quiet: bool,
 }
 
 /// A target as the user typed it, validated.
@@ -419,7 +421,7 @@ impl RoleView {
             // The full reason is in the list; the status line keeps its first clause.
             RoleView::Unavailable(reason) => format!(
                 "network role unavailable: {}",
-                reason.split(';').next().unwrap_or(reason)
+                crate::common::first_clause(reason)
             ),
             RoleView::Stopped(None) => "network role: released".into(),
             RoleView::Stopped(Some(reason)) => format!("network role stopped: {reason}"),
@@ -811,7 +813,12 @@ impl Model {
             RoleView::ViaService { port } => Some(format!(
                 "the host service holds UDP {port} and hands this chat its datagrams"
             )),
-            RoleView::Unavailable(reason) => Some(format!("network role unavailable: {reason}")),
+            // One short line (the reason's first clause); `mailslot status` has the rest.
+            RoleView::Unavailable(_) if self.me.quiet => None,
+            RoleView::Unavailable(reason) => Some(format!(
+                "no LAN for this chat: {} (`mailslot status` says why)",
+                crate::common::first_clause(reason)
+            )),
             RoleView::Stopped(Some(reason)) => Some(format!("network role stopped: {reason}")),
             _ => None,
         };
@@ -1044,6 +1051,7 @@ mod tests {
             uid: 0,
             network,
             local_limit: LOCAL_LIMIT,
+            quiet: false,
         }
     }
 
@@ -1514,12 +1522,13 @@ mod tests {
             "ALICE@HOSTA · WORKGROUP · network role: this process (UDP 138) · received 1 · lost 3"
         );
         model.on_role(
-            RoleView::Unavailable("port busy; remedies".into()),
+            RoleView::Unavailable("port busy (by nmbd); remedies".into()),
             &stamp(4, base),
         );
-        model.on_report(
-            "network role unavailable: port busy; remedies",
-            &stamp(4, base),
+        assert!(
+            matches!(&model.entries.back().unwrap().kind,
+                     EntryKind::System(t) if t == "no LAN for this chat: port busy (`mailslot status` says why)"),
+            "one short line, without the remedies"
         );
         assert!(model
             .status()
@@ -1530,6 +1539,27 @@ mod tests {
         assert!(
             matches!(&model.entries.back().unwrap().kind, EntryKind::System(t) if t == "cannot bind port 138")
         );
+    }
+
+    #[test]
+    fn quiet_shows_no_notice_for_an_unreachable_lan() {
+        let base = Instant::now();
+        let mut model = Model::new(
+            Me {
+                quiet: true,
+                ..me(true)
+            },
+            "*",
+        );
+        let before = model.entries.len();
+        model.on_role(
+            RoleView::Unavailable("no permission (port 138); remedies".into()),
+            &stamp(1, base),
+        );
+        assert_eq!(model.entries.len(), before, "-q: no line in the list");
+        assert!(model
+            .status()
+            .contains("network role unavailable: no permission ·"));
     }
 
     #[test]

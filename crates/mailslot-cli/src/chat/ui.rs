@@ -270,6 +270,7 @@ mod tests {
             uid: 0,
             network: false,
             local_limit: super::super::model::LOCAL_LIMIT,
+            quiet: false,
         };
         let mut model = Model::new(me, "*");
         let s = Stamp {
@@ -320,6 +321,7 @@ mod tests {
             uid: 0,
             network: false,
             local_limit: super::super::model::LOCAL_LIMIT,
+            quiet: false,
         };
         let mut model = Model::new(me, "*");
         let s = Stamp {

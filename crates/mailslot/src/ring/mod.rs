@@ -346,6 +346,17 @@ impl Ring {
         self.options.ring_size
     }
 
+    /// The capacity in effect, in bytes of records: how far a reader may lag before the
+    /// overflow policy applies. [`ring_size_for`] rounds a requested capacity up (one largest
+    /// message at least, whole pages); this is what it became.
+    pub fn capacity(&self) -> u64 {
+        let max = match self.options.max_message as usize {
+            0 => MAX_MESSAGE_SIZE,
+            n => n,
+        };
+        self.ring_size().saturating_sub(record_size(max) as u64)
+    }
+
     /// Largest message this ring can hold at all.
     pub fn ring_max_message(&self) -> usize {
         (self.ring_size() as usize / 2).saturating_sub(RECORD_HEADER)

@@ -50,6 +50,7 @@ fn unavailable(dir: &Path, why: impl std::fmt::Display) -> Error {
 /// Connects to the service of `dir`, after checking that nobody but the service can have
 /// put the socket there.
 fn connect(dir: &Path) -> Result<Socket, Error> {
+    crate::scope::refuse_symlink(dir, "the global directory")?;
     let meta = match fs::symlink_metadata(dir) {
         Ok(meta) => meta,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -654,6 +655,7 @@ pub(crate) fn status() -> Result<Vec<MailslotStatus>, Error> {
                 refused: 0,
                 repaired: 0,
                 damaged: false,
+                capacity: None,
                 instances: n.instances,
             })
             .collect()),

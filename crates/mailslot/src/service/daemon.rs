@@ -348,6 +348,7 @@ fn error_reply(conn: &Socket, err: &Error) {
 /// Checks (or creates) the service's directory: a real directory of the service's user that
 /// nobody else can write, so that nothing in it can have been planted by another user.
 fn prepare_dir(dir: &Path) -> Result<(), Error> {
+    crate::scope::refuse_symlink(dir, "the global directory")?;
     if let Err(e) = fs::DirBuilder::new()
         .recursive(true)
         .mode(0o755)
