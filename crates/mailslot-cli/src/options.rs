@@ -7,7 +7,10 @@
 //!
 //! Scope and network options are accepted after the subcommand that uses them and, as
 //! before, ahead of it (`mailslot --global listen NEWS`): `main` merges the two places and
-//! refuses an option given ahead of a subcommand that does not take it.
+//! refuses an option given ahead of a subcommand that does not take it. Their environment
+//! variables are read here, once both places are merged, so that an option on the command
+//! line (in either place) beats the variable: were they clap's `env`, the variable would fill
+//! the subcommand's copy of an option given ahead of it, and win.
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
@@ -30,9 +33,9 @@ pub struct LogArgs {
 #[derive(Debug, Clone, Default, clap::Args)]
 #[command(next_help_heading = "Scope options")]
 pub struct ScopeArgs {
-    /// Runtime directory holding this user's mailslots (default: $XDG_RUNTIME_DIR/mailslot,
-    /// else /dev/shm/mailslot-UID).
-    #[arg(long, env = "MAILSLOT_DIR", value_name = "DIR")]
+    /// Runtime directory holding this user's mailslots [env: MAILSLOT_DIR] (default:
+    /// $XDG_RUNTIME_DIR/mailslot, else /dev/shm/mailslot-UID).
+    #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
     /// Use the global scope: names shared between users through the host service
     /// (`mailslot serve --system`), instead of the user's own directory.
@@ -54,8 +57,8 @@ impl ScopeArgs {
 #[derive(Debug, Clone, Copy, Default, clap::Args)]
 #[command(next_help_heading = "Network options")]
 pub struct PortArg {
-    /// UDP port of the NetBIOS datagram service [default: 138].
-    #[arg(long, env = "MAILSLOT_PORT", value_name = "PORT")]
+    /// UDP port of the NetBIOS datagram service [env: MAILSLOT_PORT] [default: 138].
+    #[arg(long, value_name = "PORT")]
     pub port: Option<u16>,
 }
 
@@ -71,15 +74,15 @@ pub struct NetworkArgs {
     /// Broadcast address for group targets (repeatable; default: every interface's).
     #[arg(long = "broadcast", value_name = "ADDR")]
     pub broadcast: Vec<Ipv4Addr>,
-    /// Our NetBIOS name (default: the host name, upper case, at most 15 characters).
-    #[arg(long, env = "MAILSLOT_NETBIOS_NAME", value_name = "NAME")]
+    /// Our NetBIOS name [env: MAILSLOT_NETBIOS_NAME] (default: the host name, upper case, at
+    /// most 15 characters).
+    #[arg(long, value_name = "NAME")]
     pub netbios_name: Option<String>,
-    /// Our workgroup [default: WORKGROUP].
-    #[arg(long, env = "MAILSLOT_WORKGROUP", value_name = "NAME")]
+    /// Our workgroup [env: MAILSLOT_WORKGROUP] [default: WORKGROUP].
+    #[arg(long, value_name = "NAME")]
     pub workgroup: Option<String>,
-    /// Local mailslots only: never take the network role.
-    #[arg(long, env = "MAILSLOT_NO_NETWORK",
-          value_parser = clap::builder::BoolishValueParser::new())]
+    /// Local mailslots only: never take the network role [env: MAILSLOT_NO_NETWORK=1].
+    #[arg(long)]
     pub no_network: bool,
     /// If another program (Samba's nmbd) holds the port, bind alongside it with SO_REUSEADDR:
     /// broadcasts reach both; unicast reaches only the program bound to the interface address
@@ -102,9 +105,11 @@ impl PortArg {
         }
     }
 
-    /// The port in effect.
+    /// The port in effect: the option, else MAILSLOT_PORT, else 138.
     pub fn get(self) -> u16 {
-        self.port.unwrap_or(mailslot_wire::DATAGRAM_PORT)
+        self.port
+            .or_else(|| env_value("MAILSLOT_PORT", "a UDP port number"))
+            .unwrap_or(mailslot_wire::DATAGRAM_PORT)
     }
 }
 
@@ -150,18 +155,48 @@ pub struct Global {
 impl Global {
     pub fn new(scope: ScopeArgs, network: NetworkArgs, log: LogArgs) -> Global {
         Global {
-            dir: scope.dir,
+            dir: scope
+                .dir
+                .or_else(|| env_value("MAILSLOT_DIR", "a directory")),
             global: scope.global,
             port: network.port.get(),
             bind: network.bind,
             broadcast: network.broadcast,
-            netbios_name: network.netbios_name,
-            workgroup: network.workgroup.unwrap_or_else(|| "WORKGROUP".to_owned()),
-            no_network: network.no_network,
+            netbios_name: network
+                .netbios_name
+                .or_else(|| env_value("MAILSLOT_NETBIOS_NAME", "a NetBIOS name")),
+            workgroup: network
+                .workgroup
+                .or_else(|| env_value("MAILSLOT_WORKGROUP", "a workgroup name"))
+                .unwrap_or_else(|| "WORKGROUP".to_owned()),
+            no_network: network.no_network
+                || env_value::<String>("MAILSLOT_NO_NETWORK", "a flag").is_some_and(|v| {
+                    !matches!(
+                        v.to_ascii_lowercase().as_str(),
+                        "" | "0" | "false" | "no" | "off"
+                    )
+                }),
             share_port: network.share_port,
             accept_any: network.accept_any,
             no_name_service: network.no_name_service,
             log,
+        }
+    }
+}
+
+/// The value of environment variable `name` (unset or empty: `None`). A value that does not
+/// parse is a usage error: one line naming the variable, exit 2.
+fn env_value<T: std::str::FromStr>(name: &str, what: &str) -> Option<T> {
+    let value = std::env::var_os(name)?;
+    let text = value.to_string_lossy();
+    if text.is_empty() {
+        return None;
+    }
+    match text.parse() {
+        Ok(v) => Some(v),
+        Err(_) => {
+            eprintln!("mailslot: {name}={text:?} is not {what}");
+            std::process::exit(2);
         }
     }
 }

@@ -843,3 +843,50 @@ fn status_names_each_process_and_watch_redraws_until_interrupted() {
     assert!(send_signal(watch.id(), 2), "SIGINT");
     assert_eq!(wait_code(&mut watch), 0, "Ctrl-C ends --watch with 0");
 }
+
+/// An option on the command line beats its environment variable, ahead of the subcommand as
+/// after it (the Python tests found `--netbios-name` ahead of `send` losing to
+/// MAILSLOT_NETBIOS_NAME); a variable that does not parse is a usage error naming it.
+#[test]
+fn options_beat_their_environment_variables_wherever_they_are_given() {
+    let dir = Dir::new("envprec");
+    let port = ports();
+    let peer = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)).unwrap();
+    peer.set_read_timeout(Some(GUARD)).unwrap();
+    let p = port.to_string();
+    let send = ["send", "NEWS", "hi", "--to", "127.0.0.1", "--port", &p];
+    // SOURCE_NAME: 32 bytes of first-level encoding after the 14-byte header and its length.
+    let source_name = |peer: &UdpSocket| {
+        let mut buf = [0u8; 1024];
+        let (n, _) = peer.recv_from(&mut buf).expect("a datagram");
+        let enc = &buf[15..47];
+        let name: Vec<u8> = enc
+            .chunks(2)
+            .map(|c| ((c[0] - b'A') << 4) | (c[1] - b'A'))
+            .collect();
+        assert!(n > 47);
+        String::from_utf8_lossy(&name[..15]).trim_end().to_string()
+    };
+    let mut ahead = vec!["--netbios-name", "FLAGNAME"];
+    ahead.extend_from_slice(&send);
+    let mut after = send.to_vec();
+    after.extend_from_slice(&["--netbios-name", "FLAGNAME"]);
+    for (args, want) in [
+        (&ahead, "FLAGNAME"),
+        (&after, "FLAGNAME"),
+        (&send.to_vec(), "ENVNAME"),
+    ] {
+        let mut cmd = command(Some(dir.path()), args);
+        cmd.env("MAILSLOT_NETBIOS_NAME", "ENVNAME");
+        let out = run_with(cmd, None);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        assert_eq!(source_name(&peer), want, "{args:?}");
+    }
+    let mut cmd = command(Some(dir.path()), &["status"]);
+    cmd.env("MAILSLOT_PORT", "not-a-port");
+    let out = run_with(cmd, None);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("MAILSLOT_PORT"), "{err}");
+}
