@@ -11,8 +11,11 @@
 //! used (`mailslot --version`, `man mailslot`, the bash completion loads) and removed.
 //!
 //! Tool policy: without `systemd-analyze` (or root, dpkg, cargo-deb and man for the package)
-//! a test prints `SKIP:` and passes, unless `CI` is `true`, where it fails. Each command runs
-//! with a deadline that only guards against hangs.
+//! a test skips (`skip.rs`: counted as skipped by `scripts/test.sh`), unless `CI` is set,
+//! where it fails. Each command runs with a deadline that only guards against hangs.
+
+#[path = "../../mailslot/tests/common/skip.rs"]
+mod skip;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -142,17 +145,12 @@ fn drain(mut pipe: impl Read + Send + 'static) -> JoinHandle<String> {
     })
 }
 
-/// `true` when `systemd-analyze` is installed; otherwise SKIP (or fail when `CI` is `true`).
-fn require_systemd_analyze(test: &str) -> bool {
-    if systemd_analyze(&["--version"]).is_some() {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "CI: {test}: systemd-analyze is not installed (apt-get install systemd)"
-    );
-    eprintln!("SKIP: systemd-analyze not installed");
-    false
+/// `true` when `systemd-analyze` is installed; otherwise skips (a failure under CI).
+fn require_systemd_analyze() -> bool {
+    skip::require(
+        systemd_analyze(&["--version"]).is_some(),
+        "systemd-analyze (apt-get install systemd)",
+    )
 }
 
 /// The overall exposure in tenths from `security`'s last line, e.g.
@@ -168,7 +166,7 @@ fn overall_exposure_tenths(output: &str) -> Option<u32> {
 
 #[test]
 fn unit_verifies() {
-    if !require_systemd_analyze("unit_verifies") {
+    if !require_systemd_analyze() {
         return;
     }
     let unit = UnitCopy::new("verify");
@@ -192,7 +190,7 @@ fn unit_verifies() {
 
 #[test]
 fn unit_security_exposure() {
-    if !require_systemd_analyze("unit_security_exposure") {
+    if !require_systemd_analyze() {
         return;
     }
     let unit = UnitCopy::new("security");
@@ -248,14 +246,10 @@ fn exposure_line_parses() {
 #[test]
 fn deb_installs_a_working_command_man_pages_and_completions() {
     const DEB_GUARD: Duration = Duration::from_secs(40 * 60);
-    let ci = std::env::var("CI").as_deref() == Ok("true");
-    let skip = |why: &str| {
-        assert!(!ci, "CI: deb test: {why}");
-        eprintln!("SKIP: deb test: {why}");
-    };
+    let ci = skip::ci();
     if !std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
     {
-        return skip("needs root (dpkg -i)");
+        return skip::skip("needs root (dpkg -i)");
     }
     for (tool, install) in [
         ("dpkg", "a Debian system"),
@@ -268,7 +262,7 @@ fn deb_installs_a_working_command_man_pages_and_completions() {
             .status()
             .is_ok_and(|s| s.success())
         {
-            return skip(&format!("{tool} is not installed ({install})"));
+            return skip::skip(&format!("{tool} is not installed ({install})"));
         }
     }
     let installed = |path: &str| {
@@ -280,7 +274,7 @@ fn deb_installs_a_working_command_man_pages_and_completions() {
             .is_ok_and(|s| s.success())
     };
     if Path::new("/usr/bin/mailslot").exists() && !ci {
-        return skip("/usr/bin/mailslot exists already: not replacing it");
+        return skip::skip("/usr/bin/mailslot exists already: not replacing it");
     }
 
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
