@@ -65,7 +65,7 @@ summary() {
             PYS++; skipped = skipped "  python/tests (all of them): " r "\n"; next
         }
         /^SKIPPED \[[0-9]+\] / {
-            r = $0; sub(/^SKIPPED /, "", r); skipped = skipped "  python/tests " r "\n"; next
+            r = $0; sub(/^SKIPPED \[[0-9]+\] /, "", r); skipped = skipped "  " r "\n"; next
         }
         /^=+ .* in [0-9.]+s.* =+$/ && /passed|failed|skipped|error/ {
             line = $0; gsub(/[=,]/, " ", line); n = split(line, w, " ")
@@ -98,7 +98,7 @@ summary() {
                 }
                 if (want[bin] == "") continue    # no test ran (e.g. the build failed)
                 P += ok; I += ign; F += want[bin] - ok - ign
-                dead = dead sprintf("  %s: the test binary died after %d of %d results\n", \
+                dead = dead sprintf("  %s: no result line after %d of %d tests\n", \
                     label[bin], seen[bin], want[bin])
             }
             S = 0
@@ -110,9 +110,12 @@ summary() {
                     (key in res) ? res[key] : "result not found", skip[key])
             }
             P -= S; P += PYP; F += PYF; S += PYS
-            if (dead != "") printf "Test binaries that died:\n%s", dead
-            if (other != "") printf "Skips in tests that did not pass (not counted as skipped):\n%s", other
-            if (skipped != "") printf "Skipped (a tool or privilege is missing; under CI=true each is a failure):\n%s", skipped
+            if (dead != "") printf "Test binaries that died (unreported tests failed):\n%s", dead
+            if (other != "")
+                printf "Skips in tests that did not pass (not counted as skipped):\n%s", other
+            if (skipped != "")
+                printf "Skipped (a tool or privilege is missing; a failure under CI=true):\n%s", \
+                    skipped
             printf "%d passed, %d failed, %d skipped, %d ignored\n", P, F, S, I
         }
     ' "$MAILSLOT_TEST_SKIPS" "$log"
@@ -144,8 +147,8 @@ if [ $# -eq 0 ]; then
     all=1
     cargo build --workspace --all-targets --features mailslot/tokio
 fi
-cargo test "$@" --no-fail-fast --features mailslot/tokio -- --test-threads="${TEST_THREADS:-4}" 2>&1 |
-    tee "$log"
+cargo test "$@" --no-fail-fast --features mailslot/tokio \
+    -- --test-threads="${TEST_THREADS:-4}" 2>&1 | tee "$log"
 if [ -n "${all:-}" ]; then
     bash scripts/test-python.sh 2>&1 | tee -a "$log"
 fi
