@@ -468,7 +468,7 @@ fn nmbd_capture_decodes_via_mailslot_decode() {
     assert_eq!(
         lines.len(),
         11,
-        "REPORT §3: 11 datagrams in nmbd-browse.pcap"
+        "11 datagrams in nmbd-browse.pcap (fixtures/README.md)"
     );
     let mut opcodes = Vec::new();
     for v in &lines {

@@ -13,7 +13,7 @@
 //! | `third_party_senders` | python3-samba (from A) and scapy (from C) datagrams, padded (Windows) and unpadded (Samba), group, unique, `<1d>`, `*`, a lying header: data, source IP and NetBIOS name in `listen --json` |
 //! | `nmbd_announcements` | Samba's nmbd in C: its `\MAILSLOT\BROWSE` HostAnnouncement and `\MAILSLOT\LANMAN` announcement (`lm announce = yes`) reach `listen BROWSE` / `listen LANMAN` in B |
 //! | `nmbd_backup_list` | once nmbd is local master browser (~25 s), our GetBackupListRequest (`send BROWSE --to MSLAB --group --suffix 1d --stdin`, source port 138 through the holder) is answered: the GetBackupListResponse (0x0a, our token) reaches `listen BROWSE` |
-//! | `hostile_and_flood` | every case of PROTOCOL.md §11 / §3.4 built with scapy, sent A → B: dropped and counted exactly, edge cases delivered intact; over-limit messages refused by our sender; then 100,000 datagrams A → B: the holder keeps running with bounded VmRSS, counters rise, listeners still receive |
+//! | `hostile_and_flood` | every hostile case of `support/lan_hostile.py` built with scapy, sent A → B: dropped and counted exactly, edge cases delivered intact; over-limit messages refused by our sender; then 100,000 datagrams A → B: the holder keeps running with bounded VmRSS, counters rise, listeners still receive |
 //! | `takeover_while_sending` | two `listen --shared` in B (both candidates for the role); the holder is killed with SIGKILL while A sends every millisecond; the survivor holds the role and receives again; the gap is printed |
 //! | `unprivileged_lan` | as root: the six scenarios above again as `nobody` inside `unshare -rn` (no privilege outside the namespace: port 138, the bridge, nmbd, tshark, the role) |
 //! | `nmbd_alias_of_our_name_is_refused` | we hold HOSTB; `nmblookup HOSTB#20` gets no answer; nmbd started with `netbios aliases = HOSTB` gets our negative registration responses (its log says it failed to register HOSTB<00>/<03>) and `nmblookup HOSTB` keeps finding only us |
@@ -1503,7 +1503,8 @@ fn deltas(before: &Value, after: &Value) -> BTreeMap<String, i64> {
     out
 }
 
-/// PROTOCOL.md §11 across the LAN, then a flood of 100,000 datagrams.
+/// Every hostile datagram of `support/lan_hostile.py` across the LAN, then a flood of 100,000
+/// datagrams.
 #[test]
 fn hostile_and_flood() {
     if !lan_gate("hostile_and_flood") {
@@ -1532,7 +1533,7 @@ fn hostile_and_flood() {
     }
     let (_, before) = lab.status('b', &[]);
 
-    // §11 "a reply larger than the datagram buffer" (CVE-2007-6015, CVE-2007-4572) is a
+    // "A reply larger than the datagram buffer" (CVE-2007-6015, CVE-2007-4572) is a
     // sender's bug: ours refuses over-limit messages before building anything, so nothing
     // reaches B (the exact counter check below sees no extra datagram).
     for (to, len) in [

@@ -1,4 +1,4 @@
-//! Security (DESIGN.md §2.1, §2.6, §5): hostile names and the private user scope (the global
+//! Security (docs/semantics.md, SECURITY.md): hostile names and the private user scope (the global
 //! scope's attacks are in the CLI's `host_service` tests). Tests that need a second user run a child as
 //! `nobody` through `setpriv`; they need root, and are skipped (with a message) without it,
 //! unless `CI` is set, where they fail instead.
