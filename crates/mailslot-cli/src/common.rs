@@ -64,7 +64,7 @@ pub fn parse_group(text: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("no group named '{text}' in /etc/group (give a gid instead)"))
 }
 
-/// The `source` object of DESIGN.md §4.
+/// The `source` object of `listen --json` (docs/cli.md).
 pub fn source_json(source: &Source) -> Value {
     match source {
         Source::Local { pid, uid } => json!({"kind": "local", "pid": pid, "uid": uid}),

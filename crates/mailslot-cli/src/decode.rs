@@ -1,5 +1,5 @@
 //! `mailslot decode`: print one NetBIOS datagram, or every datagram of a capture file, as JSON
-//! (DESIGN.md §4).
+//! (fields: docs/cli.md).
 
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;

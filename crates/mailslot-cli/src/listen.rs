@@ -35,7 +35,7 @@ pub struct Args {
     /// Exit 3 when no message arrives within this many milliseconds.
     #[arg(long)]
     pub timeout: Option<u64>,
-    /// One JSON object per message (DESIGN.md §4).
+    /// One JSON object per message.
     #[arg(long)]
     pub json: bool,
     /// Parse each body as a Messenger popup (From\0To\0Text\0).

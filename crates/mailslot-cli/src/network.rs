@@ -226,7 +226,7 @@ fn sent_line(report: &net::SendReport) -> String {
     )
 }
 
-/// The `network` object of `status --json` (DESIGN.md §4).
+/// The `network` object of `status --json` (docs/cli.md).
 pub fn status_json(global: &Global, dir: &Path) -> Value {
     let status = net::status(dir, global.port);
     let c = &status.counters;

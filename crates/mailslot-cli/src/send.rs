@@ -72,7 +72,7 @@ fn body(global: &Global, args: &Args) -> anyhow::Result<Vec<u8>> {
         .map_err(|e| anyhow::anyhow!("cannot build the Messenger body: {e}"))
 }
 
-/// The Messenger To field. It never starts with `*` (PROTOCOL.md §5): `*`, everyone, is
+/// The Messenger To field. It never starts with `*` (Windows' rule): `*`, everyone, is
 /// written as the workgroup's name, as `mailslot chat` does (the `--to` group with `--group`,
 /// else ours).
 fn messenger_recipient(global: &Global, args: &Args) -> anyhow::Result<String> {

@@ -17,7 +17,7 @@ use crate::{Global, Outcome};
 pub struct Args {
     /// Only this mailslot (exit 1 if it is not open).
     pub name: Option<String>,
-    /// One JSON object per mailslot, then one for the network role (DESIGN.md §4).
+    /// One JSON object per mailslot, then one for the network role.
     #[arg(long, conflicts_with = "watch")]
     pub json: bool,
     /// Redraw the table every second until Ctrl-C (a NAME that is not open is shown as such).

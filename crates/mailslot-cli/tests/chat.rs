@@ -16,6 +16,9 @@
 //! passes, unless `CI` is set, where it fails. No test asserts a wall-clock bound: each waits
 //! for the screen to show something, with a generous deadline that only guards against hangs.
 
+#[path = "../../mailslot/tests/common/skip.rs"]
+mod skip;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -36,26 +39,13 @@ fn unique(tag: &str) -> String {
     )
 }
 
-/// `true` when the tool is there; otherwise SKIP (or fail under CI).
-fn require(ok: bool, what: &str) -> bool {
-    if ok {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI: required for the chat tests: {what}"
-    );
-    eprintln!("SKIP: {what}");
-    false
-}
-
 fn have_tmux() -> bool {
-    require(
+    skip::require(
         Command::new("tmux")
             .arg("-V")
             .output()
             .is_ok_and(|o| o.status.success()),
-        "tmux is not installed",
+        "tmux",
     )
 }
 
@@ -627,16 +617,13 @@ fn is_root() -> bool {
 #[test]
 fn two_hosts_on_a_virtual_lan() {
     if !have_tmux()
-        || !require(
-            is_root(),
-            "the virtual-LAN chat test needs root (network namespaces)",
-        )
-        || !require(
+        || !skip::require(is_root(), "root (for network namespaces)")
+        || !skip::require(
             Command::new("ip")
                 .arg("-V")
                 .output()
                 .is_ok_and(|o| o.status.success()),
-            "ip (iproute2) is not installed",
+            "ip (iproute2)",
         )
     {
         return;
@@ -841,11 +828,8 @@ fn test_user(name: &str) -> u32 {
 #[test]
 fn two_users_of_a_terminal_server_share_messngr_and_the_lan() {
     if !have_tmux()
-        || !require(
-            is_root(),
-            "the terminal-server test needs root (users, namespaces)",
-        )
-        || !require(
+        || !skip::require(is_root(), "root (for users and network namespaces)")
+        || !skip::require(
             Command::new("ip")
                 .arg("-V")
                 .output()

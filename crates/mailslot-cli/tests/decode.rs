@@ -105,7 +105,7 @@ fn input_forms_agree() {
 
 #[test]
 fn messenger_and_browser_objects() {
-    // 10.1's NBT part with the §10.2 MESSNGR body.
+    // The TEST example's NBT part with a padded MESSNGR body.
     let mut v = bytes_of(P10_1)[..0x70].to_vec();
     v[2..4].copy_from_slice(&[0x12, 0x35]);
     v[10..12].copy_from_slice(&[0x00, 0xB5]);

@@ -5,6 +5,9 @@
 //! Tool policy: a missing tool is a SKIP (message on stderr) unless `CI` is set, where it is a
 //! failure. External tools run under `timeout`.
 
+#[path = "../../mailslot/tests/common/skip.rs"]
+mod skip;
+
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -26,19 +29,6 @@ fn support(script: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/support")
         .join(script)
-}
-
-/// `Ok(())` when usable; otherwise SKIP (or panic under CI).
-fn require(ok: bool, what: &str) -> bool {
-    if ok {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI: required tool missing: {what}"
-    );
-    eprintln!("SKIP: {what} not available");
-    false
 }
 
 fn runs(program: &str, args: &[&str]) -> bool {
@@ -240,7 +230,7 @@ fn temp_file(name: &str, bytes: &[u8]) -> PathBuf {
 
 #[test]
 fn tshark_decodes_what_we_emit() {
-    if !require(runs("tshark", &["--version"]), "tshark") {
+    if !skip::require(runs("tshark", &["--version"]), "tshark") {
         return;
     }
     let cases = our_cases();
@@ -301,7 +291,7 @@ fn tshark_decodes_what_we_emit() {
 
 #[test]
 fn samba_ndr_decodes_what_we_emit() {
-    if !require(
+    if !skip::require(
         runs(SAMBA_PYTHON, &["-c", "import samba.dcerpc.nbt"]),
         "python3-samba (/usr/bin/python3)",
     ) {
@@ -343,7 +333,7 @@ fn scapy_python() -> PathBuf {
 #[test]
 fn scapy_decodes_what_we_emit() {
     let py = scapy_python();
-    if !require(
+    if !skip::require(
         runs(py.to_str().unwrap(), &["-c", "import scapy.layers.smb"]),
         "scapy in <repo>/.venv",
     ) {
@@ -432,7 +422,7 @@ fn check_built_by(program: &str, script: &str) {
 
 #[test]
 fn we_parse_what_samba_ndr_builds() {
-    if !require(
+    if !skip::require(
         runs(SAMBA_PYTHON, &["-c", "import samba.dcerpc.nbt"]),
         "python3-samba (/usr/bin/python3)",
     ) {
@@ -444,7 +434,7 @@ fn we_parse_what_samba_ndr_builds() {
 #[test]
 fn we_parse_what_scapy_builds() {
     let py = scapy_python();
-    if !require(
+    if !skip::require(
         runs(py.to_str().unwrap(), &["-c", "import scapy.layers.smb"]),
         "scapy in <repo>/.venv",
     ) {
@@ -478,7 +468,7 @@ fn nmbd_capture_decodes_via_mailslot_decode() {
     assert_eq!(
         lines.len(),
         11,
-        "REPORT §3: 11 datagrams in nmbd-browse.pcap"
+        "11 datagrams in nmbd-browse.pcap (fixtures/README.md)"
     );
     let mut opcodes = Vec::new();
     for v in &lines {

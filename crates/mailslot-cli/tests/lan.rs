@@ -13,7 +13,7 @@
 //! | `third_party_senders` | python3-samba (from A) and scapy (from C) datagrams, padded (Windows) and unpadded (Samba), group, unique, `<1d>`, `*`, a lying header: data, source IP and NetBIOS name in `listen --json` |
 //! | `nmbd_announcements` | Samba's nmbd in C: its `\MAILSLOT\BROWSE` HostAnnouncement and `\MAILSLOT\LANMAN` announcement (`lm announce = yes`) reach `listen BROWSE` / `listen LANMAN` in B |
 //! | `nmbd_backup_list` | once nmbd is local master browser (~25 s), our GetBackupListRequest (`send BROWSE --to MSLAB --group --suffix 1d --stdin`, source port 138 through the holder) is answered: the GetBackupListResponse (0x0a, our token) reaches `listen BROWSE` |
-//! | `hostile_and_flood` | every case of PROTOCOL.md §11 / §3.4 built with scapy, sent A → B: dropped and counted exactly, edge cases delivered intact; over-limit messages refused by our sender; then 100,000 datagrams A → B: the holder keeps running with bounded VmRSS, counters rise, listeners still receive |
+//! | `hostile_and_flood` | every hostile case of `support/lan_hostile.py` built with scapy, sent A → B: dropped and counted exactly, edge cases delivered intact; over-limit messages refused by our sender; then 100,000 datagrams A → B: the holder keeps running with bounded VmRSS, counters rise, listeners still receive |
 //! | `takeover_while_sending` | two `listen --shared` in B (both candidates for the role); the holder is killed with SIGKILL while A sends every millisecond; the survivor holds the role and receives again; the gap is printed |
 //! | `unprivileged_lan` | as root: the six scenarios above again as `nobody` inside `unshare -rn` (no privilege outside the namespace: port 138, the bridge, nmbd, tshark, the role) |
 //! | `nmbd_alias_of_our_name_is_refused` | we hold HOSTB; `nmblookup HOSTB#20` gets no answer; nmbd started with `netbios aliases = HOSTB` gets our negative registration responses (its log says it failed to register HOSTB<00>/<03>) and `nmblookup HOSTB` keeps finding only us |
@@ -26,6 +26,9 @@
 //! nmblookup, nmbd, python3-samba, scapy in `<repo>/.venv`) missing: SKIP, except under CI
 //! (`CI` set), where it fails. No wall-clock assertion anywhere: every wait has a generous
 //! deadline only to turn a hang into a failure.
+
+#[path = "../../mailslot/tests/common/skip.rs"]
+mod skip;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -69,18 +72,6 @@ fn is_root() -> bool {
     })
 }
 
-fn require(ok: bool, what: &str) -> bool {
-    if ok {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI: required for the LAN tests: {what}"
-    );
-    eprintln!("SKIP: LAN test: {what} not available");
-    false
-}
-
 fn runs(program: &str, args: &[&str]) -> bool {
     Command::new(program)
         .args(args)
@@ -92,14 +83,14 @@ fn runs(program: &str, args: &[&str]) -> bool {
 }
 
 fn base_tools() -> bool {
-    require(runs("ip", &["-V"]), "ip (iproute2)")
-        && require(runs("nsenter", &["--version"]), "nsenter (util-linux)")
-        && require(runs("setpriv", &["--version"]), "setpriv (util-linux)")
-        && require(runs("unshare", &["-n", "true"]), "unshare -n")
+    skip::require(runs("ip", &["-V"]), "ip (iproute2)")
+        && skip::require(runs("nsenter", &["--version"]), "nsenter (util-linux)")
+        && skip::require(runs("setpriv", &["--version"]), "setpriv (util-linux)")
+        && skip::require(runs("unshare", &["-n", "true"]), "unshare -n")
 }
 
 fn samba_python() -> bool {
-    require(
+    skip::require(
         runs(PY, &["-c", "import samba.dcerpc.nbt"]),
         "python3-samba (/usr/bin/python3)",
     )
@@ -152,7 +143,7 @@ fn lan_gate(name: &str) -> bool {
     if inner() || is_root() {
         return base_tools();
     }
-    if !require(
+    if !skip::require(
         runs("unshare", &["-rn", "true"]),
         "root or unprivileged user namespaces (`unshare -rn`)",
     ) {
@@ -230,6 +221,8 @@ fn reexec(tests: &[&str], as_nobody: bool) {
         .env("TMPDIR", tmp.join("work"))
         .env("HOME", tmp.join("work"))
         .env_remove("MAILSLOT_LAN_SCAPY")
+        // The inner run's skips are reported below, as this test's.
+        .env_remove(skip::SKIPS_ENV)
         .stdin(Stdio::null());
     if let Some(py) = scapy_python() {
         // Usable by the user we run as? A venv whose interpreter lives in a private home
@@ -283,6 +276,11 @@ fn reexec(tests: &[&str], as_nobody: bool) {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     eprintln!("--- re-run of {tests:?} in unshare -rn ---\n{stdout}\n{stderr}\n--- end ---");
+    for line in stdout.lines().chain(stderr.lines()) {
+        if let Some(why) = line.strip_prefix("SKIP: ") {
+            skip::note_skip(&format!("in the re-run inside `unshare -rn`: {why}"));
+        }
+    }
     let _ = std::fs::remove_dir_all(&tmp);
     assert!(
         out.status.success()
@@ -909,7 +907,7 @@ fn nmbd_conf_with(dir: &Path, name: &str, extra: &str) -> String {
 }
 
 fn nmbd_tools() -> bool {
-    require(runs("nmbd", &["-V"]), "nmbd (samba)")
+    skip::require(runs("nmbd", &["-V"]), "nmbd (samba)")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -920,8 +918,8 @@ fn nmbd_tools() -> bool {
 #[test]
 fn three_hosts() {
     if !lan_gate("three_hosts")
-        || !require(runs("tshark", &["-v"]), "tshark")
-        || !require(runs("nmblookup", &["-V"]), "nmblookup")
+        || !skip::require(runs("tshark", &["-v"]), "tshark")
+        || !skip::require(runs("nmblookup", &["-V"]), "nmblookup")
         || !samba_python()
     {
         return;
@@ -1248,8 +1246,8 @@ fn third_party_senders() {
     if scapy.is_none() {
         // In a re-run as nobody, a venv nobody cannot read is not a missing tool.
         if inner() {
-            eprintln!("SKIP: third_party_senders: scapy not usable by this user; Samba only");
-        } else if !require(false, "scapy in <repo>/.venv (scripts/test.sh creates it)") {
+            skip::note_skip("scapy not usable by this user; Samba only");
+        } else if !skip::require(false, "scapy in <repo>/.venv (scripts/test.sh creates it)") {
             return;
         }
     }
@@ -1505,14 +1503,15 @@ fn deltas(before: &Value, after: &Value) -> BTreeMap<String, i64> {
     out
 }
 
-/// PROTOCOL.md §11 across the LAN, then a flood of 100,000 datagrams.
+/// Every hostile datagram of `support/lan_hostile.py` across the LAN, then a flood of 100,000
+/// datagrams.
 #[test]
 fn hostile_and_flood() {
     if !lan_gate("hostile_and_flood") {
         return;
     }
     let Some(scapy) = scapy_python() else {
-        require(false, "scapy in <repo>/.venv (scripts/test.sh creates it)");
+        skip::require(false, "scapy in <repo>/.venv (scripts/test.sh creates it)");
         return;
     };
     let bin = bin();
@@ -1534,7 +1533,7 @@ fn hostile_and_flood() {
     }
     let (_, before) = lab.status('b', &[]);
 
-    // §11 "a reply larger than the datagram buffer" (CVE-2007-6015, CVE-2007-4572) is a
+    // "A reply larger than the datagram buffer" (CVE-2007-6015, CVE-2007-4572) is a
     // sender's bug: ours refuses over-limit messages before building anything, so nothing
     // reaches B (the exact counter check below sees no extra datagram).
     for (to, len) in [
@@ -1838,13 +1837,13 @@ fn unprivileged_lan() {
         return;
     }
     if !is_root() {
-        eprintln!(
-            "SKIP: unprivileged_lan: not root, so every LAN test of this file ran inside \
-             `unshare -rn` as this user already"
+        skip::note_skip(
+            "not root, so every LAN test of this file ran inside `unshare -rn` as this user \
+             already",
         );
         return;
     }
-    if !require(
+    if !skip::require(
         runs(
             "setpriv",
             &[
@@ -2136,7 +2135,7 @@ fn our_name_held_by_nmbd_is_a_conflict() {
 fn a_clean_stop_releases_our_name() {
     if !lan_gate("a_clean_stop_releases_our_name")
         || !nmbd_tools()
-        || !require(runs("tshark", &["-v"]), "tshark")
+        || !skip::require(runs("tshark", &["-v"]), "tshark")
     {
         return;
     }

@@ -10,9 +10,15 @@
 //! The Debian package (`scripts/build-deb.sh`, cargo-deb) is built, installed with `dpkg -i`,
 //! used (`mailslot --version`, `man mailslot`, the bash completion loads) and removed.
 //!
+//! And the repository as shipped: no tracked file refers to design notes the repository does
+//! not ship (`no_tracked_file_cites_unshipped_documents`).
+//!
 //! Tool policy: without `systemd-analyze` (or root, dpkg, cargo-deb and man for the package)
-//! a test prints `SKIP:` and passes, unless `CI` is `true`, where it fails. Each command runs
-//! with a deadline that only guards against hangs.
+//! a test skips (`skip.rs`: counted as skipped by `scripts/test.sh`), unless `CI` is set,
+//! where it fails. Each command runs with a deadline that only guards against hangs.
+
+#[path = "../../mailslot/tests/common/skip.rs"]
+mod skip;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -142,17 +148,12 @@ fn drain(mut pipe: impl Read + Send + 'static) -> JoinHandle<String> {
     })
 }
 
-/// `true` when `systemd-analyze` is installed; otherwise SKIP (or fail when `CI` is `true`).
-fn require_systemd_analyze(test: &str) -> bool {
-    if systemd_analyze(&["--version"]).is_some() {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "CI: {test}: systemd-analyze is not installed (apt-get install systemd)"
-    );
-    eprintln!("SKIP: systemd-analyze not installed");
-    false
+/// `true` when `systemd-analyze` is installed; otherwise skips (a failure under CI).
+fn require_systemd_analyze() -> bool {
+    skip::require(
+        systemd_analyze(&["--version"]).is_some(),
+        "systemd-analyze (apt-get install systemd)",
+    )
 }
 
 /// The overall exposure in tenths from `security`'s last line, e.g.
@@ -168,7 +169,7 @@ fn overall_exposure_tenths(output: &str) -> Option<u32> {
 
 #[test]
 fn unit_verifies() {
-    if !require_systemd_analyze("unit_verifies") {
+    if !require_systemd_analyze() {
         return;
     }
     let unit = UnitCopy::new("verify");
@@ -192,7 +193,7 @@ fn unit_verifies() {
 
 #[test]
 fn unit_security_exposure() {
-    if !require_systemd_analyze("unit_security_exposure") {
+    if !require_systemd_analyze() {
         return;
     }
     let unit = UnitCopy::new("security");
@@ -248,14 +249,10 @@ fn exposure_line_parses() {
 #[test]
 fn deb_installs_a_working_command_man_pages_and_completions() {
     const DEB_GUARD: Duration = Duration::from_secs(40 * 60);
-    let ci = std::env::var("CI").as_deref() == Ok("true");
-    let skip = |why: &str| {
-        assert!(!ci, "CI: deb test: {why}");
-        eprintln!("SKIP: deb test: {why}");
-    };
+    let ci = skip::ci();
     if !std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
     {
-        return skip("needs root (dpkg -i)");
+        return skip::skip("needs root (dpkg -i)");
     }
     for (tool, install) in [
         ("dpkg", "a Debian system"),
@@ -268,7 +265,7 @@ fn deb_installs_a_working_command_man_pages_and_completions() {
             .status()
             .is_ok_and(|s| s.success())
         {
-            return skip(&format!("{tool} is not installed ({install})"));
+            return skip::skip(&format!("{tool} is not installed ({install})"));
         }
     }
     let installed = |path: &str| {
@@ -280,7 +277,7 @@ fn deb_installs_a_working_command_man_pages_and_completions() {
             .is_ok_and(|s| s.success())
     };
     if Path::new("/usr/bin/mailslot").exists() && !ci {
-        return skip("/usr/bin/mailslot exists already: not replacing it");
+        return skip::skip("/usr/bin/mailslot exists already: not replacing it");
     }
 
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -401,4 +398,119 @@ fn run_guarded(cmd: &mut Command, guard: Duration) -> Run {
         status: status.to_string(),
         output,
     }
+}
+
+/// The documents of the project's early design and research lived outside the repository; a
+/// fresh clone (CI's, a user's) has none of them, so no tracked file may point to one: the
+/// project's own pages are in `docs/`. Checked over `git ls-files` (every file when git is not
+/// there), with the files the benchmark report regenerates left out until it is regenerated:
+/// `bench/plot.py`, `bench/src/`, `scripts/bench-report.sh`, `docs/perf*.md` and README's
+/// generated block.
+#[test]
+fn no_tracked_file_cites_unshipped_documents() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // Spelled in parts so that this file does not cite them itself.
+    let cited: Vec<String> = ["DESIGN", "PROTOCOL", "SEMANTICS", "STYLE"]
+        .iter()
+        .map(|d| format!("{d}.md"))
+        .chain(["../", "/work/"].map(|dir| format!("{dir}shared")))
+        .chain([format!("lab/{}", "REPORT")])
+        .collect();
+    let regenerated = |path: &str| {
+        path == "bench/plot.py"
+            || path.starts_with("bench/src/")
+            || path == "scripts/bench-report.sh"
+            || (path.starts_with("docs/perf") && path.ends_with(".md"))
+    };
+    let mut offenders = Vec::new();
+    let files = tracked_files(&root);
+    assert!(
+        files.iter().any(|f| f == "README.md"),
+        "no files found under {}",
+        root.display()
+    );
+    for file in files.iter().filter(|f| !regenerated(f)) {
+        let Ok(bytes) = std::fs::read(root.join(file)) else {
+            continue; // deleted in the working tree
+        };
+        let mut text = String::from_utf8_lossy(&bytes).into_owned();
+        if file == "README.md" {
+            text = without_generated_block(&text);
+        }
+        for (n, line) in text.lines().enumerate() {
+            if let Some(doc) = cited.iter().find(|c| line.contains(c.as_str())) {
+                offenders.push(format!("{file}:{}: cites {doc}: {}", n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "{} line(s) cite documents the repository does not ship (say the thing, or point to \
+         docs/):\n{}",
+        offenders.len(),
+        offenders.join("\n")
+    );
+}
+
+/// Tracked files relative to `root`: `git ls-files`, or every file outside build and tool
+/// directories when this is not a git checkout.
+fn tracked_files(root: &Path) -> Vec<String> {
+    let git = Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(["ls-files", "-z"])
+        .stderr(Stdio::null())
+        .output();
+    if let Some(out) = git
+        .ok()
+        .filter(|o| o.status.success() && !o.stdout.is_empty())
+    {
+        return out
+            .stdout
+            .split(|&b| b == 0)
+            .filter(|p| !p.is_empty())
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect();
+    }
+    let mut files = Vec::new();
+    let mut dirs = vec![PathBuf::new()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(root.join(&dir)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let rel = dir.join(&name);
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                if !(name.starts_with('.') || name == "target" || name == "corpus") {
+                    dirs.push(rel);
+                }
+            } else if kind.is_file() {
+                files.push(rel.to_string_lossy().into_owned());
+            }
+        }
+    }
+    files
+}
+
+/// README without the block `scripts/bench-report.sh` regenerates (its lines become empty, so
+/// line numbers stay right).
+fn without_generated_block(text: &str) -> String {
+    let mut inside = false;
+    text.lines()
+        .map(|line| {
+            if line.starts_with("<!-- bench-report:begin") {
+                inside = true;
+            }
+            let kept = if inside { "" } else { line };
+            if line.starts_with("<!-- bench-report:end") {
+                inside = false;
+            }
+            kept
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }

@@ -13,12 +13,14 @@
 //! unprivileged port.
 //!
 //! Tool policy: without `cc`, `pkg-config`, AddressSanitizer or `valgrind` a test prints
-//! `SKIP:` and passes, unless `CI` is `true`, where it fails. Every test has its own runtime
+//! `SKIP:` and passes, unless `CI` is set, where it fails. Every test has its own runtime
 //! directory under /dev/shm (removed at the end) and unique names; no wall-clock bound is
 //! asserted, every wait has a hang guard.
 
 #[path = "../../mailslot/tests/common/ports.rs"]
 mod ports;
+#[path = "../../mailslot/tests/common/skip.rs"]
+mod skip;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -37,20 +39,6 @@ fn workspace() -> PathBuf {
 
 fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn ci() -> bool {
-    std::env::var("CI").as_deref() == Ok("true")
-}
-
-/// `true` when `ok`; otherwise SKIP (or fail under CI) naming what is missing.
-fn require(ok: bool, what: &str) -> bool {
-    if ok {
-        return true;
-    }
-    assert!(!ci(), "CI: required for the C tests: {what}");
-    eprintln!("SKIP: {what}");
-    false
 }
 
 fn runs(program: &str, args: &[&str]) -> bool {
@@ -78,53 +66,57 @@ impl Prefix {
     }
 }
 
-/// Installs the library with the script, or `None` (SKIP) without a C toolchain.
+/// Installs the library with the script, or `None` (a skip of every test that asks, a
+/// failure under CI) without a C toolchain.
 fn prefix() -> Option<&'static Prefix> {
-    static PREFIX: OnceLock<Option<Prefix>> = OnceLock::new();
-    PREFIX
-        .get_or_init(|| {
-            if !require(runs("cc", &["--version"]), "cc (apt-get install gcc)")
-                || !require(
-                    runs("pkg-config", &["--version"]),
-                    "pkg-config (apt-get install pkg-config)",
-                )
-            {
-                return None;
-            }
-            let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("mailslot-c");
-            let _ = std::fs::remove_dir_all(&base);
-            let root = base.join("prefix");
-            let builds = base.join("build");
-            std::fs::create_dir_all(&builds).unwrap();
-            // The debug build: test.sh has built the workspace already, so this is quick.
-            let out = Command::new("bash")
-                .arg(workspace().join("scripts/install-c.sh"))
-                .arg("--debug")
-                .arg(&root)
-                .output()
-                .unwrap();
+    static PREFIX: OnceLock<Result<Prefix, &'static str>> = OnceLock::new();
+    let prefix = PREFIX.get_or_init(|| {
+        if !runs("cc", &["--version"]) {
+            return Err("cc (apt-get install gcc)");
+        }
+        if !runs("pkg-config", &["--version"]) {
+            return Err("pkg-config (apt-get install pkg-config)");
+        }
+        let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("mailslot-c");
+        let _ = std::fs::remove_dir_all(&base);
+        let root = base.join("prefix");
+        let builds = base.join("build");
+        std::fs::create_dir_all(&builds).unwrap();
+        // The debug build: test.sh has built the workspace already, so this is quick.
+        let out = Command::new("bash")
+            .arg(workspace().join("scripts/install-c.sh"))
+            .arg("--debug")
+            .arg(&root)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "install-c.sh failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for file in [
+            "lib/libmailslot.so",
+            "lib/libmailslot.so.0",
+            "lib/libmailslot.a",
+            "include/mailslot/mailslot.h",
+            "include/mailslot/win32.h",
+            "lib/pkgconfig/mailslot.pc",
+        ] {
             assert!(
-                out.status.success(),
-                "install-c.sh failed:\n{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
+                root.join(file).exists(),
+                "install-c.sh did not install {file}"
             );
-            for file in [
-                "lib/libmailslot.so",
-                "lib/libmailslot.so.0",
-                "lib/libmailslot.a",
-                "include/mailslot/mailslot.h",
-                "include/mailslot/win32.h",
-                "lib/pkgconfig/mailslot.pc",
-            ] {
-                assert!(
-                    root.join(file).exists(),
-                    "install-c.sh did not install {file}"
-                );
-            }
-            Some(Prefix { root, builds })
-        })
-        .as_ref()
+        }
+        Ok(Prefix { root, builds })
+    });
+    match prefix {
+        Ok(prefix) => Some(prefix),
+        Err(what) => {
+            skip::require(false, what);
+            None
+        }
+    }
 }
 
 /// How a program is built and run.
@@ -163,11 +155,11 @@ fn available(prefix: &Prefix, mode: Mode) -> bool {
                     ],
                 ) && runs(out.to_str().unwrap(), &[])
             });
-            require(ok, "AddressSanitizer (cc -fsanitize=address; libasan)")
+            skip::require(ok, "AddressSanitizer (cc -fsanitize=address; libasan)")
         }
         Mode::Valgrind => {
             let ok = *VALGRIND.get_or_init(|| runs("valgrind", &["--version"]));
-            require(ok, "valgrind (apt-get install valgrind)")
+            skip::require(ok, "valgrind (apt-get install valgrind)")
         }
     }
 }

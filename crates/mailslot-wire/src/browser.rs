@@ -1,4 +1,4 @@
-//! [MS-BRWS] browser frames carried on `\MAILSLOT\BROWSE` (PROTOCOL.md §6). The mailslot data
+//! [MS-BRWS] browser frames carried on `\MAILSLOT\BROWSE`. The mailslot data
 //! starts with a one-byte opcode; fields are little-endian.
 
 use crate::error::{Error, Result};

@@ -245,7 +245,8 @@ impl<T: AsRef<[u8]>> Datagram<T> {
     pub fn source_port(&self) -> u16 {
         be16(&self.buffer.as_ref()[field::SOURCE_PORT])
     }
-    /// DGM_LENGTH as received (0x10-0x12 only). Receivers ignore it (PROTOCOL.md §1.5).
+    /// DGM_LENGTH as received (0x10-0x12 only). Receivers ignore it, as Samba and Wireshark do:
+    /// some senders get it wrong.
     pub fn dgm_length(&self) -> Option<u16> {
         self.msg_type()
             .carries_data()

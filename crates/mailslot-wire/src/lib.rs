@@ -9,7 +9,7 @@
 //! - [`SmbTransaction`] and [`MailslotWrite`]: the SMB_COM_TRANSACTION mailslot write, located
 //!   only through DataOffset/DataCount, emitted Windows-style or Samba-style ([`SmbStyle`]).
 //! - [`MailslotDatagram`]: the whole datagram as senders build it and receivers validate it,
-//!   with the size rules of PROTOCOL.md §3.5 ([`SizeLimit`], [`windows_max_data_len`],
+//!   with the size rules ([`SizeLimit`], [`windows_max_data_len`],
 //!   [`samba_safe_max_data_len`], [`GROUP_MAX_DATA_LEN`], [`is_size_hole`]).
 //! - [`MessengerMessage`] (`\MAILSLOT\MESSNGR`, code page 850 via [`cp850`]),
 //!   [`BrowserFrame`] (`\MAILSLOT\BROWSE`), [`NbnsPacket`] (name query request and positive

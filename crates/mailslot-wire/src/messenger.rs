@@ -1,4 +1,4 @@
-//! Messenger service bodies on `\MAILSLOT\MESSNGR` ([MS-MSRP], PROTOCOL.md §5): three
+//! Messenger service bodies on `\MAILSLOT\MESSNGR` ([MS-MSRP]): three
 //! NUL-terminated strings `From\0To\0Text\0` in the OEM code page, no header.
 
 use crate::cp850;

@@ -1,5 +1,5 @@
 //! The [MS-MAIL] mailslot write: an SMB1 `SMB_COM_TRANSACTION` request carried as the USER_DATA
-//! of a NetBIOS datagram (PROTOCOL.md §3), the size rules of §3.5, and [`MailslotDatagram`],
+//! of a NetBIOS datagram, its size rules, and [`MailslotDatagram`],
 //! the whole datagram in one value.
 
 use std::net::Ipv4Addr;
@@ -114,7 +114,7 @@ pub fn samba_safe_max_data_len(mailslot: &str, style: SmbStyle, names_len: usize
 }
 
 /// `true` for 425 and 426 bytes, sizes that never work between computers (class 2 covers
-/// < 425, the old class 1 path > 426; SEMANTICS.md §2).
+/// < 425, the old class 1 path > 426).
 pub const fn is_size_hole(len: usize) -> bool {
     len == 425 || len == 426
 }
@@ -289,7 +289,7 @@ impl<'a> MailslotWrite<'a> {
         }
     }
 
-    /// Parses and validates USER_DATA (PROTOCOL.md §3.4): fixed fields, opcode 1,
+    /// Parses and validates USER_DATA: fixed fields, opcode 1,
     /// `81 <= DataOffset <= len`, `DataOffset + DataCount <= len` (checked), the name's NUL
     /// searched only in `[69, DataOffset)`, the `\MAILSLOT\` prefix. Only DataOffset and
     /// DataCount locate the message (any padding, of any value, is skipped). Bytes after the
@@ -453,7 +453,7 @@ impl<'a> MailslotDatagram<'a> {
         }
     }
 
-    /// Parses and validates a received datagram (PROTOCOL.md §3.4 items 1-7).
+    /// Parses and validates a received datagram (the receive checks of docs/wire.md).
     ///
     /// # Errors
     /// [`ErrorKind::Fragment`] for fragments, [`ErrorKind::Unsupported`] for packets that are
@@ -532,7 +532,7 @@ impl<'a> MailslotDatagram<'a> {
         }
     }
 
-    /// Checks the message size against `limit` (PROTOCOL.md §3.5).
+    /// Checks the message size against `limit`.
     ///
     /// # Errors
     /// [`ErrorKind::TooLarge`] naming the rule that failed.

@@ -1,4 +1,4 @@
-//! Golden vectors of PROTOCOL.md §10 and lab/REPORT.md §4, both ways.
+//! Golden vectors (hand-checked examples and captures of Samba and scapy), both ways.
 
 mod vectors;
 

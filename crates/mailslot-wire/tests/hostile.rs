@@ -1,4 +1,5 @@
-//! Each hostile input of PROTOCOL.md §11 is refused with a clear error, never a panic.
+//! Each hostile input (the bug classes of past mailslot CVEs) is refused with a clear error,
+//! never a panic.
 
 mod vectors;
 

@@ -1,8 +1,8 @@
 //! The network role with real sockets and real processes: election and takeover after
 //! `kill -9`, hand-over on close, cancellation of a parked waiter, the receive path on loopback
-//! (unicast and the loopback broadcast 127.255.255.255), every hostile datagram of PROTOCOL.md
-//! §11, dedupe, a bounded flood, port-in-use detection, name service, the three send paths,
-//! and `net::status`.
+//! (unicast and the loopback broadcast 127.255.255.255), every hostile datagram (the receive
+//! checks of docs/wire.md), dedupe, a bounded flood, port-in-use detection, name service, the
+//! three send paths, and `net::status`.
 //!
 //! Helper processes are this test binary re-executed with `MS_NET_HELPER=1`: the test
 //! `helper_process` then runs a role from environment settings, prints `@@ ...` lines
@@ -724,8 +724,8 @@ fn local_sink_delivers_batches_into_every_instance() {
     );
 }
 
-/// Every case of PROTOCOL.md §11 (and §3.4) is dropped and counted, nothing crashes, and
-/// the role keeps delivering.
+/// Every hostile case (the receive checks of docs/wire.md, past CVEs) is dropped and counted,
+/// nothing crashes, and the role keeps delivering.
 #[test]
 fn hostile_datagrams_are_dropped_and_counted() {
     let dir = test_dir("hostile");

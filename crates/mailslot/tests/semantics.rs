@@ -1,4 +1,4 @@
-//! Windows mailslot semantics (SEMANTICS.md §1, DESIGN.md §2.1-2.3, §2.7), in one process
+//! Windows mailslot semantics (docs/semantics.md), in one process
 //! except where a second process is the point.
 
 mod common;

@@ -1,4 +1,4 @@
-//! Shared mailslots across real processes (DESIGN.md §2.4, §5): same order everywhere,
+//! Shared mailslots across real processes (docs/semantics.md): same order everywhere,
 //! `one` delivery, joins and leaves under load, `kill -9`, SIGSTOP, counted loss, slots,
 //! ids, many instances and many names.
 

@@ -2,8 +2,8 @@
 //!
 //! Every chat opens `MESSNGR` shared, so each window on a host (each user of a terminal
 //! server, each terminal) sees every popup. Messages use the Messenger body
-//! `From\0To\0Text\0` in code page 850 (PROTOCOL.md §5). Targets: `.` this host, `*` (or the
-//! workgroup's name) everyone, or a user, host or workgroup name, or an IP address.
+//! `From\0To\0Text\0` in code page 850 (docs/wire.md, Messenger). Targets: `.` this host, `*`
+//! (or the workgroup's name) everyone, or a user, host or workgroup name, or an IP address.
 //!
 //! Layout of the code: [`model`] holds every rule and is pure (unit-tested); [`ui`] draws it;
 //! [`text`] makes received bytes safe to show; [`lan`] is the only code that uses the network;

@@ -15,7 +15,7 @@ use super::text;
 
 /// The Messenger service's mailslot.
 pub const MAILSLOT: &str = "MESSNGR";
-/// Longest sender name (a NetBIOS-style name, PROTOCOL.md §5).
+/// Longest sender name (a NetBIOS-style name, as Messenger has it).
 pub const NAME_MAX: usize = 15;
 /// Largest body of a local send when MESSNGR has no smaller maximum: the mailslot maximum.
 pub const LOCAL_LIMIT: usize = mailslot::MAX_MESSAGE_SIZE;

@@ -20,7 +20,7 @@ pub enum Charset {
 }
 
 /// Decodes message bytes: ASCII as is, valid UTF-8 as UTF-8, anything else as code page 850
-/// (the Messenger service's OEM code page, PROTOCOL.md §5).
+/// (the Messenger service's OEM code page).
 ///
 /// Real CP850 text is practically never valid UTF-8 (that needs a box-drawing character
 /// followed by an accented one, again and again), so the guess is safe in both directions.

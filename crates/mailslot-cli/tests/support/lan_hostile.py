@@ -4,7 +4,7 @@
 are then broken byte by byte, as an attacker would.
 
   lan_hostile.py hostile --to IP --host NAME --group NAME
-      Sends every case of PROTOCOL.md §11 (and the checklist of §3.4), 2 ms apart, from one
+      Sends every hostile case below (the receive checks of docs/wire.md), 2 ms apart, from one
       ephemeral UDP port, then an END sentinel to \\MAILSLOT\\TEST. Prints one JSON line per
       case ({"case", "expect"}) and a summary {"summary": {counter: expected increase}}, the
       counters being those of `mailslot status --json` (network object).
@@ -58,7 +58,7 @@ def hostile_cases(host, group):
     def add(case, expect, d):
         cases.append((case, expect, bytes(d)))
 
-    # --- malformed (PROTOCOL.md §3.4 items 1-6, §11) ---
+    # --- malformed (the receive checks 1-5 of docs/wire.md, past CVEs) ---
     add("empty datagram (CVE-2020-14303)", "dropped_malformed", b"")
     add("13-byte header", "dropped_malformed", base[:13])
     add("truncated source name", "dropped_malformed", base[:30])
@@ -121,7 +121,7 @@ def hostile_cases(host, group):
         dgram(host, slot="..\\..\\ETC"))
     g = bytearray((i * 37 + 11) & 0xFF for i in range(300)); g[0] = 0x10
     add("random bytes after a data MSG_TYPE", "dropped_malformed", g)
-    # --- other datagram-service types (§1.3): parsed for counting, never answered ---
+    # --- other datagram-service types: parsed for counting, never answered ---
     add("DATAGRAM ERROR 0x13", "dropped_other_type",
         bytes([0x13, 0x02, 0, 1, 10, 99, 0, 1, 0, 138, 0x82]))
     for t in (0x14, 0x15, 0x16):
@@ -129,14 +129,14 @@ def hostile_cases(host, group):
             bytes([t, 0x02, 0, 1, 10, 99, 0, 1, 0, 138]) + bytes(base[14 + 34:14 + 68]))
     d = bytearray(base); d[0] = 0x42
     add("unknown MSG_TYPE 0x42", "dropped_other_type", d)
-    # --- fragments (§1.6): nobody reassembles ---
+    # --- fragments: nobody reassembles ---
     d = bytearray(base); d[1] |= 0x01
     add("first fragment with MORE set", "dropped_fragment", d)
     d = bytearray(base); d[12:14] = struct.pack(">H", 100)
     add("PACKET_OFFSET 100", "dropped_fragment", d)
     d = bytearray(base); d[1] = 0x00; d[12:14] = struct.pack(">H", 40)
     add("last fragment (F=0, M=0, offset 40)", "dropped_fragment", d)
-    # --- not for us (§3.4 item 3) ---
+    # --- not for us (receive check 3) ---
     add("unique to another host", "dropped_not_for_us", dgram("OTHERHOST", dgm_id=101))
     add("group to another workgroup", "dropped_not_for_us",
         dgram("OTHERGRP", typ=0x11, dgm_id=102))
@@ -146,7 +146,7 @@ def hostile_cases(host, group):
     # --- valid, but nobody has the mailslot ---
     add("write to a mailslot nobody has", "dropped_no_mailslot",
         dgram(host, slot="NOSUCH", dgm_id=104))
-    # --- valid and unusual: delivered (§1.5, §3.2, §11 rows "truncation" and "spoofable") ---
+    # --- valid and unusual: delivered (a wrong DGM_LENGTH, odd padding, a spoofed header) ---
     deliveries = []
 
     def deliver(case, d, slot, data, counters=("delivered",)):

@@ -1,4 +1,4 @@
-// Shared golden vectors (PROTOCOL.md §10 and lab/REPORT.md §4), included by the test files.
+// Shared golden vectors (worked examples and lab captures), included by the test files.
 #![allow(dead_code)]
 
 pub fn hex(s: &str) -> Vec<u8> {
@@ -9,7 +9,8 @@ pub fn hex(s: &str) -> Vec<u8> {
         .collect()
 }
 
-/// PROTOCOL.md §10.1: `\MAILSLOT\TEST` "Hello" LINUXBOX<00> -> WORKGROUP<00>, Windows style.
+/// The worked example of docs/wire.md: `\MAILSLOT\TEST` "Hello" LINUXBOX<00> ->
+/// WORKGROUP<00>, Windows style.
 pub const P10_1: &str = "
 11 02 12 34 C0 A8 01 0A 00 8A 00 9D 00 00 20 45
 4D 45 4A 45 4F 46 46 46 49 45 43 45 50 46 49 43
@@ -23,8 +24,8 @@ pub const P10_1: &str = "
 00 00 00 02 00 14 00 5C 4D 41 49 4C 53 4C 4F 54
 5C 54 45 53 54 00 48 65 6C 6C 6F";
 
-/// PROTOCOL.md §10.2 from offset 0x70 (the first 0x70 bytes are §10.1's with DGM_ID 0x1235
-/// and DGM_LENGTH 0x00B5).
+/// A padded Messenger broadcast from offset 0x70 (the first 0x70 bytes are P10_1's with
+/// DGM_ID 0x1235 and DGM_LENGTH 0x00B5).
 pub const P10_2_TAIL: &str = "
 00 00 11 00 00 19 00 02 00 00 00 00 00 02 00 00
 00 00 00 00 00 00 00 58 00 19 00 58 00 03 00 01
@@ -41,7 +42,7 @@ pub fn p10_2() -> Vec<u8> {
     v
 }
 
-/// PROTOCOL.md §10.3: Samba nmbd 4.17.12 HostAnnouncement, captured.
+/// Samba nmbd 4.17.12 HostAnnouncement, captured.
 pub const P10_3: &str = "
 11 0A 6B E4 0A 63 00 01 00 8A 00 C9 00 00 20 46
 44 45 42 45 4E 45 43 45 42 46 41 45 46 45 46 46
@@ -58,10 +59,11 @@ pub const P10_3: &str = "
 03 9A 81 00 0F 01 55 AA 6E 6D 62 64 20 74 65 73
 74 20 70 65 65 72 00";
 
-/// lab/REPORT.md §4: Samba NDR / scapy, group MS-SENDER<00> -> MSLAB<00> \MAILSLOT\TEST "hello".
+/// Built by Samba NDR / scapy on a virtual LAN: group MS-SENDER<00> -> MSLAB<00>
+/// \MAILSLOT\TEST "hello".
 pub const R4_GROUP: &str = "110212340a630001008a009d000020454e4644434e46444546454f45454546464343414341434143414341434141410020454e4644454d454245434341434143414341434143414341434143414341414100ff534d4225000000000000000000000000000000000000000000000000000000110000050000000000000000000000000000000000000005005400030001000100020014005c4d41494c534c4f545c544553540068656c6c6f";
 
-/// lab/REPORT.md §4: unique HOST-A<00> -> HOST-B<03> \MAILSLOT\MESSNGR bytes 00..0f.
+/// Built on a virtual LAN: unique HOST-A<00> -> HOST-B<03> \MAILSLOT\MESSNGR bytes 00..0f.
 pub const R4_UNIQUE: &str = "100212340a630001008a00ab0000204549455046444645434e4542434143414341434143414341434143414341414100204549455046444645434e4543434143414341434143414341434143414341414400ff534d4225000000000000000000000000000000000000000000000000000000110000100000000000000000000000000000000000000010005700030001000100020022005c4d41494c534c4f545c4d4553534e475200000102030405060708090a0b0c0d0e0f";
 
 pub fn all() -> Vec<(&'static str, Vec<u8>)> {

@@ -49,7 +49,7 @@ pub(crate) enum ParseError {
     OtherType(u8),
     /// M set or PACKET_OFFSET != 0.
     Fragment,
-    /// Anything that breaks PROTOCOL.md §3.4 (the codec's reason).
+    /// Anything that fails the receive checks (the codec's reason).
     Malformed(&'static str),
 }
 
@@ -66,7 +66,7 @@ pub(crate) struct Parsed<'a> {
     pub(crate) data: &'a [u8],
 }
 
-/// Validate a received datagram (PROTOCOL.md §3.4 items 1–8, by `mailslot-wire`).
+/// Validate a received datagram (the receive checks of docs/wire.md, by `mailslot-wire`).
 pub(crate) fn parse_mailslot_datagram(buf: &[u8]) -> Result<Parsed<'_>, ParseError> {
     let Some(&t) = buf.first() else {
         return Err(ParseError::Malformed("empty datagram"));
@@ -133,7 +133,7 @@ pub(crate) struct Emit<'a> {
     pub(crate) data: &'a [u8],
 }
 
-/// One unfragmented Windows-client-style datagram ([MS-MAIL] §4, PROTOCOL.md §10.1), at most
+/// One unfragmented Windows-client-style datagram ([MS-MAIL] §4), at most
 /// 576 bytes (see [`max_message_len`]).
 pub(crate) fn emit_mailslot_datagram(e: &Emit<'_>) -> Result<Vec<u8>, mailslot_wire::Error> {
     let full = format!("{MAILSLOT_PREFIX}{}", e.mailslot);
@@ -162,7 +162,7 @@ mod tests {
             .collect()
     }
 
-    /// PROTOCOL.md §10.1, byte for byte.
+    /// The worked example of docs/wire.md, byte for byte.
     const EXAMPLE_10_1: &str = "
         11 02 12 34 C0 A8 01 0A 00 8A 00 9D 00 00 20 45
         4D 45 4A 45 4F 46 46 46 49 45 43 45 50 46 49 43

@@ -18,7 +18,7 @@ pub const DEFAULT_WORKGROUP: &str = "WORKGROUP";
 pub const DEFAULT_DEDUPE_WINDOW: Duration = Duration::from_secs(2);
 
 /// Where a network message came from. The UDP source address is used (SOURCE_IP and
-/// SOURCE_PORT in the header are spoofable and informational, PROTOCOL.md §4).
+/// SOURCE_PORT in the header are spoofable and informational).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetSource {
     /// UDP source address.
@@ -131,7 +131,7 @@ impl fmt::Debug for Reporter {
     }
 }
 
-/// Settings of the network role and of network sends (DESIGN.md §4 global options).
+/// Settings of the network role and of network sends (the command's global options).
 #[derive(Debug, Clone)]
 pub struct NetConfig {
     /// Runtime directory: the election lock, handoff socket and state file live here.
@@ -140,7 +140,7 @@ pub struct NetConfig {
     pub port: u16,
     /// Local address the role binds (default 0.0.0.0: unicast and broadcast on every interface).
     /// A socket bound to one interface address receives only unicast (no broadcasts), as
-    /// measured in lab/REPORT.md §2.
+    /// measured on a virtual LAN.
     pub bind: Ipv4Addr,
     /// Broadcast addresses for group targets and name queries; empty means every IPv4
     /// interface's broadcast address.

@@ -1,11 +1,11 @@
-//! The host's network role and remote writes (DESIGN.md §2.3, §2.5; PROTOCOL.md).
+//! The host's network role and remote writes (docs/semantics.md, docs/wire.md).
 //!
 //! - [`NetRole`]: a process's interest in the role of one runtime directory and UDP port. At
 //!   most one process per host holds it (an exclusive `flock` on `<dir>/network-<port>.lock`,
 //!   waited for in a blocking call on its own thread, released by the kernel when the holder
 //!   closes or dies); the holder binds `bind:port` (default `0.0.0.0:138`), validates every
-//!   datagram (PROTOCOL.md §3.4) and delivers mailslot writes into the local mailslots
-//!   ([`Sink::Local`]) or hands them to a [`DeliverFn`] callback.
+//!   datagram (the receive checks of docs/wire.md) and delivers mailslot writes into the local
+//!   mailslots ([`Sink::Local`]) or hands them to a [`DeliverFn`] callback.
 //!   It also answers NetBIOS name queries for our name on UDP 137 when that port is free, and
 //!   sends datagrams for other local processes from its port (see [`send`]).
 //! - [`send`]: a remote write to a host, a workgroup or `*`, with size limits checked first.
@@ -28,7 +28,7 @@
 //! else's, once (the dedupe key leaves out SOURCE_IP, so the per-interface copies are one): a
 //! write to `*` reaches this host's mailslots as it reaches every other host of the
 //! workgroup, and two processes on one host reach each other through the network path too.
-//! [`NetConfig::deliver_own`] = false drops them instead (PROTOCOL.md §3.4 item 9, Samba's
+//! [`NetConfig::deliver_own`] = false drops them instead (Samba's
 //! rule for browse frames).
 //!
 //! # Floods

@@ -1,5 +1,5 @@
-//! What the role does with one received datagram, without I/O: validate (PROTOCOL.md §3.4),
-//! check the destination, and say which counter it lands in.
+//! What the role does with one received datagram, without I/O: validate (the receive checks of
+//! docs/wire.md), check the destination, and say which counter it lands in.
 
 use super::codec::{parse_mailslot_datagram, same_name, NbName, ParseError, Parsed};
 
@@ -24,7 +24,7 @@ pub(crate) enum Drop {
 
 /// Classify one datagram.
 ///
-/// Accepted destinations (PROTOCOL.md §3.4 item 3): our NetBIOS name with any suffix, our
+/// Accepted destinations: our NetBIOS name with any suffix, our
 /// workgroup with any suffix (browser frames go to `WG<1D>`, `WG<1E>`), the wildcard `*`, and
 /// with `accept_any` everything. Scoped destinations are not ours (our scope is empty).
 ///

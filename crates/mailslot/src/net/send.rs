@@ -1,6 +1,6 @@
 //! Remote writes: targets, name resolution, size limits and the choice of source port.
 //!
-//! # Targets (PROTOCOL.md §4)
+//! # Targets
 //!
 //! - `*`: our workgroup, as a group (0x11 to `WORKGROUP<00>`, broadcast).
 //! - a name equal to our workgroup: the same.

@@ -76,7 +76,7 @@ counters! {
     received,
     /// Mailslot writes handed to a local mailslot.
     delivered,
-    /// Datagrams that break PROTOCOL.md §3.4 (bad names, offsets, SMB fields, empty, ...).
+    /// Datagrams that fail the receive checks (bad names, offsets, SMB fields, empty, ...).
     dropped_malformed,
     /// Mailslot writes for a name no local server has open.
     dropped_no_mailslot,
