@@ -27,7 +27,7 @@ use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use mailslot::net::{self, NetRole, RoleState, Sink, Target};
+use mailslot::net::{self, NetRole, RemoteTarget, RoleState, Sink};
 use mailslot::{ErrorKind, Scope, Server, Timeout};
 
 use crate::args::{child_args, Args};
@@ -441,7 +441,7 @@ pub fn sender_main(args: &Args) -> BenchResult<()> {
     let total: usize = args.need("datagrams")?;
     let size: usize = args.need("size")?;
     let config = role_config(&dir, port);
-    let target = Target::Host("127.0.0.1".into());
+    let target = RemoteTarget::Host("127.0.0.1".into());
     let datagrams = (index..total)
         .step_by(senders)
         .map(|i| {

@@ -22,7 +22,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mailslot::net::{self, DeliverFn, Delivery, NetConfig, NetRole, Reporter, RoleState, Target};
+use mailslot::net::{
+    self, DeliverFn, DeliveryOutcome, NetConfig, NetRole, RemoteTarget, Reporter, RoleState,
+};
 
 use crate::args::{child_args, Args};
 use crate::proc::{self, BenchResult, Child, TempDir, STEP_TIMEOUT};
@@ -209,7 +211,7 @@ fn stream(
         let socket = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))
             .map_err(|e| format!("sender: {e}"))?;
         let to = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
-        let target = Target::Host("127.0.0.1".into());
+        let target = RemoteTarget::Host("127.0.0.1".into());
         let mut sent_at = Vec::new();
         let mut next = Instant::now();
         while !stop.load(Ordering::Relaxed) {
@@ -490,7 +492,7 @@ pub fn child_main(args: &Args) -> BenchResult<()> {
             u64::from_le_bytes(b.try_into().expect("8 bytes"))
         });
         proc::report(&format!("got s={seq} t={}", sys::monotonic_ns()));
-        Delivery::Delivered
+        DeliveryOutcome::Delivered
     });
     let role = NetRole::start(role_config(&dir, port), deliver)
         .map_err(|e| format!("cannot start the network role: {e}"))?;

@@ -46,7 +46,7 @@ enum Link {
 #[derive(Debug)]
 struct Remote {
     config: NetConfig,
-    target: net::Target,
+    target: net::RemoteTarget,
     name: String,
 }
 
@@ -65,14 +65,13 @@ impl Remote {
 }
 
 /// A remote path's target and mailslot name, or None for a local one.
-fn remote_target(path: &str) -> PyResult<Option<(net::Target, String)>> {
+fn remote_target(path: &str) -> PyResult<Option<(net::RemoteTarget, String)>> {
     let (target, name) = Target::parse(path).map_err(|e| errors::from_lib(&e, path))?;
     let target = match target {
         Target::Local => return Ok(None),
-        Target::AllInWorkgroup => net::Target::OwnGroup,
-        Target::Host(host) => {
-            net::Target::parse(&host).map_err(|e| errors::from_net(&e, path, name.as_str()))?
-        }
+        Target::AllInWorkgroup => net::RemoteTarget::OwnGroup,
+        Target::Host(host) => net::RemoteTarget::parse(&host)
+            .map_err(|e| errors::from_net(&e, path, name.as_str()))?,
     };
     Ok(Some((target, name.as_str().to_owned())))
 }

@@ -172,9 +172,9 @@ pub fn send_remote(
     let config = config(global, &dir);
     let target = match target {
         Target::Local => unreachable!("local targets are written directly"),
-        Target::AllInWorkgroup => net::Target::OwnGroup,
-        Target::Host(host) if args.group => net::Target::Group(host.clone()),
-        Target::Host(host) => net::Target::parse(host)?,
+        Target::AllInWorkgroup => net::RemoteTarget::OwnGroup,
+        Target::Host(host) if args.group => net::RemoteTarget::Group(host.clone()),
+        Target::Host(host) => net::RemoteTarget::parse(host)?,
     };
     let mut options = if args.messenger {
         SendOptions::messenger()

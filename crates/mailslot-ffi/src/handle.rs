@@ -186,7 +186,7 @@ enum WriterTarget {
 #[derive(Debug)]
 struct RemoteWriter {
     config: NetConfig,
-    target: net::Target,
+    target: net::RemoteTarget,
     name: String,
 }
 
@@ -355,12 +355,12 @@ pub(crate) fn message_of(message: ms::Message) -> ms_message {
 }
 
 /// A remote path's target for `net::send`, or `None` for a local one.
-fn remote_target(path: &str) -> Result<Option<(net::Target, String)>, Failure> {
+fn remote_target(path: &str) -> Result<Option<(net::RemoteTarget, String)>, Failure> {
     let (target, name) = Target::parse(path)?;
     let target = match target {
         Target::Local => return Ok(None),
-        Target::AllInWorkgroup => net::Target::OwnGroup,
-        Target::Host(host) => net::Target::parse(&host)?,
+        Target::AllInWorkgroup => net::RemoteTarget::OwnGroup,
+        Target::Host(host) => net::RemoteTarget::parse(&host)?,
     };
     Ok(Some((target, name.as_str().to_owned())))
 }

@@ -449,9 +449,11 @@ impl Deliverer {
                 .append(name, data, &source)
                 .map(|at| deliverer.writers[at].1.ring_bells());
             match result {
-                Ok(()) => crate::net::Delivery::Delivered,
-                Err(e) if e.kind() == ErrorKind::NotFound => crate::net::Delivery::NoMailslot,
-                Err(e) => crate::net::Delivery::Failed(e.to_string()),
+                Ok(()) => crate::net::DeliveryOutcome::Delivered,
+                Err(e) if e.kind() == ErrorKind::NotFound => {
+                    crate::net::DeliveryOutcome::NoMailslot
+                }
+                Err(e) => crate::net::DeliveryOutcome::Failed(e.to_string()),
             }
         })
     }

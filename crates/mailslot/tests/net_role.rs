@@ -24,8 +24,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mailslot::net::{
-    self, DeliverFn, Delivery, NetConfig, NetRole, NetSource, Reporter, RoleState, SendOptions,
-    SendPath, Sink, Target,
+    self, DeliverFn, DeliveryOutcome, NetConfig, NetRole, NetSource, RemoteTarget, Reporter,
+    RoleState, SendOptions, SendPath, Sink,
 };
 use mailslot_wire::{
     MailslotDatagram, MessageType, NbAddress, NbnsKind, NbnsMessage, NbnsPacket, NetbiosName,
@@ -75,14 +75,14 @@ fn collector() -> (DeliverFn, Arc<Mutex<Vec<Got>>>) {
     let g2 = got.clone();
     let f: DeliverFn = Arc::new(move |mailslot: &str, data: &[u8], source: &NetSource| {
         if mailslot.eq_ignore_ascii_case("NOSUCH") {
-            return Delivery::NoMailslot;
+            return DeliveryOutcome::NoMailslot;
         }
         g2.lock().unwrap().push(Got {
             mailslot: mailslot.to_string(),
             data: data.to_vec(),
             source: source.clone(),
         });
-        Delivery::Delivered
+        DeliveryOutcome::Delivered
     });
     (f, got)
 }
@@ -183,7 +183,7 @@ fn helper_process() {
             s.port,
             s.netbios_name
         ));
-        Delivery::Delivered
+        DeliveryOutcome::Delivered
     });
     // A role plus the thread that prints its state changes.
     type Running = (Arc<NetRole>, Arc<AtomicBool>, std::thread::JoinHandle<()>);
@@ -247,7 +247,7 @@ fn helper_process() {
                 say("started".into());
             }
             ["send", target, mailslot, text] => {
-                let t = Target::parse(target).unwrap();
+                let t = RemoteTarget::parse(target).unwrap();
                 match net::send(&cfg, &t, mailslot, text.as_bytes(), &SendOptions::default()) {
                     Ok(r) => say(format!("sent {:?} {}", r.path, r.source_port)),
                     Err(e) => say(format!("senderr {e}")),
@@ -978,9 +978,9 @@ fn flood_keeps_memory_bounded_and_the_role_running() {
     let deliver: DeliverFn = Arc::new(move |m: &str, _: &[u8], _: &NetSource| {
         if m == "TEST" {
             d2.fetch_add(1, Ordering::Relaxed);
-            Delivery::Delivered
+            DeliveryOutcome::Delivered
         } else {
-            Delivery::NoMailslot
+            DeliveryOutcome::NoMailslot
         }
     });
     let role = NetRole::start(config(&dir, port, "HOSTA"), deliver).unwrap();
@@ -1155,7 +1155,7 @@ fn own_broadcast_reaches_own_mailslots_once() {
     holding(&role);
     let r = net::send(
         &cfg,
-        &Target::OwnGroup,
+        &RemoteTarget::OwnGroup,
         "TEST",
         b"to all",
         &SendOptions::default(),
@@ -1182,7 +1182,7 @@ fn own_broadcast_reaches_own_mailslots_once() {
     cfg2.broadcast = vec![LOOPBACK_BCAST, Ipv4Addr::new(127, 0, 0, 1)];
     net::send(
         &cfg2,
-        &Target::Host("TESTGRP".into()),
+        &RemoteTarget::Host("TESTGRP".into()),
         "TEST",
         b"twice",
         &SendOptions::default(),
@@ -1204,7 +1204,7 @@ fn own_broadcast_reaches_own_mailslots_once() {
     holding(&role);
     net::send(
         &strict,
-        &Target::OwnGroup,
+        &RemoteTarget::OwnGroup,
         "TEST",
         b"not to me",
         &SendOptions::default(),
@@ -1226,7 +1226,7 @@ fn a_process_without_the_role_sends_through_the_holder() {
     let cfg = config(&dir, port, "HOSTA");
     let r = net::send(
         &cfg,
-        &Target::OwnGroup,
+        &RemoteTarget::OwnGroup,
         "TEST",
         b"via holder",
         &SendOptions::default(),
@@ -1240,7 +1240,7 @@ fn a_process_without_the_role_sends_through_the_holder() {
     // A unique write to our own name goes to this host.
     let r = net::send(
         &cfg,
-        &Target::Host("hosta".into()),
+        &RemoteTarget::Host("hosta".into()),
         "TEST",
         b"to me",
         &SendOptions::default(),
@@ -1255,7 +1255,7 @@ fn a_process_without_the_role_sends_through_the_holder() {
     // Size limits are checked before anything is sent.
     let e = net::send(
         &cfg,
-        &Target::OwnGroup,
+        &RemoteTarget::OwnGroup,
         "TEST",
         &[0u8; 411],
         &SendOptions::default(),
@@ -1288,7 +1288,7 @@ fn without_a_holder_sends_use_an_ephemeral_port() {
     let cfg = config(&dir, port, "HOSTA");
     let r = net::send(
         &cfg,
-        &Target::Host("127.0.0.1".into()),
+        &RemoteTarget::Host("127.0.0.1".into()),
         "TEST",
         b"eph",
         &SendOptions::default(),
@@ -1327,7 +1327,7 @@ fn name_service_answers_for_our_name_and_resolves_peers() {
     cfg.name_service_port = ns_port;
     let r = net::send(
         &cfg,
-        &Target::Host("peerb".into()),
+        &RemoteTarget::Host("peerb".into()),
         "TEST",
         b"resolved",
         &SendOptions::default(),
@@ -1343,7 +1343,7 @@ fn name_service_answers_for_our_name_and_resolves_peers() {
     // Our workgroup answers as a group: a write to it is a broadcast.
     let r = net::send(
         &cfg,
-        &Target::Host("TESTGRP".into()),
+        &RemoteTarget::Host("TESTGRP".into()),
         "TEST",
         b"grp",
         &SendOptions::default(),
@@ -1353,7 +1353,7 @@ fn name_service_answers_for_our_name_and_resolves_peers() {
     // An unknown name: NBNS (3 tries) then DNS, then NameNotFound.
     let e = net::send(
         &cfg,
-        &Target::Host("NOSUCHPEERXYZ".into()),
+        &RemoteTarget::Host("NOSUCHPEERXYZ".into()),
         "TEST",
         b"x",
         &SendOptions::default(),

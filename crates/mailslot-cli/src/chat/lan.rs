@@ -85,8 +85,8 @@ pub fn view(state: &RoleState) -> RoleView {
 /// The network's reason, in one line (too large, name not found, network unavailable, ...).
 pub fn send(config: &NetConfig, target: &NetTarget, body: &[u8]) -> Result<String, String> {
     let target = match target {
-        NetTarget::OwnGroup => net::Target::OwnGroup,
-        NetTarget::Host(name) => net::Target::Host(name.clone()),
+        NetTarget::OwnGroup => net::RemoteTarget::OwnGroup,
+        NetTarget::Host(name) => net::RemoteTarget::Host(name.clone()),
     };
     let report = net::send(config, &target, MAILSLOT, body, &SendOptions::messenger())
         .map_err(|e| e.to_string())?;

@@ -51,7 +51,7 @@ impl NetSource {
 
 /// What the local side did with a network message.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Delivery {
+pub enum DeliveryOutcome {
     /// Queued to the local mailslot (to every instance of a shared name).
     Delivered,
     /// No server has this name open on this host: dropped and counted, like Windows.
@@ -62,7 +62,7 @@ pub enum Delivery {
 
 /// The local delivery callback: mailslot name without `\MAILSLOT\` (case as received), the
 /// message, and its source.
-pub type DeliverFn = Arc<dyn Fn(&str, &[u8], &NetSource) -> Delivery + Send + Sync>;
+pub type DeliverFn = Arc<dyn Fn(&str, &[u8], &NetSource) -> DeliveryOutcome + Send + Sync>;
 
 /// Where the network role puts the mailslot writes it receives.
 #[derive(Clone, Default)]

@@ -62,11 +62,11 @@ mod state;
 mod subscribed;
 
 pub use config::{
-    default_netbios_name, DeliverFn, Delivery, NetConfig, NetSource, Reporter, Sink,
+    default_netbios_name, DeliverFn, DeliveryOutcome, NetConfig, NetSource, Reporter, Sink,
     DEFAULT_DEDUPE_WINDOW, DEFAULT_NAME_SERVICE_PORT, DEFAULT_PORT, DEFAULT_WORKGROUP,
 };
 pub use error::NetError;
 pub use iface::{broadcast_addresses, interfaces, udp_port_owners, Interface, PortOwner};
 pub use role::{NetRole, RoleState};
-pub use send::{encode, message_limit, send, SendOptions, SendPath, SendReport, Target};
+pub use send::{encode, message_limit, send, RemoteTarget, SendOptions, SendPath, SendReport};
 pub use state::{status, NetCounters, NetStatus, FLUSH_INTERVAL};

@@ -450,7 +450,7 @@ fn give_up(entry: &Entry, reason: String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::config::{DeliverFn, Delivery};
+    use crate::net::config::{DeliverFn, DeliveryOutcome};
     use std::net::Ipv4Addr;
 
     fn cfg(dir: &Path, port: u16) -> NetConfig {
@@ -482,7 +482,7 @@ mod tests {
     fn refcounted_per_process_and_released_on_last_drop() {
         let dir = tmpdir("refcount");
         let port = free_port();
-        let deliver: DeliverFn = Arc::new(|_, _, _| Delivery::NoMailslot);
+        let deliver: DeliverFn = Arc::new(|_, _, _| DeliveryOutcome::NoMailslot);
         let a = NetRole::start(cfg(&dir, port), deliver.clone()).unwrap();
         let st = a.wait_settled(Duration::from_secs(10));
         assert!(matches!(st, RoleState::Holding { .. }), "{st:?}");
@@ -517,7 +517,7 @@ mod tests {
         };
         // Another "process" holds the election lock (another open file description).
         let other = Flock::lock(open(), FlockArg::LockExclusive).unwrap();
-        let deliver: DeliverFn = Arc::new(|_, _, _| Delivery::NoMailslot);
+        let deliver: DeliverFn = Arc::new(|_, _, _| DeliveryOutcome::NoMailslot);
         let role = NetRole::start(c.clone(), deliver.clone()).unwrap();
         assert_eq!(
             role.wait_settled(Duration::from_millis(50)),
@@ -568,7 +568,7 @@ mod tests {
         let mut c = cfg(&dir, port);
         c.reporter =
             super::super::config::Reporter::new(move |l| r2.lock().unwrap().push(l.to_string()));
-        let deliver: DeliverFn = Arc::new(|_, _, _| Delivery::NoMailslot);
+        let deliver: DeliverFn = Arc::new(|_, _, _| DeliveryOutcome::NoMailslot);
         let role = NetRole::start(c, deliver).unwrap();
         let st = role.wait_settled(Duration::from_secs(10));
         let RoleState::Unavailable { reason } = st else {

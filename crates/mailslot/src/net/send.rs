@@ -48,7 +48,7 @@ use super::{handoff, role};
 
 /// Where a remote write goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
+pub enum RemoteTarget {
     /// A host: IPv4 address, NetBIOS name or DNS name (a NetBIOS name that turns out to be a
     /// group name is sent as a group).
     Host(String),
@@ -58,14 +58,14 @@ pub enum Target {
     OwnGroup,
 }
 
-impl Target {
-    /// `*` is [`Target::OwnGroup`]; anything else a [`Target::Host`], resolved when sending.
+impl RemoteTarget {
+    /// `*` is [`RemoteTarget::OwnGroup`]; anything else a [`RemoteTarget::Host`], resolved when sending.
     ///
     /// # Errors
     ///
     /// `InvalidTarget` for an empty target or `.` (that is the local host, not a network
     /// target), and for an IPv6 address.
-    pub fn parse(s: &str) -> Result<Target, NetError> {
+    pub fn parse(s: &str) -> Result<RemoteTarget, NetError> {
         let target = match s.trim() {
             "" | "." => {
                 return Err(NetError::InvalidTarget {
@@ -73,8 +73,8 @@ impl Target {
                     reason: "this is a local target, not a network one",
                 })
             }
-            "*" => Target::OwnGroup,
-            t => Target::Host(t.to_string()),
+            "*" => RemoteTarget::OwnGroup,
+            t => RemoteTarget::Host(t.to_string()),
         };
         target.check()?;
         Ok(target)
@@ -82,7 +82,7 @@ impl Target {
 
     /// Refuses what no datagram can reach before any traffic: an IPv6 address.
     fn check(&self) -> Result<(), NetError> {
-        let (Target::Host(t) | Target::Group(t)) = self else {
+        let (RemoteTarget::Host(t) | RemoteTarget::Group(t)) = self else {
             return Ok(());
         };
         let bare = t.strip_prefix('[').and_then(|r| r.strip_suffix(']'));
@@ -241,17 +241,17 @@ fn our_address(config: &NetConfig) -> Ipv4Addr {
 /// `*` → group, other names → unique.
 fn classify_offline(
     config: &NetConfig,
-    target: &Target,
+    target: &RemoteTarget,
     opts: &SendOptions,
 ) -> Result<Resolved, NetError> {
     match target {
-        Target::OwnGroup => Ok(Resolved::Group {
+        RemoteTarget::OwnGroup => Ok(Resolved::Group {
             name: own_nb("workgroup", &config.workgroup, opts.group_suffix)?,
         }),
-        Target::Group(g) => Ok(Resolved::Group {
+        RemoteTarget::Group(g) => Ok(Resolved::Group {
             name: nb(g, opts.group_suffix)?,
         }),
-        Target::Host(h) => {
+        RemoteTarget::Host(h) => {
             if let Ok(ip) = h.parse::<Ipv4Addr>() {
                 let name = opts.destination_name.as_deref().unwrap_or("*");
                 return Ok(Resolved::Unique {
@@ -273,9 +273,13 @@ fn classify_offline(
     }
 }
 
-fn resolve(config: &NetConfig, target: &Target, opts: &SendOptions) -> Result<Resolved, NetError> {
+fn resolve(
+    config: &NetConfig,
+    target: &RemoteTarget,
+    opts: &SendOptions,
+) -> Result<Resolved, NetError> {
     let offline = classify_offline(config, target, opts);
-    let Target::Host(h) = target else {
+    let RemoteTarget::Host(h) = target else {
         return offline;
     };
     if let Ok(ip) = h.parse::<Ipv4Addr>() {
@@ -375,7 +379,7 @@ pub fn message_limit(mailslot: &str) -> Result<usize, NetError> {
 /// `InvalidTarget` for a bad mailslot or NetBIOS name; `MessageTooLarge` over the limit.
 pub fn encode(
     config: &NetConfig,
-    target: &Target,
+    target: &RemoteTarget,
     mailslot: &str,
     data: &[u8],
     opts: &SendOptions,
@@ -419,7 +423,7 @@ pub fn encode(
 /// (no broadcast address, no route, the holder could not send), `Io`.
 pub fn send(
     config: &NetConfig,
-    target: &Target,
+    target: &RemoteTarget,
     mailslot: &str,
     data: &[u8],
     opts: &SendOptions,
@@ -530,9 +534,12 @@ mod tests {
 
     #[test]
     fn targets() {
-        assert_eq!(Target::parse("*").unwrap(), Target::OwnGroup);
-        assert!(Target::parse(".").is_err());
-        assert_eq!(Target::parse("host").unwrap(), Target::Host("host".into()));
+        assert_eq!(RemoteTarget::parse("*").unwrap(), RemoteTarget::OwnGroup);
+        assert!(RemoteTarget::parse(".").is_err());
+        assert_eq!(
+            RemoteTarget::parse("host").unwrap(),
+            RemoteTarget::Host("host".into())
+        );
     }
 
     #[test]
@@ -540,7 +547,7 @@ mod tests {
         let c = cfg();
         let d = encode(
             &c,
-            &Target::OwnGroup,
+            &RemoteTarget::OwnGroup,
             "\\mailslot\\TEST",
             b"Hello",
             &SendOptions::default(),
@@ -553,7 +560,7 @@ mod tests {
         assert_eq!(p.source_port, 138);
         let d = encode(
             &c,
-            &Target::Host("peer".into()),
+            &RemoteTarget::Host("peer".into()),
             "MESSNGR",
             b"x",
             &SendOptions::messenger(),
@@ -566,7 +573,7 @@ mod tests {
         );
         let d = encode(
             &c,
-            &Target::Host("10.0.0.9".into()),
+            &RemoteTarget::Host("10.0.0.9".into()),
             "TEST",
             b"x",
             &SendOptions::default(),
@@ -578,7 +585,7 @@ mod tests {
             .is_wildcard());
         let d = encode(
             &c,
-            &Target::Host("workgroup".into()),
+            &RemoteTarget::Host("workgroup".into()),
             "TEST",
             b"x",
             &SendOptions::default(),
@@ -595,11 +602,11 @@ mod tests {
         let c = cfg();
         let opts = SendOptions::default();
         let targets = [
-            Target::OwnGroup,
-            Target::Group("OTHERWG".into()),
-            Target::Host("peer".into()),
-            Target::Host("10.0.0.9".into()),
-            Target::Host("workgroup".into()),
+            RemoteTarget::OwnGroup,
+            RemoteTarget::Group("OTHERWG".into()),
+            RemoteTarget::Host("peer".into()),
+            RemoteTarget::Host("10.0.0.9".into()),
+            RemoteTarget::Host("workgroup".into()),
         ];
         for target in &targets {
             for len in [1, 409, 410] {
@@ -620,7 +627,7 @@ mod tests {
             );
         }
         // send() refuses before any traffic, with the same limit.
-        let e = send(&c, &Target::OwnGroup, "TEST", &[0u8; 411], &opts).unwrap_err();
+        let e = send(&c, &RemoteTarget::OwnGroup, "TEST", &[0u8; 411], &opts).unwrap_err();
         assert!(
             matches!(e, NetError::MessageTooLarge { limit: 410, .. }),
             "{e}"
@@ -632,15 +639,15 @@ mod tests {
     #[test]
     fn ipv6_targets_are_refused_at_once() {
         for t in ["::1", "fe80::1", "[::1]", "fe80::1%eth0", "[fe80::1%eth0]"] {
-            let e = Target::parse(t).unwrap_err();
+            let e = RemoteTarget::parse(t).unwrap_err();
             assert!(
                 matches!(e, NetError::InvalidTarget { .. }) && e.to_string().contains("only IPv4"),
                 "{t}: {e}"
             );
-            // The library's other entry points, without Target::parse.
+            // The library's other entry points, without RemoteTarget::parse.
             let e = send(
                 &cfg(),
-                &Target::Host(t.into()),
+                &RemoteTarget::Host(t.into()),
                 "TEST",
                 b"x",
                 &SendOptions::default(),
@@ -648,7 +655,10 @@ mod tests {
             .unwrap_err();
             assert!(e.to_string().contains("only IPv4"), "{t}: {e}");
         }
-        assert_eq!(Target::parse("a:b").unwrap(), Target::Host("a:b".into()));
+        assert_eq!(
+            RemoteTarget::parse("a:b").unwrap(),
+            RemoteTarget::Host("a:b".into())
+        );
     }
 
     #[test]
@@ -673,7 +683,14 @@ mod tests {
     fn bad_own_names_are_settings() {
         let mut c = cfg();
         c.workgroup = "A.B".into();
-        let e = encode(&c, &Target::OwnGroup, "TEST", b"x", &SendOptions::default()).unwrap_err();
+        let e = encode(
+            &c,
+            &RemoteTarget::OwnGroup,
+            "TEST",
+            b"x",
+            &SendOptions::default(),
+        )
+        .unwrap_err();
         assert!(
             matches!(
                 e,
@@ -687,7 +704,14 @@ mod tests {
         assert!(e.to_string().contains("code page 850"), "{e}");
         let mut c = cfg();
         c.netbios_name = "X".repeat(16);
-        let e = encode(&c, &Target::OwnGroup, "TEST", b"x", &SendOptions::default()).unwrap_err();
+        let e = encode(
+            &c,
+            &RemoteTarget::OwnGroup,
+            "TEST",
+            b"x",
+            &SendOptions::default(),
+        )
+        .unwrap_err();
         assert!(
             matches!(
                 e,
@@ -705,7 +729,13 @@ mod tests {
         let c = cfg();
         for bad in ["", "\\MAILSLOT\\", "bad\u{1}name", "é", &"x".repeat(500)] {
             assert!(matches!(
-                encode(&c, &Target::OwnGroup, bad, b"x", &SendOptions::default()),
+                encode(
+                    &c,
+                    &RemoteTarget::OwnGroup,
+                    bad,
+                    b"x",
+                    &SendOptions::default()
+                ),
                 Err(NetError::InvalidTarget { .. })
             ));
         }

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use super::config::{DeliverFn, Delivery, NetSource, Sink};
+use super::config::{DeliverFn, DeliveryOutcome, NetSource, Sink};
 use super::inbound::Accepted;
 use super::state::Counters;
 use crate::error::ErrorKind;
@@ -107,15 +107,15 @@ impl Delivering {
 }
 
 /// A panicking callback must not take the role down with it (it counts as failed).
-fn call(f: &DeliverFn, name: &str, data: &[u8], source: &NetSource) -> Option<Delivery> {
+fn call(f: &DeliverFn, name: &str, data: &[u8], source: &NetSource) -> Option<DeliveryOutcome> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(name, data, source))).ok()
 }
 
-fn count_callback(outcome: Option<Delivery>, counters: &Counters) {
+fn count_callback(outcome: Option<DeliveryOutcome>, counters: &Counters) {
     Counters::bump(match outcome {
-        Some(Delivery::Delivered) => &counters.delivered,
-        Some(Delivery::NoMailslot) => &counters.dropped_no_mailslot,
-        Some(Delivery::Failed(_)) | None => &counters.dropped_failed,
+        Some(DeliveryOutcome::Delivered) => &counters.delivered,
+        Some(DeliveryOutcome::NoMailslot) => &counters.dropped_no_mailslot,
+        Some(DeliveryOutcome::Failed(_)) | None => &counters.dropped_failed,
     });
 }
 

@@ -25,7 +25,7 @@ use super::submit::{Idle, Submit};
 use super::SOCKET_NAME;
 use crate::error::{Error, ErrorKind};
 use crate::name::MailslotName;
-use crate::net::{DeliverFn, Delivery as NetDelivery, NetSource};
+use crate::net::{DeliverFn, DeliveryOutcome, NetSource};
 use crate::ring::{self, Cursor, Dest, ReadStep, RecordSource, Ring, RingOptions};
 use crate::server::{DEFAULT_CAPACITY, MAX_MESSAGE_SIZE};
 use crate::sys::{self, fdpass};
@@ -588,7 +588,7 @@ impl HostService {
         state.net_port.store(u32::from(port), Ordering::Relaxed);
         Arc::new(move |name: &str, data: &[u8], from: &NetSource| {
             let Ok(parsed) = MailslotName::parse(name) else {
-                return NetDelivery::NoMailslot;
+                return DeliveryOutcome::NoMailslot;
             };
             // Users' own names get it as well as a global name of that name: on a terminal
             // server each user's popup window is theirs.
@@ -600,9 +600,9 @@ impl HostService {
             let appended = entry.append(data, &source);
             entry.publish();
             match (appended, forwarded) {
-                (Ok(()), _) | (_, NetDelivery::Delivered) => NetDelivery::Delivered,
-                (Err(e), _) if e.kind() == ErrorKind::NotFound => NetDelivery::NoMailslot,
-                (Err(e), _) => NetDelivery::Failed(e.to_string()),
+                (Ok(()), _) | (_, DeliveryOutcome::Delivered) => DeliveryOutcome::Delivered,
+                (Err(e), _) if e.kind() == ErrorKind::NotFound => DeliveryOutcome::NoMailslot,
+                (Err(e), _) => DeliveryOutcome::Failed(e.to_string()),
             }
         })
     }
@@ -610,14 +610,14 @@ impl HostService {
 
 /// Hands a datagram to the subscribers that hold `key`; never blocks (a subscriber that does
 /// not keep up loses datagrams, counted as failed deliveries).
-fn forward(state: &State, key: &str, name: &str, data: &[u8], from: &NetSource) -> NetDelivery {
+fn forward(state: &State, key: &str, name: &str, data: &[u8], from: &NetSource) -> DeliveryOutcome {
     let subscribers = lock(&state.subscribers);
     let mut targets = subscribers
         .iter()
         .filter(|s| s.names.contains(key))
         .peekable();
     if targets.peek().is_none() {
-        return NetDelivery::NoMailslot;
+        return DeliveryOutcome::NoMailslot;
     }
     let packet = Reply::Datagram(proto::Datagram {
         name: name.to_owned(),
@@ -634,9 +634,9 @@ fn forward(state: &State, key: &str, name: &str, data: &[u8], from: &NetSource) 
         }
     }
     if delivered {
-        NetDelivery::Delivered
+        DeliveryOutcome::Delivered
     } else {
-        NetDelivery::Failed(format!("{full} subscribed user role(s) did not keep up"))
+        DeliveryOutcome::Failed(format!("{full} subscribed user role(s) did not keep up"))
     }
 }
 
