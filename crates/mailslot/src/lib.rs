@@ -67,3 +67,9 @@ pub use server::{
     DEFAULT_CAPACITY, MAX_CAPACITY, MAX_MESSAGE_SIZE,
 };
 pub use writer::{write, Deliverer, Writer};
+
+/// The README's Rust examples, compiled and type-checked as doctests (`cargo test --doc`), so
+/// the front page cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
