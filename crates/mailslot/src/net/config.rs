@@ -1,6 +1,7 @@
 //! Configuration of the network role and of network sends, and the types the role hands to the
 //! local delivery callback.
 
+use super::error::NetError;
 use std::fmt;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
@@ -207,6 +208,78 @@ impl NetConfig {
             name_query_timeout: Duration::from_millis(250),
             reporter: Reporter::stderr(),
         }
+    }
+
+    /// Defaults for runtime directory `dir` (as [`NetConfig::new`]), then the environment:
+    /// what a program without a command line of ours (a C or Python program) is configured
+    /// by. Unset or empty variables leave the default.
+    ///
+    /// | variable | setting |
+    /// |---|---|
+    /// | `MAILSLOT_PORT` | [`port`](Self::port) |
+    /// | `MAILSLOT_NETBIOS_NAME` | [`netbios_name`](Self::netbios_name) (upper-cased) |
+    /// | `MAILSLOT_WORKGROUP` | [`workgroup`](Self::workgroup) (upper-cased) |
+    /// | `MAILSLOT_BROADCAST` | [`broadcast`](Self::broadcast): addresses separated by commas or spaces |
+    /// | `MAILSLOT_BIND` | [`bind`](Self::bind) |
+    /// | `MAILSLOT_NAME_SERVICE_PORT` | [`name_service_port`](Self::name_service_port) |
+    /// | `MAILSLOT_NO_NAME_SERVICE` | anything but `0`: [`name_service`](Self::name_service) off |
+    ///
+    /// # Errors
+    /// [`NetError::InvalidSetting`] naming the variable whose value does not parse.
+    pub fn from_env(dir: impl Into<PathBuf>) -> Result<NetConfig, NetError> {
+        fn var(name: &str) -> Option<String> {
+            std::env::var(name)
+                .ok()
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        }
+        fn parse<T: std::str::FromStr>(
+            name: &'static str,
+            what: &'static str,
+        ) -> Result<Option<T>, NetError> {
+            var(name)
+                .map(|v| {
+                    v.parse().map_err(|_| NetError::InvalidSetting {
+                        setting: name,
+                        value: v,
+                        reason: what,
+                    })
+                })
+                .transpose()
+        }
+        let mut config = NetConfig::new(dir);
+        if let Some(port) = parse("MAILSLOT_PORT", "not a UDP port number")? {
+            config.port = port;
+        }
+        if let Some(name) = var("MAILSLOT_NETBIOS_NAME") {
+            config.netbios_name = name.to_uppercase();
+        }
+        if let Some(group) = var("MAILSLOT_WORKGROUP") {
+            config.workgroup = group.to_uppercase();
+        }
+        if let Some(list) = var("MAILSLOT_BROADCAST") {
+            config.broadcast = list
+                .split([',', ' '])
+                .filter(|a| !a.is_empty())
+                .map(|a| {
+                    a.parse().map_err(|_| NetError::InvalidSetting {
+                        setting: "MAILSLOT_BROADCAST",
+                        value: a.to_owned(),
+                        reason: "not an IPv4 address",
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(bind) = parse("MAILSLOT_BIND", "not an IPv4 address")? {
+            config.bind = bind;
+        }
+        if let Some(port) = parse("MAILSLOT_NAME_SERVICE_PORT", "not a UDP port number")? {
+            config.name_service_port = port;
+        }
+        if var("MAILSLOT_NO_NAME_SERVICE").is_some_and(|v| v != "0") {
+            config.name_service = false;
+        }
+        Ok(config)
     }
 
     pub(crate) fn lock_path(&self) -> PathBuf {
