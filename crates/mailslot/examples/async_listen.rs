@@ -2,7 +2,19 @@
 use mailslot::{AsyncServer, Server};
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), mailslot::Error> {
+async fn main() -> std::process::ExitCode {
+    // Errors are printed with `Display` (one line naming the mailslot and the cause), not with
+    // the `Debug` form a `main` returning `Result` would print.
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), mailslot::Error> {
     let name = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "example".to_owned());

@@ -2,7 +2,11 @@
 //! instance prints the same order. `cargo run --example shared`.
 use mailslot::{Server, Writer};
 
-fn main() -> Result<(), mailslot::Error> {
+fn main() -> std::process::ExitCode {
+    report(run())
+}
+
+fn run() -> Result<(), mailslot::Error> {
     let name = format!("shared-example-{}", std::process::id());
     let mut instances = (0..3)
         .map(|_| Server::builder(&name).shared(true).open())
@@ -34,4 +38,16 @@ fn main() -> Result<(), mailslot::Error> {
         println!("instance {i}: {}", got.join(" "));
     }
     Ok(())
+}
+
+/// Errors are printed with `Display` (one line naming the mailslot and the cause), not with
+/// the `Debug` form a `main` returning `Result` would print.
+fn report(result: Result<(), mailslot::Error>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

@@ -36,6 +36,16 @@
 //! and decides who may read and write each with the kernel's word about the caller. What it
 //! does not do: persist messages, or deliver across hosts by itself (the `net` module's network
 //! role does that, over the Windows wire format).
+//!
+//! # Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `tokio` | off | [`AsyncServer`]: a server read from a tokio task (`recv().await`, a `Stream`) |
+//!
+//! The C library (`mailslot-ffi`), the Python package (`python/`) and the `mailslot` command
+//! (`mailslot-cli`) are built on this crate; the wire format alone is `mailslot-wire`
+//! (feature `json`: the JSON form of decoded packets).
 // `unsafe` lives in `sys` only (see there); the compiler holds the rest of the crate to it.
 #![deny(unsafe_code)]
 
