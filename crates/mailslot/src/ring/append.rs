@@ -50,11 +50,13 @@ impl Ring {
                     _ => break Err(self.stayed_full()),
                 },
             };
-            // Wake me when the slowest reader has made room for this record and a quarter of
-            // the ring more: one wake-up lets a batch through, instead of a futex wake by every
-            // reader for every message read while I sleep. Stored before the look below.
+            // Wake me when the slowest reader has made room for this record (which may need a
+            // pad to the ring's end first: less than `need` more) and a quarter of the ring
+            // more: one wake-up lets a batch through, instead of a futex wake by every reader
+            // for every message read while I sleep. Never past `head`, where readers that
+            // catch up always arrive. Stored before the look below.
             let head = header.head.load(Ordering::Relaxed);
-            let wanted = (head + need + self.ring_size() / 4).saturating_sub(self.ring_size());
+            let wanted = (head + 2 * need + self.ring_size() / 4).saturating_sub(self.ring_size());
             header.room_wanted.store(wanted.min(head), Ordering::SeqCst);
             if !announced {
                 // Look once more now that readers will tell us.
