@@ -23,4 +23,4 @@ pub use futex::{futex_wait, futex_wake};
 pub use map::SharedMap;
 pub use mmsg::RecvBatch;
 pub use ofd::{ofd_probe, ofd_try_lock, ofd_unlock, LockProbe};
-pub use process::{current_uid, fork_generation, random_u64};
+pub use process::{coarse_now, current_uid, fork_generation, random_u64};

@@ -1,8 +1,8 @@
-//! Who we are: the user id, fork generations, and random identifiers.
+//! Who we are: the user id, fork generations, and random identifiers; and a cheap clock.
 
 use std::io;
 use std::sync::atomic::AtomicU64;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 static FORKS: AtomicU64 = AtomicU64::new(0);
 
@@ -52,4 +52,18 @@ pub fn random_u64() -> u64 {
         }
     }
     u64::from_ne_bytes(buf)
+}
+
+/// The monotonic clock at the kernel tick's resolution (`CLOCK_MONOTONIC_COARSE`: read from
+/// the vDSO without reading a hardware counter), for "at most once per interval" checks on a
+/// path taken for every message.
+pub fn coarse_now() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC_COARSE exists on every
+    // Linux this crate runs on, and clock_gettime writes nothing else.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    Duration::new(ts.tv_sec.max(0) as u64, ts.tv_nsec.clamp(0, 999_999_999) as u32)
 }
