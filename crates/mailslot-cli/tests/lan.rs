@@ -767,6 +767,18 @@ impl Lab {
     }
 
     /// Waits until process `i` holds the role of host `h` on `port`.
+    /// Starts Samba's nmbd in host `h` as NetBIOS name `name` (`extra`: more `[global]`
+    /// lines of its smb.conf); its directory is `nmbd-<h>`, whose log a failed test prints.
+    fn start_nmbd(&mut self, h: char, name: &str, extra: &str) -> usize {
+        let conf = nmbd_conf(&self.tmp.join(format!("nmbd-{h}")), name, extra);
+        self.spawn(
+            h,
+            "nmbd",
+            "nmbd",
+            &["-F", "--no-process-group", "-s", &conf],
+        )
+    }
+
     fn wait_holding(&self, h: char, port: u16, i: usize) {
         let pid = self.procs[i].pid();
         let p = port.to_string();
@@ -877,13 +889,9 @@ fn ms<'a>(name: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
     v
 }
 
-/// An smb.conf for nmbd in `dir` (with LANMAN announcements).
-fn nmbd_conf(dir: &Path, name: &str) -> String {
-    nmbd_conf_with(dir, name, "")
-}
-
-/// [`nmbd_conf`] with `extra` lines in `[global]`.
-fn nmbd_conf_with(dir: &Path, name: &str, extra: &str) -> String {
+/// An smb.conf for nmbd in `dir` (with LANMAN announcements), `extra` lines added to
+/// `[global]`.
+fn nmbd_conf(dir: &Path, name: &str, extra: &str) -> String {
     for sub in [
         "pid", "lock", "state", "cache", "private", "ncalrpc", "sock",
     ] {
@@ -1354,13 +1362,7 @@ fn nmbd_announcements() {
     );
     lab.wait_open('b', "BROWSE", 1);
     lab.wait_open('b', "LANMAN", 1);
-    let conf = nmbd_conf(&lab.tmp.join("nmbd-c"), "NMBD-C");
-    lab.spawn(
-        'c',
-        "nmbd",
-        "nmbd",
-        &["-F", "--no-process-group", "-s", &conf],
-    );
+    lab.start_nmbd('c', "NMBD-C", "");
     let name_hex = hex(b"NMBD-C");
     let from_nmbd = |l: &str| l.contains("\"netbios_name\":\"NMBD-C\"");
     // HostAnnouncement ([MS-BRWS] to MSLAB<1d>): opcode 0x01, ServerName at offset 6.
@@ -1403,13 +1405,7 @@ fn nmbd_backup_list() {
         &["listen", "BROWSE", "--json", "--no-network"],
     );
     lab.wait_open('b', "BROWSE", 1);
-    let conf = nmbd_conf(&lab.tmp.join("nmbd-c"), "NMBD-C");
-    lab.spawn(
-        'c',
-        "nmbd",
-        "nmbd",
-        &["-F", "--no-process-group", "-s", &conf],
-    );
+    lab.start_nmbd('c', "NMBD-C", "");
     let t0 = Instant::now();
     let mut watch = lab.procs[browse].out();
     // nmbd answers only as local master browser (about 25 s after its start): ask every 2 s.
@@ -2036,17 +2032,7 @@ fn nmbd_alias_of_our_name_is_refused() {
     // Only the suffixes we serve are answered: <20> is nobody's yet.
     assert_eq!(lookup(&lab, 'a', "HOSTB"), ["10.99.0.2"]);
     assert_eq!(lookup(&lab, 'a', "HOSTB#20"), Vec::<String>::new());
-    let conf = nmbd_conf_with(
-        &lab.tmp.join("nmbd-c"),
-        "NMBD-C",
-        " netbios aliases = HOSTB\n",
-    );
-    lab.spawn(
-        'c',
-        "nmbd",
-        "nmbd",
-        &["-F", "--no-process-group", "-s", &conf],
-    );
+    lab.start_nmbd('c', "NMBD-C", " netbios aliases = HOSTB\n");
     lab.wait_status(
         'b',
         &[],
@@ -2077,13 +2063,7 @@ fn our_name_held_by_nmbd_is_a_conflict() {
     }
     let bin = bin();
     let mut lab = Lab::up("nmheld", &['a', 'b', 'c']);
-    let conf = nmbd_conf(&lab.tmp.join("nmbd-c"), "HOSTB");
-    lab.spawn(
-        'c',
-        "nmbd",
-        "nmbd",
-        &["-F", "--no-process-group", "-s", &conf],
-    );
+    lab.start_nmbd('c', "HOSTB", "");
     wait_lookup(&lab, 'a', "HOSTB", "10.99.0.3");
     let serve = lab.spawn('b', "serve", &bin, &ms("HOSTB", &["serve"]));
     lab.wait_holding('b', 138, serve);
@@ -2187,13 +2167,7 @@ fn a_clean_stop_releases_our_name() {
         });
     }
     // The name is free: nmbd in C registers it and answers for it.
-    let conf = nmbd_conf(&lab.tmp.join("nmbd-c"), "HOSTB");
-    lab.spawn(
-        'c',
-        "nmbd",
-        "nmbd",
-        &["-F", "--no-process-group", "-s", &conf],
-    );
+    lab.start_nmbd('c', "HOSTB", "");
     wait_lookup(&lab, 'a', "HOSTB", "10.99.0.3");
     assert_eq!(lookup(&lab, 'a', "HOSTB"), ["10.99.0.3"]);
 }
