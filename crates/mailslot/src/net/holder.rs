@@ -598,15 +598,7 @@ impl Holder {
     fn broadcast_all(&mut self, out: &[Outgoing], now: Instant) {
         self.refresh_ifaces(now);
         let Some(ns) = &self.ns else { return };
-        let targets: Vec<Ipv4Addr> = if self.broadcast.is_empty() {
-            self.ifaces
-                .iter()
-                .filter(|i| !i.loopback)
-                .filter_map(|i| i.broadcast)
-                .collect()
-        } else {
-            self.broadcast.clone()
-        };
+        let targets = iface::broadcasts_or(&self.broadcast);
         for o in out {
             let Outgoing::Broadcast(p) = o else { continue };
             for &b in &targets {

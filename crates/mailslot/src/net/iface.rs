@@ -72,6 +72,15 @@ pub fn interfaces() -> Vec<Interface> {
     out
 }
 
+/// The broadcast addresses to use: `configured` (`--broadcast`), else every interface's.
+pub(crate) fn broadcasts_or(configured: &[Ipv4Addr]) -> Vec<Ipv4Addr> {
+    if configured.is_empty() {
+        broadcast_addresses()
+    } else {
+        configured.to_vec()
+    }
+}
+
 /// Broadcast addresses of every IPv4 interface that is up and not loopback, deduplicated.
 pub fn broadcast_addresses() -> Vec<Ipv4Addr> {
     let mut out: Vec<Ipv4Addr> = Vec::new();

@@ -216,11 +216,7 @@ enum Resolved {
 
 /// The broadcast addresses for groups and name queries.
 pub(crate) fn broadcasts(config: &NetConfig) -> Result<Vec<Ipv4Addr>, NetError> {
-    let list = if config.broadcast.is_empty() {
-        iface::broadcast_addresses()
-    } else {
-        config.broadcast.clone()
-    };
+    let list = iface::broadcasts_or(&config.broadcast);
     if list.is_empty() {
         return Err(NetError::unavailable(
             "no IPv4 interface with a broadcast address is up; give one with --broadcast",
