@@ -1675,3 +1675,49 @@ fn no_name_service_claims_nothing() {
     assert_eq!(peer.next(Duration::from_millis(500)), None);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A flood of forged registrations of our name (a would-be reflector): the defences share the
+/// name service's budget of 200 answers a second, the role keeps its name, and answers again
+/// once the flood is over.
+#[test]
+fn a_flood_of_forged_registrations_is_answered_within_budget() {
+    let dir = test_dir("claimflood");
+    let (peer, cfg) = NamePeer::new(&dir);
+    let role = NetRole::start(cfg.clone(), Sink::Local).unwrap();
+    holding(&role);
+    wait_for("registered", || {
+        (net::status(&dir, cfg.port).name_state.as_deref() == Some("registered")).then_some(())
+    });
+    while peer.next(Duration::from_millis(200)).is_some() {}
+    let forged = entry(PEER_ADDR, false);
+    let name = ScopedName::new(NetbiosName::new("HOSTR", 0).unwrap());
+    let start = Instant::now();
+    for i in 0..2_000u16 {
+        peer.send(&NbnsMessage::registration_request(
+            i, name, &forged, 300_000, false,
+        ));
+    }
+    let sent_within = start.elapsed();
+    let mut defences = 0;
+    while let Some(p) = peer.next(Duration::from_millis(300)) {
+        if p.kind == NbnsKind::NegativeNameRegistrationResponse {
+            defences += 1;
+        }
+    }
+    // At most the budget per second that the flood and its replies spanned (plus one).
+    let seconds = (start.elapsed().as_secs() + 1).max(sent_within.as_secs() + 1);
+    assert!(defences >= 1, "no defence at all");
+    assert!(
+        defences as u64 <= 200 * (seconds + 1),
+        "{defences} defences in {seconds} s"
+    );
+    // Still ours, and answered for after the flood.
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(peer.query("HOSTR", 0), Some(Ipv4Addr::LOCALHOST));
+    assert_eq!(
+        net::status(&dir, cfg.port).name_state.as_deref(),
+        Some("registered")
+    );
+    drop(role);
+    let _ = std::fs::remove_dir_all(&dir);
+}
