@@ -100,6 +100,8 @@ struct Log {
     first: HashMap<usize, u64>,
     /// Every sequence number delivered by anyone.
     delivered: HashSet<u64>,
+    /// Deliveries of a sequence number delivered before.
+    twice: u64,
 }
 
 impl Log {
@@ -113,7 +115,9 @@ impl Log {
                 "got" => {
                     let t = line.u64("t")?;
                     self.first.entry(n).or_insert(t);
-                    self.delivered.insert(line.u64("s")?);
+                    if !self.delivered.insert(line.u64("s")?) {
+                        self.twice += 1;
+                    }
                 }
                 _ => {}
             }
@@ -161,6 +165,8 @@ struct Run {
     /// Monotonic send time of every datagram, by sequence number.
     sent_at: Vec<u64>,
     delivered: HashSet<u64>,
+    /// Deliveries of a datagram delivered before.
+    twice: u64,
     /// Bind attempts refused with EADDRINUSE (bare handoff only).
     bind_retries: u64,
 }
@@ -300,6 +306,7 @@ fn kill_loop(
         samples,
         sent_at,
         delivered: log.delivered,
+        twice: log.twice,
         bind_retries,
     })
 }
@@ -424,6 +431,7 @@ pub fn run(options: &Options) -> BenchResult<(Vec<Table>, Vec<Record>)> {
             "lost/kill p99",
             "lost/kill max",
             "lost vs bare",
+            "delivered twice",
         ],
     );
     let bare_lost: u64 = bare.per_kill().iter().map(|l| l.lost).sum();
@@ -443,6 +451,7 @@ pub fn run(options: &Options) -> BenchResult<(Vec<Table>, Vec<Record>)> {
             p99.to_string(),
             max.to_string(),
             format!("{:.2}", lost as f64 / bare_lost.max(1) as f64),
+            run.twice.to_string(),
         ]);
         records.push(Record::new(
             "takeover-loss",
@@ -455,6 +464,7 @@ pub fn run(options: &Options) -> BenchResult<(Vec<Table>, Vec<Record>)> {
                 ("lost_per_kill_p50", p50.into()),
                 ("lost_per_kill_p99", p99.into()),
                 ("lost_per_kill_max", max.into()),
+                ("delivered_twice", run.twice.into()),
                 ("kills", per.len().into()),
                 ("interval_us", options.interval_us.into()),
             ],
@@ -466,7 +476,8 @@ pub fn run(options: &Options) -> BenchResult<(Vec<Table>, Vec<Record>)> {
          window holds its send time; each window starts {} ms before its kill (what sat unread \
          in the dying holder's socket) and ends where the next one starts; the stream's first \
          datagrams before the first window are not counted. At {} us per datagram a gap of g \
-         ms loses about g x {:.1} datagrams.",
+         ms loses about g x {:.1} datagrams. Delivered twice: deliveries of a sequence number \
+         already delivered (a holder killed between delivering a datagram and noting it done).",
         WINDOW_LEAD_NS / 1_000_000,
         options.interval_us,
         1000.0 / options.interval_us as f64

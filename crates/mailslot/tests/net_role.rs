@@ -175,7 +175,15 @@ fn helper_process() {
         }
     };
     let say2 = say.clone();
+    // A holder that crashes in the middle of a batch: `kill -9` of itself when it is handed
+    // this message, before it is delivered.
+    let die_on = std::env::var("MS_DIE_ON").ok();
     let deliver: DeliverFn = Arc::new(move |m: &str, data: &[u8], s: &NetSource| {
+        if die_on.as_deref().is_some_and(|d| d.as_bytes() == data) {
+            let pid = std::process::id().to_string();
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+            unreachable!("killed");
+        }
         say2(format!(
             "deliver {m} {} {}:{} {}",
             String::from_utf8_lossy(data),
@@ -270,7 +278,18 @@ struct Helper {
 
 impl Helper {
     fn spawn(dir: &Path, port: u16, name: &str, ns_port: Option<u16>) -> Helper {
+        Helper::spawn_with(dir, port, name, ns_port, &[])
+    }
+
+    fn spawn_with(
+        dir: &Path,
+        port: u16,
+        name: &str,
+        ns_port: Option<u16>,
+        env: &[(&str, &str)],
+    ) -> Helper {
         let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.envs(env.iter().copied());
         cmd.args([
             "helper_process",
             "--exact",
@@ -418,13 +437,9 @@ fn takeover_after_kill9_within_milliseconds() {
 
 /// Under a steady stream (about 1 kHz of distinct datagrams), `kill -9` of the holder with a
 /// successor waiting loses nothing: the successor reads what queued meanwhile from the same
-/// socket. Every datagram sent is delivered exactly once, by one process or another.
-///
-/// Each kill hits a holder with nothing in hand: the stream pauses until the holder has
-/// delivered all that was sent, and resumes the moment the kill is sent, so the datagrams of
-/// the gap queue on the socket. (A holder killed between reading a batch and delivering it
-/// takes that batch with it: the window of a few microseconds that `mailslot-bench takeover`
-/// measures, about 1 datagram in 100 kills. This test is about the handover.)
+/// socket, and the batch the holder was delivering when it died (see the mid-batch test).
+/// A datagram may be delivered twice only if the kill lands between its delivery and the
+/// holder's note of it (a microsecond window); the count is reported and bounded by the kills.
 #[test]
 fn takeover_under_a_steady_stream_loses_nothing() {
     const KILLS: usize = 8;
@@ -434,18 +449,13 @@ fn takeover_under_a_steady_stream_loses_nothing() {
     let mut holder = Helper::spawn(&dir, port, "HOSTA", None);
     holder.expect("state holding");
     let stop = Arc::new(AtomicBool::new(false));
-    let pause = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));
     let stream = {
-        let (stop, pause, sent) = (stop.clone(), pause.clone(), sent.clone());
+        let (stop, sent) = (stop.clone(), sent.clone());
         std::thread::spawn(move || {
             let s = sender();
             let mut seq = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                if pause.load(Ordering::SeqCst) {
-                    std::thread::sleep(Duration::from_micros(100));
-                    continue;
-                }
                 let d = to_host(seq as u16, format!("s{seq}").as_bytes());
                 s.send_to(&d, dest).unwrap();
                 seq += 1;
@@ -469,21 +479,12 @@ fn takeover_under_a_steady_stream_loses_nothing() {
         let mut next = Helper::spawn(&dir, port, "HOSTA", None);
         next.expect("state waiting");
         next.expect("standby");
-        // Some traffic per holder, then a kill between two datagrams, with nothing in the
-        // holder's hands: the stream pauses until all it sent was delivered.
+        // Some traffic per holder, then a kill wherever the holder is.
         for _ in 0..20 {
             let (_, line) = holder.expect("deliver");
             note(&line, &mut got);
         }
-        pause.store(true, Ordering::SeqCst);
-        std::thread::sleep(Duration::from_millis(5));
-        let upto = sent.load(Ordering::SeqCst);
-        while (0..upto).any(|s| !got.contains_key(&s)) {
-            let (_, line) = holder.expect("deliver");
-            note(&line, &mut got);
-        }
         holder.kill9();
-        pause.store(false, Ordering::SeqCst);
         next.expect("state holding");
         assert_eq!(
             net::status(&dir, port).holder_pid,
@@ -514,14 +515,70 @@ fn takeover_under_a_steady_stream_loses_nothing() {
         .filter(|(_, n)| **n > 1)
         .map(|(s, _)| *s)
         .collect();
+    eprintln!(
+        "{sent} sent, {KILLS} kills, {} delivered twice",
+        twice.len()
+    );
     assert!(
-        lost.is_empty() && twice.is_empty(),
+        lost.is_empty() && twice.len() <= KILLS,
         "{sent} sent, {KILLS} kills: {} lost ({:.1} per kill: {:?}), {} delivered twice {twice:?}",
         lost.len(),
         lost.len() as f64 / KILLS as f64,
         &lost[..lost.len().min(20)],
         twice.len()
     );
+}
+
+/// A holder killed in the middle of a batch (here: by its own delivery callback, at the third
+/// of five datagrams it read at once) takes nothing with it: its successor delivers the rest
+/// of the batch from the same socket, and not again what the dead holder delivered.
+#[test]
+fn a_holder_killed_in_the_middle_of_a_batch_loses_nothing() {
+    let dir = test_dir("midbatch");
+    let port = ports::free_port();
+    let dest = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
+    let mut holder = Helper::spawn_with(&dir, port, "HOSTA", None, &[("MS_DIE_ON", "die")]);
+    holder.expect("state holding");
+    let mut next = Helper::spawn(&dir, port, "HOSTA", None);
+    next.expect("state waiting");
+    next.expect("standby");
+    // Five datagrams queue while the holder is stopped, so that it reads them in one batch.
+    let signal = |sig: &str, pid: u32| {
+        let ok = Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "kill {sig} {pid}");
+    };
+    signal("-STOP", holder.pid);
+    let s = sender();
+    let texts = ["b0", "b1", "die", "b3", "b4"];
+    for (i, t) in texts.iter().enumerate() {
+        s.send_to(&to_host(i as u16 + 1, t.as_bytes()), dest)
+            .unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    signal("-CONT", holder.pid);
+    let text_of = |line: &str| line.split(' ').nth(2).unwrap_or("").to_string();
+    let mut got: Vec<String> = Vec::new();
+    for _ in 0..2 {
+        got.push(text_of(&holder.expect("deliver").1));
+    }
+    assert_eq!(got, ["b0", "b1"], "the dead holder's deliveries");
+    next.expect("state holding");
+    for _ in 0..3 {
+        got.push(text_of(&next.expect("deliver").1));
+    }
+    // Anything more (a second copy) would show within this time.
+    while let Some((_, line)) = next.try_line("deliver", Duration::from_millis(300)) {
+        got.push(text_of(&line));
+    }
+    got.extend(
+        holder
+            .try_line("deliver", Duration::ZERO)
+            .map(|l| text_of(&l.1)),
+    );
+    assert_eq!(got, texts, "each datagram delivered once, in order");
 }
 
 #[test]

@@ -290,6 +290,10 @@ impl NetConfig {
         self.dir.join(format!("network-{}.state", self.port))
     }
 
+    pub(crate) fn pending_path(&self) -> PathBuf {
+        self.dir.join(format!("network-{}.pending", self.port))
+    }
+
     pub(crate) fn handoff_path(&self) -> PathBuf {
         self.dir.join(format!("network-{}.sock", self.port))
     }

@@ -6,11 +6,9 @@
 //! identical messages within `MailslotDuplicateTimeout` (default 2 s); we do the same for every
 //! mailslot.
 //!
-//! Key: the UDP source port, and the datagram bytes with SOURCE_IP (offset 4..8) left out, so
-//! that the per-interface copies of one broadcast (same DGM_ID, different SOURCE_IP and UDP
-//! source address) count as one. Two different senders would have to pick the same source
-//! port, DGM_ID, source name and payload within the window to be merged. The key is a keyed
-//! 64-bit SipHash (random key per process), so a remote sender cannot aim collisions.
+//! Key: [`DatagramKeys`](super::pending::DatagramKeys), which leaves SOURCE_IP out, so that
+//! the per-interface copies of one broadcast count as one. Two different senders would have to
+//! pick the same source port, DGM_ID, source name and payload within the window to be merged.
 //!
 //! Memory is fixed: a direct-mapped table of `capacity` slots (a power of two), each holding
 //! the last key that hashed to it and when it was seen. One slot is looked at per datagram
@@ -19,8 +17,6 @@
 //! through. Duplicates come close together (the copies of one broadcast arrive within
 //! microseconds), and nothing ever grows.
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant};
 
 /// Default number of slots (16 bytes each: 64 KiB).
@@ -36,7 +32,6 @@ struct Slot {
 #[derive(Debug)]
 pub(crate) struct Dedupe {
     window: Duration,
-    hasher: RandomState,
     base: Instant,
     slots: Vec<Slot>,
 }
@@ -46,27 +41,17 @@ impl Dedupe {
     pub(crate) fn new(window: Duration, capacity: usize) -> Dedupe {
         Dedupe {
             window,
-            hasher: RandomState::new(),
             base: Instant::now(),
             slots: vec![Slot::default(); capacity.max(1).next_power_of_two()],
         }
     }
 
-    pub(crate) fn key(&self, source_port: u16, datagram: &[u8]) -> u64 {
-        let mut h = self.hasher.build_hasher();
-        h.write_u16(source_port);
-        h.write(datagram.get(..4).unwrap_or(datagram));
-        h.write(datagram.get(8..).unwrap_or(&[]));
-        h.finish()
-    }
-
-    /// True if this datagram was seen within the window (then it is a duplicate); otherwise it
-    /// is remembered and false is returned.
-    pub(crate) fn check(&mut self, source_port: u16, datagram: &[u8], now: Instant) -> bool {
+    /// True if the datagram of this key was seen within the window (then it is a duplicate);
+    /// otherwise it is remembered and false is returned.
+    pub(crate) fn check(&mut self, key: u64, now: Instant) -> bool {
         if self.window.is_zero() {
             return false;
         }
-        let key = self.key(source_port, datagram);
         let at = now.saturating_duration_since(self.base).as_nanos() as u64 + 1;
         let mask = self.slots.len() - 1;
         let slot = &mut self.slots[(key as usize) & mask];
@@ -86,7 +71,26 @@ impl Dedupe {
 
 #[cfg(test)]
 mod tests {
+    use super::super::pending::DatagramKeys;
     use super::*;
+
+    /// The dedupe of one holder, with its datagram keys.
+    struct Seen(Dedupe, DatagramKeys);
+
+    impl Seen {
+        fn new(window: Duration, capacity: usize) -> Seen {
+            Seen(Dedupe::new(window, capacity), DatagramKeys::random())
+        }
+
+        fn check(&mut self, port: u16, datagram: &[u8], now: Instant) -> bool {
+            let key = self.1.key(port, datagram);
+            self.0.check(key, now)
+        }
+
+        fn len(&self) -> usize {
+            self.0.len()
+        }
+    }
 
     fn dgram(id: u8, src_ip: u8, body: &[u8]) -> Vec<u8> {
         let mut v = vec![0x11, 0x02, 0, id, 10, 0, 0, src_ip, 0, 138, 0, 0, 0, 0];
@@ -97,7 +101,7 @@ mod tests {
     #[test]
     fn same_datagram_within_window_is_a_duplicate() {
         let t0 = Instant::now();
-        let mut d = Dedupe::new(Duration::from_secs(2), 16);
+        let mut d = Seen::new(Duration::from_secs(2), 16);
         assert!(!d.check(138, &dgram(1, 1, b"x"), t0));
         assert!(d.check(138, &dgram(1, 1, b"x"), t0 + Duration::from_millis(1999)));
         // The same broadcast looped back from another interface (other SOURCE_IP) too.
@@ -113,7 +117,7 @@ mod tests {
     #[test]
     fn memory_is_fixed_under_a_flood() {
         let t0 = Instant::now();
-        let mut d = Dedupe::new(Duration::from_secs(2), 100);
+        let mut d = Seen::new(Duration::from_secs(2), 100);
         assert_eq!(d.len(), 128);
         for i in 0..10_000u32 {
             assert!(!d.check(138, &i.to_be_bytes(), t0));
@@ -125,7 +129,7 @@ mod tests {
     #[test]
     fn close_duplicates_are_caught_during_a_flood() {
         let t0 = Instant::now();
-        let mut d = Dedupe::new(Duration::from_secs(2), DEFAULT_CAPACITY);
+        let mut d = Seen::new(Duration::from_secs(2), DEFAULT_CAPACITY);
         let mut caught = 0;
         for i in 0..100_000u32 {
             let dg = dgram((i % 251) as u8, 1, &i.to_be_bytes());
@@ -145,7 +149,7 @@ mod tests {
     #[test]
     fn zero_window_disables() {
         let t0 = Instant::now();
-        let mut d = Dedupe::new(Duration::ZERO, 16);
+        let mut d = Seen::new(Duration::ZERO, 16);
         assert!(!d.check(138, b"abc", t0));
         assert!(!d.check(138, b"abc", t0));
     }

@@ -23,10 +23,11 @@ use super::handoff::{HandoffServer, Standby};
 use super::iface::{self, Interface};
 use super::inbound::{answer_addr, Accepted, Inbound, Verdict};
 use super::nameservice;
+use super::pending::Pending;
 use super::role::{identity, lock, set_state, End, Entry, RoleState};
 use super::sink::Delivering;
 use super::state::{Counters, StateRecord, FLUSH_INTERVAL};
-use crate::sys::RecvBatch;
+use crate::sys::{self, RecvBatch};
 
 /// How long a new holder keeps retrying a bind that fails with `EADDRINUSE` (the previous
 /// holder's socket may still be closing).
@@ -105,6 +106,15 @@ pub(super) fn hold(
         Ok(std::net::SocketAddr::V4(a)) => a,
         _ => SocketAddrV4::new(config.bind, config.port),
     };
+    // Peeked datagrams stay queued until delivered (see `pending`); a new reader starts at the
+    // head of the queue, where a dead holder's undelivered batch is.
+    let peeking = sys::set_peek_offset(udp.as_fd(), 0).is_ok();
+    let mut pending = Pending::open(&config.pending_path());
+    let inherited = if from_standby {
+        pending.take_inherited()
+    } else {
+        Vec::new()
+    };
     let udp = Arc::new(udp);
     let ns_addr = SocketAddrV4::new(config.bind, config.name_service_port);
     let (ns, ns_state) = match standby_ns.filter(|_| config.name_service) {
@@ -159,7 +169,10 @@ pub(super) fn hold(
         stop_rx,
         counters: entry.counters.clone(),
         sink: Delivering::new(&sink, &config.dir),
-        inbound: Inbound::new(identity, config.dedupe_window, Instant::now()),
+        inbound: Inbound::new(identity, config.dedupe_window, Instant::now())
+            .continuing(pending.keys(), inherited),
+        pending,
+        peeking,
         bind: config.bind,
         ifaces: Vec::new(),
         ifaces_at: None,
@@ -370,6 +383,11 @@ struct Holder {
     counters: Arc<Counters>,
     sink: Delivering,
     inbound: Inbound,
+    /// What is done of the batch in hand, for a successor if we die.
+    pending: Pending,
+    /// Batches are peeked and taken off the socket once delivered (the kernel has
+    /// `SO_PEEK_OFF`; without it a death loses the batch in hand).
+    peeking: bool,
     bind: Ipv4Addr,
     ifaces: Vec<Interface>,
     ifaces_at: Option<Instant>,
@@ -397,11 +415,19 @@ impl Holder {
         loop {
             // Drain the datagram socket (bounded, so a flood cannot starve the stop signal).
             for _ in 0..DRAIN_BATCHES {
-                match batch.recv(self.udp.as_fd()) {
+                let taken = if self.peeking {
+                    batch.peek(self.udp.as_fd())
+                } else {
+                    batch.recv(self.udp.as_fd())
+                };
+                match taken {
                     Ok(0) => break,
                     Ok(n) => {
                         errors_in_a_row = 0;
                         self.handle_batch(&batch);
+                        if self.peeking {
+                            self.take_off(n)?;
+                        }
                         if n < batch.capacity() {
                             break;
                         }
@@ -458,26 +484,54 @@ impl Holder {
     }
 
     /// One batch: every datagram is counted as received and lands in exactly one other
-    /// counter, `delivered` or one `dropped_*` (by the inbound step, or by the sink).
+    /// counter, `delivered` or one `dropped_*` (by the inbound step, or by the sink); one the
+    /// previous holder delivered is not counted again.
     fn handle_batch(&mut self, batch: &RecvBatch) {
         let c = &self.counters;
         let now = Instant::now();
         let mut accepted: Vec<Accepted<'_>> = Vec::with_capacity(batch.count());
         for i in 0..batch.count() {
             let (bytes, truncated, from) = batch.get(i);
-            Counters::bump(&c.received);
             match self.inbound.datagram(bytes, from, truncated, now) {
                 Verdict::Deliver(a) => {
+                    Counters::bump(&c.received);
                     if a.dgm_length_mismatch {
                         Counters::bump(&c.dgm_length_mismatch);
                     }
                     accepted.push(a);
                 }
-                Verdict::Drop(reason) => Counters::bump(reason.counter(c)),
+                Verdict::Drop(reason) => {
+                    Counters::bump(&c.received);
+                    Counters::bump(reason.counter(c));
+                }
+                Verdict::AlreadyDelivered(key) => self.pending.note(key),
             }
         }
-        self.sink.deliver(&accepted, c);
+        self.inbound.end_batch();
+        self.sink.deliver(&accepted, c, &mut self.pending);
         self.dirty = true;
+    }
+
+    /// Takes the `n` datagrams of the batch just delivered off the socket.
+    fn take_off(&mut self, n: usize) -> Result<(), String> {
+        let (mut left, mut failures) = (n, 0);
+        while left > 0 {
+            match sys::discard(self.udp.as_fd(), left) {
+                Ok(0) => break,
+                Ok(k) => left -= k,
+                // A queued socket error is reported by one call, then the datagrams follow.
+                Err(e) => {
+                    failures += 1;
+                    if failures > 3 {
+                        return Err(format!(
+                            "cannot take delivered datagrams off the socket: {e}"
+                        ));
+                    }
+                }
+            }
+        }
+        self.pending.settle();
+        Ok(())
     }
 
     /// Adds what the kernel dropped on the socket since the last look (`SO_MEMINFO`).

@@ -12,6 +12,7 @@ use super::codec::NbName;
 use super::dedupe::{Dedupe, DEFAULT_CAPACITY};
 use super::iface::Interface;
 use super::nameservice;
+use super::pending::DatagramKeys;
 use super::recv::{classify, Drop as Classified, Identity};
 use super::state::Counters;
 
@@ -31,6 +32,8 @@ pub(crate) struct Accepted<'a> {
     pub(crate) msg_type: u8,
     /// DGM_LENGTH disagrees with the UDP length (delivered anyway, and counted).
     pub(crate) dgm_length_mismatch: bool,
+    /// The datagram's name ([`DatagramKeys`]).
+    pub(crate) key: u64,
 }
 
 /// Why a datagram is not delivered; each reason is one counter.
@@ -64,6 +67,9 @@ impl Reason {
 pub(crate) enum Verdict<'a> {
     Deliver(Accepted<'a>),
     Drop(Reason),
+    /// The previous holder delivered it and died before taking it off the socket: not a new
+    /// datagram (no counter), and done (its key goes in the pending list again).
+    AlreadyDelivered(u64),
 }
 
 /// The decision state of one holder's term: who we are, what was seen (dedupe), how many
@@ -71,7 +77,10 @@ pub(crate) enum Verdict<'a> {
 #[derive(Debug)]
 pub(crate) struct Inbound {
     identity: Identity,
+    keys: DatagramKeys,
     dedupe: Dedupe,
+    /// Until the end of the first batch: what the previous holder delivered of its last one.
+    inherited: Vec<u64>,
     ns_bucket: (Instant, u32),
 }
 
@@ -79,9 +88,24 @@ impl Inbound {
     pub(crate) fn new(identity: Identity, dedupe_window: Duration, now: Instant) -> Inbound {
         Inbound {
             identity,
+            keys: DatagramKeys::random(),
             dedupe: Dedupe::new(dedupe_window, DEFAULT_CAPACITY),
+            inherited: Vec::new(),
             ns_bucket: (now, 0),
         }
+    }
+
+    /// Continues the port's previous holder: its datagram keys, and the keys of what it
+    /// delivered of the batch it died in (which heads this holder's first batch).
+    pub(crate) fn continuing(mut self, keys: DatagramKeys, inherited: Vec<u64>) -> Inbound {
+        self.keys = keys;
+        self.inherited = inherited;
+        self
+    }
+
+    /// The end of a batch: what was inherited is behind us.
+    pub(crate) fn end_batch(&mut self) {
+        self.inherited.clear();
     }
 
     /// One datagram of the datagram port: `truncated` when it was larger than the receive
@@ -107,7 +131,14 @@ impl Inbound {
                 })
             }
         };
-        if self.dedupe.check(from.port(), bytes, now) {
+        let key = self.keys.key(from.port(), bytes);
+        if let Some(at) = self.inherited.iter().position(|&k| k == key) {
+            self.inherited.swap_remove(at);
+            // Copies of it that come later are duplicates as usual.
+            self.dedupe.check(key, now);
+            return Verdict::AlreadyDelivered(key);
+        }
+        if self.dedupe.check(key, now) {
             return Verdict::Drop(Reason::Duplicate);
         }
         Verdict::Deliver(Accepted {
@@ -118,6 +149,7 @@ impl Inbound {
             destination: p.destination,
             msg_type: p.msg_type,
             dgm_length_mismatch: !p.dgm_length_ok,
+            key,
         })
     }
 

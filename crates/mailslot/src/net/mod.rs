@@ -54,6 +54,7 @@ mod holder;
 mod iface;
 mod inbound;
 mod nameservice;
+mod pending;
 mod recv;
 mod role;
 mod send;

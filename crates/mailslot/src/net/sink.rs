@@ -6,6 +6,7 @@ use std::path::Path;
 
 use super::config::{DeliverFn, DeliveryOutcome, NetSource, Sink};
 use super::inbound::Accepted;
+use super::pending::Pending;
 use super::state::Counters;
 use crate::error::ErrorKind;
 use crate::ring::{padded, RecordSource};
@@ -32,8 +33,15 @@ impl Delivering {
     }
 
     /// Delivers a batch and counts each message in exactly one counter: `delivered`,
-    /// `dropped_no_mailslot` or `dropped_failed`.
-    pub(crate) fn deliver(&mut self, batch: &[Accepted<'_>], counters: &Counters) {
+    /// `dropped_no_mailslot` or `dropped_failed`; writes in `pending` what is done: the
+    /// local mailslots' batch once its readers are woken (a holder that dies before that
+    /// leaves the whole batch to its successor), a callback's message as it returns.
+    pub(crate) fn deliver(
+        &mut self,
+        batch: &[Accepted<'_>],
+        counters: &Counters,
+        pending: &mut Pending,
+    ) {
         if batch.is_empty() {
             return;
         }
@@ -51,13 +59,15 @@ impl Delivering {
                     })
                     .collect();
                 deliverer.deliver_batch(&messages, outcomes);
-                for outcome in outcomes.iter() {
+                for (a, outcome) in batch.iter().zip(outcomes.iter()) {
+                    pending.note(a.key);
                     Counters::bump(match outcome {
                         Ok(()) => &counters.delivered,
                         Err(ErrorKind::NotFound) => &counters.dropped_no_mailslot,
                         Err(_) => &counters.dropped_failed,
                     });
                 }
+                pending.write();
             }
             Delivering::Callback(f) => {
                 for a in batch {
@@ -71,6 +81,8 @@ impl Delivering {
                         msg_type: a.msg_type,
                     };
                     count_callback(call(f, a.mailslot, a.data, &source), counters);
+                    pending.note(a.key);
+                    pending.write();
                 }
             }
         }
@@ -162,6 +174,7 @@ mod tests {
                 destination: dest,
                 msg_type: 0x10,
                 dgm_length_mismatch: false,
+                key: 0,
             };
             let slow = RecordSource::network(
                 Ipv4Addr::new(10, 1, 2, 3),

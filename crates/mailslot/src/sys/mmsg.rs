@@ -57,6 +57,20 @@ impl RecvBatch {
     /// datagrams, without waiting (`MSG_DONTWAIT`); returns how many (0 when nothing is
     /// queued). An error (other than `EAGAIN`) is the socket's, e.g. a queued ICMP error.
     pub fn recv(&mut self, fd: BorrowedFd<'_>) -> io::Result<usize> {
+        self.take(fd, libc::MSG_DONTWAIT)
+    }
+
+    /// Like [`recv`](Self::recv), but the datagrams stay queued: a reader that dies before
+    /// [`discard`](Self::discard)ing them leaves them to the next reader of the socket.
+    ///
+    /// The socket's peek offset must be on ([`set_peek_offset`]): each datagram of the batch
+    /// is then the one after the last peeked, not the head of the queue again.
+    pub fn peek(&mut self, fd: BorrowedFd<'_>) -> io::Result<usize> {
+        // MSG_TRUNC: the offset moves past a datagram larger than its slot, not into it.
+        self.take(fd, libc::MSG_DONTWAIT | libc::MSG_PEEK | libc::MSG_TRUNC)
+    }
+
+    fn take(&mut self, fd: BorrowedFd<'_>, flags: libc::c_int) -> io::Result<usize> {
         self.got.clear();
         let count = self.capacity();
         // SAFETY: all-zero bytes are a valid value of these plain C structs (null pointers,
@@ -78,29 +92,10 @@ impl RecvBatch {
             hdrs[i].msg_hdr.msg_iov = &mut iovs[i];
             hdrs[i].msg_hdr.msg_iovlen = 1;
         }
-        let n = loop {
-            // SAFETY: `hdrs[..count]` point at `count` iovecs over disjoint, writable slots of
-            // `bufs` and at `count` sockaddr_in of the stated length, all of which outlive the
-            // call; no control buffer; the timeout is null (MSG_DONTWAIT returns at once).
-            let rc = unsafe {
-                libc::recvmmsg(
-                    fd.as_raw_fd(),
-                    hdrs.as_mut_ptr(),
-                    count as libc::c_uint,
-                    libc::MSG_DONTWAIT,
-                    std::ptr::null_mut(),
-                )
-            };
-            if rc >= 0 {
-                break rc as usize;
-            }
-            let e = io::Error::last_os_error();
-            match e.raw_os_error() {
-                Some(libc::EINTR) => continue,
-                Some(libc::EAGAIN) => return Ok(0),
-                _ => return Err(e),
-            }
-        };
+        // SAFETY: `hdrs[..count]` point at `count` iovecs over disjoint, writable slots of
+        // `bufs` and at `count` sockaddr_in of the stated length, all of which outlive the
+        // call.
+        let n = unsafe { recvmmsg(fd, &mut hdrs[..count], flags) }?;
         for (hdr, addr) in hdrs.iter().zip(addrs.iter()).take(n) {
             let from = if addr.sin_family == libc::AF_INET as libc::sa_family_t {
                 SocketAddrV4::new(
@@ -114,6 +109,86 @@ impl RecvBatch {
             self.got.push((hdr.msg_len as usize, truncated, from));
         }
         Ok(n)
+    }
+}
+
+/// Removes the first `n` datagrams queued on the UDP socket `fd` without copying them (those a
+/// [`RecvBatch::peek`] returned, once they are delivered); returns how many were removed,
+/// fewer when the queue ran out. An error is returned only if none was removed.
+pub fn discard(fd: BorrowedFd<'_>, n: usize) -> io::Result<usize> {
+    let mut done = 0;
+    while done < n {
+        let count = (n - done).min(MAX_BATCH);
+        // SAFETY: all-zero bytes are a valid value of this plain C struct: no name, no iovec,
+        // no control buffer, so the kernel writes only the lengths and flags.
+        let mut hdrs: [libc::mmsghdr; MAX_BATCH] = unsafe { std::mem::zeroed() };
+        // MSG_TRUNC: each datagram moves the peek offset back by its whole length.
+        let flags = libc::MSG_DONTWAIT | libc::MSG_TRUNC;
+        // SAFETY: the headers describe no buffers at all; they outlive the call.
+        let got = match unsafe { recvmmsg(fd, &mut hdrs[..count], flags) } {
+            Ok(got) => got,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        };
+        if got == 0 {
+            break;
+        }
+        done += got;
+    }
+    Ok(done)
+}
+
+/// Turns the socket's peek offset on and sets it to `offset` bytes from the head of its queue
+/// (`SO_PEEK_OFF`). The offset belongs to the socket, shared by every descriptor of it: a new
+/// reader of a socket sets it to 0, so that it starts with the first datagram queued.
+pub fn set_peek_offset(fd: BorrowedFd<'_>, offset: i32) -> io::Result<()> {
+    // SAFETY: SO_PEEK_OFF reads one c_int from the pointer, which is valid for its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEEK_OFF,
+            (&offset as *const i32).cast(),
+            std::mem::size_of::<i32>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `recvmmsg` without waiting beyond `flags`, retried on `EINTR`; `Ok(0)` for `EAGAIN`.
+///
+/// # Safety
+/// Every header's name, iovec and control pointers, with their lengths, must describe memory
+/// that is valid for writes and outlives the call.
+unsafe fn recvmmsg(
+    fd: BorrowedFd<'_>,
+    hdrs: &mut [libc::mmsghdr],
+    flags: libc::c_int,
+) -> io::Result<usize> {
+    loop {
+        // SAFETY: the caller vouches for the headers; the timeout is null (MSG_DONTWAIT
+        // returns at once).
+        let rc = unsafe {
+            libc::recvmmsg(
+                fd.as_raw_fd(),
+                hdrs.as_mut_ptr(),
+                hdrs.len() as libc::c_uint,
+                flags,
+                std::ptr::null_mut(),
+            )
+        };
+        if rc >= 0 {
+            return Ok(rc as usize);
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EAGAIN) => return Ok(0),
+            _ => return Err(e),
+        }
     }
 }
 
@@ -155,5 +230,41 @@ mod tests {
             check(&batch, &mut next);
         }
         assert_eq!(batch.recv(rx.as_fd()).unwrap(), 0);
+    }
+
+    /// The contract the network role's takeover rests on: peeked datagrams stay queued, a
+    /// batch of peeks walks the queue, `discard` removes exactly what was peeked, and a new
+    /// reader that resets the offset sees what its predecessor peeked but did not discard.
+    #[test]
+    fn peeks_walk_the_queue_and_discard_removes_what_was_peeked() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = rx.local_addr().unwrap();
+        set_peek_offset(rx.as_fd(), 0).unwrap();
+        let mut batch = RecvBatch::new(3, 16);
+        // Datagram 1 is larger than its slot: the offset must still move past all of it.
+        for i in 0..5u8 {
+            tx.send_to(&vec![i; if i == 1 { 40 } else { 8 }], to)
+                .unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let firsts = |b: &RecvBatch| (0..b.count()).map(|i| b.get(i).0[0]).collect::<Vec<_>>();
+        assert_eq!(batch.peek(rx.as_fd()).unwrap(), 3);
+        assert_eq!(firsts(&batch), [0, 1, 2]);
+        assert!(batch.get(1).1, "the large one is marked truncated");
+        // The reader "dies" here; its successor starts at the head again.
+        set_peek_offset(rx.as_fd(), 0).unwrap();
+        assert_eq!(batch.peek(rx.as_fd()).unwrap(), 3);
+        assert_eq!(firsts(&batch), [0, 1, 2]);
+        assert_eq!(discard(rx.as_fd(), 3).unwrap(), 3);
+        assert_eq!(batch.peek(rx.as_fd()).unwrap(), 2);
+        assert_eq!(firsts(&batch), [3, 4]);
+        assert_eq!(batch.peek(rx.as_fd()).unwrap(), 0, "all peeked");
+        assert_eq!(discard(rx.as_fd(), 2).unwrap(), 2);
+        tx.send_to(&[9u8; 4], to).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert_eq!(batch.recv(rx.as_fd()).unwrap(), 1);
+        assert_eq!(firsts(&batch), [9]);
+        assert_eq!(discard(rx.as_fd(), 1).unwrap(), 0, "nothing left");
     }
 }
