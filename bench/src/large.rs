@@ -243,8 +243,9 @@ pub fn run(options: &Options) -> BenchResult<(Vec<Table>, Vec<Record>)> {
          rounds after warm-up. memcpy = one copy of the message size per delivered message, \
          measured in this run (the median copy), each from a source just filled (cache-warm, \
          the cheapest copy) into one message-sized buffer: a transport that gives each reader its own copy cannot go below it; wall \
-         time can, with k readers copying in parallel on 2 cores. mailslot copies twice per \
-         reader (ring -> scratch -> buffer, plus a CRC-32C check) and once in the writer; \
+         time can, with k readers copying in parallel on 2 cores. mailslot copies once per \
+         reader (ring -> buffer, plus a CRC-32C check) and once in the writer (plus the \
+         CRC-32C it computes); \
          iceoryx2 copies once in the writer (into the loaned sample) and once per reader (the \
          bench copies the payload out, as an application keeping it would); zmq copies into \
          its pipes and out. iceoryx2: subscriber buffer of 256 samples, at most 16 MiB.{}",
@@ -294,7 +295,7 @@ pub fn run(options: &Options) -> BenchResult<(Vec<Table>, Vec<Record>)> {
          message 1 MiB, capacity 4 MiB), then time its recv_into into a 1 MiB buffer; the \
          floor fills a 1 MiB source instead of the write and times one memcpy of it, so both \
          copy data just written. recv_into copies the record out of the ring into the \
-         server's scratch buffer, checks its CRC-32C, and copies it into the caller's buffer.",
+         caller's buffer and checks the CRC-32C of what it copied.",
         options.recv_iterations
     ));
     Ok((vec![table, single], records))

@@ -141,7 +141,7 @@ impl RecordView {
     /// Whether the checksum matches the header and `data` (fed in pieces by `feed`).
     pub fn verify(&self, feed: impl FnOnce(&mut dyn FnMut(&[u8]))) -> bool {
         let mut crc = header_crc(&self.raw);
-        feed(&mut |piece| crc = crc32c::crc32c_append(crc, piece));
+        feed(&mut |piece| crc = crc_append(crc, piece));
         crc == self.stored_crc()
     }
 
@@ -181,7 +181,18 @@ impl RecordView {
 fn header_crc(raw: &[u8; RECORD_HEADER]) -> u32 {
     let mut zeroed = *raw;
     zeroed[field::CRC].fill(0);
-    crc32c::crc32c(&zeroed)
+    crc_fast::crc32_iscsi(&zeroed)
+}
+
+/// CRC-32C of what `crc` was the checksum of, followed by `data`.
+fn crc_append(crc: u32, data: &[u8]) -> u32 {
+    let mut digest = crc_fast::Digest::new_with_init_state(
+        crc_fast::CrcAlgorithm::Crc32Iscsi,
+        // The register before the final inversion.
+        u64::from(!crc),
+    );
+    digest.update(data);
+    digest.finalize() as u32
 }
 
 /// The header of a message record, checksum included.
@@ -212,7 +223,7 @@ pub fn encode_message(data: &[u8], seq: u64, source: &RecordSource) -> [u8; RECO
             raw[field::DESTINATION_SUFFIX] = *destination_suffix;
         }
     }
-    let crc = crc32c::crc32c_append(header_crc(&raw), data);
+    let crc = crc_append(header_crc(&raw), data);
     raw[field::CRC].copy_from_slice(&crc.to_le_bytes());
     raw
 }
@@ -229,6 +240,19 @@ pub fn encode_pad() -> [u8; RECORD_HEADER] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_checksum_is_crc32c_whatever_the_pieces() {
+        // The CRC-32C check value (RFC 3720, B.4), in one piece and continued.
+        assert_eq!(crc_append(0, b"123456789"), 0xe306_9283);
+        assert_eq!(crc_append(crc_append(0, b"1234"), b"56789"), 0xe306_9283);
+        let big: Vec<u8> = (0..100_000u32).map(|i| (i * 31 % 251) as u8).collect();
+        let whole = crc_append(0, &big);
+        let split = big
+            .chunks(4093)
+            .fold(0, |crc, piece| crc_append(crc, piece));
+        assert_eq!(whole, split);
+    }
 
     #[test]
     fn round_trip_and_every_flipped_bit_is_caught() {
