@@ -248,9 +248,7 @@ mod tests {
         assert_eq!(crc_append(crc_append(0, b"1234"), b"56789"), 0xe306_9283);
         let big: Vec<u8> = (0..100_000u32).map(|i| (i * 31 % 251) as u8).collect();
         let whole = crc_append(0, &big);
-        let split = big
-            .chunks(4093)
-            .fold(0, |crc, piece| crc_append(crc, piece));
+        let split = big.chunks(4093).fold(0, crc_append);
         assert_eq!(whole, split);
     }
 
