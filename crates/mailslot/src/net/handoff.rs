@@ -11,7 +11,8 @@
 //! socket, which is in the user's own 0700 runtime directory, and only for a peer of the same
 //! user id), and keeps them while it waits. When the holder dies, `kill -9` included, the port
 //! stays bound: what arrives queues on the socket until the successor, granted the lock,
-//! reads it from the same socket. Only the duty to read moves, and nothing is lost in the gap.
+//! reads it from the same socket. Only the duty to read moves, and nothing is lost in the gap,
+//! nor the batch the holder was delivering when it died (see `pending`).
 
 use std::fs;
 use std::io::{self, Read, Write};
