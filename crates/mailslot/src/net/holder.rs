@@ -108,7 +108,16 @@ pub(super) fn hold(
     };
     // Peeked datagrams stay queued until delivered (see `pending`); a new reader starts at the
     // head of the queue, where a dead holder's undelivered batch is.
-    let peeking = sys::set_peek_offset(udp.as_fd(), 0).is_ok();
+    let peeking = match sys::set_peek_offset(udp.as_fd(), 0) {
+        Ok(()) => true,
+        Err(e) => {
+            config.reporter.report(&format!(
+                "cannot read the network socket without taking from it (SO_PEEK_OFF: {e}): \
+                 if this holder dies, the datagrams it has read and not delivered are lost"
+            ));
+            false
+        }
+    };
     let mut pending = Pending::open(&config.pending_path());
     let inherited = if from_standby {
         pending.take_inherited()

@@ -68,6 +68,8 @@ pub(crate) struct Pending {
     inherited: Vec<u64>,
     /// Count then keys, as written to the file.
     done: Vec<u8>,
+    /// The file may list keys (ours, or the previous holder's).
+    listed: bool,
 }
 
 impl Pending {
@@ -90,6 +92,7 @@ impl Pending {
             keys: DatagramKeys::random(),
             inherited: Vec::new(),
             done: Vec::with_capacity(8 + 8 * MAX_BATCH),
+            listed: false,
         };
         let mut buf = vec![0u8; FILE_LEN];
         let read = pending
@@ -104,6 +107,7 @@ impl Pending {
             };
             let count = (word(COUNT_AT as usize) as usize).min(MAX_BATCH);
             pending.inherited = (0..count).map(|i| word(KEYS_AT + 8 * i)).collect();
+            pending.listed = count > 0;
         } else {
             buf.fill(0);
             buf[..4].copy_from_slice(MAGIC);
@@ -147,9 +151,8 @@ impl Pending {
 
     /// The batch is off the socket: nothing is pending any more.
     pub(crate) fn settle(&mut self) {
-        let had = self.count();
         self.clear();
-        if had > 0 {
+        if self.listed {
             self.write_at(8);
         }
     }
@@ -164,6 +167,7 @@ impl Pending {
     }
 
     fn write_at(&mut self, len: usize) {
+        self.listed = self.count() > 0;
         if let Some(f) = &self.file {
             if f.write_all_at(&self.done[..len], COUNT_AT).is_err() {
                 // A full or failing filesystem: go on without (see the module documentation).
@@ -199,10 +203,14 @@ mod tests {
         assert_eq!(second.keys().key(138, b"abcdefghij"), k, "same hash key");
         assert_eq!(second.take_inherited(), [k, 7]);
         assert!(second.take_inherited().is_empty());
-        // Once the batch is off the socket nothing is inherited.
-        second.note(9);
-        second.write();
+        // Once the batch is off the socket nothing is inherited, even if this holder
+        // delivered nothing of it.
         second.settle();
+        assert!(Pending::open(&path).take_inherited().is_empty());
+        let mut third = Pending::open(&path);
+        third.note(9);
+        third.write();
+        third.settle();
         assert!(Pending::open(&path).take_inherited().is_empty());
         std::fs::remove_dir_all(&d).unwrap();
     }
