@@ -207,10 +207,14 @@ impl Ring {
             self.map.write(RING_OFFSET + off, &record::encode_pad());
         }
         let seq = header.next_seq.load(Ordering::Relaxed);
-        let raw = record::encode_message(data, seq, source);
+        let mut raw = record::message_header(data.len(), seq, source);
         let at = RING_OFFSET + self.ring_offset(start);
+        // The data's checksum is computed as it is copied; the header, sealed with it, follows.
+        let crc = self
+            .map
+            .write_crc(at + RECORD_HEADER, data, record::checksum_seed(&raw));
+        record::seal(&mut raw, crc);
         self.map.write(at, &raw);
-        self.map.write(at + RECORD_HEADER, data);
         // SYNC POINT: publishing `head` makes the record visible; SeqCst pairs with readers
         // that mark themselves waiting and then re-check `head` (no lost wake-up).
         header.head.store(end, Ordering::SeqCst);

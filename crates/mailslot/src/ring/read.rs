@@ -151,18 +151,14 @@ impl Ring {
                 Kind::Message(len) if len <= limit => {
                     copied = true;
                     let at = RING_OFFSET + off + RECORD_HEADER;
-                    let copy: &[u8] = match dest {
-                        Dest::Vec(buf) => {
-                            self.map.read_to_vec(at, len, buf);
-                            buf
-                        }
-                        Dest::Slice(buf) => {
-                            self.map.read(at, &mut buf[..len]);
-                            &buf[..len]
-                        }
-                        Dest::Nowhere => &[],
+                    // The checksum of what was copied, computed as it is copied.
+                    let seed = view.checksum_seed();
+                    let crc = match dest {
+                        Dest::Vec(buf) => self.map.read_to_vec_crc(at, len, buf, seed),
+                        Dest::Slice(buf) => self.map.read_crc(at, &mut buf[..len], seed),
+                        Dest::Nowhere => seed,
                     };
-                    view.verify(|feed| feed(copy))
+                    view.checksum_matches(crc)
                 }
                 Kind::Message(len) if verify => {
                     view.verify(|feed| self.feed_ring(off + RECORD_HEADER, len, feed))

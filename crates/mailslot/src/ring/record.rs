@@ -5,6 +5,8 @@
 //! header with the checksum field zeroed, then the data) is verified before anything in it is
 //! believed: a record that does not verify was not written by a writer.
 
+use crate::sys::crc32c_append;
+
 /// Size of a record header.
 pub const RECORD_HEADER: usize = 64;
 
@@ -138,10 +140,20 @@ impl RecordView {
         u32::from_le_bytes(self.raw[field::CRC].try_into().unwrap_or_default())
     }
 
+    /// The checksum of the header alone, to be continued over the data (see [`seal`]).
+    pub fn checksum_seed(&self) -> u32 {
+        header_crc(&self.raw)
+    }
+
+    /// Whether `crc`, the seed continued over the data, is the record's checksum.
+    pub fn checksum_matches(&self, crc: u32) -> bool {
+        crc == self.stored_crc()
+    }
+
     /// Whether the checksum matches the header and `data` (fed in pieces by `feed`).
     pub fn verify(&self, feed: impl FnOnce(&mut dyn FnMut(&[u8]))) -> bool {
         let mut crc = header_crc(&self.raw);
-        feed(&mut |piece| crc = crc_append(crc, piece));
+        feed(&mut |piece| crc = crc32c_append(crc, piece));
         crc == self.stored_crc()
     }
 
@@ -181,24 +193,23 @@ impl RecordView {
 fn header_crc(raw: &[u8; RECORD_HEADER]) -> u32 {
     let mut zeroed = *raw;
     zeroed[field::CRC].fill(0);
-    crc_fast::crc32_iscsi(&zeroed)
-}
-
-/// CRC-32C of what `crc` was the checksum of, followed by `data`.
-fn crc_append(crc: u32, data: &[u8]) -> u32 {
-    let mut digest = crc_fast::Digest::new_with_init_state(
-        crc_fast::CrcAlgorithm::Crc32Iscsi,
-        // The register before the final inversion.
-        u64::from(!crc),
-    );
-    digest.update(data);
-    digest.finalize() as u32
+    crc32c_append(0, &zeroed)
 }
 
 /// The header of a message record, checksum included.
+#[cfg(test)]
 pub fn encode_message(data: &[u8], seq: u64, source: &RecordSource) -> [u8; RECORD_HEADER] {
+    let mut raw = message_header(data.len(), seq, source);
+    let crc = crc32c_append(checksum_seed(&raw), data);
+    seal(&mut raw, crc);
+    raw
+}
+
+/// The header of a message record of `len` bytes, checksum not set yet: the writer continues
+/// [`checksum_seed`] over the data as it copies it, then [`seal`]s the header.
+pub fn message_header(len: usize, seq: u64, source: &RecordSource) -> [u8; RECORD_HEADER] {
     let mut raw = [0u8; RECORD_HEADER];
-    raw[field::LEN].copy_from_slice(&(data.len() as u32).to_le_bytes());
+    raw[field::LEN].copy_from_slice(&(len as u32).to_le_bytes());
     raw[field::KIND].copy_from_slice(&KIND_MESSAGE.to_le_bytes());
     raw[field::SEQ].copy_from_slice(&seq.to_le_bytes());
     match source {
@@ -223,9 +234,17 @@ pub fn encode_message(data: &[u8], seq: u64, source: &RecordSource) -> [u8; RECO
             raw[field::DESTINATION_SUFFIX] = *destination_suffix;
         }
     }
-    let crc = crc_append(header_crc(&raw), data);
-    raw[field::CRC].copy_from_slice(&crc.to_le_bytes());
     raw
+}
+
+/// The checksum of a header alone (its checksum field taken as zero).
+pub fn checksum_seed(raw: &[u8; RECORD_HEADER]) -> u32 {
+    header_crc(raw)
+}
+
+/// Sets the header's checksum: its seed continued over the data.
+pub fn seal(raw: &mut [u8; RECORD_HEADER], crc: u32) {
+    raw[field::CRC].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// The header of a pad record (skip to the end of the ring), checksum included.
@@ -240,17 +259,6 @@ pub fn encode_pad() -> [u8; RECORD_HEADER] {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_checksum_is_crc32c_whatever_the_pieces() {
-        // The CRC-32C check value (RFC 3720, B.4), in one piece and continued.
-        assert_eq!(crc_append(0, b"123456789"), 0xe306_9283);
-        assert_eq!(crc_append(crc_append(0, b"1234"), b"56789"), 0xe306_9283);
-        let big: Vec<u8> = (0..100_000u32).map(|i| (i * 31 % 251) as u8).collect();
-        let whole = crc_append(0, &big);
-        let split = big.chunks(4093).fold(0, crc_append);
-        assert_eq!(whole, split);
-    }
 
     #[test]
     fn round_trip_and_every_flipped_bit_is_caught() {

@@ -5,6 +5,7 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU32, AtomicU64};
 
+use super::crc;
 use super::layout::SharedLayout;
 use super::sigbus;
 
@@ -133,6 +134,52 @@ impl SharedMap {
             std::ptr::copy_nonoverlapping(self.ptr.add(offset), out.as_mut_ptr(), len);
             out.set_len(len);
         }
+    }
+
+    /// [`SharedMap::read`], returning `crc32c_append(crc, out)`, in one pass where the CPU
+    /// allows (see `crc`).
+    pub fn read_crc(&self, offset: usize, out: &mut [u8], crc: u32) -> u32 {
+        self.check(offset, out.len(), 1);
+        // SAFETY: as in `read`.
+        let fused = unsafe { crc::fused(crc, self.ptr.add(offset), out.as_mut_ptr(), out.len()) };
+        fused.unwrap_or_else(|| {
+            self.read(offset, out);
+            crc::crc32c_append(crc, out)
+        })
+    }
+
+    /// [`SharedMap::read_to_vec`], returning `crc32c_append(crc, out)`, in one pass where the
+    /// CPU allows.
+    pub fn read_to_vec_crc(&self, offset: usize, len: usize, out: &mut Vec<u8>, crc: u32) -> u32 {
+        self.check(offset, len, 1);
+        out.clear();
+        out.reserve(len);
+        // SAFETY: as in `read_to_vec`: the source is inside the mapping, the destination the
+        // vector's spare capacity of at least `len` bytes; `set_len` only once they are written.
+        let fused = unsafe { crc::fused(crc, self.ptr.add(offset), out.as_mut_ptr(), len) };
+        match fused {
+            Some(crc) => {
+                // SAFETY: the fused copy wrote all `len` bytes.
+                unsafe { out.set_len(len) };
+                crc
+            }
+            None => {
+                self.read_to_vec(offset, len, out);
+                crc::crc32c_append(crc, out)
+            }
+        }
+    }
+
+    /// [`SharedMap::write`], returning `crc32c_append(crc, data)`, in one pass where the CPU
+    /// allows.
+    pub fn write_crc(&self, offset: usize, data: &[u8], crc: u32) -> u32 {
+        self.check(offset, data.len(), 1);
+        // SAFETY: as in `write`.
+        let fused = unsafe { crc::fused(crc, data.as_ptr(), self.ptr.add(offset), data.len()) };
+        fused.unwrap_or_else(|| {
+            self.write(offset, data);
+            crc::crc32c_append(crc, data)
+        })
     }
 
     /// Copies `data` into the mapping at `offset`.

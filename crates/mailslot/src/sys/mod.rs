@@ -1,11 +1,12 @@
 //! Every system call of the library that needs `unsafe`, each behind a small safe wrapper.
 //!
 //! One file per mechanism: the shared mapping (`map`, with the typed views of a name's file in
-//! `layout` and its protection against truncation in `sigbus`), futex wait and wake (`futex`),
-//! open file description locks (`ofd`), descriptors and sockets (`fd`, `fdpass`, `mmsg`), and who we
-//! are (`process`). Nothing else in the crate uses `unsafe`, and nothing here knows the layers
+//! `layout` and its protection against truncation in `sigbus`), record checksums and the copy
+//! that computes them (`crc`), futex wait and wake (`futex`), open file description locks
+//! (`ofd`), descriptors and sockets (`fd`, `fdpass`, `mmsg`), and who we are (`process`). Nothing else in the crate uses `unsafe`, and nothing here knows the layers
 //! above but the tokio registration of a server.
 
+mod crc;
 mod fd;
 pub mod fdpass;
 mod futex;
@@ -16,6 +17,7 @@ mod ofd;
 mod process;
 mod sigbus;
 
+pub use crc::crc32c_append;
 #[cfg(feature = "tokio")]
 pub use fd::register_async;
 pub use fd::{poll_readable, socket_drops, wait_readable};
