@@ -13,23 +13,25 @@
 //!
 //! `<dir>/network-<port>.pending`, in the user's own directory, 0600, never followed through
 //! a symlink. Little-endian: magic `MSP1`, 4 zero bytes, the two 64-bit hash keys, the count
-//! of keys done, then up to [`MAX_BATCH`] keys. A file that is missing, short, foreign or
-//! unreadable is replaced by a fresh one (new hash key, nothing done); if it cannot be written,
-//! the role works without it (a holder's death may then repeat part of a batch).
+//! of keys done, then up to [`MAX_BATCH`] keys; mapped shared, so the holder's notes are
+//! stores. A file that is missing, short, foreign or unreadable is replaced by a fresh one (new
+//! hash key, nothing done); if it cannot be written, the role works without it (a holder's
+//! death may then repeat part of a batch).
 
 use std::fs::{File, OpenOptions};
 use std::hash::Hasher;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
+use std::sync::atomic::Ordering;
 
 use siphasher::sip::SipHasher13;
 
-use crate::sys::{self, MAX_BATCH};
+use crate::sys::{self, SharedMap, MAX_BATCH};
 
 const MAGIC: &[u8; 4] = b"MSP1";
 /// Magic and padding, the hash keys, then the count.
-const COUNT_AT: u64 = 8 + 16;
-const KEYS_AT: usize = COUNT_AT as usize + 8;
+const COUNT_AT: usize = 8 + 16;
+const KEYS_AT: usize = COUNT_AT + 8;
 const FILE_LEN: usize = KEYS_AT + 8 * MAX_BATCH;
 
 /// Names a received datagram by a keyed 64-bit SipHash: the UDP source port and the datagram
@@ -62,12 +64,13 @@ impl DatagramKeys {
 /// The holder's side of the file: the keys done in the current batch.
 #[derive(Debug)]
 pub(crate) struct Pending {
-    file: Option<File>,
+    /// The file, mapped: noting a key is a store, not a system call.
+    map: Option<SharedMap>,
     keys: DatagramKeys,
     /// What the previous holder had done of the batch it was reading when it died.
     inherited: Vec<u64>,
-    /// Count then keys, as written to the file.
-    done: Vec<u8>,
+    /// Keys noted in the current batch (stored in the map; the count is published by `write`).
+    count: usize,
     /// The file may list keys (ours, or the previous holder's).
     listed: bool,
 }
@@ -75,37 +78,25 @@ pub(crate) struct Pending {
 impl Pending {
     /// Opens `path`, taking over what a previous holder left in it.
     pub(crate) fn open(path: &Path) -> Pending {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(path)
-            .ok()
-            .filter(|f| {
-                f.metadata()
-                    .is_ok_and(|m| m.is_file() && m.uid() == sys::current_uid())
-            });
         let mut pending = Pending {
-            file,
+            map: None,
             keys: DatagramKeys::random(),
             inherited: Vec::new(),
-            done: Vec::with_capacity(8 + 8 * MAX_BATCH),
+            count: 0,
             listed: false,
         };
+        let Some(file) = open_own(path) else {
+            return pending;
+        };
         let mut buf = vec![0u8; FILE_LEN];
-        let read = pending
-            .file
-            .as_ref()
-            .is_some_and(|f| f.read_exact_at(&mut buf, 0).is_ok());
-        if read && &buf[..4] == MAGIC {
+        let ours = file.read_exact_at(&mut buf, 0).is_ok() && &buf[..4] == MAGIC;
+        if ours {
             let word = |at: usize| u64::from_le_bytes(buf[at..at + 8].try_into().expect("8"));
             pending.keys = DatagramKeys {
                 k0: word(8),
                 k1: word(16),
             };
-            let count = (word(COUNT_AT as usize) as usize).min(MAX_BATCH);
+            let count = (word(COUNT_AT) as usize).min(MAX_BATCH);
             pending.inherited = (0..count).map(|i| word(KEYS_AT + 8 * i)).collect();
             pending.listed = count > 0;
         } else {
@@ -113,15 +104,17 @@ impl Pending {
             buf[..4].copy_from_slice(MAGIC);
             buf[8..16].copy_from_slice(&pending.keys.k0.to_le_bytes());
             buf[16..24].copy_from_slice(&pending.keys.k1.to_le_bytes());
-            if pending
-                .file
-                .as_ref()
-                .is_none_or(|f| f.set_len(0).and_then(|()| f.write_all_at(&buf, 0)).is_err())
+            if file
+                .set_len(0)
+                .and_then(|()| file.write_all_at(&buf, 0))
+                .is_err()
             {
-                pending.file = None;
+                return pending;
             }
         }
-        pending.clear();
+        // Another process of the user truncating the file makes its pages read as zeros
+        // (see `sys::sigbus`): at worst a successor inherits nothing.
+        pending.map = SharedMap::map(&file, FILE_LEN).ok();
         pending
     }
 
@@ -135,46 +128,55 @@ impl Pending {
         std::mem::take(&mut self.inherited)
     }
 
-    /// Notes a datagram of the current batch as done (not written yet).
+    /// Notes a datagram of the current batch as done (not published yet).
     pub(crate) fn note(&mut self, key: u64) {
-        if self.count() < MAX_BATCH {
-            self.done.extend_from_slice(&key.to_le_bytes());
-            let count = self.count() as u64;
-            self.done[..8].copy_from_slice(&count.to_le_bytes());
+        if self.count < MAX_BATCH {
+            if let Some(map) = &self.map {
+                map.u64_at(KEYS_AT + 8 * self.count)
+                    .store(key.to_le(), Ordering::Relaxed);
+            }
+            self.count += 1;
         }
     }
 
-    /// Writes what is done of the current batch (one `pwrite`).
+    /// Publishes what is done of the current batch.
     pub(crate) fn write(&mut self) {
-        self.write_at(self.done.len());
+        self.publish(self.count);
     }
 
     /// The batch is off the socket: nothing is pending any more.
     pub(crate) fn settle(&mut self) {
-        self.clear();
+        self.count = 0;
         if self.listed {
-            self.write_at(8);
+            self.publish(0);
         }
     }
 
-    fn count(&self) -> usize {
-        (self.done.len() - 8) / 8
-    }
-
-    fn clear(&mut self) {
-        self.done.clear();
-        self.done.extend_from_slice(&0u64.to_le_bytes());
-    }
-
-    fn write_at(&mut self, len: usize) {
-        self.listed = self.count() > 0;
-        if let Some(f) = &self.file {
-            if f.write_all_at(&self.done[..len], COUNT_AT).is_err() {
-                // A full or failing filesystem: go on without (see the module documentation).
-                self.file = None;
-            }
+    fn publish(&mut self, count: usize) {
+        self.listed = count > 0;
+        if let Some(map) = &self.map {
+            // Release: a successor that sees the count sees the keys it counts.
+            map.u64_at(COUNT_AT)
+                .store((count as u64).to_le(), Ordering::Release);
         }
     }
+}
+
+/// `path` opened read-write, created 0600 if missing; `None` for a symbolic link, a non-file
+/// or another user's file.
+fn open_own(path: &Path) -> Option<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .ok()
+        .filter(|f| {
+            f.metadata()
+                .is_ok_and(|m| m.is_file() && m.uid() == sys::current_uid())
+        })
 }
 
 #[cfg(test)]
