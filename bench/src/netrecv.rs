@@ -93,16 +93,27 @@ enum Receiver {
     Bare,
     Forward,
     Mailslot,
+    /// The role with a candidate standing by, holding its socket: batches are peeked and
+    /// taken off once delivered, so that a takeover loses nothing.
+    MailslotStandby,
 }
 
 impl Receiver {
-    const ALL: [Receiver; 3] = [Receiver::Bare, Receiver::Forward, Receiver::Mailslot];
+    const ALL: [Receiver; 4] = [
+        Receiver::Bare,
+        Receiver::Forward,
+        Receiver::Mailslot,
+        Receiver::MailslotStandby,
+    ];
 
     fn label(self, k: usize) -> String {
         match self {
             Receiver::Bare => "bare UDP recv loop".into(),
             Receiver::Forward => format!("bare loop forwarding to {k} (unix dgram)"),
             Receiver::Mailslot => format!("mailslot role (local sink) into {k}"),
+            Receiver::MailslotStandby => {
+                format!("mailslot role into {k}, a candidate standing by")
+            }
         }
     }
 
@@ -112,6 +123,7 @@ impl Receiver {
             Receiver::Bare => "bare",
             Receiver::Forward => "forward",
             Receiver::Mailslot => "mailslot",
+            Receiver::MailslotStandby => "mailslot-standby",
         }
     }
 }
@@ -229,7 +241,7 @@ fn run_one(receiver: Receiver, options: &Options) -> BenchResult<Outcome> {
                 ),
             )?
         }
-        Receiver::Mailslot => {
+        Receiver::Mailslot | Receiver::MailslotStandby => {
             // Room for the whole flood: a reader that falls behind shows as fewer delivered.
             let capacity = options.datagrams * crate::peers::mailslot::record(options.size);
             for i in 0..k {
@@ -258,6 +270,21 @@ fn run_one(receiver: Receiver, options: &Options) -> BenchResult<Outcome> {
     };
     let mut main = main;
     let ready = main.expect("ready")?;
+    if receiver == Receiver::MailslotStandby {
+        let mut standby = Child::spawn(
+            "netrecv standby",
+            &child_args(
+                "netrecv-role",
+                &[
+                    ("dir", dir_arg.clone()),
+                    ("port", port.to_string()),
+                    ("standby", "1".into()),
+                ],
+            ),
+        )?;
+        standby.expect("ready")?;
+        consumers.push(standby);
+    }
     let rcvbuf = ready
         .u64("rcvbuf")
         .ok()
@@ -277,9 +304,9 @@ fn run_one(receiver: Receiver, options: &Options) -> BenchResult<Outcome> {
                 rcvbuf,
             }
         }
-        Receiver::Forward | Receiver::Mailslot => {
+        Receiver::Forward | Receiver::Mailslot | Receiver::MailslotStandby => {
             let (mut delivered, mut last) = (u64::MAX, 0u64);
-            for c in &mut consumers {
+            for c in consumers.iter_mut().take(k) {
                 let done = c.expect("done")?;
                 delivered = delivered.min(done.u64("count")?);
                 last = last.max(done.u64("t_last")?);
@@ -389,7 +416,10 @@ pub fn run(options: &Options) -> BenchResult<(Vec<Table>, Vec<Record>)> {
          received); dropped = sent - received (the kernel's drops at the full socket buffer). \
          Rates per second of (last arrival - first send). forward = a bare loop that sends \
          each datagram on to {k} processes over connected Unix datagram sockets (blocking): \
-         the delivery work without mailslot. Target: >= 0.8x the bare loop.",
+         the delivery work without mailslot. A candidate standing by holds duplicates of the \
+         role's sockets (a second role process, waiting): the holder then peeks each batch \
+         and takes it off the socket once delivered, so that a takeover loses nothing. \
+         Target: >= 0.8x the bare loop (the role without a candidate).",
         options.rounds, options.senders, options.datagrams, options.rcvbuf
     ));
     Ok((vec![table], records))
@@ -560,13 +590,26 @@ pub fn instance_main(args: &Args) -> BenchResult<()> {
 }
 
 /// `__child netrecv-role`: holds the role and delivers into the runtime directory; on
-/// `counters` reports what the role received.
+/// `counters` reports what the role received. With `--standby 1`: a candidate behind the
+/// holder, ready once it holds duplicates of the holder's sockets.
 pub fn role_main(args: &Args) -> BenchResult<()> {
     let dir = PathBuf::from(args.required("dir")?);
     let port: u16 = args.need("port")?;
     // The library's own local sink (the default): batches, one wake-up per name per batch.
     let role = NetRole::start(role_config(&dir, port), Sink::Local)
         .map_err(|e| format!("cannot start the network role: {e}"))?;
+    if args.get("standby", 0u8)? == 1 {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !role.standby() {
+            if std::time::Instant::now() > deadline {
+                return Err("the candidate did not get the holder's sockets".into());
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        proc::report("ready");
+        while proc::next_command().is_some() {}
+        return Ok(());
+    }
     match role.wait_settled(Duration::from_secs(10)) {
         // The role's socket is out of reach: the orchestrator reads its buffer with `ss`.
         RoleState::Holding { .. } => proc::report("ready"),

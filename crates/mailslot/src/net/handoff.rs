@@ -61,11 +61,13 @@ pub(crate) struct HandoffServer {
 }
 
 impl HandoffServer {
+    /// `shared` is set once a candidate has taken duplicates of the sockets.
     pub(crate) fn start(
         config: &NetConfig,
         udp: Arc<UdpSocket>,
         ns: Option<UdpSocket>,
         counters: Arc<Counters>,
+        shared: Arc<AtomicBool>,
     ) -> Option<HandoffServer> {
         let path = config.handoff_path();
         // We hold the lock: any socket file here is a dead holder's.
@@ -82,7 +84,7 @@ impl HandoffServer {
                         break;
                     }
                     if let Ok(conn) = conn {
-                        let _ = serve_handoff(conn, &udp, ns.as_ref(), port, &counters);
+                        let _ = serve_handoff(conn, &udp, ns.as_ref(), port, &counters, &shared);
                     }
                 }
             })
@@ -105,6 +107,7 @@ fn serve_handoff(
     ns: Option<&UdpSocket>,
     port: u16,
     counters: &Counters,
+    shared: &AtomicBool,
 ) -> io::Result<()> {
     conn.set_read_timeout(Some(HANDOFF_IO_TIMEOUT))?;
     conn.set_write_timeout(Some(HANDOFF_IO_TIMEOUT))?;
@@ -115,6 +118,9 @@ fn serve_handoff(
         let peer = fdpass::peer_creds(conn.as_fd())?;
         let mut fds = Vec::new();
         if peer.uid == crate::sys::current_uid() {
+            // Before the candidate has them: from now on the holder reads as one that may die
+            // with a batch in hand and be succeeded.
+            shared.store(true, Ordering::Release);
             fds.push(udp.as_fd());
             fds.extend(ns.map(|s| s.as_fd()));
         }

@@ -8,7 +8,7 @@ use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -108,7 +108,7 @@ pub(super) fn hold(
     };
     // Peeked datagrams stay queued until delivered (see `pending`); a new reader starts at the
     // head of the queue, where a dead holder's undelivered batch is.
-    let peeking = match sys::set_peek_offset(udp.as_fd(), 0) {
+    let can_peek = match sys::set_peek_offset(udp.as_fd(), 0) {
         Ok(()) => true,
         Err(e) => {
             config.reporter.report(&format!(
@@ -139,7 +139,16 @@ pub(super) fn hold(
             .report(&format!("NetBIOS name service not started: {ns_state}"));
     }
     let ns_dup = ns.as_ref().and_then(|s| s.try_clone().ok());
-    let handoff = HandoffServer::start(config, udp.clone(), ns_dup, entry.counters.clone());
+    // Whether another process may hold the socket: the candidates of the previous holder, if
+    // it was handed to us, or one that asks us for it.
+    let shared_socket = Arc::new(AtomicBool::new(from_standby));
+    let handoff = HandoffServer::start(
+        config,
+        udp.clone(),
+        ns_dup,
+        entry.counters.clone(),
+        shared_socket.clone(),
+    );
     // Our names, when we run the name service: registered anew, unless this host held them
     // a moment ago (the previous holder died without releasing them).
     let claims = ns.as_ref().map(|_| {
@@ -181,7 +190,8 @@ pub(super) fn hold(
         inbound: Inbound::new(identity, config.dedupe_window, Instant::now())
             .continuing(pending.keys(), inherited),
         pending,
-        peeking,
+        can_peek,
+        shared_socket,
         bind: config.bind,
         ifaces: Vec::new(),
         ifaces_at: None,
@@ -394,9 +404,12 @@ struct Holder {
     inbound: Inbound,
     /// What is done of the batch in hand, for a successor if we die.
     pending: Pending,
-    /// Batches are peeked and taken off the socket once delivered (the kernel has
-    /// `SO_PEEK_OFF`; without it a death loses the batch in hand).
-    peeking: bool,
+    /// The kernel has `SO_PEEK_OFF` (without it a death loses the batch in hand).
+    can_peek: bool,
+    /// Another process may hold the socket, to read it after us: batches are then peeked
+    /// and taken off the socket once delivered (about 300 ns more per datagram); otherwise
+    /// whatever we die with goes with the socket, and they are simply received.
+    shared_socket: Arc<AtomicBool>,
     bind: Ipv4Addr,
     ifaces: Vec<Interface>,
     ifaces_at: Option<Instant>,
@@ -424,7 +437,8 @@ impl Holder {
         loop {
             // Drain the datagram socket (bounded, so a flood cannot starve the stop signal).
             for _ in 0..DRAIN_BATCHES {
-                let taken = if self.peeking {
+                let peeking = self.can_peek && self.shared_socket.load(Ordering::Acquire);
+                let taken = if peeking {
                     batch.peek(self.udp.as_fd())
                 } else {
                     batch.recv(self.udp.as_fd())
@@ -434,9 +448,10 @@ impl Holder {
                     Ok(n) => {
                         errors_in_a_row = 0;
                         self.handle_batch(&batch);
-                        if self.peeking {
+                        if peeking {
                             self.take_off(n)?;
                         }
+                        self.pending.settle();
                         if n < batch.capacity() {
                             break;
                         }
@@ -539,7 +554,6 @@ impl Holder {
                 }
             }
         }
-        self.pending.settle();
         Ok(())
     }
 
