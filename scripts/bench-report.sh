@@ -12,8 +12,8 @@
 #      with its figure and met / not met, tables of ratios, conditions),
 #      both generated from the JSON alone by bench/plot.py (matplotlib in .venv-bench), and
 #      refreshes the generated block between `<!-- bench-report:begin` and
-#      `<!-- bench-report:end -->` in docs/perf-section.md and, if it has one, README.md
-#      (nothing else in those files is touched).
+#      `<!-- bench-report:end -->` in README.md's Performance section (nothing else in it is
+#      touched).
 #
 #   bash scripts/bench-report.sh                 # ~1-2 min with a warm build cache
 #   bash scripts/bench-report.sh --rounds 5      # extra arguments go to `mailslot-bench all`
@@ -111,10 +111,7 @@ PY
     t_ran=$(date +%s)
 fi
 
-splice=(docs/perf-section.md)
-if grep -q '<!-- bench-report:begin' README.md 2>/dev/null; then
-    splice+=(README.md)
-fi
+splice=(README.md)
 "$venv/bin/python" bench/plot.py "$json" --png "$png" --md "$md" \
     --json-path "$json" --png-link perf.png --splice "${splice[@]}"
 
