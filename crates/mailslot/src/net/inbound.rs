@@ -238,6 +238,38 @@ mod tests {
         SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 138)
     }
 
+    /// What the previous holder delivered of its last batch is skipped once, in the first
+    /// batch only; with the dedupe off too.
+    #[test]
+    fn inherited_datagrams_are_skipped_once_in_the_first_batch() {
+        let t0 = Instant::now();
+        let keys = DatagramKeys::random();
+        let (a, b) = (
+            dgram(1, "LINUXBOX", "T", b"a"),
+            dgram(2, "LINUXBOX", "T", b"b"),
+        );
+        let (ka, kb) = (keys.key(138, &a), keys.key(138, &b));
+        let mut step = Inbound::new(id(), Duration::ZERO, t0).continuing(keys, vec![ka, 7]);
+        assert_eq!(
+            step.datagram(&a, from(), false, t0),
+            Verdict::AlreadyDelivered(ka)
+        );
+        let Verdict::Deliver(got) = step.datagram(&b, from(), false, t0) else {
+            panic!("b is new")
+        };
+        assert_eq!((got.data, got.key), (&b"b"[..], kb));
+        // A second copy of `a` in the same batch is a new datagram (the dedupe is off).
+        assert!(matches!(
+            step.datagram(&a, from(), false, t0),
+            Verdict::Deliver(_)
+        ));
+        step.end_batch();
+        assert!(matches!(
+            step.datagram(&a, from(), false, t0),
+            Verdict::Deliver(_)
+        ));
+    }
+
     #[test]
     fn delivers_ours_once_and_sorts_the_rest() {
         let t0 = Instant::now();
