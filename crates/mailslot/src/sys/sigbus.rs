@@ -312,6 +312,38 @@ mod tests {
         assert!(!other.faulted());
     }
 
+    /// The one-pass copy and checksum (512-bit loads and stores where the CPU has them) meets
+    /// a truncated file like any copy: zeros, not a signal.
+    #[test]
+    fn the_checksumming_copies_survive_a_truncated_mapping() {
+        let len = 4 * 4096;
+        let (_tmp, file) = TmpFile::new("crc", len as u64);
+        let map = SharedMap::map(&file, len).expect("map");
+        let data: Vec<u8> = (0..3 * 4096).map(|i| (i % 251) as u8).collect();
+        let crc = map.write_crc(1000, &data, 0);
+        assert_eq!(crc, super::super::crc32c_append(0, &data));
+        file.set_len(4096).expect("truncate");
+        let mut back = vec![0xffu8; data.len()];
+        let crc = map.read_crc(1000, &mut back, 0);
+        assert_eq!(
+            &back[..4096 - 1000],
+            &data[..4096 - 1000],
+            "the page still there"
+        );
+        assert!(
+            back[4096 - 1000..].iter().all(|&b| b == 0),
+            "the rest reads as zeros"
+        );
+        assert_eq!(
+            crc,
+            super::super::crc32c_append(0, &back),
+            "checksum of what was read"
+        );
+        assert!(map.faulted());
+        let crc = map.write_crc(1000, &data, 0);
+        assert_eq!(crc, super::super::crc32c_append(0, &data));
+    }
+
     /// In the child: installs the handler (through a registered mapping), then touches a
     /// truncated mapping that is not registered, which must kill it.
     #[test]
