@@ -955,6 +955,37 @@ fn a_tail_word_near_2_pow_64_loses_nothing_silently() {
     assert_no_findings(TEST, &findings);
 }
 
+/// A byte changed in the payload of a large record, which readers copy and checksum in one
+/// pass, is caught: the reader gets one `Corrupted`, never the changed message, and reads on.
+#[test]
+fn a_scribbled_byte_in_a_large_message_is_caught() {
+    let dir = TestDir::new("bigflip");
+    let name = "bigflip";
+    let mut server = mailslot::Server::builder(name)
+        .scope(dir.scope())
+        .max_message_size(65_536)
+        .read_timeout(mailslot::Timeout::After(HANG))
+        .open()
+        .expect("open the name");
+    let mut writer = mailslot::Writer::open_in(&dir.scope(), name).expect("open a writer");
+    let message: Vec<u8> = (0..8192u32).map(|i| (i % 251) as u8).collect();
+    writer.write(&message).expect("write");
+    let path = name_file(&dir, name);
+    let file = std::fs::read(&path).expect("read the name's file");
+    let at = file
+        .windows(64)
+        .position(|w| w == &message[..64])
+        .expect("the message is in the file")
+        + 4000;
+    poke(&path, at as u64, &[file[at] ^ 0x20]);
+    let err = server
+        .recv()
+        .expect_err("a changed message must not be delivered");
+    assert_eq!(err.kind(), ErrorKind::Corrupted, "{err}");
+    writer.write(b"after").expect("write after the damage");
+    assert_eq!(server.recv().expect("reads on").data, b"after");
+}
+
 /// (b) A waiting reader's own slot zeroed: a later write still wakes it (within the hang
 /// guard; a bounded delay is fine), and `mailslot::status_of` still shows the instance.
 #[test]
