@@ -338,12 +338,14 @@ impl Deliverer {
         Ok(())
     }
 
-    /// Delivers a batch: appends every message, then wakes each name's sleeping readers once.
-    /// `outcomes[i]` is what became of `batch[i]` (`NotFound`: no server has the name).
+    /// Delivers a batch: appends every message, calls `appended` with the outcomes, then wakes
+    /// each name's sleeping readers once. `outcomes[i]` is what became of `batch[i]`
+    /// (`NotFound`: no server has the name).
     pub(crate) fn deliver_batch(
         &mut self,
         batch: &[NetMessage<'_>],
         outcomes: &mut Vec<Result<(), ErrorKind>>,
+        appended: impl FnOnce(&[Result<(), ErrorKind>]),
     ) {
         outcomes.clear();
         // Names appended to and not woken yet; names found missing (asked once per batch).
@@ -374,7 +376,16 @@ impl Deliverer {
                 }
             }
         }
+        appended(outcomes);
         self.wake(&mut touched);
+    }
+
+    /// Wakes the sleeping readers of `name` (what another process appended and did not get to
+    /// wake them for); nothing if no server has it.
+    pub(crate) fn ring(&mut self, name: &str, record: &RecordSource) {
+        if let Ok(at) = self.writer_for(name, record) {
+            self.writers[at].1.ring_bells();
+        }
     }
 
     /// Rings the bells of the `names` appended to, once each.
@@ -395,9 +406,9 @@ impl Deliverer {
         Some(at)
     }
 
-    /// Appends one message without waking anyone; returns the writer's index.
-    fn append(&mut self, name: &str, data: &[u8], record: &RecordSource) -> Result<usize, Error> {
-        let at = match self.find(name) {
+    /// The index of the cached writer of `name`, opened (stamping `record`) if need be.
+    fn writer_for(&mut self, name: &str, record: &RecordSource) -> Result<usize, Error> {
+        Ok(match self.find(name) {
             Some(at) => at,
             None => {
                 let parsed = MailslotName::parse(name)?;
@@ -421,7 +432,12 @@ impl Deliverer {
                 self.last = self.writers.len() - 1;
                 self.last
             }
-        };
+        })
+    }
+
+    /// Appends one message without waking anyone; returns the writer's index.
+    fn append(&mut self, name: &str, data: &[u8], record: &RecordSource) -> Result<usize, Error> {
+        let at = self.writer_for(name, record)?;
         let result = self.writers[at].1.append_as(data, Some(record));
         // A damaged (truncated) file is reopened too: a new server may have replaced it.
         if let Err(e) = result {

@@ -514,6 +514,7 @@ impl Holder {
         let c = &self.counters;
         let now = Instant::now();
         let mut accepted: Vec<Accepted<'_>> = Vec::with_capacity(batch.count());
+        let mut already: Vec<Accepted<'_>> = Vec::new();
         for i in 0..batch.count() {
             let (bytes, truncated, from) = batch.get(i);
             match self.inbound.datagram(bytes, from, truncated, now) {
@@ -528,11 +529,15 @@ impl Holder {
                     Counters::bump(&c.received);
                     Counters::bump(reason.counter(c));
                 }
-                Verdict::AlreadyDelivered(key) => self.pending.note(key),
+                Verdict::AlreadyDelivered(a) => {
+                    self.pending.note(a.key);
+                    already.push(a);
+                }
             }
         }
         self.inbound.end_batch();
         self.sink.deliver(&accepted, c, &mut self.pending);
+        self.sink.wake(&already);
         self.dirty = true;
     }
 

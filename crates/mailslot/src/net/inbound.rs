@@ -68,8 +68,9 @@ pub(crate) enum Verdict<'a> {
     Deliver(Accepted<'a>),
     Drop(Reason),
     /// The previous holder delivered it and died before taking it off the socket: not a new
-    /// datagram (no counter), and done (its key goes in the pending list again).
-    AlreadyDelivered(u64),
+    /// datagram (no counter), and done (its key goes in the pending list again); its readers
+    /// may still have to be woken.
+    AlreadyDelivered(Accepted<'a>),
 }
 
 /// The decision state of one holder's term: who we are, what was seen (dedupe), how many
@@ -132,16 +133,12 @@ impl Inbound {
             }
         };
         let key = self.keys.key(from.port(), bytes);
-        if let Some(at) = self.inherited.iter().position(|&k| k == key) {
-            self.inherited.swap_remove(at);
-            // Copies of it that come later are duplicates as usual.
-            self.dedupe.check(key, now);
-            return Verdict::AlreadyDelivered(key);
-        }
-        if self.dedupe.check(key, now) {
+        let inherited = self.inherited.iter().position(|&k| k == key);
+        // An inherited one counts for the dedupe too: its later copies are duplicates.
+        if self.dedupe.check(key, now) && inherited.is_none() {
             return Verdict::Drop(Reason::Duplicate);
         }
-        Verdict::Deliver(Accepted {
+        let accepted = Accepted {
             mailslot: p.mailslot,
             data: p.data,
             from,
@@ -150,7 +147,14 @@ impl Inbound {
             msg_type: p.msg_type,
             dgm_length_mismatch: !p.dgm_length_ok,
             key,
-        })
+        };
+        match inherited {
+            Some(at) => {
+                self.inherited.swap_remove(at);
+                Verdict::AlreadyDelivered(accepted)
+            }
+            None => Verdict::Deliver(accepted),
+        }
     }
 
     /// One request on the name-service port: the answer to send back to `from`, if any, for
@@ -250,10 +254,10 @@ mod tests {
         );
         let (ka, kb) = (keys.key(138, &a), keys.key(138, &b));
         let mut step = Inbound::new(id(), Duration::ZERO, t0).continuing(keys, vec![ka, 7]);
-        assert_eq!(
-            step.datagram(&a, from(), false, t0),
-            Verdict::AlreadyDelivered(ka)
-        );
+        let Verdict::AlreadyDelivered(done) = step.datagram(&a, from(), false, t0) else {
+            panic!("a was delivered by the previous holder")
+        };
+        assert_eq!((done.mailslot, done.key), ("T", ka));
         let Verdict::Deliver(got) = step.datagram(&b, from(), false, t0) else {
             panic!("b is new")
         };

@@ -34,8 +34,9 @@ impl Delivering {
 
     /// Delivers a batch and counts each message in exactly one counter: `delivered`,
     /// `dropped_no_mailslot` or `dropped_failed`; writes in `pending` what is done: the
-    /// local mailslots' batch once its readers are woken (a holder that dies before that
-    /// leaves the whole batch to its successor), a callback's message as it returns.
+    /// local mailslots' batch once it is in the rings, before their readers are woken (a
+    /// successor wakes them if we die in between: [`Delivering::wake`]), a callback's message
+    /// as it returns.
     pub(crate) fn deliver(
         &mut self,
         batch: &[Accepted<'_>],
@@ -58,16 +59,19 @@ impl Delivering {
                         source: record_source(a),
                     })
                     .collect();
-                deliverer.deliver_batch(&messages, outcomes);
-                for (a, outcome) in batch.iter().zip(outcomes.iter()) {
-                    pending.note(a.key);
+                deliverer.deliver_batch(&messages, outcomes, |_| {
+                    for a in batch {
+                        pending.note(a.key);
+                    }
+                    pending.write();
+                });
+                for outcome in outcomes.iter() {
                     Counters::bump(match outcome {
                         Ok(()) => &counters.delivered,
                         Err(ErrorKind::NotFound) => &counters.dropped_no_mailslot,
                         Err(_) => &counters.dropped_failed,
                     });
                 }
-                pending.write();
             }
             Delivering::Callback(f) => {
                 for a in batch {
@@ -83,6 +87,20 @@ impl Delivering {
                     count_callback(call(f, a.mailslot, a.data, &source), counters);
                     pending.note(a.key);
                     pending.write();
+                }
+            }
+        }
+    }
+
+    /// Wakes the readers of what the previous holder delivered and may have died before
+    /// waking them for (local mailslots; a callback has nothing to wake).
+    pub(crate) fn wake(&mut self, delivered: &[Accepted<'_>]) {
+        if let Delivering::Local { deliverer, .. } = self {
+            let mut names: Vec<&str> = Vec::new();
+            for a in delivered {
+                if !names.contains(&a.mailslot) {
+                    names.push(a.mailslot);
+                    deliverer.ring(a.mailslot, &record_source(a));
                 }
             }
         }
@@ -106,7 +124,7 @@ impl Delivering {
                     data,
                     source: source.record_source(),
                 };
-                deliverer.deliver_batch(std::slice::from_ref(&message), outcomes);
+                deliverer.deliver_batch(std::slice::from_ref(&message), outcomes, |_| {});
                 Counters::bump(match outcomes.first() {
                     Some(Ok(())) => &counters.delivered,
                     Some(Err(ErrorKind::NotFound)) => &counters.dropped_no_mailslot,
@@ -184,5 +202,64 @@ mod tests {
             );
             assert_eq!(record_source(&a), slow, "{name} to {to}");
         }
+    }
+
+    /// A holder that dies between noting its batch and waking the readers leaves them asleep
+    /// with the message in the ring; the successor, which skips the message, wakes them.
+    #[test]
+    fn a_successor_wakes_the_readers_a_dead_holder_did_not() {
+        use crate::{Scope, Server, Timeout};
+        use std::time::{Duration, Instant};
+        let dir = std::env::temp_dir().join(format!("ms-sink-wake-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .unwrap();
+        let mut server = Server::builder("WAKE")
+            .scope(Scope::Dir(dir.clone()))
+            .read_timeout(Timeout::After(Duration::from_secs(20)))
+            .open()
+            .unwrap();
+        let reader = std::thread::spawn(move || {
+            let got = server.recv().map(|m| m.data);
+            (got, Instant::now())
+        });
+        // The reader is asleep before anything is appended. Asleep, it looks again on its own
+        // only every 500 ms (`REVALIDATE_EVERY`): everything below happens well within that.
+        std::thread::sleep(Duration::from_millis(50));
+        let asleep = Instant::now();
+        let a = Accepted {
+            mailslot: "WAKE",
+            data: b"x",
+            from: SocketAddrV4::new(Ipv4Addr::new(10, 1, 2, 3), 138),
+            source: NbName::new("PEER", 0).unwrap(),
+            destination: NbName::new("HOST", 0).unwrap(),
+            msg_type: 0x10,
+            dgm_length_mismatch: false,
+            key: 1,
+        };
+        let message = NetMessage {
+            name: a.mailslot,
+            data: a.data,
+            source: record_source(&a),
+        };
+        // The dying holder: appended and noted, then "killed" before its wake-ups.
+        let mut outcomes = Vec::new();
+        let died = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Deliverer::new(dir.clone()).deliver_batch(&[message], &mut outcomes, |_| {
+                panic!("killed after the note")
+            })
+        }));
+        assert!(died.is_err());
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!reader.is_finished(), "the reader was woken by nobody");
+        Delivering::new(&Sink::Local, &dir).wake(&[a]);
+        let (got, at) = reader.join().unwrap();
+        assert_eq!(got.unwrap(), b"x");
+        assert!(
+            at.duration_since(asleep) < Duration::from_millis(400),
+            "woken by the successor, not by its own look 500 ms after it fell asleep"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
