@@ -1202,6 +1202,8 @@ fn a_writer_shared_by_fork_waits_for_the_other_process() {
             ("MS_STOP", stop.display().to_string()),
         ],
     );
+    // Only once there is a child to wait for the lock.
+    writer.expect("forked");
     let path = name_file(&dir, name);
     let lock_word = || {
         // Gone only if its reader quit: on damage, when both processes appended at once.
@@ -1217,18 +1219,17 @@ fn a_writer_shared_by_fork_waits_for_the_other_process() {
             .is_ok_and(|stat| stat.rsplit(") ").next().is_some_and(|r| r.starts_with('T')))
     };
     // Stop the parent at random moments until it is caught holding the lock: the word stays
-    // the same non-zero value for 200 ms (the running child holds it for microseconds at a
-    // time; with 50 ms the test failed once in a full run, most likely a child starved of CPU
-    // by the tests beside it, taken for the parent).
+    // the same non-zero value for 50 ms (the running child holds it for microseconds at a
+    // time).
     let mut rng = Rng::seeded("a_writer_shared_by_fork_waits_for_the_other_process");
     let mut caught = false;
     for _ in 0..2000 {
         common::send_signal(writer.pid, libc::SIGSTOP);
         common::wait_until("the parent writer stops", || stopped(writer.pid));
-        // The child takes the lock with the same word each time, so one look 200 ms later
-        // proves nothing: eighty looks in a row do.
+        // The child takes the lock with the same word each time, so one look 50 ms later
+        // proves nothing: twenty looks in a row do.
         let before = lock_word();
-        let held = (0..80).all(|_| {
+        let held = (0..20).all(|_| {
             std::thread::sleep(Duration::from_micros(2500));
             lock_word() == before
         });

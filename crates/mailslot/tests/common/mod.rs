@@ -696,6 +696,10 @@ fn role_fork_writer() -> i32 {
     let pid = unsafe { libc::fork() };
     let mut out = out();
     let me = u32::from(pid == 0);
+    if pid != 0 {
+        // Stopped before this, the parent could hold the lock with no child to wait for it.
+        report_now(&mut out, "forked");
+    }
     let mut timed_out = false;
     for s in 1.. {
         if s % 16 == 0 {
