@@ -3,9 +3,12 @@
 //! (`support/attacker.py`) as each. Needs root (CI runs as root; elsewhere the tests say
 //! `SKIP:`). One service and one global directory per test; hang guards only.
 
+#[path = "../../mailslot/tests/common/scratch.rs"]
+mod scratch;
 #[path = "../../mailslot/tests/common/skip.rs"]
 mod skip;
 
+use scratch::Scratch;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -109,47 +112,7 @@ fn tools() -> &'static (PathBuf, PathBuf) {
 
 /// A fresh path for a global directory (not created).
 fn global_path(tag: &str) -> Scratch {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let path = std::env::temp_dir().join(format!(
-        "ms-svc-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&path);
-    Scratch(path)
-}
-
-/// A temporary path, removed (with whatever is there) when the test is done.
-struct Scratch(PathBuf);
-
-impl std::ops::Deref for Scratch {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl AsRef<Path> for Scratch {
-    fn as_ref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl AsRef<std::ffi::OsStr> for Scratch {
-    fn as_ref(&self) -> &std::ffi::OsStr {
-        self.0.as_os_str()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        // A symlink is removed, never followed.
-        if std::fs::symlink_metadata(&self.0).is_ok_and(|m| m.file_type().is_symlink()) {
-            let _ = std::fs::remove_file(&self.0);
-        } else {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    Scratch::reserve("ms-svc", tag)
 }
 
 /// A child with its stdout lines on a channel; killed on drop.

@@ -2,12 +2,15 @@
 //! the role on when stopped by SIGTERM (exit 0), and exits 1 naming the program that holds the
 //! port. Loopback only, unprivileged ports, one runtime directory per test; hang guards only.
 
+#[path = "../../mailslot/tests/common/scratch.rs"]
+mod scratch;
 #[path = "../../mailslot/tests/common/skip.rs"]
 mod skip;
 
+use scratch::Scratch;
 use std::io::{BufRead, BufReader, Read};
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -17,17 +20,9 @@ use mailslot_wire::{MailslotDatagram, MessageType, NetbiosName, SizeLimit};
 const BIN: &str = env!("CARGO_BIN_EXE_mailslot");
 const GUARD: Duration = Duration::from_secs(20);
 
-fn dir(tag: &str) -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let d = std::env::temp_dir().join(format!(
-        "ms-serve-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-    d
+/// A test's runtime directory (0700), removed when the test ends.
+fn dir(tag: &str) -> Scratch {
+    Scratch::dir("ms-serve", tag)
 }
 
 /// A free port pair (datagram, name service) in 20000..32000 (below the ephemeral range).
@@ -45,7 +40,7 @@ fn ports() -> u16 {
     panic!("no free port pair");
 }
 
-fn serve(dir: &PathBuf, port: u16) -> Child {
+fn serve(dir: &Path, port: u16) -> Child {
     Command::new(BIN)
         .args([
             "serve",
@@ -105,7 +100,7 @@ fn wait_exit(child: &mut Child) -> i32 {
 
 /// `mailslot status --json` of runtime directory `d` (for role `port`, if given), polled
 /// until `done` holds; returns that output.
-fn wait_status(d: &PathBuf, port: Option<u16>, done: impl Fn(&str) -> bool) -> String {
+fn wait_status(d: &Path, port: Option<u16>, done: impl Fn(&str) -> bool) -> String {
     let deadline = Instant::now() + GUARD;
     loop {
         let mut cmd = Command::new(BIN);

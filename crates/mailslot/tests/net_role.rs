@@ -12,13 +12,16 @@
 
 #[path = "common/ports.rs"]
 mod ports;
+#[path = "common/scratch.rs"]
+mod scratch;
 
+use scratch::Scratch;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -38,16 +41,9 @@ const LOOPBACK_BCAST: Ipv4Addr = Ipv4Addr::new(127, 255, 255, 255);
 // ---------------------------------------------------------------------------------------------
 // Fixtures
 
-fn test_dir(tag: &str) -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let d = std::env::temp_dir().join(format!(
-        "ms-net-it-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A test's runtime directory, removed when the test ends.
+fn test_dir(tag: &str) -> Scratch {
+    Scratch::dir("ms-net-it", tag)
 }
 
 fn config(dir: &Path, port: u16, name: &str) -> NetConfig {
@@ -732,7 +728,7 @@ fn local_sink_delivers_batches_into_every_instance() {
         .map(|_| {
             Server::builder("NetSink")
                 .shared(true)
-                .scope(Scope::Dir(dir.clone()))
+                .scope(Scope::Dir(dir.to_path_buf()))
                 .capacity(1 << 20)
                 .read_timeout(Timeout::After(GUARD))
                 .open()
@@ -1660,7 +1656,6 @@ fn registers_defends_and_releases_its_names() {
     }
     released.sort();
     assert_eq!(released, names);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The peer defends HOSTR<00>: the role reports the conflict once, shows it in `status`,
@@ -1711,7 +1706,6 @@ fn a_name_another_node_defends_is_a_reported_conflict() {
     assert_eq!(conflicts.len(), 1, "{conflicts:?}");
     assert!(conflicts[0].contains("127.0.0.2"), "{conflicts:?}");
     drop(role);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `name_service = false` (`--no-name-service`): nothing is registered, answered or released.
@@ -1730,7 +1724,6 @@ fn no_name_service_claims_nothing() {
     );
     drop(role);
     assert_eq!(peer.next(Duration::from_millis(500)), None);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A flood of forged registrations of our name (a would-be reflector): the defences share the
@@ -1776,5 +1769,4 @@ fn a_flood_of_forged_registrations_is_answered_within_budget() {
         Some("registered")
     );
     drop(role);
-    let _ = std::fs::remove_dir_all(&dir);
 }
