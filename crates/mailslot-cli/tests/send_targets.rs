@@ -2,40 +2,14 @@
 //! traffic (IPv6, bad settings, sizes), with which message and exit code, and what goes on the
 //! wire (the Messenger To field of a broadcast, the largest datagram).
 
+#[path = "../../mailslot/tests/common/scratch.rs"]
+mod scratch;
+
 use std::net::{Ipv4Addr, UdpSocket};
-use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-/// A fresh runtime directory (mode 0700) of this test.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn path(&self) -> &std::path::Path {
-        &self.0
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn tempdir() -> Dir {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let d = std::env::temp_dir().join(format!(
-        "ms-send-targets-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-    Dir(d)
-}
-
+use scratch::Scratch;
 use serde_json::Value;
 
 /// Runs `mailslot` with its own runtime directory and no network role in this process.
@@ -64,7 +38,7 @@ fn refused(out: &Output, code: i32, what: &str) -> String {
 
 #[test]
 fn ipv6_targets_are_refused_at_once() {
-    let dir = tempdir();
+    let dir = Scratch::dir("ms-send-targets", "send");
     for to in ["::1", "fe80::1", "[::1]", "fe80::1%lo"] {
         let out = mailslot(
             dir.path(),
@@ -91,7 +65,7 @@ fn ipv6_targets_are_refused_at_once() {
 
 #[test]
 fn a_name_too_long_for_netbios_says_no_query_was_sent() {
-    let dir = tempdir();
+    let dir = Scratch::dir("ms-send-targets", "send");
     let name = "ABCDEFGHIJKLMNOPQ";
     let out = mailslot(
         dir.path(),
@@ -130,7 +104,7 @@ fn dry_run(dir: &std::path::Path, global: &[&str], send: &[&str]) -> Result<Valu
 
 #[test]
 fn one_size_limit_for_every_target_kind() {
-    let dir = tempdir();
+    let dir = Scratch::dir("ms-send-targets", "send");
     // (mailslot, limit): 576 bytes of datagram less 82 of header and names, less DataOffset.
     for (mailslot, limit) in [("TEST", 410), ("MESSNGR", 406), ("ABCDEFGHIJKLM", 398)] {
         for to in ["10.99.0.2", "HOSTB", "*", "WORKGROUP", "OTHERWG --group"] {
@@ -171,7 +145,7 @@ fn one_size_limit_for_every_target_kind() {
 
 #[test]
 fn real_sends_stop_at_the_same_limit() {
-    let dir = tempdir();
+    let dir = Scratch::dir("ms-send-targets", "send");
     let sock = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
@@ -212,7 +186,7 @@ fn real_sends_stop_at_the_same_limit() {
 
 #[test]
 fn a_messenger_broadcast_names_the_workgroup() {
-    let dir = tempdir();
+    let dir = Scratch::dir("ms-send-targets", "send");
     let popup = ["--messenger", "--from", "ALICE", "--to-user", "*"];
     let mut args = vec!["", "hello", "--to", "*"];
     args.extend(popup);
@@ -237,7 +211,7 @@ fn a_messenger_broadcast_names_the_workgroup() {
 
 #[test]
 fn bad_settings_name_their_option() {
-    let dir = tempdir();
+    let dir = Scratch::dir("ms-send-targets", "send");
     let cases: [(&[&str], &str); 3] = [
         (&["--workgroup", "my.group"], "--workgroup"),
         (&["--workgroup", "ABCDEFGHIJKLMNOPQ"], "--workgroup"),

@@ -7,12 +7,15 @@
 //! Each test runs the built binary in a runtime directory of its own, on loopback and
 //! unprivileged ports; waits are hang guards only.
 
+#[path = "../../mailslot/tests/common/scratch.rs"]
+mod scratch;
 #[path = "../../mailslot/tests/common/skip.rs"]
 mod skip;
 
+use scratch::Scratch;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver};
@@ -34,35 +37,6 @@ const SUBCOMMANDS: [&str; 9] = [
     "completions",
     "man",
 ];
-
-/// A private runtime directory (mode 0700), removed on drop.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(tag: &str) -> Dir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "ms-usage-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-            .unwrap();
-        Dir(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// The binary with `args`, in runtime directory `dir` (none: no `MAILSLOT_DIR`), with none of
 /// the settings of the environment the tests run in.
@@ -311,7 +285,7 @@ fn options_are_shown_once_and_only_where_they_apply() {
         .iter()
         .any(|l| l.contains("--global")));
     // Ahead of the subcommand, as before, and after it: the same.
-    let dir = Dir::new("where");
+    let dir = Scratch::dir("ms-usage", "where");
     let d = dir.path().to_str().unwrap();
     for args in [["--dir", d, "status"], ["status", "--dir", d]] {
         let out = run(None, &args);
@@ -375,7 +349,7 @@ fn help_shows_examples_and_the_exit_codes_the_readme_gives() {
 fn completions_and_man_pages_come_from_the_binary() {
     let bash = run(None, &["completions", "bash"]);
     assert!(bash.status.success());
-    let dir = Dir::new("completions");
+    let dir = Scratch::dir("ms-usage", "completions");
     let script = dir.path().join("mailslot.bash");
     std::fs::write(&script, &bash.stdout).unwrap();
     let loaded = Command::new("bash")
@@ -492,7 +466,7 @@ fn decode_reads_hex_on_stdin_and_no_input_is_a_usage_error() {
 
 #[test]
 fn status_of_a_name_that_is_not_open_is_an_error() {
-    let dir = Dir::new("nosuch");
+    let dir = Scratch::dir("ms-usage", "nosuch");
     let _open = listener(dir.path(), "OPEN", &[]);
     let out = run(Some(dir.path()), &["status", "OPEN"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -516,7 +490,7 @@ fn status_of_a_name_that_is_not_open_is_an_error() {
 
 #[test]
 fn send_verbose_says_how_it_was_sent_in_user_words() {
-    let dir = Dir::new("sendv");
+    let dir = Scratch::dir("ms-usage", "sendv");
     let port = ports();
     let peer = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)).unwrap();
     peer.set_read_timeout(Some(GUARD)).unwrap();
@@ -560,7 +534,7 @@ fn send_verbose_says_how_it_was_sent_in_user_words() {
 
 #[test]
 fn a_standby_serve_does_not_claim_to_release_a_role_it_never_held() {
-    let dir = Dir::new("standby");
+    let dir = Scratch::dir("ms-usage", "standby");
     let port = ports();
     let serve = || {
         Proc::spawn(command(
@@ -598,7 +572,7 @@ fn a_standby_serve_does_not_claim_to_release_a_role_it_never_held() {
 
 #[test]
 fn the_capacity_in_effect_is_shown_by_listen_v_and_status() {
-    let dir = Dir::new("capacity");
+    let dir = Scratch::dir("ms-usage", "capacity");
     let mut proc = Proc::spawn(command(
         Some(dir.path()),
         &[
@@ -637,7 +611,7 @@ fn the_capacity_in_effect_is_shown_by_listen_v_and_status() {
 
 #[test]
 fn a_symlinked_directory_is_refused_in_one_line_naming_it() {
-    let dir = Dir::new("symlink");
+    let dir = Scratch::dir("ms-usage", "symlink");
     let target = dir.path().join("real");
     std::fs::create_dir(&target).unwrap();
     std::fs::set_permissions(&target, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
@@ -671,7 +645,7 @@ fn a_symlinked_directory_is_refused_in_one_line_naming_it() {
 
 #[test]
 fn the_network_role_is_one_line_saying_what_was_opened_or_why_not() {
-    let dir = Dir::new("role");
+    let dir = Scratch::dir("ms-usage", "role");
     let port = ports();
     let p = port.to_string();
     let listen = |extra: &[&str]| {
@@ -719,7 +693,7 @@ fn the_network_role_is_one_line_saying_what_was_opened_or_why_not() {
 
 #[test]
 fn logging_follows_v_q_and_rust_log_and_json_stays_pure() {
-    let dir = Dir::new("logging");
+    let dir = Scratch::dir("ms-usage", "logging");
     let port = ports();
     // Something to send to (nothing reads it: the datagrams stay in its buffer).
     let _peer = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)).unwrap();
@@ -784,7 +758,7 @@ fn logging_follows_v_q_and_rust_log_and_json_stays_pure() {
 
 #[test]
 fn status_names_each_process_and_watch_redraws_until_interrupted() {
-    let dir = Dir::new("watch");
+    let dir = Scratch::dir("ms-usage", "watch");
     let _first = listener(dir.path(), "FIRST", &[]);
     let out = run(Some(dir.path()), &["status", "--json"]);
     let v: Value = serde_json::from_str(text(&out.stdout).lines().next().unwrap()).unwrap();
@@ -850,7 +824,7 @@ fn status_names_each_process_and_watch_redraws_until_interrupted() {
 /// MAILSLOT_NETBIOS_NAME); a variable that does not parse is a usage error naming it.
 #[test]
 fn options_beat_their_environment_variables_wherever_they_are_given() {
-    let dir = Dir::new("envprec");
+    let dir = Scratch::dir("ms-usage", "envprec");
     let port = ports();
     let peer = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)).unwrap();
     peer.set_read_timeout(Some(GUARD)).unwrap();

@@ -31,6 +31,10 @@ impl Scratch {
         .expect("chmod 700 the test directory");
         scratch
     }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
 }
 
 impl std::ops::Deref for Scratch {
