@@ -577,6 +577,67 @@ fn a_holder_killed_in_the_middle_of_a_batch_loses_nothing() {
     assert_eq!(got, texts, "each datagram delivered once, in order");
 }
 
+/// Empty datagrams (CVE-2020-14303's) in the batch a holder dies with: the kernel hides a
+/// peeked empty datagram from the successor's peeks, but not from its take-off. The successor
+/// must still deliver each datagram once, and must not spin on a hidden one left at the head
+/// of the queue (the socket stays readable while nothing can be peeked).
+#[test]
+fn empty_datagrams_in_a_dead_holders_batch_cost_nothing() {
+    let dir = test_dir("midbatch-empty");
+    let port = ports::free_port();
+    let dest = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
+    let mut holder = Helper::spawn_with(&dir, port, "HOSTA", None, &[("MS_DIE_ON", "die")]);
+    holder.expect("state holding");
+    let mut next = Helper::spawn(&dir, port, "HOSTA", None);
+    next.expect("state waiting");
+    next.expect("standby");
+    let signal = |sig: &str, pid: u32| {
+        let ok = Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "kill {sig} {pid}");
+    };
+    signal("-STOP", holder.pid);
+    let s = sender();
+    for (i, t) in ["b0", "", "die", "b3", ""].iter().enumerate() {
+        let d = if t.is_empty() {
+            Vec::new()
+        } else {
+            to_host(i as u16 + 1, t.as_bytes())
+        };
+        s.send_to(&d, dest).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    signal("-CONT", holder.pid);
+    let text_of = |line: &str| line.split(' ').nth(2).unwrap_or("").to_string();
+    let mut got = vec![text_of(&holder.expect("deliver").1)];
+    next.expect("state holding");
+    for _ in 0..2 {
+        got.push(text_of(&next.expect("deliver").1));
+    }
+    assert_eq!(got, ["b0", "die", "b3"], "each datagram once, in order");
+    // Idle now: a holder spinning on a hidden datagram would burn a CPU.
+    let cpu = |pid: u32| -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let fields: Vec<&str> = stat.rsplit(") ").next().unwrap().split(' ').collect();
+        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    let before = cpu(next.pid);
+    std::thread::sleep(Duration::from_millis(1000));
+    let used = cpu(next.pid) - before;
+    assert!(
+        used < 30,
+        "the successor used {used} ticks of CPU in an idle second"
+    );
+    s.send_to(&to_host(9, b"b5"), dest).unwrap();
+    assert_eq!(text_of(&next.expect("deliver").1), "b5");
+    assert!(next
+        .try_line("deliver", Duration::from_millis(300))
+        .is_none());
+}
+
 #[test]
 fn closing_the_holder_passes_the_role_on_at_once() {
     let dir = test_dir("close");

@@ -436,7 +436,7 @@ impl Holder {
         let mut errors_in_a_row = 0u32;
         loop {
             // Drain the datagram socket (bounded, so a flood cannot starve the stop signal).
-            for _ in 0..DRAIN_BATCHES {
+            for round in 0..DRAIN_BATCHES {
                 let peeking = self.can_peek && self.shared_socket.load(Ordering::Acquire);
                 let taken = if peeking {
                     batch.peek(self.udp.as_fd())
@@ -444,12 +444,19 @@ impl Holder {
                     batch.recv(self.udp.as_fd())
                 };
                 match taken {
-                    Ok(0) => break,
+                    Ok(0) => {
+                        // Woken with nothing to peek: empty datagrams a dead holder peeked may
+                        // sit hidden at the head, keeping the socket readable (see `discard`).
+                        if peeking && round == 0 {
+                            let _ = sys::drop_hidden_empty(self.udp.as_fd());
+                        }
+                        break;
+                    }
                     Ok(n) => {
                         errors_in_a_row = 0;
                         self.handle_batch(&batch);
                         if peeking {
-                            self.take_off(n)?;
+                            self.take_off(&batch)?;
                         }
                         self.pending.settle();
                         if n < batch.capacity() {
@@ -541,13 +548,18 @@ impl Holder {
         self.dirty = true;
     }
 
-    /// Takes the `n` datagrams of the batch just delivered off the socket.
-    fn take_off(&mut self, n: usize) -> Result<(), String> {
-        let (mut left, mut failures) = (n, 0);
-        while left > 0 {
-            match sys::discard(self.udp.as_fd(), left) {
-                Ok(0) => break,
-                Ok(k) => left -= k,
+    /// Takes the peeked batch just delivered off the socket: its non-empty datagrams, with any
+    /// hidden empty ones among them, then its own trailing empty ones (see `sys::discard`).
+    fn take_off(&mut self, batch: &RecvBatch) -> Result<(), String> {
+        let (mut non_empty, mut trailing) = batch.peeked_shape();
+        let mut failures = 0;
+        while non_empty > 0 || trailing > 0 {
+            let want = if non_empty > 0 { non_empty } else { trailing };
+            match sys::discard(self.udp.as_fd(), want) {
+                Ok(d) if d.total == 0 => break,
+                // Never more non-empty ones than asked for, so never one not delivered.
+                Ok(d) if non_empty > 0 => non_empty -= d.total - d.empty,
+                Ok(d) => trailing -= d.total,
                 // A queued socket error is reported by one call, then the datagrams follow.
                 Err(e) => {
                     failures += 1;

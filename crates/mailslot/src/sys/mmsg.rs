@@ -53,6 +53,14 @@ impl RecvBatch {
         (&self.bufs[at..at + len.min(self.slot)], truncated, from)
     }
 
+    /// Of the last receive: how many datagrams were not empty, and how many empty ones came
+    /// after the last that was not (what [`discard`] must remove of a peeked batch).
+    pub fn peeked_shape(&self) -> (usize, usize) {
+        let non_empty = self.got.iter().filter(|g| g.0 > 0).count();
+        let trailing = self.got.iter().rev().take_while(|g| g.0 == 0).count();
+        (non_empty, trailing)
+    }
+
     /// Takes what is queued on the IPv4 UDP socket `fd`, up to [`capacity`](Self::capacity)
     /// datagrams, without waiting (`MSG_DONTWAIT`); returns how many (0 when nothing is
     /// queued). An error (other than `EAGAIN`) is the socket's, e.g. a queued ICMP error.
@@ -112,30 +120,91 @@ impl RecvBatch {
     }
 }
 
+/// What a [`discard`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Discarded {
+    pub total: usize,
+    /// Of which empty (zero-length) datagrams.
+    pub empty: usize,
+}
+
 /// Removes the first `n` datagrams queued on the UDP socket `fd` without copying them (those a
-/// [`RecvBatch::peek`] returned, once they are delivered); returns how many were removed,
-/// fewer when the queue ran out. An error is returned only if none was removed.
-pub fn discard(fd: BorrowedFd<'_>, n: usize) -> io::Result<usize> {
-    let mut done = 0;
-    while done < n {
-        let count = (n - done).min(MAX_BATCH);
+/// [`RecvBatch::peek`] returned, once they are delivered); says how many were removed, fewer
+/// when the queue ran out. An error is returned only if none was removed.
+///
+/// An empty datagram that one reader peeked is hidden from the peeks of the next reader that
+/// resets the offset (the kernel skips a zero-length datagram it has peeked before), but not
+/// from removal: so a successor counts only the non-empty ones (see
+/// [`RecvBatch::peeked_shape`]) and removes hidden ones at the head with [`drop_hidden_empty`].
+pub fn discard(fd: BorrowedFd<'_>, n: usize) -> io::Result<Discarded> {
+    let mut done = Discarded::default();
+    while done.total < n {
+        let count = (n - done.total).min(MAX_BATCH);
         // SAFETY: all-zero bytes are a valid value of this plain C struct: no name, no iovec,
         // no control buffer, so the kernel writes only the lengths and flags.
         let mut hdrs: [libc::mmsghdr; MAX_BATCH] = unsafe { std::mem::zeroed() };
-        // MSG_TRUNC: each datagram moves the peek offset back by its whole length.
+        // MSG_TRUNC: each datagram moves the peek offset back by its whole length, and
+        // `msg_len` is that length.
         let flags = libc::MSG_DONTWAIT | libc::MSG_TRUNC;
         // SAFETY: the headers describe no buffers at all; they outlive the call.
         let got = match unsafe { recvmmsg(fd, &mut hdrs[..count], flags) } {
             Ok(got) => got,
-            Err(e) if done == 0 => return Err(e),
+            Err(e) if done.total == 0 => return Err(e),
             Err(_) => break,
         };
         if got == 0 {
             break;
         }
-        done += got;
+        done.total += got;
+        done.empty += hdrs[..got].iter().filter(|h| h.msg_len == 0).count();
     }
     Ok(done)
+}
+
+/// Removes the empty datagrams at the head of the queue that earlier peeks hid (see
+/// [`discard`]); returns how many. Leaves the peek offset on, at 0: call it only with nothing
+/// peeked and not removed.
+pub fn drop_hidden_empty(fd: BorrowedFd<'_>) -> io::Result<usize> {
+    // With the offset off, a peek sees the head whatever was peeked before.
+    set_peek_offset(fd, -1)?;
+    let mut dropped = 0;
+    let result = loop {
+        match recv_len(fd, libc::MSG_PEEK) {
+            Ok(Some(0)) => match recv_len(fd, 0) {
+                Ok(_) => dropped += 1,
+                Err(e) => break Err(e),
+            },
+            Ok(_) => break Ok(dropped),
+            Err(e) => break Err(e),
+        }
+    };
+    set_peek_offset(fd, 0)?;
+    result
+}
+
+/// The length of the datagram at the head of the queue (`MSG_TRUNC`, nothing copied), taken
+/// off unless `flags` has `MSG_PEEK`; `None` when nothing is queued.
+fn recv_len(fd: BorrowedFd<'_>, flags: libc::c_int) -> io::Result<Option<usize>> {
+    loop {
+        // SAFETY: a zero-length read into a null buffer: the kernel writes nothing.
+        let rc = unsafe {
+            libc::recv(
+                fd.as_raw_fd(),
+                std::ptr::null_mut(),
+                0,
+                flags | libc::MSG_TRUNC | libc::MSG_DONTWAIT,
+            )
+        };
+        if rc >= 0 {
+            return Ok(Some(rc as usize));
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EAGAIN) => return Ok(None),
+            _ => return Err(e),
+        }
+    }
 }
 
 /// Turns the socket's peek offset on and sets it to `offset` bytes from the head of its queue
@@ -256,15 +325,54 @@ mod tests {
         set_peek_offset(rx.as_fd(), 0).unwrap();
         assert_eq!(batch.peek(rx.as_fd()).unwrap(), 3);
         assert_eq!(firsts(&batch), [0, 1, 2]);
-        assert_eq!(discard(rx.as_fd(), 3).unwrap(), 3);
+        assert_eq!(discard(rx.as_fd(), 3).unwrap().total, 3);
         assert_eq!(batch.peek(rx.as_fd()).unwrap(), 2);
         assert_eq!(firsts(&batch), [3, 4]);
         assert_eq!(batch.peek(rx.as_fd()).unwrap(), 0, "all peeked");
-        assert_eq!(discard(rx.as_fd(), 2).unwrap(), 2);
+        assert_eq!(discard(rx.as_fd(), 2).unwrap().total, 2);
         tx.send_to(&[9u8; 4], to).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(20));
         assert_eq!(batch.recv(rx.as_fd()).unwrap(), 1);
         assert_eq!(firsts(&batch), [9]);
-        assert_eq!(discard(rx.as_fd(), 1).unwrap(), 0, "nothing left");
+        assert_eq!(discard(rx.as_fd(), 1).unwrap().total, 0, "nothing left");
+    }
+
+    /// The kernel hides a peeked empty datagram from the next reader's peeks, not from removal:
+    /// what `peeked_shape`, `discard` and `drop_hidden_empty` are for.
+    #[test]
+    fn a_peeked_empty_datagram_is_hidden_from_the_next_reader_and_dropped() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = rx.local_addr().unwrap();
+        set_peek_offset(rx.as_fd(), 0).unwrap();
+        for d in [&[][..], &[1], &[], &[2], &[]] {
+            tx.send_to(d, to).unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let mut batch = RecvBatch::new(8, 16);
+        assert_eq!(batch.peek(rx.as_fd()).unwrap(), 5);
+        assert_eq!(batch.peeked_shape(), (2, 1));
+        // A successor: the three empty ones are hidden now.
+        set_peek_offset(rx.as_fd(), 0).unwrap();
+        assert_eq!(batch.peek(rx.as_fd()).unwrap(), 2);
+        assert_eq!(batch.peeked_shape(), (2, 0));
+        let firsts = (0..2).map(|i| batch.get(i).0[0]).collect::<Vec<_>>();
+        assert_eq!(firsts, [1, 2]);
+        // Removing two takes the empty one in front: counted, so the caller asks for more,
+        // until both non-empty ones are off.
+        let d = discard(rx.as_fd(), 2).unwrap();
+        assert_eq!((d.total, d.empty), (2, 1));
+        let d = discard(rx.as_fd(), 1).unwrap();
+        assert_eq!((d.total, d.empty), (1, 1));
+        let d = discard(rx.as_fd(), 1).unwrap();
+        assert_eq!((d.total, d.empty), (1, 0));
+        // The hidden empty one left at the head: readable, yet nothing to peek.
+        assert_eq!(batch.peek(rx.as_fd()).unwrap(), 0);
+        assert_eq!(drop_hidden_empty(rx.as_fd()).unwrap(), 1);
+        assert_eq!(drop_hidden_empty(rx.as_fd()).unwrap(), 0);
+        assert_eq!(batch.recv(rx.as_fd()).unwrap(), 0, "nothing left");
+        tx.send_to(&[3], to).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert_eq!(batch.peek(rx.as_fd()).unwrap(), 1, "the offset is on, at 0");
     }
 }

@@ -23,6 +23,6 @@ pub use fd::register_async;
 pub use fd::{poll_readable, socket_drops, wait_readable};
 pub use futex::{futex_wait, futex_wake};
 pub use map::SharedMap;
-pub use mmsg::{discard, set_peek_offset, RecvBatch, MAX_BATCH};
+pub use mmsg::{discard, drop_hidden_empty, set_peek_offset, RecvBatch, MAX_BATCH};
 pub use ofd::{ofd_probe, ofd_try_lock, ofd_unlock, LockProbe};
 pub use process::{coarse_now, current_uid, fork_generation, random_u64};
